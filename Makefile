@@ -1,0 +1,42 @@
+# Kehu: `make dev` runs everything, `make test` tests everything. Only Python 3.11 and make needed.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+ROLE ?= admin
+PYTEST_ARGS ?=
+
+.PHONY: install dev test lint format token migrate clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+## Start PostgreSQL, the broker and every service (data kept in .kehu/); Ctrl-C stops all.
+dev: install
+	@$(PY) -m shared.devstack dev
+
+## Run the whole test suite against a throwaway PostgreSQL and broker.
+test: install
+	@$(PY) -m shared.devstack test -- $(PYTEST_ARGS)
+
+lint: install
+	@$(VENV)/bin/ruff check shared services tests
+	@$(VENV)/bin/ruff format --check shared services tests
+	@$(VENV)/bin/mypy
+
+format: install
+	@$(VENV)/bin/ruff format shared services tests
+	@$(VENV)/bin/ruff check --fix shared services tests
+
+## Print a bearer token for ROLE (admin, manager, agent, analyst, integration) for the dev stack.
+token: install
+	@$(PY) -m shared.auth $(ROLE)
+
+migrate: install
+	@$(PY) -m shared.migrate
+
+clean:
+	rm -rf $(VENV) .kehu .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,206 @@
+"""The common furniture of every Kehu service: one factory builds each FastAPI app.
+
+`create_service_app` wires settings, the database engine, auth, problem+json, request ids,
+JSON logs, metrics, health, the event feed, the outbox relay and the service's consumers.
+Everything that connects is built in the lifespan, so tests can build an app per configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from asgi_correlation_id import CorrelationIdMiddleware
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from shared import metrics
+from shared.auth import TokenVerifier, require
+from shared.consumer import ConsumerRunner, EventHandler
+from shared.db import create_engine, get_session, session_factory
+from shared.events.envelope import CloudEvent
+from shared.logs import configure_logging
+from shared.outbox import Outbox, OutboxRelay, read_feed
+from shared.problems import install_handlers, problem_responses
+from shared.settings import ServiceSettings
+
+BackgroundTask = Callable[[FastAPI], Awaitable[None]]
+
+
+@dataclass
+class ConsumerSpec:
+    group_id: str
+    topics: Sequence[str]
+    handlers: dict[str, EventHandler]
+
+
+@dataclass
+class ServiceSpec:
+    """What makes one service different from the others."""
+
+    name: str
+    title: str
+    description: str
+    settings: ServiceSettings
+    outbox: sa.Table
+    inbox: sa.Table
+    routers: Sequence[APIRouter] = ()
+    publishes: Sequence[str] = ()
+    consumers: Sequence[ConsumerSpec] = ()
+    background: Sequence[BackgroundTask] = ()
+    openapi_tags: list[dict[str, Any]] = field(default_factory=list)
+
+
+class FeedPage(BaseModel):
+    """A page of the event log, oldest first."""
+
+    items: list[CloudEvent]
+    next_after: str = Field(
+        description="Pass as `after` to read on. Equal to the request's `after` when nothing "
+        "newer exists yet: poll again later with the same value."
+    )
+
+
+def health_router() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/health/live", summary="Liveness: the process is up")
+    async def live() -> dict[str, str]:
+        return {"status": "pass"}
+
+    @router.get(
+        "/health/ready",
+        summary="Readiness: database, broker and consumer progress",
+        responses={503: {"description": "Not ready; `checks` says which dependency fails"}},
+    )
+    async def ready(request: Request) -> JSONResponse:
+        checks = await readiness_checks(request.app)
+        ok = all(c["status"] == "pass" for c in checks.values())
+        return JSONResponse(
+            {"status": "pass" if ok else "fail", "checks": checks},
+            status_code=200 if ok else 503,
+        )
+
+    return router
+
+
+async def readiness_checks(app: FastAPI) -> dict[str, dict[str, Any]]:
+    checks: dict[str, dict[str, Any]] = {}
+    try:
+        async with app.state.engine.connect() as conn:
+            await asyncio.wait_for(conn.execute(sa.text("SELECT 1")), 3)
+        checks["database"] = {"status": "pass"}
+    except Exception as exc:
+        checks["database"] = {"status": "fail", "error": f"{type(exc).__name__}: {exc}"[:300]}
+    relay: OutboxRelay = app.state.relay
+    broker_ok = await relay.broker_reachable()
+    checks["broker"] = {"status": "pass" if broker_ok else "fail", "error": relay.last_error}
+    for runner in app.state.consumers:
+        ok, detail = runner.healthy()
+        checks[f"consumer:{runner.group_id}"] = {"status": "pass" if ok else "fail", **detail}
+    return checks
+
+
+def events_router(outbox: sa.Table) -> APIRouter:
+    router = APIRouter(tags=["events"])
+
+    @router.get(
+        "/events",
+        summary="Pull feed of this service's events",
+        response_model=FeedPage,
+        responses=problem_responses(400, 401, 403, 422),
+    )
+    async def feed(
+        session: Annotated[Any, Depends(get_session)],
+        _: Annotated[Any, require("events:read")],
+        after: Annotated[
+            str, Query(pattern=r"^\d{1,18}$", description="Cursor: the `sequence` of the last "
+                       "event you processed; `0` reads from the start of the retained log.")
+        ] = "0",
+        type: Annotated[
+            list[str] | None,
+            Query(description="Only these event types (repeat the parameter for several).",
+                  examples=["kehu.customer.created.v1"]),
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> FeedPage:
+        """The service's event log as structured CloudEvents, oldest first.
+
+        Every event the service published is kept for the retention period, in the order of
+        its `sequence`. Read from `after=0`, process the page, then ask again with
+        `after=<next_after>`. The feed never skips an event: an event appears only once its
+        sequence is final.
+        """
+        items = await read_feed(session, outbox, int(after), limit, type)
+        return FeedPage(items=items, next_after=items[-1].sequence if items else after)
+
+    return router
+
+
+def create_service_app(spec: ServiceSpec) -> FastAPI:
+    settings = spec.settings
+    configure_logging(settings.service_name)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.sessions = session_factory(engine)
+        app.state.token_verifier = TokenVerifier(settings)
+        app.state.outbox = Outbox(spec.outbox, f"/kehu/{spec.name}")
+        app.state.relay = relay = OutboxRelay(settings, engine, spec.outbox, set(spec.publishes))
+        app.state.consumers = [
+            ConsumerRunner(settings, engine, spec.inbox, c.group_id, c.topics, c.handlers)
+            for c in spec.consumers
+        ]
+
+        async def refresh_metrics() -> None:
+            with contextlib.suppress(Exception):
+                backlog, age = await relay.backlog()
+                metrics.OUTBOX_BACKLOG.labels(spec.name).set(backlog)
+                metrics.OUTBOX_OLDEST_AGE.labels(spec.name).set(age or 0)
+
+        app.state.refresh_metrics = refresh_metrics
+        relay.start()
+        for runner in app.state.consumers:
+            runner.start()
+        tasks = [asyncio.create_task(task(app)) for task in spec.background]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            for runner in app.state.consumers:
+                await runner.stop()
+            await relay.stop()
+            await engine.dispose()
+
+    app = FastAPI(
+        title=spec.title,
+        description=spec.description,
+        version="1.0.0",
+        lifespan=lifespan,
+        openapi_tags=[
+            *spec.openapi_tags,
+            {"name": "events", "description": "The service's event log as a pull feed."},
+            {"name": "health", "description": "Liveness, readiness and metrics; no auth."},
+        ],
+    )
+    install_handlers(app)
+    app.add_middleware(metrics.MetricsMiddleware, service=spec.name)
+    app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
+    for router in spec.routers:
+        app.include_router(router)
+    app.include_router(events_router(spec.outbox))
+    app.include_router(health_router())
+    app.add_route("/metrics", metrics.metrics_endpoint, include_in_schema=False)
+    return app

@@ -1,0 +1,148 @@
+"""Bearer-JWT authentication and scope-based authorisation.
+
+Roles map to scopes; a token carries a role (`role` claim) and/or explicit `scope`s. HS256 with
+a shared secret (generated locally in dev), or RS256 verified against a JWKS URL or a PEM key.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from shared.problems import Forbidden, Unauthorized
+from shared.settings import ServiceSettings
+
+READ_WRITE = ("read", "write")
+RESOURCES = (
+    "customers", "interactions", "followups", "purchases", "surveys", "complaints",
+    "analytics", "events", "subscriptions", "audit", "admin",
+)
+ALL_SCOPES = frozenset(f"{r}:{a}" for r in RESOURCES for a in READ_WRITE) | {"pii:read"}
+
+ROLE_SCOPES: dict[str, frozenset[str]] = {
+    "admin": ALL_SCOPES,
+    "manager": ALL_SCOPES - {"admin:write", "admin:read", "subscriptions:write"},
+    "agent": frozenset({
+        "customers:read", "customers:write", "interactions:read", "interactions:write",
+        "followups:read", "followups:write", "purchases:read", "purchases:write",
+        "surveys:read", "surveys:write", "complaints:read", "complaints:write",
+        "analytics:read", "pii:read",
+    }),
+    # Analysts see everything, masked: no `pii:read`, no writes.
+    "analyst": frozenset(
+        {f"{r}:read" for r in RESOURCES if r not in ("admin", "audit", "subscriptions")}
+    ),
+    # Other systems: read and write the domain, read the event feeds; no PII unless granted.
+    "integration": frozenset({
+        "customers:read", "customers:write", "interactions:read", "interactions:write",
+        "purchases:read", "purchases:write", "surveys:read", "surveys:write",
+        "complaints:read", "complaints:write", "events:read", "analytics:read",
+        "subscriptions:read", "subscriptions:write",
+    }),
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, with the scopes their token grants."""
+
+    subject: str
+    role: str | None
+    scopes: frozenset[str]
+
+    def has(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+def scopes_for(claims: dict[str, Any]) -> frozenset[str]:
+    scopes: set[str] = set(ROLE_SCOPES.get(str(claims.get("role")), frozenset()))
+    raw = claims.get("scope") or claims.get("scp") or ""
+    scopes.update(raw.split() if isinstance(raw, str) else raw)
+    return frozenset(scopes)
+
+
+def issue_token(
+    settings: ServiceSettings, role: str, subject: str = "dev-user", ttl_s: int = 12 * 3600,
+    **claims: Any,
+) -> str:
+    """A signed HS256 token for `role` (dev tooling and tests)."""
+    if role not in ROLE_SCOPES:
+        raise ValueError(f"unknown role {role!r}; choose from {', '.join(ROLE_SCOPES)}")
+    now = int(time.time())
+    payload = {
+        "sub": subject, "role": role, "iss": settings.jwt_issuer, "aud": settings.jwt_audience,
+        "iat": now, "nbf": now, "exp": now + ttl_s, "jti": str(uuid.uuid4()), **claims,
+    }
+    return jwt.encode(payload, settings.signing_secret, algorithm="HS256")
+
+
+class TokenVerifier:
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
+        self._key: str | None = (
+            settings.jwt_public_key if settings.jwt_algorithm == "RS256"
+            else settings.signing_secret
+        )
+
+    def verify(self, token: str) -> Principal:
+        try:
+            key: Any = self._key
+            if self._jwks is not None:
+                key = self._jwks.get_signing_key_from_jwt(token).key
+            claims = jwt.decode(
+                token, key, algorithms=[self.settings.jwt_algorithm],
+                audience=self.settings.jwt_audience, issuer=self.settings.jwt_issuer,
+                options={"require": ["exp", "sub"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("The bearer token has expired") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"The bearer token is invalid: {exc}") from exc
+        return Principal(str(claims["sub"]), claims.get("role"), scopes_for(claims))
+
+
+_bearer = HTTPBearer(auto_error=False, description="A JWT from your identity provider")
+
+
+async def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("A bearer token is required (Authorization: Bearer <jwt>)")
+    verifier: TokenVerifier = request.app.state.token_verifier
+    principal = verifier.verify(credentials.credentials)
+    request.state.principal = principal
+    return principal
+
+
+def require(scope: str) -> Any:
+    """Dependency: the caller must hold `scope`."""
+
+    async def _check(
+        principal: Annotated[Principal, Depends(current_principal)],
+    ) -> Principal:
+        if not principal.has(scope):
+            raise Forbidden(f"This operation needs the `{scope}` scope", required_scope=scope)
+        return principal
+
+    return Depends(_check)
+
+
+def main() -> None:
+    """`python -m shared.auth ROLE`: print a dev bearer token for ROLE."""
+    import sys
+
+    role = sys.argv[1] if len(sys.argv) > 1 else "admin"
+    print(issue_token(ServiceSettings(), role))
+
+
+if __name__ == "__main__":
+    main()

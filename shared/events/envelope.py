@@ -1,0 +1,95 @@
+"""CloudEvents 1.0: structured JSON over HTTP, binary mode (ce_* headers) on Kafka."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Headers = list[tuple[str, bytes]]
+_REQUIRED = ("id", "source", "type", "specversion")
+
+
+class CloudEvent(BaseModel):
+    """A CloudEvents 1.0 event in structured JSON form."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [{
+                "specversion": "1.0",
+                "id": "0c3a6f53-8d53-4a8b-9a8e-2f9e4b1b2c3d",
+                "source": "/kehu/profiles",
+                "type": "kehu.customer.created.v1",
+                "subject": "6a1f7a0e-3f2b-4c55-8f0e-1d2c3b4a5f6e",
+                "time": "2026-11-23T10:00:00Z",
+                "datacontenttype": "application/json",
+                "partitionkey": "6a1f7a0e-3f2b-4c55-8f0e-1d2c3b4a5f6e",
+                "data": {"customer_id": "6a1f7a0e-3f2b-4c55-8f0e-1d2c3b4a5f6e"},
+            }]
+        },
+    )
+
+    specversion: Literal["1.0"] = "1.0"
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    source: str = Field(description="The emitting service, e.g. `/kehu/profiles`.")
+    type: str = Field(description="Versioned event type, e.g. `kehu.customer.created.v1`.")
+    subject: str | None = Field(None, description="The customer the event is about.")
+    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    datacontenttype: str = "application/json"
+    partitionkey: str | None = Field(
+        None, description="CloudEvents partitioning extension: the Kafka key (customer id)."
+    )
+    sequence: str | None = Field(
+        None, description="Position in the emitting service's event log (the feed cursor)."
+    )
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+def to_kafka(event: CloudEvent) -> tuple[bytes | None, bytes, Headers]:
+    """Binary content mode: (key, value, headers)."""
+    headers: Headers = [
+        ("ce_specversion", event.specversion.encode()),
+        ("ce_id", event.id.encode()),
+        ("ce_source", event.source.encode()),
+        ("ce_type", event.type.encode()),
+        ("ce_time", event.time.isoformat().encode()),
+        ("content-type", event.datacontenttype.encode()),
+    ]
+    if event.subject:
+        headers.append(("ce_subject", event.subject.encode()))
+    if event.partitionkey:
+        headers.append(("ce_partitionkey", event.partitionkey.encode()))
+    if event.sequence:
+        headers.append(("ce_sequence", event.sequence.encode()))
+    key = event.partitionkey.encode() if event.partitionkey else None
+    return key, json.dumps(event.data, separators=(",", ":"), default=str).encode(), headers
+
+
+class MalformedEvent(ValueError):
+    """A Kafka record that is not a valid binary-mode CloudEvent."""
+
+
+def from_kafka(value: bytes | None, headers: Any) -> CloudEvent:
+    attrs: dict[str, Any] = {}
+    for name, raw in headers or ():
+        if name.startswith("ce_"):
+            attrs[name[3:]] = raw.decode()
+        elif name == "content-type":
+            attrs["datacontenttype"] = raw.decode()
+    missing = [a for a in _REQUIRED if a not in attrs]
+    if missing:
+        raise MalformedEvent(f"missing CloudEvents headers: {', '.join('ce_' + m for m in missing)}")
+    try:
+        attrs["data"] = json.loads(value) if value else {}
+    except ValueError as exc:
+        raise MalformedEvent(f"event data is not JSON: {exc}") from exc
+    if not isinstance(attrs["data"], dict):
+        raise MalformedEvent("event data must be a JSON object")
+    try:
+        return CloudEvent.model_validate(attrs)
+    except ValueError as exc:
+        raise MalformedEvent(str(exc)) from exc

@@ -1,0 +1,72 @@
+"""Kafka clients configured the same way everywhere, and topic creation at start-up."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from shared.settings import ServiceSettings
+
+logger = logging.getLogger("kehu.kafka")
+
+
+def new_producer(settings: ServiceSettings) -> AIOKafkaProducer:
+    # Idempotent producers fail against Tansu (no InitProducerId); ordering per partition is
+    # kept by aiokafka sending one batch per partition at a time.
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=f"kehu-{settings.service_name}",
+        acks="all",
+        linger_ms=2,
+        max_batch_size=256 * 1024,
+        request_timeout_ms=15_000,
+        enable_idempotence=False,
+    )
+
+
+def new_consumer(settings: ServiceSettings, group_id: str, topics: Iterable[str]) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=f"kehu-{settings.service_name}",
+        group_id=group_id,
+        enable_auto_commit=False,  # offsets are committed only after the DB transaction
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        max_poll_interval_ms=300_000,
+        session_timeout_ms=30_000,
+        heartbeat_interval_ms=3_000,
+        request_timeout_ms=40_000,
+    )
+
+
+async def ensure_topics(settings: ServiceSettings, topics: Iterable[str]) -> None:
+    """Create missing topics with the configured partition count."""
+    wanted = sorted(set(topics))
+    if not wanted:
+        return
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=10_000
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in wanted if t not in existing]
+        if missing:
+            try:
+                await admin.create_topics(
+                    [
+                        NewTopic(t, settings.kafka_topic_partitions,
+                                 settings.kafka_replication_factor)
+                        for t in missing
+                    ]
+                )
+                logger.info("created topics %s", ", ".join(missing))
+            except TopicAlreadyExistsError:
+                pass  # another replica won the race
+    finally:
+        await admin.close()

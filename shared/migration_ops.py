@@ -1,0 +1,62 @@
+"""Migration steps every service shares: the outbox/inbox tables and the relay's NOTIFY trigger.
+
+The table definitions are frozen here as they were at revision 0001 so that later changes of
+`shared.outbox` never rewrite history; change them with a new migration instead.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+from shared.outbox import DROP_TRIGGER_SQL, NOTIFY_TRIGGER_SQL
+
+
+def create_event_log_tables() -> None:
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("event_id", UUID(as_uuid=True), nullable=False),
+        sa.Column("type", sa.Text, nullable=False),
+        sa.Column("source", sa.Text, nullable=False),
+        sa.Column("subject", sa.Text),
+        sa.Column("partition_key", sa.Text),
+        sa.Column("topic", sa.Text, nullable=False),
+        sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("data", JSONB, nullable=False),
+        sa.Column("position", sa.BigInteger),
+        sa.Column("published_at", sa.DateTime(timezone=True)),
+        sa.PrimaryKeyConstraint("id", name="pk_outbox"),
+        sa.UniqueConstraint("event_id", name="uq_outbox_event_id"),
+        sa.UniqueConstraint("position", name="uq_outbox_position"),
+    )
+    op.create_index(
+        "ix_outbox_unsequenced", "outbox", ["id"], postgresql_where=sa.text("position IS NULL")
+    )
+    op.create_index(
+        "ix_outbox_unpublished", "outbox", ["position"],
+        postgresql_where=sa.text("position IS NOT NULL AND published_at IS NULL"),
+    )
+    op.create_index("ix_outbox_type_position", "outbox", ["type", "position"])
+    for statement in NOTIFY_TRIGGER_SQL:
+        op.execute(statement)
+    op.create_table(
+        "inbox",
+        sa.Column("consumer", sa.Text, nullable=False),
+        sa.Column("event_id", sa.Text, nullable=False),
+        sa.Column("type", sa.Text, nullable=False),
+        sa.Column("status", sa.Text, nullable=False, server_default="processed"),
+        sa.Column("error", sa.Text),
+        sa.Column(
+            "processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.PrimaryKeyConstraint("consumer", "event_id", name="pk_inbox"),
+    )
+
+
+def drop_event_log_tables() -> None:
+    op.drop_table("inbox")
+    for statement in DROP_TRIGGER_SQL:
+        op.execute(statement)
+    op.drop_table("outbox")

@@ -1,0 +1,373 @@
+"""Transactional outbox: emit inside the caller's transaction; a relay publishes to Kafka.
+
+The relay works in two short steps, each serialised across replicas by a PostgreSQL advisory
+lock (so one customer's events keep their order however many replicas run):
+
+1. *sequence*: committed rows without a feed position get the next positions, in insertion
+   order. The position is the event-log cursor served by `GET /events`; it is assigned after
+   commit, so a reader never skips a row that committed late.
+2. *publish*: positioned, unpublished rows are claimed with `FOR UPDATE SKIP LOCKED` in
+   position order, sent as one batch, and marked published only once the broker acked them.
+
+The relay sleeps until a NOTIFY from the outbox trigger wakes it, with a polling fallback. With
+the broker down, step 1 keeps the feed current and step 2 retries with backoff; nothing is lost.
+Rows are kept as the service's event log for `outbox_retention_days`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from aiokafka import AIOKafkaProducer
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from shared import metrics
+from shared.events.envelope import CloudEvent, to_kafka
+from shared.events.registry import EventContract
+from shared.kafka import ensure_topics, new_producer
+from shared.settings import ServiceSettings
+
+logger = logging.getLogger("kehu.outbox")
+NOTIFY_CHANNEL = "kehu_outbox"
+# Any constant works; it only has to be the same for every replica of one service database.
+RELAY_LOCK_KEY = 0x6B656875
+
+
+def outbox_table(metadata: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        "outbox",
+        metadata,
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("event_id", UUID(as_uuid=True), nullable=False, unique=True),
+        sa.Column("type", sa.Text, nullable=False),
+        sa.Column("source", sa.Text, nullable=False),
+        sa.Column("subject", sa.Text),
+        sa.Column("partition_key", sa.Text),
+        sa.Column("topic", sa.Text, nullable=False),
+        sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("data", JSONB, nullable=False),
+        sa.Column("position", sa.BigInteger, unique=True),
+        sa.Column("published_at", sa.DateTime(timezone=True)),
+        sa.Index("ix_outbox_unsequenced", "id", postgresql_where=sa.text("position IS NULL")),
+        sa.Index(
+            "ix_outbox_unpublished",
+            "position",
+            postgresql_where=sa.text("position IS NOT NULL AND published_at IS NULL"),
+        ),
+        sa.Index("ix_outbox_type_position", "type", "position"),
+    )
+
+
+def inbox_table(metadata: sa.MetaData) -> sa.Table:
+    """Processed event ids per consumer group, written in the same transaction as the effect."""
+    return sa.Table(
+        "inbox",
+        metadata,
+        sa.Column("consumer", sa.Text, primary_key=True),
+        sa.Column("event_id", sa.Text, primary_key=True),
+        sa.Column("type", sa.Text, nullable=False),
+        sa.Column("status", sa.Text, nullable=False, server_default="processed"),
+        sa.Column("error", sa.Text),
+        sa.Column(
+            "processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+    )
+
+
+# Run by each service's first migration: wake the relay once per inserting statement.
+NOTIFY_TRIGGER_SQL = [
+    f"""
+    CREATE OR REPLACE FUNCTION kehu_outbox_notify() RETURNS trigger AS $$
+    BEGIN
+        PERFORM pg_notify('{NOTIFY_CHANNEL}', '');
+        RETURN NULL;
+    END $$ LANGUAGE plpgsql
+    """,
+    """
+    CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
+    FOR EACH STATEMENT EXECUTE FUNCTION kehu_outbox_notify()
+    """,
+]
+DROP_TRIGGER_SQL = [
+    "DROP TRIGGER IF EXISTS outbox_notify ON outbox",
+    "DROP FUNCTION IF EXISTS kehu_outbox_notify()",
+]
+
+
+def build_event(contract: EventContract, source: str, **attributes: Any) -> CloudEvent:
+    key = contract.partition_key()
+    return CloudEvent(
+        source=source,
+        type=contract.event_type(),
+        subject=key,
+        partitionkey=key,
+        data=contract.model_dump(mode="json"),
+        **attributes,
+    )
+
+
+class Outbox:
+    """Emits events into one service's outbox table, inside the caller's transaction."""
+
+    def __init__(self, table: sa.Table, source: str) -> None:
+        self.table = table
+        self.source = source
+
+    def _row(self, contract: EventContract) -> dict[str, Any]:
+        event = build_event(contract, self.source)
+        return {
+            "event_id": uuid.UUID(event.id),
+            "type": event.type,
+            "source": event.source,
+            "subject": event.subject,
+            "partition_key": event.partitionkey,
+            "topic": contract.topic,
+            "time": event.time,
+            "data": event.data,
+        }
+
+    async def emit(self, session: AsyncSession | AsyncConnection, *events: EventContract) -> None:
+        """Record events; they are published only if the caller's transaction commits."""
+        if events:
+            await session.execute(sa.insert(self.table), [self._row(e) for e in events])
+
+
+def row_to_event(row: Any) -> CloudEvent:
+    return CloudEvent(
+        id=str(row.event_id),
+        source=row.source,
+        type=row.type,
+        subject=row.subject,
+        partitionkey=row.partition_key,
+        time=row.time,
+        sequence=str(row.position) if row.position is not None else None,
+        data=row.data,
+    )
+
+
+class OutboxRelay:
+    """Publishes one service's outbox to Kafka; safe to run in every replica."""
+
+    def __init__(
+        self, settings: ServiceSettings, engine: AsyncEngine, table: sa.Table, topics: set[str]
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.table = table
+        self.topics = topics
+        self.producer: AIOKafkaProducer | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._listener: Any = None
+        self._listener_raw: Any = None
+        self.last_error: str | None = None
+        self.published_total = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._close_listener()
+        await self._close_producer()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                await self._ensure_listener()
+                sequenced = await self.sequence_once()
+                await self._ensure_producer()  # eagerly, so readiness reflects the broker
+                published = await self.publish_once()
+                self.last_error = None
+                backoff = 0.2
+                if sequenced < self.settings.outbox_batch_size and (
+                    published < self.settings.outbox_batch_size
+                ):
+                    await self._sleep(self.settings.outbox_poll_interval_s)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep relaying whatever fails; the rows stay in the outbox
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                logger.warning("outbox relay: %s; retrying in %.1fs", self.last_error, backoff)
+                await self._close_producer()
+                await asyncio.sleep(backoff + random.uniform(0, backoff / 2))
+                backoff = min(backoff * 2, 5.0)
+
+    async def _sleep(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        self._wake.clear()
+
+    async def _ensure_listener(self) -> None:
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        raw = await self.engine.raw_connection()
+        conn = raw.driver_connection
+        assert conn is not None
+        await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        self._listener = conn
+        self._listener_raw = raw
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _close_listener(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+            with contextlib.suppress(Exception):
+                self._listener_raw.close()
+            self._listener = None
+
+    async def broker_reachable(self, timeout: float = 3.0) -> bool:
+        if self.producer is None:
+            return False
+        try:
+            await asyncio.wait_for(self.producer.client.fetch_all_metadata(), timeout)
+        except Exception:
+            return False
+        return True
+
+    async def _ensure_producer(self) -> AIOKafkaProducer:
+        if self.producer is None:
+            producer = new_producer(self.settings)
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
+            await ensure_topics(self.settings, self.topics)
+            self.producer = producer
+        return self.producer
+
+    async def _close_producer(self) -> None:
+        if self.producer is not None:
+            producer, self.producer = self.producer, None
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), 5)
+
+    # -- the two steps -----------------------------------------------------------------------
+
+    async def sequence_once(self) -> int:
+        """Give committed, unsequenced rows the next feed positions, in insertion order."""
+        t = self.table
+        async with self.engine.begin() as conn:
+            if not await conn.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY))):
+                return 0
+            pending = (
+                sa.select(t.c.id)
+                .where(t.c.position.is_(None))
+                .order_by(t.c.id)
+                .limit(self.settings.outbox_batch_size)
+                .with_for_update(skip_locked=True)
+                .subquery()
+            )
+            numbered = sa.select(
+                pending.c.id, sa.func.row_number().over(order_by=pending.c.id).label("rn")
+            ).cte("numbered")
+            base = sa.select(sa.func.coalesce(sa.func.max(t.c.position), 0)).scalar_subquery()
+            result = await conn.execute(
+                sa.update(t)
+                .where(t.c.id == numbered.c.id)
+                .values(position=base + numbered.c.rn)
+                .returning(t.c.id)
+            )
+            return len(result.all())
+
+    async def publish_once(self) -> int:
+        """Send the oldest unpublished batch; mark rows published only after the broker acks."""
+        t = self.table
+        async with self.engine.begin() as conn:
+            if not await conn.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY))):
+                return 0
+            rows = (
+                await conn.execute(
+                    sa.select(t)
+                    .where(t.c.position.is_not(None), t.c.published_at.is_(None))
+                    .order_by(t.c.position)
+                    .limit(self.settings.outbox_batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return 0
+            producer = await self._ensure_producer()
+            futures = []
+            for row in rows:
+                key, value, headers = to_kafka(row_to_event(row))
+                futures.append(
+                    await producer.send(row.topic, value=value, key=key, headers=headers)
+                )
+            await asyncio.wait_for(asyncio.gather(*futures), 30)
+            await conn.execute(
+                sa.update(t)
+                .where(t.c.id.in_([r.id for r in rows]))
+                .values(published_at=sa.func.now())
+            )
+        self.published_total += len(rows)
+        metrics.OUTBOX_PUBLISHED.labels(self.settings.service_name).inc(len(rows))
+        return len(rows)
+
+    async def prune(self) -> int:
+        """Delete published events older than the retention window."""
+        t = self.table
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                sa.delete(t).where(
+                    t.c.published_at.is_not(None),
+                    t.c.time < sa.func.now() - sa.text(
+                        f"interval '{int(self.settings.outbox_retention_days)} days'"
+                    ),
+                )
+            )
+            return int(result.rowcount or 0)
+
+    async def backlog(self) -> tuple[int, float | None]:
+        """(unpublished events, age in seconds of the oldest one)."""
+        t = self.table
+        async with self.engine.connect() as conn:
+            count, oldest = (
+                await conn.execute(
+                    sa.select(sa.func.count(), sa.func.min(t.c.time)).where(
+                        t.c.published_at.is_(None)
+                    )
+                )
+            ).one()
+        age = (datetime.now(UTC) - oldest).total_seconds() if oldest else None
+        return int(count), age
+
+
+async def read_feed(
+    conn: AsyncSession | AsyncConnection,
+    table: sa.Table,
+    after: int,
+    limit: int,
+    types: list[str] | None = None,
+) -> list[CloudEvent]:
+    """Events with a feed position after `after`, oldest first."""
+    query = (
+        sa.select(table)
+        .where(table.c.position > after)
+        .order_by(table.c.position)
+        .limit(limit)
+    )
+    if types:
+        query = query.where(table.c.type.in_(types))
+    return [row_to_event(row) for row in (await conn.execute(query)).all()]

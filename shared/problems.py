@@ -1,0 +1,185 @@
+"""RFC 9457 problem details for every error a Kehu service returns.
+
+Domain code raises `ProblemError` subclasses; the handlers installed by `install_handlers` map
+them, request-validation failures, HTTP errors and unexpected exceptions to
+`application/problem+json`. Nothing below the router raises `HTTPException`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from asgi_correlation_id import correlation_id
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://kehu.dev/problems/"
+logger = logging.getLogger("kehu.problems")
+
+
+class FieldError(BaseModel):
+    """One invalid input field."""
+
+    field: str = Field(description="Dotted path of the field, e.g. `body.email`.")
+    message: str
+    type: str = Field(description="Machine-readable error code.")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem details object."""
+
+    type: str = Field(examples=[PROBLEM_BASE + "not-found"])
+    title: str = Field(examples=["Not found"])
+    status: int = Field(examples=[404])
+    detail: str | None = Field(None, examples=["Customer 0b6f… does not exist"])
+    instance: str | None = Field(None, examples=["/customers/0b6f…"])
+    request_id: str | None = None
+    errors: list[FieldError] | None = Field(
+        None, description="Each invalid field, for validation problems."
+    )
+
+    model_config = {"extra": "allow"}
+
+
+class ProblemError(Exception):
+    """Base of domain errors; subclasses set status, slug and title."""
+
+    status: int = 400
+    slug: str = "bad-request"
+    title: str = "Bad request"
+
+    def __init__(self, detail: str | None = None, **extensions: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.extensions = extensions
+
+
+class NotFound(ProblemError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class Conflict(ProblemError):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class InvalidTransition(ProblemError):
+    status, slug, title = 409, "invalid-transition", "Invalid state transition"
+
+
+class Unprocessable(ProblemError):
+    status, slug, title = 422, "unprocessable", "Unprocessable content"
+
+
+class PreconditionFailed(ProblemError):
+    status, slug, title = 412, "precondition-failed", "Precondition failed"
+
+
+class PreconditionRequired(ProblemError):
+    status, slug, title = 428, "precondition-required", "Precondition required"
+
+
+class Unauthorized(ProblemError):
+    status, slug, title = 401, "unauthorized", "Unauthorized"
+
+
+class Forbidden(ProblemError):
+    status, slug, title = 403, "forbidden", "Forbidden"
+
+
+class ServiceUnavailable(ProblemError):
+    status, slug, title = 503, "unavailable", "Service unavailable"
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "request_id": correlation_id.get(),
+    }
+    body.update({k: v for k, v in extensions.items() if v is not None})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+_HTTP_SLUGS = {
+    401: ("unauthorized", "Unauthorized"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    406: ("not-acceptable", "Not acceptable"),
+    413: ("payload-too-large", "Payload too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+}
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def _domain(request: Request, exc: ProblemError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return problem_response(
+            request, exc.status, exc.slug, exc.title, exc.detail, headers, **exc.extensions
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": _field_path(err["loc"]), "message": err["msg"], "type": err["type"]}
+            for err in exc.errors()
+        ]
+        fields = ", ".join(e["field"] for e in errors)
+        return problem_response(
+            request, 422, "validation", "Request validation failed",
+            f"Invalid fields: {fields}", errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        slug, title = _HTTP_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        return problem_response(request, exc.status_code, slug, title, detail, exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error", exc_info=exc)
+        return problem_response(
+            request, 500, "internal", "Internal server error",
+            "An unexpected error occurred; quote the request_id when reporting it.",
+        )
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries documenting problem+json errors."""
+    descriptions = {
+        400: "Bad request", 401: "Missing or invalid bearer token",
+        403: "Token lacks the required scope", 404: "Not found", 409: "Conflict",
+        412: "If-Match does not match the current ETag", 413: "Payload too large",
+        422: "Validation failed; `errors` names each bad field",
+        428: "If-Match header required", 503: "A dependency is unavailable",
+    }
+    return {
+        status: {
+            "model": Problem,
+            "description": descriptions.get(status, "Error"),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }

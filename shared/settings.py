@@ -1,0 +1,97 @@
+"""Typed settings shared by every service; each service extends `ServiceSettings`."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+Environment = Literal["dev", "test", "production"]
+
+# Placeholders that must never sign production tokens.
+INSECURE_SECRETS = {"", "changeme", "secret", "dev", "kehu-dev-secret"}
+
+
+def dev_secret(state_dir: Path) -> str:
+    """The generated local signing secret, created once and kept in the git-ignored state dir."""
+    path = state_dir / "dev-jwt-secret"
+    if not path.exists():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service has. Read from the environment only (12-factor)."""
+
+    model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True)
+
+    service_name: str = "kehu"
+    env: Environment = Field("dev", validation_alias="KEHU_ENV")
+    state_dir: Path = Field(Path(".kehu"), validation_alias="KEHU_STATE_DIR")
+
+    # A server URL (any database name); each service uses its own database `kehu_<service>`
+    # on it unless `<SERVICE>_DATABASE_URL` names one explicitly.
+    database_url: str = Field(
+        "postgresql://postgres@127.0.0.1:55432/postgres", validation_alias="DATABASE_URL"
+    )
+    service_database_url: str | None = None
+    db_pool_size: int = 10
+    db_statement_timeout_ms: int = 15_000
+
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:59092", validation_alias="KAFKA_BOOTSTRAP_SERVERS"
+    )
+    kafka_topic_partitions: int = Field(3, validation_alias="KEHU_TOPIC_PARTITIONS")
+    kafka_replication_factor: int = Field(1, validation_alias="KEHU_TOPIC_REPLICATION")
+    # Tansu answers a fetch after about fetch_max_wait/4; keep it low for snappy pipelines.
+    kafka_fetch_max_wait_ms: int = Field(100, validation_alias="KEHU_KAFKA_FETCH_MAX_WAIT_MS")
+
+    outbox_batch_size: int = 500
+    outbox_poll_interval_s: float = 1.0
+    outbox_retention_days: int = 365
+
+    consumer_batch_size: int = 500
+    consumer_max_retries: int = 3
+    consumer_stall_after_s: float = 60.0
+
+    jwt_secret: str | None = Field(None, validation_alias="KEHU_JWT_SECRET")
+    jwt_algorithm: Literal["HS256", "RS256"] = Field("HS256", validation_alias="KEHU_JWT_ALGORITHM")
+    jwt_jwks_url: str | None = Field(None, validation_alias="KEHU_JWT_JWKS_URL")
+    jwt_public_key: str | None = Field(None, validation_alias="KEHU_JWT_PUBLIC_KEY")
+    jwt_issuer: str = Field("kehu", validation_alias="KEHU_JWT_ISSUER")
+    jwt_audience: str = Field("kehu", validation_alias="KEHU_JWT_AUDIENCE")
+
+    @property
+    def database_name(self) -> str:
+        return f"kehu_{self.service_name}"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The service's own database as an asyncpg SQLAlchemy URL."""
+        url = make_url(self.service_database_url or self.database_url)
+        if not self.service_database_url:
+            url = url.set(database=self.database_name)
+        return url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+    @property
+    def signing_secret(self) -> str:
+        if self.jwt_secret:
+            return self.jwt_secret
+        return dev_secret(self.state_dir)
+
+    @model_validator(mode="after")
+    def _refuse_insecure_production(self) -> ServiceSettings:
+        if self.env == "production" and self.jwt_algorithm == "HS256":
+            if self.jwt_secret is None or self.jwt_secret in INSECURE_SECRETS:
+                raise ValueError("KEHU_JWT_SECRET must be set to a strong secret in production")
+            if len(self.jwt_secret) < 32:
+                raise ValueError("KEHU_JWT_SECRET must be at least 32 characters in production")
+        if self.jwt_algorithm == "RS256" and not (self.jwt_jwks_url or self.jwt_public_key):
+            raise ValueError("RS256 needs KEHU_JWT_JWKS_URL or KEHU_JWT_PUBLIC_KEY")
+        return self

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -29,7 +29,7 @@ from shared.outbox import Outbox, OutboxRelay, read_feed
 from shared.problems import install_handlers, problem_responses
 from shared.settings import ServiceSettings
 
-BackgroundTask = Callable[[FastAPI], Awaitable[None]]
+BackgroundTask = Callable[[FastAPI], Coroutine[Any, Any, None]]
 
 
 @dataclass
@@ -119,13 +119,19 @@ def events_router(outbox: sa.Table) -> APIRouter:
         session: Annotated[Any, Depends(get_session)],
         _: Annotated[Any, require("events:read")],
         after: Annotated[
-            str, Query(pattern=r"^\d{1,18}$", description="Cursor: the `sequence` of the last "
-                       "event you processed; `0` reads from the start of the retained log.")
+            str,
+            Query(
+                pattern=r"^\d{1,18}$",
+                description="Cursor: the `sequence` of the last "
+                "event you processed; `0` reads from the start of the retained log.",
+            ),
         ] = "0",
         type: Annotated[
             list[str] | None,
-            Query(description="Only these event types (repeat the parameter for several).",
-                  examples=["kehu.customer.created.v1"]),
+            Query(
+                description="Only these event types (repeat the parameter for several).",
+                examples=["kehu.customer.created.v1"],
+            ),
         ] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> FeedPage:

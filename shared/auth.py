@@ -20,31 +20,64 @@ from shared.settings import ServiceSettings
 
 READ_WRITE = ("read", "write")
 RESOURCES = (
-    "customers", "interactions", "followups", "purchases", "surveys", "complaints",
-    "analytics", "events", "subscriptions", "audit", "admin",
+    "customers",
+    "interactions",
+    "followups",
+    "purchases",
+    "surveys",
+    "complaints",
+    "analytics",
+    "events",
+    "subscriptions",
+    "audit",
+    "admin",
 )
 ALL_SCOPES = frozenset(f"{r}:{a}" for r in RESOURCES for a in READ_WRITE) | {"pii:read"}
 
 ROLE_SCOPES: dict[str, frozenset[str]] = {
     "admin": ALL_SCOPES,
     "manager": ALL_SCOPES - {"admin:write", "admin:read", "subscriptions:write"},
-    "agent": frozenset({
-        "customers:read", "customers:write", "interactions:read", "interactions:write",
-        "followups:read", "followups:write", "purchases:read", "purchases:write",
-        "surveys:read", "surveys:write", "complaints:read", "complaints:write",
-        "analytics:read", "pii:read",
-    }),
+    "agent": frozenset(
+        {
+            "customers:read",
+            "customers:write",
+            "interactions:read",
+            "interactions:write",
+            "followups:read",
+            "followups:write",
+            "purchases:read",
+            "purchases:write",
+            "surveys:read",
+            "surveys:write",
+            "complaints:read",
+            "complaints:write",
+            "analytics:read",
+            "pii:read",
+        }
+    ),
     # Analysts see everything, masked: no `pii:read`, no writes.
     "analyst": frozenset(
         {f"{r}:read" for r in RESOURCES if r not in ("admin", "audit", "subscriptions")}
     ),
     # Other systems: read and write the domain, read the event feeds; no PII unless granted.
-    "integration": frozenset({
-        "customers:read", "customers:write", "interactions:read", "interactions:write",
-        "purchases:read", "purchases:write", "surveys:read", "surveys:write",
-        "complaints:read", "complaints:write", "events:read", "analytics:read",
-        "subscriptions:read", "subscriptions:write",
-    }),
+    "integration": frozenset(
+        {
+            "customers:read",
+            "customers:write",
+            "interactions:read",
+            "interactions:write",
+            "purchases:read",
+            "purchases:write",
+            "surveys:read",
+            "surveys:write",
+            "complaints:read",
+            "complaints:write",
+            "events:read",
+            "analytics:read",
+            "subscriptions:read",
+            "subscriptions:write",
+        }
+    ),
 }
 
 
@@ -68,7 +101,10 @@ def scopes_for(claims: dict[str, Any]) -> frozenset[str]:
 
 
 def issue_token(
-    settings: ServiceSettings, role: str, subject: str = "dev-user", ttl_s: int = 12 * 3600,
+    settings: ServiceSettings,
+    role: str,
+    subject: str = "dev-user",
+    ttl_s: int = 12 * 3600,
     **claims: Any,
 ) -> str:
     """A signed HS256 token for `role` (dev tooling and tests)."""
@@ -76,8 +112,15 @@ def issue_token(
         raise ValueError(f"unknown role {role!r}; choose from {', '.join(ROLE_SCOPES)}")
     now = int(time.time())
     payload = {
-        "sub": subject, "role": role, "iss": settings.jwt_issuer, "aud": settings.jwt_audience,
-        "iat": now, "nbf": now, "exp": now + ttl_s, "jti": str(uuid.uuid4()), **claims,
+        "sub": subject,
+        "role": role,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl_s,
+        "jti": str(uuid.uuid4()),
+        **claims,
     }
     return jwt.encode(payload, settings.signing_secret, algorithm="HS256")
 
@@ -87,7 +130,8 @@ class TokenVerifier:
         self.settings = settings
         self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
         self._key: str | None = (
-            settings.jwt_public_key if settings.jwt_algorithm == "RS256"
+            settings.jwt_public_key
+            if settings.jwt_algorithm == "RS256"
             else settings.signing_secret
         )
 
@@ -97,8 +141,11 @@ class TokenVerifier:
             if self._jwks is not None:
                 key = self._jwks.get_signing_key_from_jwt(token).key
             claims = jwt.decode(
-                token, key, algorithms=[self.settings.jwt_algorithm],
-                audience=self.settings.jwt_audience, issuer=self.settings.jwt_issuer,
+                token,
+                key,
+                algorithms=[self.settings.jwt_algorithm],
+                audience=self.settings.jwt_audience,
+                issuer=self.settings.jwt_issuer,
                 options={"require": ["exp", "sub"]},
             )
         except jwt.ExpiredSignatureError as exc:

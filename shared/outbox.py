@@ -41,6 +41,10 @@ NOTIFY_CHANNEL = "kehu_outbox"
 RELAY_LOCK_KEY = 0x6B656875
 
 
+class TopicsMissing(RuntimeError):
+    pass
+
+
 def outbox_table(metadata: sa.MetaData) -> sa.Table:
     return sa.Table(
         "outbox",
@@ -316,6 +320,13 @@ class OutboxRelay:
                     await producer.send(row.topic, value=value, key=key, headers=headers)
                 )
             await asyncio.wait_for(asyncio.gather(*futures), 30)
+            # A broker that lost a topic (Tansu's memory storage after a restart) still acks
+            # produces to it; those records are gone. Resend the batch once the topic exists.
+            cluster = await producer.client.fetch_all_metadata()
+            missing = {row.topic for row in rows} - set(cluster.topics())
+            if missing:
+                await ensure_topics(self.settings, missing)
+                raise TopicsMissing(f"broker lost topics {sorted(missing)}; resending")
             await conn.execute(
                 sa.update(t)
                 .where(t.c.id.in_([r.id for r in rows]))
@@ -332,9 +343,9 @@ class OutboxRelay:
             result = await conn.execute(
                 sa.delete(t).where(
                     t.c.published_at.is_not(None),
-                    t.c.time < sa.func.now() - sa.text(
-                        f"interval '{int(self.settings.outbox_retention_days)} days'"
-                    ),
+                    t.c.time
+                    < sa.func.now()
+                    - sa.text(f"interval '{int(self.settings.outbox_retention_days)} days'"),
                 )
             )
             return int(result.rowcount or 0)
@@ -362,12 +373,7 @@ async def read_feed(
     types: list[str] | None = None,
 ) -> list[CloudEvent]:
     """Events with a feed position after `after`, oldest first."""
-    query = (
-        sa.select(table)
-        .where(table.c.position > after)
-        .order_by(table.c.position)
-        .limit(limit)
-    )
+    query = sa.select(table).where(table.c.position > after).order_by(table.c.position).limit(limit)
     if types:
         query = query.where(table.c.type.in_(types))
     return [row_to_event(row) for row in (await conn.execute(query)).all()]

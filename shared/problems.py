@@ -8,6 +8,7 @@ them, request-validation failures, HTTP errors and unexpected exceptions to
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from asgi_correlation_id import correlation_id
@@ -101,7 +102,7 @@ def problem_response(
     slug: str,
     title: str,
     detail: str | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     **extensions: Any,
 ) -> JSONResponse:
     body: dict[str, Any] = {
@@ -147,8 +148,12 @@ def install_handlers(app: FastAPI) -> None:
         ]
         fields = ", ".join(e["field"] for e in errors)
         return problem_response(
-            request, 422, "validation", "Request validation failed",
-            f"Invalid fields: {fields}", errors=errors,
+            request,
+            422,
+            "validation",
+            "Request validation failed",
+            f"Invalid fields: {fields}",
+            errors=errors,
         )
 
     @app.exception_handler(StarletteHTTPException)
@@ -161,7 +166,10 @@ def install_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error", exc_info=exc)
         return problem_response(
-            request, 500, "internal", "Internal server error",
+            request,
+            500,
+            "internal",
+            "Internal server error",
             "An unexpected error occurred; quote the request_id when reporting it.",
         )
 
@@ -169,11 +177,16 @@ def install_handlers(app: FastAPI) -> None:
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries documenting problem+json errors."""
     descriptions = {
-        400: "Bad request", 401: "Missing or invalid bearer token",
-        403: "Token lacks the required scope", 404: "Not found", 409: "Conflict",
-        412: "If-Match does not match the current ETag", 413: "Payload too large",
+        400: "Bad request",
+        401: "Missing or invalid bearer token",
+        403: "Token lacks the required scope",
+        404: "Not found",
+        409: "Conflict",
+        412: "If-Match does not match the current ETag",
+        413: "Payload too large",
         422: "Validation failed; `errors` names each bad field",
-        428: "If-Match header required", 503: "A dependency is unavailable",
+        428: "If-Match header required",
+        503: "A dependency is unavailable",
     }
     return {
         status: {

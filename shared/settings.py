@@ -29,7 +29,7 @@ def dev_secret(state_dir: Path) -> str:
 class ServiceSettings(BaseSettings):
     """Settings every service has. Read from the environment only (12-factor)."""
 
-    model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True)
+    model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True, populate_by_name=True)
 
     service_name: str = "kehu"
     env: Environment = Field("dev", validation_alias="KEHU_ENV")

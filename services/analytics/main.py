@@ -7,7 +7,9 @@ from services.analytics.models import inbox, outbox
 from shared.app import ServiceSpec, create_service_app
 from shared.contracts import ANALYTICS_TOPIC
 
-DESCRIPTION = """Read models: ABC tiers, RFM, lifecycle, churn risk, satisfaction and complaint aggregates.
+DESCRIPTION = """\
+Read models:
+ABC tiers, RFM, lifecycle, churn risk, satisfaction and complaint aggregates.
 
 Every endpoint except health, metrics and these docs needs `Authorization: Bearer <jwt>`;
 each operation names the scope it requires. Errors are RFC 9457 `application/problem+json`.

@@ -7,7 +7,8 @@ from services.interactions.models import inbox, outbox
 from shared.app import ServiceSpec, create_service_app
 from shared.contracts import INTERACTIONS_TOPIC
 
-DESCRIPTION = """Every contact with a customer, follow-ups and revisits, purchases and satisfaction surveys.
+DESCRIPTION = """\
+Every contact with a customer, follow-ups and revisits, purchases and satisfaction surveys.
 
 Every endpoint except health, metrics and these docs needs `Authorization: Bearer <jwt>`;
 each operation names the scope it requires. Errors are RFC 9457 `application/problem+json`.

@@ -7,7 +7,9 @@ from services.profiles.models import inbox, outbox
 from shared.app import ServiceSpec, create_service_app
 from shared.contracts import CUSTOMERS_TOPIC
 
-DESCRIPTION = """The complete customer archive: customers, contacts, needs, consent, merge and GDPR.
+DESCRIPTION = """\
+The complete customer archive:
+customers, contacts, needs, consent, merge and GDPR.
 
 Every endpoint except health, metrics and these docs needs `Authorization: Bearer <jwt>`;
 each operation names the scope it requires. Errors are RFC 9457 `application/problem+json`.

@@ -19,17 +19,19 @@ class CloudEvent(BaseModel):
     model_config = ConfigDict(
         extra="allow",
         json_schema_extra={
-            "examples": [{
-                "specversion": "1.0",
-                "id": "0c3a6f53-8d53-4a8b-9a8e-2f9e4b1b2c3d",
-                "source": "/kehu/profiles",
-                "type": "kehu.customer.created.v1",
-                "subject": "6a1f7a0e-3f2b-4c55-8f0e-1d2c3b4a5f6e",
-                "time": "2026-11-23T10:00:00Z",
-                "datacontenttype": "application/json",
-                "partitionkey": "6a1f7a0e-3f2b-4c55-8f0e-1d2c3b4a5f6e",
-                "data": {"customer_id": "6a1f7a0e-3f2b-4c55-8f0e-1d2c3b4a5f6e"},
-            }]
+            "examples": [
+                {
+                    "specversion": "1.0",
+                    "id": "0c3a6f53-8d53-4a8b-9a8e-2f9e4b1b2c3d",
+                    "source": "/kehu/profiles",
+                    "type": "kehu.customer.created.v1",
+                    "subject": "6a1f7a0e-3f2b-4c55-8f0e-1d2c3b4a5f6e",
+                    "time": "2026-11-23T10:00:00Z",
+                    "datacontenttype": "application/json",
+                    "partitionkey": "6a1f7a0e-3f2b-4c55-8f0e-1d2c3b4a5f6e",
+                    "data": {"customer_id": "6a1f7a0e-3f2b-4c55-8f0e-1d2c3b4a5f6e"},
+                }
+            ]
         },
     )
 
@@ -82,7 +84,9 @@ def from_kafka(value: bytes | None, headers: Any) -> CloudEvent:
             attrs["datacontenttype"] = raw.decode()
     missing = [a for a in _REQUIRED if a not in attrs]
     if missing:
-        raise MalformedEvent(f"missing CloudEvents headers: {', '.join('ce_' + m for m in missing)}")
+        raise MalformedEvent(
+            f"missing CloudEvents headers: {', '.join('ce_' + m for m in missing)}"
+        )
     try:
         attrs["data"] = json.loads(value) if value else {}
     except ValueError as exc:

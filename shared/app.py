@@ -15,14 +15,14 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from asgi_correlation_id import CorrelationIdMiddleware
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from shared import metrics
 from shared.auth import TokenVerifier, require
 from shared.consumer import ConsumerRunner, EventHandler
-from shared.db import create_engine, get_session, session_factory
+from shared.db import SessionDep, create_engine, session_factory
 from shared.events.envelope import CloudEvent
 from shared.logs import configure_logging
 from shared.outbox import Outbox, OutboxRelay, read_feed
@@ -116,7 +116,7 @@ def events_router(outbox: sa.Table) -> APIRouter:
         responses=problem_responses(400, 401, 403, 422),
     )
     async def feed(
-        session: Annotated[Any, Depends(get_session)],
+        session: SessionDep,
         _: Annotated[Any, require("events:read")],
         after: Annotated[
             str,

@@ -62,3 +62,23 @@ def drop_event_log_tables() -> None:
     for statement in DROP_TRIGGER_SQL:
         op.execute(statement)
     op.drop_table("outbox")
+
+
+def create_idempotency_table() -> None:
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("key", sa.Text, nullable=False),
+        sa.Column("principal", sa.Text, nullable=False),
+        sa.Column("fingerprint", sa.Text, nullable=False),
+        sa.Column("status_code", sa.Integer),
+        sa.Column("body", JSONB),
+        sa.Column("headers", JSONB),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.PrimaryKeyConstraint("key", "principal", name="pk_idempotency_keys"),
+    )
+
+
+def drop_idempotency_table() -> None:
+    op.drop_table("idempotency_keys")

@@ -1,6 +1,7 @@
 """Tables owned by the complaints service."""
 
 from shared.db import Base, new_metadata
+from shared.http import idempotency_table
 from shared.outbox import inbox_table, outbox_table
 
 
@@ -12,3 +13,4 @@ class Model(Base):
 metadata = Model.metadata
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
+idempotency_keys = idempotency_table(metadata)

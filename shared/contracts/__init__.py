@@ -8,3 +8,8 @@ INTERACTIONS_TOPIC = "kehu.interactions"
 COMPLAINTS_TOPIC = "kehu.complaints"
 ANALYTICS_TOPIC = "kehu.analytics"
 DOMAIN_TOPICS = (CUSTOMERS_TOPIC, INTERACTIONS_TOPIC, COMPLAINTS_TOPIC, ANALYTICS_TOPIC)
+
+
+def load_all() -> None:
+    """Import every contract module so the registry knows every event type."""
+    from shared.contracts import analytics, complaints, customers, interactions  # noqa: F401

@@ -6,10 +6,13 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 
 from shared.events.registry import EventContract, contract
 
@@ -120,3 +123,14 @@ class TcpProxy:
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         self._writers.difference_update({writer, up_writer})
+
+
+async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan (relay, consumers, jobs) and yield an in-process client.
+
+    Use as `async for client in serve(app): ...` inside a fixture or test.
+    """
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://kehu") as client:
+            yield client

@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
@@ -21,16 +20,9 @@ from shared.devstack import TansuBroker, free_port
 from shared.outbox import Outbox
 from shared.settings import ServiceSettings
 from tests.conftest import auth
-from tests.helpers import TcpProxy, eventually, make_contract, unique_topic
+from tests.helpers import TcpProxy, eventually, make_contract, serve, unique_topic
 
 PROBLEM = "application/problem+json"
-
-
-async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://kehu") as client:
-            yield client
 
 
 @pytest.fixture

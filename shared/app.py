@@ -25,6 +25,7 @@ from shared.consumer import ConsumerRunner, EventHandler
 from shared.db import SessionDep, create_engine, session_factory
 from shared.events.envelope import CloudEvent
 from shared.logs import configure_logging
+from shared.openapi import install_openapi
 from shared.outbox import Outbox, OutboxRelay, read_feed
 from shared.problems import install_handlers, problem_responses
 from shared.settings import ServiceSettings
@@ -202,6 +203,7 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
         ],
     )
     install_handlers(app)
+    install_openapi(app)
     app.add_middleware(metrics.MetricsMiddleware, service=spec.name)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     for router in spec.routers:

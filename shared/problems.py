@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -133,6 +133,19 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc)
 
 
+def _sqlstate(exc: DBAPIError) -> str:
+    """The PostgreSQL SQLSTATE behind a SQLAlchemy error ('' when unknown)."""
+    for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if code:
+            return str(code)
+    return ""
+
+
+def _first_line(error: object) -> str:
+    return str(error).splitlines()[0][:200] if str(error) else "invalid value"
+
+
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _domain(request: Request, exc: ProblemError) -> JSONResponse:
@@ -163,16 +176,44 @@ def install_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else None
         return problem_response(request, exc.status_code, slug, title, detail, exc.headers)
 
-    @app.exception_handler(IntegrityError)
-    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
-        # A race the service layer's checks could not see (two creates of one unique value).
-        logger.info("integrity error mapped to 409: %s", exc.orig)
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        sqlstate = _sqlstate(exc)
+        if isinstance(exc, IntegrityError) or sqlstate.startswith("23"):
+            # A race the service layer's checks could not see (two creates of one unique value).
+            logger.info("integrity error mapped to 409: %s", exc.orig)
+            return problem_response(
+                request,
+                409,
+                "conflict",
+                "Conflict",
+                "The change conflicts with the current state (a concurrent request won); retry.",
+            )
+        if sqlstate.startswith("22"):
+            # Data exceptions: input PostgreSQL cannot store (NUL characters, out-of-range values).
+            return problem_response(
+                request,
+                422,
+                "invalid-data",
+                "Invalid data",
+                f"The input cannot be stored: {_first_line(exc.orig)}",
+            )
+        if sqlstate in ("40001", "40P01", "57014") or exc.connection_invalidated:
+            return problem_response(
+                request,
+                503,
+                "unavailable",
+                "Service unavailable",
+                "The database could not complete the request in time; retry.",
+                {"Retry-After": "1"},
+            )
+        logger.exception("database error", exc_info=exc)
         return problem_response(
             request,
-            409,
-            "conflict",
-            "Conflict",
-            "The change conflicts with the current state (a concurrent request won); retry.",
+            500,
+            "internal",
+            "Internal server error",
+            "An unexpected error occurred; quote the request_id when reporting it.",
         )
 
     @app.exception_handler(OperationalError)
@@ -216,7 +257,6 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
     return {
         status: {
-            "model": Problem,
             "description": descriptions.get(status, "Error"),
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }

@@ -1,11 +1,19 @@
 """The complaints service: `uvicorn services.complaints.main:create_app --factory`."""
 
-from fastapi import FastAPI
+from collections.abc import Awaitable, Callable
+from typing import cast
 
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.complaints import consumers, service
+from services.complaints.api import agents_router, router
 from services.complaints.config import Settings
 from services.complaints.models import inbox, outbox
-from shared.app import ServiceSpec, create_service_app
-from shared.contracts import COMPLAINTS_TOPIC
+from shared.app import BackgroundTask, ConsumerSpec, ServiceSpec, create_service_app
+from shared.contracts import ANALYTICS_TOPIC, COMPLAINTS_TOPIC, CUSTOMERS_TOPIC
+from shared.outbox import Outbox
+from shared.scheduler import periodic
 
 DESCRIPTION = """Complaint intake, SLA clocks, escalation, resolution and revisit.
 
@@ -15,14 +23,47 @@ each operation names the scope it requires. Errors are RFC 9457 `application/pro
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    return create_service_app(
+    settings = settings or Settings()
+    # The same source the platform gives app.state.outbox, so consumers emit like requests do.
+    ctx = service.Context.of(settings, Outbox(outbox, "/kehu/complaints"))
+
+    async def sla_job(app: FastAPI, session: AsyncSession) -> int:
+        return await service.run_sla_checks(ctx, session)
+
+    background: list[Callable[[FastAPI], Awaitable[None]]] = []
+    if settings.sla_scheduler_enabled:
+        background.append(
+            periodic("complaints-sla", sla_job, lambda app: settings.sla_scheduler_interval_s)
+        )
+    consumer_specs = []
+    if settings.consumers_enabled:
+        consumer_specs.append(
+            ConsumerSpec(
+                group_id=consumers.GROUP_ID,
+                topics=[ANALYTICS_TOPIC, CUSTOMERS_TOPIC],
+                handlers=consumers.handlers(ctx),
+            )
+        )
+    app = create_service_app(
         ServiceSpec(
             name="complaints",
             title="Kehu complaints",
             description=DESCRIPTION,
-            settings=settings or Settings(),
+            settings=settings,
             outbox=outbox,
             inbox=inbox,
+            routers=[router, agents_router],
             publishes=[COMPLAINTS_TOPIC],
+            consumers=consumer_specs,
+            background=cast(list[BackgroundTask], background),
+            openapi_tags=[
+                {
+                    "name": "complaints",
+                    "description": "Intake, lifecycle, SLA, investigation, resolution, revisit.",
+                },
+                {"name": "agents", "description": "Agents and teams for automatic assignment."},
+            ],
         )
     )
+    app.state.complaints = ctx
+    return app

@@ -1,0 +1,499 @@
+"""HTTP routes of the complaints service: parse, call the service layer, shape the response."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from services.complaints import repository as repo
+from services.complaints import service
+from services.complaints.models import Complaint, idempotency_keys
+from services.complaints.schemas import (
+    ActionCreate,
+    ActionRead,
+    ActionUpdate,
+    AgentRead,
+    AgentUpsert,
+    AssignmentRequest,
+    Category,
+    Complainant,
+    ComplaintCreate,
+    ComplaintRead,
+    ComplaintUpdate,
+    EscalationRequest,
+    NoteCreate,
+    NoteRead,
+    RatingRequest,
+    Severity,
+    SlaRead,
+    SlaStatus,
+    Status,
+    TransitionRead,
+    TransitionRequest,
+)
+from shared.auth import Principal, require
+from shared.db import SessionDep
+from shared.http import (
+    Idempotency,
+    IdempotencyKeyHeader,
+    IfMatch,
+    check_if_match,
+    set_etag,
+)
+from shared.pagination import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    InvalidCursor,
+    Page,
+    decode_cursor,
+    encode_cursor,
+)
+from shared.problems import problem_responses
+
+router = APIRouter(tags=["complaints"])
+agents_router = APIRouter(tags=["agents"])
+
+Reader = Annotated[Principal, require("complaints:read")]
+Writer = Annotated[Principal, require("complaints:write")]
+
+
+def get_context(request: Request) -> service.Context:
+    ctx = getattr(request.app.state, "complaints", None)
+    if ctx is None:
+        ctx = service.Context.of(request.app.state.settings, request.app.state.outbox)
+        request.app.state.complaints = ctx
+    return ctx
+
+
+Ctx = Annotated[service.Context, Depends(get_context)]
+
+
+def to_read(ctx: service.Context, c: Complaint, principal: Principal) -> ComplaintRead:
+    now = service.utcnow()
+    show_pii = principal.has("pii:read") and c.erased_at is None
+    active = (
+        "first_response"
+        if c.status == "received"
+        else "resolution"
+        if c.status in service.OPEN_STATUSES
+        else None
+    )
+    return ComplaintRead(
+        id=c.id,
+        customer_id=c.customer_id,
+        channel=c.channel,
+        category=c.category,
+        severity=c.severity,
+        status=c.status,
+        tier=c.tier,
+        complainant=Complainant(
+            name=c.complainant_name, email=c.complainant_email, phone=c.complainant_phone
+        )
+        if show_pii
+        else None,
+        subject=c.subject,
+        description=c.description,
+        related_purchase_id=c.related_purchase_id,
+        related_interaction_id=c.related_interaction_id,
+        assignee=c.assignee,
+        team=c.team,
+        escalation_level=c.escalation_level,
+        received_at=c.received_at,
+        first_response_at=c.first_response_at,
+        resolved_at=c.resolved_at,
+        closed_at=c.closed_at,
+        sla=SlaRead(
+            status=c.sla_status,
+            active_target=active,
+            remaining_seconds=service.remaining_seconds(ctx, c, now),
+            paused=c.paused_since is not None,
+            paused_seconds=int(
+                (c.paused_seconds or 0.0)
+                + (ctx.clock.elapsed(c.paused_since, now) if c.paused_since else 0.0)
+            ),
+            first_response_target_s=c.first_response_target_s,
+            resolution_target_s=c.resolution_target_s,
+            first_response_due_at=c.first_response_due_at,
+            resolution_due_at=c.resolution_due_at,
+            first_response_breached=c.first_response_breached,
+            resolution_breached=c.resolution_breached,
+        ),
+        root_cause_category=c.root_cause_category,
+        root_cause=c.root_cause,
+        resolution=c.resolution,
+        rating=c.rating,
+        rating_comment=c.rating_comment,
+        revisit_due_at=c.revisit_due_at,
+        revisit_outcome=c.revisit_outcome,
+        reopen_count=c.reopen_count,
+        allowed_transitions=service.allowed_moves(ctx, c, now),
+        version=c.version,
+        created_at=c.created_at,
+        updated_at=c.updated_at,
+    )
+
+
+@router.post(
+    "/complaints",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ComplaintRead,
+    summary="Register a complaint",
+    responses=problem_responses(401, 403, 409, 422),
+)
+async def create_complaint(
+    body: ComplaintCreate,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    ctx: Ctx,
+    principal: Writer,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Any:
+    """Register a complaint received through any channel. Needs `complaints:write`.
+
+    The SLA deadlines (first response and resolution) come from the severity × customer-tier
+    matrix; the tier is the customer's latest ABC tier (unknown customers get the default tier).
+    `critical` complaints are escalated to management at once (`complaint.escalated`). Give
+    `team` to assign automatically to the team's least-loaded agent, or `assignee` directly.
+    Publishes `complaint.received`. Send `Idempotency-Key` to make retries safe.
+    """
+    idem = Idempotency(idempotency_keys, idempotency_key, principal.subject)
+    if (replayed := await idem.replay(session, request)) is not None:
+        return replayed
+    c = await service.register(ctx, session, body, principal.subject)
+    read = to_read(ctx, c, principal)
+    headers = {"ETag": f'"{c.version}"', "Location": f"/complaints/{c.id}"}
+    await idem.remember(session, 201, read.model_dump(mode="json"), headers)
+    return JSONResponse(read.model_dump(mode="json"), status_code=201, headers=headers)
+
+
+def _decode_queue_cursor(cursor: str | None) -> tuple[datetime | None, uuid.UUID] | None:
+    raw = decode_cursor(cursor)
+    if raw is None:
+        return None
+    try:
+        due = datetime.fromisoformat(raw["d"]) if raw.get("d") else None
+        return due, uuid.UUID(raw["id"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidCursor("The cursor is not one this API issued") from exc
+
+
+@router.get(
+    "/complaints",
+    response_model=Page[ComplaintRead],
+    summary="Work queue: list and filter complaints, nearest deadline first",
+    responses=problem_responses(400, 401, 403, 422),
+)
+async def list_complaints(
+    session: SessionDep,
+    ctx: Ctx,
+    principal: Reader,
+    status_: Annotated[
+        list[Status] | None, Query(alias="status", description="Repeat for several.")
+    ] = None,
+    severity: Annotated[list[Severity] | None, Query()] = None,
+    category: Annotated[list[Category] | None, Query()] = None,
+    sla_status: Annotated[
+        list[SlaStatus] | None, Query(description="on_track, warning or breached.")
+    ] = None,
+    assignee: Annotated[str | None, Query(max_length=200)] = None,
+    team: Annotated[str | None, Query(max_length=100)] = None,
+    customer_id: uuid.UUID | None = None,
+    escalated: Annotated[bool | None, Query(description="Only (not) escalated ones.")] = None,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> Page[ComplaintRead]:
+    """Complaints matching every given filter, sorted by the deadline that matters now.
+
+    Open complaints come first, nearest deadline (first response while `received`, resolution
+    afterwards) first; resolved and closed ones last. Needs `complaints:read`; complainant
+    details need `pii:read` too.
+    """
+    filters = repo.QueueFilter(
+        status=list(status_ or []) or None,
+        severity=list(severity or []) or None,
+        category=list(category or []) or None,
+        sla_status=list(sla_status or []) or None,
+        assignee=assignee,
+        team=team,
+        customer_id=customer_id,
+        escalated=escalated,
+    )
+    rows = await repo.queue(session, filters, _decode_queue_cursor(cursor), limit + 1)
+    items = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        due = last.next_due_at.isoformat() if last.next_due_at else None
+        next_cursor = encode_cursor({"d": due, "id": str(last.id)})
+    return Page(items=[to_read(ctx, c, principal) for c in items], next_cursor=next_cursor)
+
+
+@router.get(
+    "/complaints/{complaint_id}",
+    response_model=ComplaintRead,
+    summary="Read a complaint with its SLA status and remaining time",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def read_complaint(
+    complaint_id: uuid.UUID, response: Response, session: SessionDep, ctx: Ctx, principal: Reader
+) -> ComplaintRead:
+    """One complaint: state, SLA status and remaining time, investigation and resolution.
+
+    Needs `complaints:read` (complainant details also `pii:read`). The ETag is the version.
+    """
+    c = await service.get(session, complaint_id)
+    set_etag(response, c.version)
+    return to_read(ctx, c, principal)
+
+
+@router.patch(
+    "/complaints/{complaint_id}",
+    response_model=ComplaintRead,
+    summary="Update investigation and resolution details",
+    responses=problem_responses(401, 403, 404, 412, 422, 428),
+)
+async def update_complaint(
+    complaint_id: uuid.UUID,
+    body: ComplaintUpdate,
+    response: Response,
+    session: SessionDep,
+    ctx: Ctx,
+    principal: Writer,
+    if_match: IfMatch = None,
+) -> ComplaintRead:
+    """Set root cause (categorised), resolution text, category, severity or wording.
+
+    Needs `complaints:write` and `If-Match` with the ETag of your last read. A severity change
+    re-computes the SLA deadlines.
+    """
+    c = await service.get(session, complaint_id, lock=True)
+    check_if_match(if_match, c.version)
+    await service.update(ctx, session, c, body)
+    set_etag(response, c.version)
+    return to_read(ctx, c, principal)
+
+
+@router.post(
+    "/complaints/{complaint_id}/transitions",
+    response_model=ComplaintRead,
+    summary="Move a complaint through its lifecycle",
+    responses=problem_responses(401, 403, 404, 409, 412, 422),
+)
+async def transition_complaint(
+    complaint_id: uuid.UUID,
+    body: TransitionRequest,
+    response: Response,
+    session: SessionDep,
+    ctx: Ctx,
+    principal: Writer,
+    if_match: IfMatch = None,
+) -> ComplaintRead:
+    """Change the state: received → acknowledged → investigating ⇄ waiting_on_customer →
+    resolved → closed; `investigating` from resolved or closed reopens (within the window).
+
+    Needs `complaints:write`. `If-Match` is optional here (checked when sent). Acknowledging is
+    the first response; waiting on the customer pauses the SLA clock; resolving needs a
+    `resolution`; closing needs the revisit's `revisit_outcome`. An invalid move is a 409
+    naming `current_status` and the `allowed` moves. Publishes `complaint.status_changed` and
+    `complaint.acknowledged` / `resolved` / `closed` / `reopened` where they apply.
+    """
+    c = await service.get(session, complaint_id, lock=True)
+    if if_match is not None:
+        check_if_match(if_match, c.version)
+    await service.transition(ctx, session, c, body, principal.subject)
+    set_etag(response, c.version)
+    return to_read(ctx, c, principal)
+
+
+@router.get(
+    "/complaints/{complaint_id}/transitions",
+    response_model=list[TransitionRead],
+    summary="History of a complaint's states",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def list_transitions(
+    complaint_id: uuid.UUID, session: SessionDep, _: Reader
+) -> list[TransitionRead]:
+    """Every state change, oldest first: who, when, with which note. Needs `complaints:read`."""
+    await service.get(session, complaint_id)
+    rows = await repo.transitions(session, complaint_id)
+    return [TransitionRead.model_validate(t) for t in rows]
+
+
+@router.post(
+    "/complaints/{complaint_id}/assignment",
+    response_model=ComplaintRead,
+    summary="Assign a complaint to an agent, or automatically within a team",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def assign_complaint(
+    complaint_id: uuid.UUID,
+    body: AssignmentRequest,
+    session: SessionDep,
+    ctx: Ctx,
+    principal: Writer,
+) -> ComplaintRead:
+    """Manual (`assignee`) or automatic (`team`): the active agent of the team with the fewest
+    open complaints gets it. Teams and agents are registered with `PUT /agents/{agent_id}`.
+    Needs `complaints:write`; 409 `no-agent-available` when the team has no active agent.
+    """
+    c = await service.get(session, complaint_id, lock=True)
+    await service.assign(session, c, body)
+    return to_read(ctx, c, principal)
+
+
+@router.post(
+    "/complaints/{complaint_id}/escalations",
+    response_model=ComplaintRead,
+    summary="Escalate a complaint one level",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def escalate_complaint(
+    complaint_id: uuid.UUID,
+    body: EscalationRequest,
+    session: SessionDep,
+    ctx: Ctx,
+    principal: Writer,
+) -> ComplaintRead:
+    """Raise the escalation level by one (1 = team lead, 2+ = management) and publish
+    `complaint.escalated` with reason `manual`. Needs `complaints:write`."""
+    c = await service.get(session, complaint_id, lock=True)
+    await service.escalate(ctx, session, c, body.note, principal.subject)
+    return to_read(ctx, c, principal)
+
+
+@router.post(
+    "/complaints/{complaint_id}/rating",
+    response_model=ComplaintRead,
+    summary="Record the customer's rating of the resolution",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def rate_complaint(
+    complaint_id: uuid.UUID, body: RatingRequest, session: SessionDep, ctx: Ctx, principal: Writer
+) -> ComplaintRead:
+    """The customer's satisfaction with the resolution, 1-5 with an optional comment.
+
+    Only resolved or closed complaints (409 otherwise); a new rating replaces the previous one.
+    Publishes `complaint.rated`. Needs `complaints:write`.
+    """
+    c = await service.get(session, complaint_id, lock=True)
+    await service.rate(ctx, session, c, body)
+    return to_read(ctx, c, principal)
+
+
+@router.post(
+    "/complaints/{complaint_id}/notes",
+    response_model=NoteRead,
+    status_code=201,
+    summary="Add an investigation note",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def add_note(
+    complaint_id: uuid.UUID, body: NoteCreate, session: SessionDep, principal: Writer
+) -> NoteRead:
+    """A note of the investigation, authored by the caller. Needs `complaints:write`."""
+    c = await service.get(session, complaint_id)
+    return NoteRead.model_validate(await service.add_note(session, c, body.body, principal.subject))
+
+
+@router.get(
+    "/complaints/{complaint_id}/notes",
+    response_model=list[NoteRead],
+    summary="Investigation notes, oldest first",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def list_notes(complaint_id: uuid.UUID, session: SessionDep, _: Reader) -> list[NoteRead]:
+    """Every note of the complaint, oldest first. Needs `complaints:read`."""
+    await service.get(session, complaint_id)
+    return [NoteRead.model_validate(n) for n in await repo.notes(session, complaint_id)]
+
+
+@router.post(
+    "/complaints/{complaint_id}/actions",
+    response_model=ActionRead,
+    status_code=201,
+    summary="Add a corrective or preventive action",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def add_action(
+    complaint_id: uuid.UUID, body: ActionCreate, session: SessionDep, _: Writer
+) -> ActionRead:
+    """A corrective (fix this case) or preventive (stop it recurring) action with an owner,
+    a due date and a status. Needs `complaints:write`."""
+    c = await service.get(session, complaint_id)
+    return ActionRead.model_validate(await service.add_action(session, c, body))
+
+
+@router.get(
+    "/complaints/{complaint_id}/actions",
+    response_model=list[ActionRead],
+    summary="Corrective and preventive actions of a complaint",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def list_actions(complaint_id: uuid.UUID, session: SessionDep, _: Reader) -> list[ActionRead]:
+    """Every action of the complaint, oldest first. Needs `complaints:read`."""
+    await service.get(session, complaint_id)
+    return [ActionRead.model_validate(a) for a in await repo.actions(session, complaint_id)]
+
+
+@router.patch(
+    "/complaints/{complaint_id}/actions/{action_id}",
+    response_model=ActionRead,
+    summary="Update an action (status, owner, due date, description)",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def update_action(
+    complaint_id: uuid.UUID,
+    action_id: uuid.UUID,
+    body: ActionUpdate,
+    session: SessionDep,
+    _: Writer,
+) -> ActionRead:
+    """Change an action; send only the fields to change. Needs `complaints:write`."""
+    action = await service.update_action(session, complaint_id, action_id, body)
+    return ActionRead.model_validate(action)
+
+
+@agents_router.put(
+    "/agents/{agent_id}",
+    response_model=AgentRead,
+    summary="Register or update an agent and their team",
+    responses=problem_responses(401, 403, 422),
+)
+async def put_agent(
+    agent_id: Annotated[str, Path(min_length=1, max_length=200, examples=["agent-7"])],
+    body: AgentUpsert,
+    session: SessionDep,
+    _: Writer,
+) -> AgentRead:
+    """Agents (by their token subject) belong to one team; automatic assignment picks the
+    active agent of a team with the fewest open complaints. Needs `complaints:write`."""
+    await repo.upsert_agent(session, agent_id, body.team, body.active)
+    rows = await repo.agents_with_load(session, body.team, service.OPEN_STATUSES)
+    row = next(r for r in rows if r.id == agent_id)
+    return AgentRead(
+        id=row.id, team=row.team, active=row.active, open_complaints=row.open_complaints
+    )
+
+
+@agents_router.get(
+    "/agents",
+    response_model=list[AgentRead],
+    summary="Agents with their open complaint load",
+    responses=problem_responses(401, 403, 422),
+)
+async def list_agents(
+    session: SessionDep, _: Reader, team: Annotated[str | None, Query(max_length=100)] = None
+) -> list[AgentRead]:
+    """Every agent (optionally of one team) and how many open complaints each has.
+    Needs `complaints:read`."""
+    rows = await repo.agents_with_load(session, team, service.OPEN_STATUSES)
+    return [
+        AgentRead(id=r.id, team=r.team, active=r.active, open_complaints=r.open_complaints)
+        for r in rows
+    ]

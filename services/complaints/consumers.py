@@ -1,0 +1,103 @@
+"""Consumed events: customer tiers (kehu.analytics), merges and erasures (kehu.customers).
+
+Handlers tolerate any order across topics: tiers keep the newest `occurred_at`, merges leave a
+redirect so complaints filed later for the duplicate land on the survivor.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.complaints import repository as repo
+from services.complaints import service
+from services.complaints.models import (
+    Action,
+    Complaint,
+    CustomerRedirect,
+    CustomerTier,
+    Note,
+    Transition,
+)
+from shared.consumer import EventHandler
+from shared.contracts.analytics import CustomerTierChanged
+from shared.contracts.customers import CustomerErased, CustomerMerged
+from shared.events.envelope import CloudEvent
+
+GROUP_ID = "complaints"
+
+
+def handlers(ctx: service.Context) -> dict[str, EventHandler]:
+    async def tier_changed(session: AsyncSession, event: CloudEvent) -> None:
+        e = CustomerTierChanged.model_validate(event.data)
+        stmt = insert(CustomerTier).values(
+            customer_id=e.customer_id, tier=e.tier, as_of=e.occurred_at
+        )
+        upsert = stmt.on_conflict_do_update(
+            index_elements=[CustomerTier.customer_id],
+            set_={"tier": stmt.excluded.tier, "as_of": stmt.excluded.as_of},
+            where=CustomerTier.as_of <= stmt.excluded.as_of,
+        ).returning(CustomerTier.customer_id)
+        if (await session.execute(upsert)).first() is not None:  # newer than what we knew
+            await service.retarget_customer(ctx, session, e.customer_id, e.tier)
+
+    async def merged(session: AsyncSession, event: CloudEvent) -> None:
+        e = CustomerMerged.model_validate(event.data)
+        survivor, duplicate = e.customer_id, e.merged_customer_id
+        await session.execute(
+            insert(CustomerRedirect)
+            .values(merged_id=duplicate, survivor_id=survivor)
+            .on_conflict_do_update(
+                index_elements=[CustomerRedirect.merged_id], set_={"survivor_id": survivor}
+            )
+        )
+        # Duplicates merged into the duplicate earlier now lead to the survivor too.
+        await session.execute(
+            sa.update(CustomerRedirect)
+            .where(CustomerRedirect.survivor_id == duplicate)
+            .values(survivor_id=survivor)
+        )
+        await session.execute(
+            sa.update(Complaint)
+            .where(Complaint.customer_id == duplicate)
+            .values(customer_id=survivor, version=Complaint.version + 1, updated_at=sa.func.now())
+        )
+        tier = await repo.tier_of(session, survivor)
+        if tier is not None:
+            await service.retarget_customer(ctx, session, survivor, tier)
+
+    async def erased(session: AsyncSession, event: CloudEvent) -> None:
+        e = CustomerErased.model_validate(event.data)
+        ids = sa.select(Complaint.id).where(Complaint.customer_id == e.customer_id)
+        # Keep category, severity, timings, SLA facts and ratings; drop who and what was said.
+        await session.execute(
+            sa.update(Complaint)
+            .where(Complaint.customer_id == e.customer_id)
+            .values(
+                complainant_name=None,
+                complainant_email=None,
+                complainant_phone=None,
+                subject=None,
+                description=None,
+                root_cause=None,
+                resolution=None,
+                rating_comment=None,
+                erased_at=sa.func.now(),
+                version=Complaint.version + 1,
+                updated_at=sa.func.now(),
+            )
+        )
+        await session.execute(sa.update(Note).where(Note.complaint_id.in_(ids)).values(body=None))
+        await session.execute(
+            sa.update(Transition).where(Transition.complaint_id.in_(ids)).values(note=None)
+        )
+        await session.execute(
+            sa.update(Action).where(Action.complaint_id.in_(ids)).values(description=None)
+        )
+
+    return {
+        CustomerTierChanged.event_type(): tier_changed,
+        CustomerMerged.event_type(): merged,
+        CustomerErased.event_type(): erased,
+    }

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 ROLE ?= admin
 PYTEST_ARGS ?=
 
-.PHONY: install dev test lint format token migrate clean
+.PHONY: install dev test lint format token migrate bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ lint: install
 format: install
 	@$(VENV)/bin/ruff format shared services tests
 	@$(VENV)/bin/ruff check --fix shared services tests
+
+## Measure raw baselines and Kehu's figures in one run; writes bench/report.md and .json.
+bench: install
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || { echo 'make bench needs wrk (apt-get install wrk)'; exit 1; }
+	@$(PY) -m bench $(BENCH_ARGS)
 
 ## Print a bearer token for ROLE (admin, manager, agent, analyst, integration) for the dev stack.
 token: install

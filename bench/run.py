@@ -1,0 +1,446 @@
+"""`make bench`: raw baselines and Kehu's figures measured in one run, written to bench/report.*.
+
+Every figure is reported beside the raw baseline it should be compared with and the target from
+the quality handbook, as a ratio: the machine is noisy, so only same-run ratios mean anything.
+Load loops are bounded in count and time and target 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from sqlalchemy.engine import make_url
+
+from shared.devstack import ROOT, free_port, infrastructure, migrate, wait_for_port
+
+BENCH_DIR = ROOT / "bench"
+
+
+@dataclass
+class Figure:
+    name: str
+    value: float
+    unit: str
+    baseline: str | None = None
+    ratio: float | None = None
+    target: str | None = None
+    meets_target: bool | None = None
+    note: str = ""
+
+
+@dataclass
+class Report:
+    started_at: str
+    machine: dict[str, Any]
+    figures: list[Figure] = field(default_factory=list)
+    raw: dict[str, float] = field(default_factory=dict)
+
+    def add(self, figure: Figure) -> Figure:
+        self.figures.append(figure)
+        print(
+            f"  {figure.name:<58} {figure.value:>12,.1f} {figure.unit}"
+            + (f"  ({figure.ratio:.2f}x {figure.baseline})" if figure.ratio else ""),
+            flush=True,
+        )
+        return figure
+
+    def raw_figure(self, key: str, name: str, value: float, unit: str) -> None:
+        self.raw[key] = value
+        self.add(Figure(name, value, unit, note="raw baseline"))
+
+    def compared(
+        self,
+        name: str,
+        value: float,
+        unit: str,
+        baseline_key: str,
+        target_ratio: float | None = None,
+        note: str = "",
+    ) -> None:
+        base = self.raw.get(baseline_key)
+        ratio = value / base if base else None
+        target = f">= {target_ratio}x {baseline_key}" if target_ratio else None
+        meets = (ratio >= target_ratio) if (ratio is not None and target_ratio) else None
+        self.add(Figure(name, value, unit, baseline_key, ratio, target, meets, note))
+
+
+# -- raw baselines ---------------------------------------------------------------------------
+
+
+async def raw_insert(dsn: str, n: int = 20_000, concurrency: int = 8) -> float:
+    pool = await asyncpg.create_pool(dsn, min_size=concurrency, max_size=concurrency)
+    await pool.execute(
+        "CREATE TABLE IF NOT EXISTS bench_rows (id uuid PRIMARY KEY, name text, "
+        "amount numeric, created_at timestamptz DEFAULT now())"
+    )
+    per = n // concurrency
+
+    async def worker() -> None:
+        async with pool.acquire() as conn:
+            for i in range(per):
+                await conn.execute(
+                    "INSERT INTO bench_rows (id, name, amount) VALUES ($1, $2, $3)",
+                    uuid.uuid4(),
+                    f"name {i}",
+                    i,
+                )
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    await pool.close()
+    return per * concurrency / elapsed
+
+
+async def raw_row_and_outbox(dsn: str, n: int = 8_000, concurrency: int = 8) -> float:
+    pool = await asyncpg.create_pool(dsn, min_size=concurrency, max_size=concurrency)
+    await pool.execute(
+        "CREATE TABLE IF NOT EXISTS bench_rows2 (id uuid PRIMARY KEY, name text, amount numeric)"
+    )
+    await pool.execute(
+        "CREATE TABLE IF NOT EXISTS bench_outbox (id bigserial PRIMARY KEY, "
+        "event_id uuid, type text, data jsonb, published_at timestamptz)"
+    )
+    per = n // concurrency
+
+    async def worker() -> None:
+        async with pool.acquire() as conn:
+            for i in range(per):
+                async with conn.transaction():
+                    row = uuid.uuid4()
+                    await conn.execute(
+                        "INSERT INTO bench_rows2 VALUES ($1, $2, $3)", row, f"name {i}", i
+                    )
+                    await conn.execute(
+                        "INSERT INTO bench_outbox (event_id, type, data) VALUES ($1, $2, $3)",
+                        uuid.uuid4(),
+                        "bench.created.v1",
+                        json.dumps({"id": str(row), "n": i}),
+                    )
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    await pool.close()
+    return per * concurrency / elapsed
+
+
+async def raw_produce(bootstrap: str, topic: str, n: int = 100_000) -> float:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024
+    )
+    await producer.start()
+    value = b"x" * 300
+    try:
+        started = time.perf_counter()
+        futures = [await producer.send(topic, value, key=str(i % 1000).encode()) for i in range(n)]
+        await asyncio.gather(*futures)
+        return n / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+
+
+async def raw_consume(bootstrap: str, topic: str, n: int) -> float:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=100,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        while not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        got = 0
+        started = time.perf_counter()
+        deadline = started + 120
+        while got < n and time.perf_counter() < deadline:
+            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
+            got += sum(len(v) for v in batch.values())
+        return got / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+# -- HTTP ------------------------------------------------------------------------------------
+
+
+def start_uvicorn(target: str, env: dict[str, str], factory: bool = False) -> tuple[Any, int]:
+    port = free_port()
+    args = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        target,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    if factory:
+        args.append("--factory")
+    process = subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    wait_for_port(port, 60)
+    time.sleep(0.5)
+    return process, port
+
+
+def stop(process: Any) -> None:
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def rss_mb(process: Any) -> float:
+    import psutil
+
+    return float(psutil.Process(process.pid).memory_info().rss) / 2**20
+
+
+def wrk(
+    url: str,
+    seconds: int = 8,
+    connections: int = 32,
+    script: str | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, float]:
+    """Closed-loop maximum throughput (req/s) and latency percentiles (ms) with wrk."""
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if script:
+        args += ["-s", script]
+    out = subprocess.run(
+        args + [url],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        env={**os.environ, **(env or {})},
+    ).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    result = {"rps": rate, "non2xx": float(non2xx.group(1)) if non2xx else 0.0}
+    for pct in ("50", "99"):
+        m = re.search(rf"\s{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s)", out)
+        if m:
+            value, unit = float(m.group(1)), m.group(2)
+            result[f"p{pct}_ms"] = (
+                value / 1000 if unit == "us" else value * (1000 if unit == "s" else 1)
+            )
+    return result
+
+
+async def fixed_rate(
+    send: Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]],
+    base_url: str,
+    rate: float,
+    seconds: float = 6.0,
+) -> dict[str, float]:
+    """Open-loop load at `rate` req/s: latency percentiles without coordinated omission."""
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=10) as client:
+        started = time.perf_counter()
+        total = int(rate * seconds)
+        tasks = []
+
+        async def one(i: int, scheduled: float) -> None:
+            nonlocal errors
+            response = await send(client, i)
+            latencies.append((time.perf_counter() - scheduled) * 1000)
+            if response.status_code >= 400:
+                errors += 1
+
+        for i in range(total):
+            scheduled = started + i / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i, scheduled)))
+        await asyncio.gather(*tasks)
+    latencies.sort()
+    return {
+        "rate": rate,
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
+        "errors": errors,
+    }
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+async def run_raw(report: Report, dsn: str, bootstrap: str) -> None:
+    print("raw baselines", flush=True)
+    report.raw_figure(
+        "asyncpg_insert", "asyncpg INSERT, 8 concurrent", await raw_insert(dsn), "rows/s"
+    )
+    report.raw_figure(
+        "row_outbox_tx",
+        "asyncpg row + outbox in one tx, 8 concurrent",
+        await raw_row_and_outbox(dsn),
+        "tx/s",
+    )
+    topic = f"bench.raw.{uuid.uuid4().hex[:6]}"
+    n = 100_000
+    report.raw_figure(
+        "kafka_produce",
+        "aiokafka produce 300 B, acks=all, batched",
+        await raw_produce(bootstrap, topic, n),
+        "msg/s",
+    )
+    report.raw_figure(
+        "kafka_consume",
+        "aiokafka consume, getmany",
+        await raw_consume(bootstrap, topic, n),
+        "msg/s",
+    )
+
+
+def run_http_raw(report: Report, env: dict[str, str]) -> None:
+    process, port = start_uvicorn("bench.bare_app:app", env)
+    try:
+        get = wrk(f"http://127.0.0.1:{port}/small")
+        report.raw_figure(
+            "http_get", "uvicorn + FastAPI GET small JSON, 1 worker", get["rps"], "req/s"
+        )
+        post = wrk(
+            f"http://127.0.0.1:{port}/items",
+            script=str(BENCH_DIR / "post.lua"),
+            env={
+                "BENCH_PATH": "/items",
+                "BENCH_BODY": '{"name": "n{{n}}", "email": "{{n}}@x.io", "amount": 1}',
+            },
+        )
+        report.raw_figure(
+            "http_post_insert",
+            "uvicorn + FastAPI POST, validate + 1 asyncpg insert",
+            post["rps"],
+            "req/s",
+        )
+    finally:
+        stop(process)
+
+
+SCENARIOS: list[Callable[[Report, dict[str, str]], Awaitable[None]]] = []
+
+
+def scenario(fn: Callable[[Report, dict[str, str]], Awaitable[None]]) -> Any:
+    """Register a Kehu scenario (bench/scenarios.py adds service-level figures)."""
+    SCENARIOS.append(fn)
+    return fn
+
+
+def write_report(report: Report) -> None:
+    data = asdict(report)
+    (BENCH_DIR / "report.json").write_text(json.dumps(data, indent=2) + "\n")
+    lines = [
+        "# Kehu benchmark report",
+        "",
+        f"Run {report.started_at} on {report.machine['cpus']} cores, "
+        f"{report.machine['python']}, embedded PostgreSQL 18 + Tansu. Reproduce with "
+        "`make bench`. Compare ratios, not absolute numbers: they are measured in the same run.",
+        "",
+        "| figure | value | unit | vs baseline | ratio | target | meets |",
+        "|---|---:|---|---|---:|---|---|",
+    ]
+    for f in report.figures:
+        lines.append(
+            f"| {f.name} | {f.value:,.1f} | {f.unit} | {f.baseline or ''} | "
+            f"{'' if f.ratio is None else f'{f.ratio:.2f}x'} | {f.target or ''} | "
+            f"{'' if f.meets_target is None else ('yes' if f.meets_target else 'NO')} |"
+        )
+    notes = [f"- {f.name}: {f.note}" for f in report.figures if f.note and f.note != "raw baseline"]
+    if notes:
+        lines += ["", "Notes:", *notes]
+    (BENCH_DIR / "report.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {BENCH_DIR / 'report.md'}", flush=True)
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    if not shutil.which("wrk"):
+        print("wrk is needed for HTTP figures: apt-get install wrk", file=sys.stderr)
+        return 2
+    import bench.scenarios  # noqa: F401  (registers the Kehu scenarios)
+
+    report = Report(
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        machine={
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+    )
+    state = Path(tempfile.mkdtemp(prefix="kehu-bench-"))
+    os.environ.setdefault("KEHU_PG_UNSAFE_FAST", "0")
+    try:
+        with infrastructure(state, fixed_ports=False) as (database_url, bootstrap):
+            env = {
+                **os.environ,
+                "DATABASE_URL": database_url,
+                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                "KEHU_ENV": "test",
+                "KEHU_STATE_DIR": str(state),
+                "PYTHONPATH": str(ROOT),
+            }
+            migrate(env)
+            os.environ.update(env)
+            dsn = make_url(database_url).set(database="kehu_bench").render_as_string(False)
+            admin = await asyncpg.connect(database_url)
+            await admin.execute("CREATE DATABASE kehu_bench")
+            await admin.close()
+            await run_raw(report, dsn, bootstrap)
+            run_http_raw(report, {**env, "BENCH_DSN": dsn})
+            for fn in SCENARIOS:
+                if args.only and args.only not in fn.__name__:
+                    continue
+                print(fn.__name__, flush=True)
+                try:
+                    await fn(report, env)
+                except Exception as exc:  # one broken scenario must not hide the others
+                    report.add(Figure(fn.__name__, 0, "", note=f"FAILED: {exc!r}"))
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+    write_report(report)
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="make bench")
+    parser.add_argument("--only", help="run only scenarios whose name contains this")
+    return asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

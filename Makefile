@@ -23,13 +23,13 @@ test: install
 	@$(PY) -m shared.devstack test -- $(PYTEST_ARGS)
 
 lint: install
-	@$(VENV)/bin/ruff check shared services tests
-	@$(VENV)/bin/ruff format --check shared services tests
+	@$(VENV)/bin/ruff check shared services tests bench
+	@$(VENV)/bin/ruff format --check shared services tests bench
 	@$(VENV)/bin/mypy
 
 format: install
-	@$(VENV)/bin/ruff format shared services tests
-	@$(VENV)/bin/ruff check --fix shared services tests
+	@$(VENV)/bin/ruff format shared services tests bench
+	@$(VENV)/bin/ruff check --fix shared services tests bench
 
 ## Measure raw baselines and Kehu's figures in one run; writes bench/report.md and .json.
 bench: install

@@ -241,7 +241,7 @@ def wrk(
     if script:
         args += ["-s", script]
     out = subprocess.run(
-        args + [url],
+        [*args, url],
         capture_output=True,
         text=True,
         timeout=seconds + 60,

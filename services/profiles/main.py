@@ -1,11 +1,23 @@
 """The profiles service: `uvicorn services.profiles.main:create_app --factory`."""
 
-from fastapi import FastAPI
+from __future__ import annotations
 
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.profiles import service
+from services.profiles.api import OPENAPI_TAGS, router
 from services.profiles.config import Settings
 from services.profiles.models import inbox, outbox
-from shared.app import ServiceSpec, create_service_app
-from shared.contracts import CUSTOMERS_TOPIC
+from shared.app import ConsumerSpec, ServiceSpec, create_service_app
+from shared.consumer import EventHandler
+from shared.contracts import ANALYTICS_TOPIC, CUSTOMERS_TOPIC
+from shared.contracts.analytics import (
+    CustomerChurnRiskChanged,
+    CustomerLifecycleChanged,
+    CustomerTierChanged,
+)
+from shared.events.envelope import CloudEvent
 
 DESCRIPTION = """\
 The complete customer archive:
@@ -13,7 +25,51 @@ customers, contacts, needs, consent, merge and GDPR.
 
 Every endpoint except health, metrics and these docs needs `Authorization: Bearer <jwt>`;
 each operation names the scope it requires. Errors are RFC 9457 `application/problem+json`.
+Updates need `If-Match` with the resource's `ETag`; creating POSTs accept `Idempotency-Key`.
+Personal data (names, e-mail, phone, addresses, notes) never leaves this service in events.
 """
+
+
+async def on_tier_changed(session: AsyncSession, event: CloudEvent) -> None:
+    e = CustomerTierChanged.model_validate(event.data)
+    await service.apply_insight(
+        session,
+        e.customer_id,
+        "tier_changed_at",
+        {"tier": e.tier, "tier_changed_at": e.occurred_at},
+    )
+
+
+async def on_lifecycle_changed(session: AsyncSession, event: CloudEvent) -> None:
+    e = CustomerLifecycleChanged.model_validate(event.data)
+    await service.apply_insight(
+        session,
+        e.customer_id,
+        "lifecycle_changed_at",
+        {"lifecycle_stage": e.stage, "lifecycle_changed_at": e.occurred_at},
+    )
+
+
+async def on_churn_risk_changed(session: AsyncSession, event: CloudEvent) -> None:
+    e = CustomerChurnRiskChanged.model_validate(event.data)
+    await service.apply_insight(
+        session,
+        e.customer_id,
+        "churn_risk_changed_at",
+        {
+            "churn_risk_score": e.score,
+            "churn_risk_level": e.level,
+            "churn_risk_reasons": e.reasons,
+            "churn_risk_changed_at": e.occurred_at,
+        },
+    )
+
+
+INSIGHT_HANDLERS: dict[str, EventHandler] = {
+    CustomerTierChanged.event_type(): on_tier_changed,
+    CustomerLifecycleChanged.event_type(): on_lifecycle_changed,
+    CustomerChurnRiskChanged.event_type(): on_churn_risk_changed,
+}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -25,6 +81,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings=settings or Settings(),
             outbox=outbox,
             inbox=inbox,
+            routers=[router],
             publishes=[CUSTOMERS_TOPIC],
+            consumers=[ConsumerSpec("profiles", [ANALYTICS_TOPIC], INSIGHT_HANDLERS)],
+            openapi_tags=OPENAPI_TAGS,
         )
     )

@@ -1,0 +1,292 @@
+"""Queries of the profiles service. Flushes, never commits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.profiles.models import (
+    ConsentRecord,
+    Contact,
+    Customer,
+    CustomerInsights,
+    HistoryEntry,
+    Need,
+    table_of,
+)
+from shared.pagination import InvalidCursor, decode_cursor, encode_cursor
+
+SORTS = {
+    "created_at": Customer.created_at,
+    "updated_at": Customer.updated_at,
+    "customer_number": Customer.customer_number,
+    "display_name": Customer.display_name,
+}
+
+
+async def get_customer(
+    session: AsyncSession, customer_id: uuid.UUID, *, for_update: bool = False
+) -> Customer | None:
+    query = sa.select(Customer).where(Customer.id == customer_id)
+    if for_update:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def get_insights(
+    session: AsyncSession, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, CustomerInsights]:
+    if not ids:
+        return {}
+    rows = await session.execute(
+        sa.select(CustomerInsights).where(CustomerInsights.customer_id.in_(ids))
+    )
+    return {row.customer_id: row for row in rows.scalars()}
+
+
+async def by_external_ref(session: AsyncSession, external_ref: str) -> Customer | None:
+    return (
+        await session.execute(sa.select(Customer).where(Customer.external_ref == external_ref))
+    ).scalar_one_or_none()
+
+
+async def lock_identity_keys(session: AsyncSession, keys: Sequence[str]) -> None:
+    """Serialise concurrent creates of the same e-mail / phone / name so the check holds."""
+    for key in sorted(set(keys)):
+        await session.execute(
+            sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(key, 0)))
+        )
+
+
+async def find_duplicates(
+    session: AsyncSession,
+    *,
+    kind: str,
+    display_name: str | None,
+    company_name: str | None,
+    email: str | None,
+    phone: str | None,
+    exclude: Sequence[uuid.UUID] = (),
+    limit: int = 20,
+) -> list[tuple[Customer, list[str]]]:
+    """Customers (not merged away) with the same e-mail, phone, or name within a company."""
+    email_hit = Customer.email == email if email else sa.false()
+    phone_hit = Customer.phone == phone if phone else sa.false()
+    name_hit: Any = sa.false()
+    if display_name:
+        same_name = sa.func.lower(Customer.display_name) == display_name.strip().lower()
+        if kind == "organisation":
+            name_hit = sa.and_(same_name, Customer.kind == "organisation")
+        elif company_name:
+            name_hit = sa.and_(
+                same_name, sa.func.lower(Customer.company_name) == company_name.strip().lower()
+            )
+    query = (
+        sa.select(Customer, email_hit.label("e"), phone_hit.label("p"), name_hit.label("n"))
+        .where(sa.or_(email_hit, phone_hit, name_hit), Customer.status != "merged")
+        .order_by(Customer.created_at, Customer.id)
+        .limit(limit)
+    )
+    if exclude:
+        query = query.where(Customer.id.not_in(exclude))
+    result = []
+    for customer, e, p, n in (await session.execute(query)).all():
+        matched = [
+            name for name, hit in (("email", e), ("phone", p), ("name_and_company", n)) if hit
+        ]
+        result.append((customer, matched))
+    return result
+
+
+@dataclass
+class CustomerFilter:
+    owner_id: str | None = None
+    tags: list[str] = field(default_factory=list)
+    industry: str | None = None
+    region: str | None = None
+    kind: str | None = None
+    tier: str | None = None
+    lifecycle_stage: str | None = None
+    statuses: list[str] = field(default_factory=list)
+    q: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    updated_from: datetime | None = None
+    updated_to: datetime | None = None
+
+
+def _text_match(q: str) -> Any:
+    pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    conditions = [
+        Customer.display_name.ilike(pattern),
+        Customer.legal_name.ilike(pattern),
+        Customer.customer_number.ilike(pattern),
+        Customer.email.ilike(pattern),
+    ]
+    digits = "".join(ch for ch in q if ch.isdigit())
+    if len(digits) >= 4:
+        conditions.append(Customer.phone.like(f"%{digits}%"))
+    return sa.or_(*conditions)
+
+
+async def list_customers(
+    session: AsyncSession, filters: CustomerFilter, sort: str, cursor: str | None, limit: int
+) -> tuple[list[tuple[Customer, CustomerInsights | None]], str | None]:
+    descending = sort.startswith("-")
+    key = sort.lstrip("-")
+    column = SORTS[key]
+    query = sa.select(Customer, CustomerInsights).outerjoin(
+        CustomerInsights, CustomerInsights.customer_id == Customer.id
+    )
+    f = filters
+    conditions: list[Any] = [
+        Customer.status.in_(f.statuses) if f.statuses else Customer.status != "merged"
+    ]
+    if f.owner_id is not None:
+        conditions.append(Customer.owner_id == f.owner_id)
+    if f.tags:
+        conditions.append(Customer.tags.contains([t.strip().lower() for t in f.tags]))
+    for col, value in (
+        (Customer.industry, f.industry),
+        (Customer.region, f.region),
+        (Customer.kind, f.kind),
+        (CustomerInsights.tier, f.tier),
+        (CustomerInsights.lifecycle_stage, f.lifecycle_stage),
+    ):
+        if value is not None:
+            conditions.append(col == value)
+    if f.q:
+        conditions.append(_text_match(f.q))
+    if f.created_from:
+        conditions.append(Customer.created_at >= f.created_from)
+    if f.created_to:
+        conditions.append(Customer.created_at < f.created_to)
+    if f.updated_from:
+        conditions.append(Customer.updated_at >= f.updated_from)
+    if f.updated_to:
+        conditions.append(Customer.updated_at < f.updated_to)
+    position = decode_cursor(cursor)
+    if position is not None:
+        if position.get("s") != sort or "v" not in position or "id" not in position:
+            raise InvalidCursor("The cursor belongs to a different sort order")
+        try:
+            bound_value: Any = position["v"]
+            if key in ("created_at", "updated_at"):
+                bound_value = datetime.fromisoformat(bound_value)
+            after_id = uuid.UUID(position["id"])
+        except (TypeError, ValueError) as exc:
+            raise InvalidCursor("The cursor is not one this API issued") from exc
+        pair, bound = sa.tuple_(column, Customer.id), sa.tuple_(sa.literal(bound_value), after_id)
+        conditions.append(pair < bound if descending else pair > bound)
+    query = query.where(*conditions)
+    order = [column.desc(), Customer.id.desc()] if descending else [column, Customer.id]
+    result = await session.execute(query.order_by(*order).limit(limit + 1))
+    rows: list[tuple[Customer, CustomerInsights | None]] = [(c, i) for c, i in result.all()]
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1][0]
+        last_value = getattr(last, key)
+        next_cursor = encode_cursor(
+            {
+                "s": sort,
+                "v": last_value.isoformat() if isinstance(last_value, datetime) else last_value,
+                "id": str(last.id),
+            }
+        )
+    return rows, next_cursor
+
+
+async def history(
+    session: AsyncSession,
+    customer_id: uuid.UUID,
+    before: int | None,
+    limit: int,
+    entity: str | None = None,
+) -> list[HistoryEntry]:
+    query = sa.select(HistoryEntry).where(HistoryEntry.customer_id == customer_id)
+    if entity is not None:
+        query = query.where(HistoryEntry.entity == entity)
+    if before is not None:
+        query = query.where(HistoryEntry.id < before)
+    rows = await session.execute(query.order_by(HistoryEntry.id.desc()).limit(limit))
+    return list(rows.scalars())
+
+
+async def merged_into(session: AsyncSession, customer_id: uuid.UUID) -> list[Customer]:
+    rows = await session.execute(
+        sa.select(Customer).where(Customer.merged_into_id == customer_id).order_by(Customer.id)
+    )
+    return list(rows.scalars())
+
+
+async def contacts_of(session: AsyncSession, customer_ids: Sequence[uuid.UUID]) -> list[Contact]:
+    rows = await session.execute(
+        sa.select(Contact)
+        .where(Contact.customer_id.in_(customer_ids))
+        .order_by(Contact.created_at, Contact.id)
+    )
+    return list(rows.scalars())
+
+
+async def get_contact(
+    session: AsyncSession, customer_id: uuid.UUID, contact_id: uuid.UUID, for_update: bool = False
+) -> Contact | None:
+    query = sa.select(Contact).where(Contact.id == contact_id, Contact.customer_id == customer_id)
+    if for_update:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def needs_of(
+    session: AsyncSession, customer_ids: Sequence[uuid.UUID], status: str | None = None
+) -> list[Need]:
+    query = sa.select(Need).where(Need.customer_id.in_(customer_ids))
+    if status is not None:
+        query = query.where(Need.status == status)
+    rows = await session.execute(query.order_by(Need.created_at, Need.id))
+    return list(rows.scalars())
+
+
+async def get_need(
+    session: AsyncSession, customer_id: uuid.UUID, need_id: uuid.UUID, for_update: bool = False
+) -> Need | None:
+    query = sa.select(Need).where(Need.id == need_id, Need.customer_id == customer_id)
+    if for_update:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def consent_history(
+    session: AsyncSession, customer_ids: Sequence[uuid.UUID]
+) -> list[ConsentRecord]:
+    rows = await session.execute(
+        sa.select(ConsentRecord)
+        .where(ConsentRecord.customer_id.in_(customer_ids))
+        .order_by(ConsentRecord.occurred_at.desc(), ConsentRecord.id.desc())
+    )
+    return list(rows.scalars())
+
+
+async def upsert_insights(
+    session: AsyncSession, customer_id: uuid.UUID, at_column: str, values: dict[str, Any]
+) -> None:
+    """Apply one insight unless a newer one of the same kind was applied already."""
+    table = table_of(CustomerInsights)
+    row = {"customer_id": customer_id, **values}
+    statement = insert(table).values(row)
+    existing_at = table.c[at_column]
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[table.c.customer_id],
+            set_={name: statement.excluded[name] for name in values},
+            where=sa.or_(existing_at.is_(None), existing_at <= statement.excluded[at_column]),
+        )
+    )

@@ -1,0 +1,427 @@
+"""Request and response models of the profiles API."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from shared.contracts.analytics import LifecycleStage
+from shared.contracts.common import CUSTOMER_ID_EXAMPLE, Tier
+from shared.contracts.customers import ConsentPurpose, CustomerKind, ImportantDate, NeedStatus
+
+# Numbers written without a +country code are read as numbers of this region.
+DEFAULT_PHONE_REGION = "CN"
+Channel = Literal["email", "phone", "sms", "wechat", "visit", "mail", "video"]
+Priority = Literal["low", "medium", "high"]
+CustomerStatus = Literal["active", "archived", "merged"]
+
+
+def normalise_email(value: str) -> str:
+    try:
+        result = validate_email(value.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"not a valid e-mail address: {exc}") from None
+    return result.normalized.lower()
+
+
+def normalise_phone(value: str) -> str:
+    raw = value.strip()
+    try:
+        number = phonenumbers.parse(raw, None if raw.startswith("+") else DEFAULT_PHONE_REGION)
+    except phonenumbers.NumberParseException:
+        raise ValueError("not a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("not a valid phone number for its country")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_tags(values: list[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for value in values:
+        tag = value.strip().lower()
+        if tag:
+            seen[tag] = None
+    return list(seen)
+
+
+Email = Annotated[
+    str,
+    Field(max_length=320, examples=["li.wei@example.com"]),
+    AfterValidator(normalise_email),
+]
+Phone = Annotated[
+    str,
+    Field(
+        max_length=40,
+        description="Any usual notation; stored in E.164. Without `+country` it is read as a "
+        f"{DEFAULT_PHONE_REGION} number.",
+        examples=["+86 138 0013 8000"],
+    ),
+    AfterValidator(normalise_phone),
+]
+Tags = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=50)]],
+    Field(max_length=50, description="Free labels, stored lower-case and de-duplicated."),
+    AfterValidator(normalise_tags),
+]
+ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class Address(BaseModel):
+    """A postal address."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["billing", "shipping", "office", "home", "other"] = "office"
+    line1: str = Field(min_length=1, max_length=200, examples=["88 Century Avenue"])
+    line2: str | None = Field(None, max_length=200)
+    city: str | None = Field(None, max_length=100, examples=["Shanghai"])
+    state: str | None = Field(None, max_length=100, examples=["Shanghai"])
+    postal_code: str | None = Field(None, max_length=20, examples=["200120"])
+    country: str | None = Field(
+        None, min_length=2, max_length=2, description="ISO 3166-1 alpha-2.", examples=["CN"]
+    )
+
+
+class CustomerFields(BaseModel):
+    """Fields a caller may set on a customer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    legal_name: str | None = Field(
+        None, max_length=300, examples=["Shanghai Lianhua Trading Co., Ltd."]
+    )
+    email: Email | None = Field(None, description="Primary e-mail; stored lower-case.")
+    phone: Phone | None = None
+    addresses: list[Address] = Field(default_factory=list, max_length=20)
+    company_name: str | None = Field(
+        None,
+        max_length=300,
+        description="For a person: the company they belong to (used by the duplicate check).",
+        examples=["Lianhua Trading"],
+    )
+    industry: str | None = Field(None, max_length=100, examples=["manufacturing"])
+    region: str | None = Field(None, max_length=100, examples=["east"])
+    company_size: str | None = Field(None, max_length=50, examples=["50-249"])
+    source_channel: str | None = Field(None, max_length=100, examples=["referral"])
+    owner_id: str | None = Field(
+        None, max_length=200, description="The account manager (a user id).", examples=["u-17"]
+    )
+    tags: Tags = Field(default_factory=list, examples=[["vip", "wholesale"]])
+    language: str | None = Field(None, max_length=35, examples=["zh-CN"])
+    preferred_channel: Channel | None = Field(None, examples=["phone"])
+    important_dates: list[ImportantDate] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Recurring dates for care contacts (birthday, founding day...).",
+    )
+    notes: str | None = Field(None, max_length=10_000, examples=["Prefers calls after 3 pm."])
+    custom_attributes: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Your own attributes (JSON object, at most 50 keys).",
+        examples=[{"erp_segment": "K2"}],
+    )
+
+    @field_validator("custom_attributes")
+    @classmethod
+    def _few_attributes(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(value) > 50:
+            raise ValueError("at most 50 custom attributes")
+        return value
+
+
+class CustomerCreate(CustomerFields):
+    """A new customer."""
+
+    kind: CustomerKind = Field("person", examples=["organisation"])
+    display_name: str = Field(min_length=1, max_length=200, examples=["Lianhua Trading"])
+    external_ref: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="Your system's id for this customer; unique. Bulk imports are idempotent "
+        "by it.",
+        examples=["erp-100234"],
+    )
+
+
+class CustomerUpdate(BaseModel):
+    """A partial update: only the fields sent change; `null` clears an optional field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str | None = Field(None, min_length=1, max_length=200)
+    legal_name: str | None = Field(None, max_length=300)
+    email: Email | None = None
+    phone: Phone | None = None
+    addresses: list[Address] | None = Field(None, max_length=20)
+    company_name: str | None = Field(None, max_length=300)
+    industry: str | None = Field(None, max_length=100)
+    region: str | None = Field(None, max_length=100)
+    company_size: str | None = Field(None, max_length=50)
+    source_channel: str | None = Field(None, max_length=100)
+    owner_id: str | None = Field(None, max_length=200, examples=["u-42"])
+    tags: Tags | None = None
+    language: str | None = Field(None, max_length=35)
+    preferred_channel: Channel | None = None
+    important_dates: list[ImportantDate] | None = Field(None, max_length=20)
+    notes: str | None = Field(None, max_length=10_000)
+    custom_attributes: dict[str, Any] | None = None
+    external_ref: str | None = Field(None, min_length=1, max_length=200)
+    status: Literal["active", "archived"] | None = Field(
+        None, description="`active` restores an archived customer."
+    )
+
+    @field_validator("display_name", "status")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("cannot be null")
+        return value
+
+
+class ChurnRisk(BaseModel):
+    score: int = Field(ge=0, le=100, examples=[72])
+    level: Literal["low", "medium", "high"]
+    reasons: list[str] = Field(examples=[["no purchase in 2.5x the usual interval"]])
+
+
+class Insights(BaseModel):
+    """Read-only, computed by the analytics service."""
+
+    tier: Tier | None = Field(None, description="ABC tier by profit contribution.")
+    lifecycle_stage: LifecycleStage | None = None
+    churn_risk: ChurnRisk | None = None
+
+
+class CustomerRead(BaseModel):
+    """A customer as stored. Without the `pii:read` scope e-mail, phone, addresses and notes
+    are masked."""
+
+    id: UUID = Field(examples=[CUSTOMER_ID_EXAMPLE])
+    customer_number: str = Field(examples=["C-000123"])
+    kind: CustomerKind
+    status: CustomerStatus
+    display_name: str
+    legal_name: str | None
+    email: str | None
+    phone: str | None = Field(examples=["+8613800138000"])
+    addresses: list[Address]
+    company_name: str | None
+    industry: str | None
+    region: str | None
+    company_size: str | None
+    source_channel: str | None
+    owner_id: str | None
+    tags: list[str]
+    language: str | None
+    preferred_channel: str | None
+    important_dates: list[ImportantDate]
+    notes: str | None
+    custom_attributes: dict[str, Any]
+    external_ref: str | None
+    merged_into_id: UUID | None = Field(
+        None, description="Set when this record was merged into another (status `merged`)."
+    )
+    insights: Insights
+    version: int = Field(description="The ETag value; send it back in If-Match.")
+    created_at: datetime
+    updated_at: datetime
+    archived_at: datetime | None
+    erased_at: datetime | None
+
+
+class DuplicateMatch(BaseModel):
+    """A customer that looks like the same one."""
+
+    customer_id: UUID
+    customer_number: str
+    display_name: str
+    matched_on: list[Literal["email", "phone", "name_and_company"]]
+
+
+class ContactCreate(BaseModel):
+    """A contact person of an organisation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: ShortText = Field(examples=["Wang Fang"])
+    role: str | None = Field(None, max_length=100, examples=["purchasing manager"])
+    email: Email | None = None
+    phone: Phone | None = None
+    is_primary: bool = False
+    notes: str | None = Field(None, max_length=5000)
+
+
+class ContactUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    role: str | None = Field(None, max_length=100)
+    email: Email | None = None
+    phone: Phone | None = None
+    is_primary: bool | None = None
+    notes: str | None = Field(None, max_length=5000)
+
+
+class ContactRead(BaseModel):
+    id: UUID
+    customer_id: UUID
+    name: str
+    role: str | None
+    email: str | None
+    phone: str | None
+    is_primary: bool
+    notes: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class NeedCreate(BaseModel):
+    """A business need or requirement."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    category: str = Field(min_length=1, max_length=100, examples=["product"])
+    title: ShortText = Field(examples=["Needs a cold-chain delivery option"])
+    description: str | None = Field(None, max_length=5000)
+    priority: Priority = "medium"
+    status: NeedStatus = "open"
+    due_date: date | None = Field(None, examples=["2026-12-31"])
+
+
+class NeedUpdate(BaseModel):
+    """Changes to a need. Status moves open → in_progress → met | dropped; met or dropped needs
+    can be reopened (→ open)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    category: str | None = Field(None, min_length=1, max_length=100)
+    title: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=5000)
+    priority: Priority | None = None
+    status: NeedStatus | None = None
+    due_date: date | None = None
+
+
+class NeedRead(BaseModel):
+    id: UUID
+    customer_id: UUID
+    category: str
+    title: str
+    description: str | None
+    priority: Priority
+    status: NeedStatus
+    due_date: date | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConsentChange(BaseModel):
+    """A grant or withdrawal of one consent purpose."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    purpose: ConsentPurpose = Field(examples=["marketing_email"])
+    granted: bool = Field(examples=[True])
+    source: str = Field(
+        min_length=1,
+        max_length=100,
+        description="Through which channel the customer gave or withdrew it.",
+        examples=["web_form"],
+    )
+    occurred_at: datetime | None = Field(
+        None, description="When the customer did it; defaults to now."
+    )
+
+
+class ConsentRead(BaseModel):
+    purpose: ConsentPurpose
+    granted: bool
+    source: str
+    occurred_at: datetime
+    recorded_by: str
+
+
+class ConsentState(BaseModel):
+    """Current consent per purpose (purposes never recorded are absent = not granted)."""
+
+    current: list[ConsentRead]
+    history: list[ConsentRead] = Field(description="Every change, newest first.")
+
+
+class HistoryRead(BaseModel):
+    """One change."""
+
+    id: int
+    entity: Literal["customer", "contact", "need", "consent"]
+    entity_id: str
+    action: str = Field(examples=["updated"])
+    actor: str = Field(description="The token subject that made the change.")
+    changed_at: datetime
+    changes: dict[str, Any] = Field(
+        description="Changed field → {old, new}.",
+        examples=[{"owner_id": {"old": "u-17", "new": "u-42"}}],
+    )
+
+
+class MergeRequest(BaseModel):
+    """Merge `duplicate_id` into the customer of the path (the survivor)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    duplicate_id: UUID = Field(examples=[CUSTOMER_ID_EXAMPLE])
+    survivorship: dict[str, Literal["survivor", "duplicate"]] = Field(
+        default_factory=dict,
+        description="Per field, whose value to keep; unnamed fields keep the survivor's value "
+        "or, when it is empty, the duplicate's. Tags are always united.",
+        examples=[{"email": "duplicate", "phone": "survivor"}],
+    )
+    dry_run: bool = Field(False, description="Only preview the result; change nothing.")
+
+
+class MergeResult(BaseModel):
+    dry_run: bool
+    survivor: CustomerRead = Field(description="The survivor as it is (or would be) afterwards.")
+    merged_customer_id: UUID
+    changed_fields: list[str]
+    moved: dict[str, int] = Field(
+        description="Records re-pointed to the survivor.",
+        examples=[{"contacts": 2, "needs": 1, "consent_records": 3}],
+    )
+
+
+class ImportRowResult(BaseModel):
+    row: int = Field(description="1-based row number (data rows, header excluded).")
+    status: Literal["created", "existing", "error"]
+    customer_id: UUID | None = None
+    customer_number: str | None = None
+    external_ref: str | None = None
+    errors: list[dict[str, str]] = Field(
+        default_factory=list, examples=[[{"field": "email", "message": "not a valid e-mail"}]]
+    )
+
+
+class ImportResult(BaseModel):
+    created: int
+    existing: int
+    failed: int
+    rows: list[ImportRowResult]
+
+
+class ExportRead(BaseModel):
+    """Everything profiles holds about one customer (GDPR access request)."""
+
+    customer: CustomerRead
+    merged_records: list[CustomerRead]
+    contacts: list[ContactRead]
+    needs: list[NeedRead]
+    consent: list[ConsentRead]
+    history: list[HistoryRead]

@@ -1,0 +1,1115 @@
+"""Business rules of the archive: each change updates state, history and the outbox together."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.profiles import repository as repo
+from services.profiles.errors import (
+    CustomerNotActive,
+    CustomerNotFound,
+    DuplicateCustomer,
+    ImportTooLarge,
+    InvalidMerge,
+    NeedTransitionInvalid,
+    UnsupportedImportFormat,
+)
+from services.profiles.models import (
+    ConsentRecord,
+    Contact,
+    Customer,
+    CustomerInsights,
+    HistoryEntry,
+    Need,
+    idempotency_keys,
+    table_of,
+)
+from services.profiles.schemas import (
+    ChurnRisk,
+    ConsentChange,
+    ContactCreate,
+    ContactUpdate,
+    CustomerCreate,
+    CustomerRead,
+    CustomerUpdate,
+    ImportResult,
+    ImportRowResult,
+    Insights,
+    MergeRequest,
+    MergeResult,
+    NeedCreate,
+    NeedUpdate,
+)
+from shared.contracts.customers import (
+    ConsentChanged,
+    CustomerArchived,
+    CustomerCreated,
+    CustomerDimensions,
+    CustomerErased,
+    CustomerMerged,
+    CustomerUpdated,
+    NeedRecorded,
+    NeedUpdated,
+)
+from shared.http import check_if_match
+from shared.outbox import Outbox
+from shared.problems import Conflict, Unprocessable
+
+# Every customer field a caller can set, in a stable order (history, merge, events).
+CUSTOMER_FIELDS = (
+    "kind",
+    "display_name",
+    "legal_name",
+    "email",
+    "phone",
+    "addresses",
+    "company_name",
+    "industry",
+    "region",
+    "company_size",
+    "source_channel",
+    "owner_id",
+    "tags",
+    "language",
+    "preferred_channel",
+    "important_dates",
+    "notes",
+    "custom_attributes",
+    "external_ref",
+)
+MERGEABLE_FIELDS = tuple(f for f in CUSTOMER_FIELDS if f != "kind")
+ERASED = "[erased]"
+NEED_TRANSITIONS = {
+    "open": {"in_progress", "met", "dropped"},
+    "in_progress": {"open", "met", "dropped"},
+    "met": {"open"},
+    "dropped": {"open"},
+}
+PII_BY_ENTITY = {
+    "customer": set(Customer.PII_COLUMNS),
+    "contact": set(Contact.PII_COLUMNS),
+    "need": set(Need.PII_COLUMNS),
+}
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Ctx:
+    """Who is acting, and where their events go."""
+
+    session: AsyncSession
+    outbox: Outbox
+    actor: str
+
+
+# -- mapping -----------------------------------------------------------------------------------
+
+
+def dimensions(c: Customer | dict[str, Any]) -> CustomerDimensions:
+    get = c.get if isinstance(c, dict) else lambda name: getattr(c, name)
+    return CustomerDimensions(
+        kind=get("kind"),
+        customer_number=get("customer_number"),
+        industry=get("industry"),
+        region=get("region"),
+        company_size=get("company_size"),
+        source_channel=get("source_channel"),
+        owner_id=get("owner_id"),
+        tags=list(get("tags") or []),
+        language=get("language"),
+        preferred_channel=get("preferred_channel"),
+        status="active" if get("status") == "active" else "archived",
+        important_dates=get("important_dates") or [],
+    )
+
+
+def insights_of(row: CustomerInsights | None) -> Insights:
+    if row is None:
+        return Insights()
+    churn = None
+    if row.churn_risk_score is not None and row.churn_risk_level is not None:
+        churn = ChurnRisk(
+            score=row.churn_risk_score,
+            level=row.churn_risk_level,
+            reasons=row.churn_risk_reasons or [],
+        )
+    return Insights(
+        tier=row.tier,
+        lifecycle_stage=row.lifecycle_stage,
+        churn_risk=churn,
+    )
+
+
+def customer_values(c: Customer) -> dict[str, Any]:
+    return {col.key: getattr(c, col.key) for col in Customer.__table__.columns}
+
+
+def to_read(c: Customer | dict[str, Any], insights: CustomerInsights | None) -> CustomerRead:
+    values = c if isinstance(c, dict) else customer_values(c)
+    return CustomerRead.model_validate({**values, "insights": insights_of(insights)})
+
+
+def mask_email(value: str | None) -> str | None:
+    if not value:
+        return value
+    local, _, domain = value.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def mask_phone(value: str | None) -> str | None:
+    if not value:
+        return value
+    return value[:3] + "*" * max(len(value) - 7, 0) + value[-4:]
+
+
+def masked(read: CustomerRead) -> CustomerRead:
+    """The view of a caller without `pii:read`: contact details and notes hidden."""
+    return read.model_copy(
+        update={
+            "email": mask_email(read.email),
+            "phone": mask_phone(read.phone),
+            "legal_name": None,
+            "addresses": [],
+            "notes": None,
+            "custom_attributes": {},
+        }
+    )
+
+
+def diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: {"old": jsonable(old.get(name)), "new": jsonable(new.get(name))}
+        for name in new
+        if jsonable(old.get(name)) != jsonable(new.get(name))
+    }
+
+
+def jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def history_row(
+    customer_id: uuid.UUID,
+    entity: str,
+    entity_id: uuid.UUID,
+    action: str,
+    actor: str,
+    at: datetime,
+    changes: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "customer_id": customer_id,
+        "entity": entity,
+        "entity_id": str(entity_id),
+        "action": action,
+        "actor": actor,
+        "changed_at": at,
+        "changes": changes,
+    }
+
+
+async def record_history(ctx: Ctx, *rows: dict[str, Any]) -> None:
+    if rows:
+        await ctx.session.execute(sa.insert(table_of(HistoryEntry)), list(rows))
+
+
+# -- customers ---------------------------------------------------------------------------------
+
+
+async def load(session: AsyncSession, customer_id: uuid.UUID, for_update: bool = False) -> Customer:
+    customer = await repo.get_customer(session, customer_id, for_update=for_update)
+    if customer is None:
+        raise CustomerNotFound(
+            f"Customer {customer_id} does not exist", customer_id=str(customer_id)
+        )
+    return customer
+
+
+def ensure_changeable(customer: Customer) -> None:
+    if customer.status == "merged":
+        raise CustomerNotActive(
+            f"Customer {customer.id} was merged into {customer.merged_into_id}; change that one",
+            merged_into_id=str(customer.merged_into_id),
+        )
+    if customer.erased_at is not None:
+        raise CustomerNotActive(f"Customer {customer.id} was erased and cannot change")
+
+
+async def read_customer(session: AsyncSession, customer_id: uuid.UUID) -> CustomerRead:
+    customer = await load(session, customer_id)
+    insights = await repo.get_insights(session, [customer.id])
+    return to_read(customer, insights.get(customer.id))
+
+
+def identity_keys(
+    kind: str, name: str | None, company: str | None, email: str | None, phone: str | None
+) -> list[str]:
+    keys = [f"e:{email}" if email else "", f"p:{phone}" if phone else ""]
+    if name and (kind == "organisation" or company):
+        keys.append(f"n:{kind}:{name.strip().lower()}:{(company or '').strip().lower()}")
+    return [k for k in keys if k]
+
+
+async def create_customer(ctx: Ctx, data: CustomerCreate, allow_duplicate: bool) -> Customer:
+    session = ctx.session
+    values = data.model_dump(mode="json")
+    await repo.lock_identity_keys(
+        session,
+        identity_keys(data.kind, data.display_name, data.company_name, data.email, data.phone),
+    )
+    if data.external_ref is not None:
+        existing = await repo.by_external_ref(session, data.external_ref)
+        if existing is not None:
+            raise Conflict(
+                f"external_ref {data.external_ref!r} is already customer {existing.id}",
+                existing_customer_id=str(existing.id),
+                existing_customer_number=existing.customer_number,
+            )
+    if not allow_duplicate:
+        matches = await repo.find_duplicates(
+            session,
+            kind=data.kind,
+            display_name=data.display_name,
+            company_name=data.company_name,
+            email=data.email,
+            phone=data.phone,
+            limit=5,
+        )
+        if matches:
+            first, matched_on = matches[0]
+            raise DuplicateCustomer(
+                f"Customer {first.customer_number} looks like the same customer "
+                f"(same {', '.join(matched_on)}); send allow_duplicate=true to create anyway",
+                existing_customer_id=str(first.id),
+                existing_customer_number=first.customer_number,
+                matched_on=matched_on,
+                candidates=[
+                    {
+                        "customer_id": str(c.id),
+                        "customer_number": c.customer_number,
+                        "matched_on": m,
+                    }
+                    for c, m in matches
+                ],
+            )
+    at = now()
+    customer = Customer(id=uuid.uuid4(), created_at=at, updated_at=at, **values)
+    session.add(customer)
+    await session.flush()
+    await record_history(
+        ctx,
+        history_row(
+            customer.id,
+            "customer",
+            customer.id,
+            "created",
+            ctx.actor,
+            at,
+            diff({}, {k: v for k, v in values.items() if v not in (None, [], {})}),
+        ),
+    )
+    await ctx.outbox.emit(
+        session,
+        CustomerCreated(customer_id=customer.id, occurred_at=at, dimensions=dimensions(customer)),
+    )
+    return customer
+
+
+async def update_customer(
+    ctx: Ctx, customer_id: uuid.UUID, patch: CustomerUpdate, if_match: str | None
+) -> Customer:
+    session = ctx.session
+    customer = await load(session, customer_id, for_update=True)
+    check_if_match(if_match, customer.version)
+    ensure_changeable(customer)
+    requested = patch.model_dump(mode="json", exclude_unset=True)
+    new_status = requested.pop("status", None)
+    before = {name: getattr(customer, name) for name in requested}
+    changes = diff(before, requested)
+    if "external_ref" in changes and requested["external_ref"] is not None:
+        other = await repo.by_external_ref(session, requested["external_ref"])
+        if other is not None and other.id != customer.id:
+            raise Conflict(
+                f"external_ref {requested['external_ref']!r} is already customer {other.id}",
+                existing_customer_id=str(other.id),
+            )
+    at = now()
+    archived = False
+    if new_status is not None and new_status != customer.status:
+        changes["status"] = {"old": customer.status, "new": new_status}
+        archived = new_status == "archived"
+        customer.status = new_status
+        customer.archived_at = at if archived else None
+    if not changes:
+        return customer
+    for name in requested:
+        setattr(customer, name, requested[name])
+    customer.version += 1
+    customer.updated_at = at
+    await session.flush()
+    await record_history(
+        ctx, history_row(customer.id, "customer", customer.id, "updated", ctx.actor, at, changes)
+    )
+    events: list[Any] = [
+        CustomerUpdated(
+            customer_id=customer.id,
+            occurred_at=at,
+            changed_fields=sorted(changes),
+            dimensions=dimensions(customer),
+        )
+    ]
+    if archived:
+        events.append(CustomerArchived(customer_id=customer.id, occurred_at=at))
+    await ctx.outbox.emit(session, *events)
+    return customer
+
+
+async def archive_customer(ctx: Ctx, customer_id: uuid.UUID, if_match: str | None) -> Customer:
+    customer = await load(ctx.session, customer_id, for_update=True)
+    if if_match is not None:
+        check_if_match(if_match, customer.version)
+    if customer.status == "merged":
+        ensure_changeable(customer)
+    if customer.status == "archived":
+        return customer
+    at = now()
+    customer.status, customer.archived_at = "archived", at
+    customer.version += 1
+    customer.updated_at = at
+    await ctx.session.flush()
+    await record_history(
+        ctx,
+        history_row(
+            customer.id,
+            "customer",
+            customer.id,
+            "archived",
+            ctx.actor,
+            at,
+            {"status": {"old": "active", "new": "archived"}},
+        ),
+    )
+    await ctx.outbox.emit(ctx.session, CustomerArchived(customer_id=customer.id, occurred_at=at))
+    return customer
+
+
+async def duplicate_candidates(
+    session: AsyncSession, customer_id: uuid.UUID
+) -> list[tuple[Customer, list[str]]]:
+    customer = await load(session, customer_id)
+    return await repo.find_duplicates(
+        session,
+        kind=customer.kind,
+        display_name=customer.display_name,
+        company_name=customer.company_name,
+        email=customer.email,
+        phone=customer.phone,
+        exclude=[customer.id],
+        limit=50,
+    )
+
+
+# -- merge ---------------------------------------------------------------------------------------
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == [] or value == {} or value == ""
+
+
+def merged_values(
+    survivor: Customer, duplicate: Customer, survivorship: Mapping[str, str]
+) -> dict[str, Any]:
+    unknown = sorted(set(survivorship) - set(MERGEABLE_FIELDS))
+    if unknown:
+        raise InvalidMerge(
+            f"Unknown survivorship fields: {', '.join(unknown)}",
+            allowed_fields=list(MERGEABLE_FIELDS),
+        )
+    result: dict[str, Any] = {}
+    for name in MERGEABLE_FIELDS:
+        mine, theirs = getattr(survivor, name), getattr(duplicate, name)
+        choice = survivorship.get(name)
+        if name == "tags":
+            result[name] = list(dict.fromkeys([*(mine or []), *(theirs or [])]))
+        elif name == "custom_attributes" and choice is None:
+            result[name] = {**(theirs or {}), **(mine or {})}
+        elif choice == "duplicate" or (choice is None and _empty(mine)):
+            result[name] = theirs
+        else:
+            result[name] = mine
+    return result
+
+
+async def merge(ctx: Ctx, survivor_id: uuid.UUID, request: MergeRequest) -> MergeResult:
+    session = ctx.session
+    if request.duplicate_id == survivor_id:
+        raise InvalidMerge("A customer cannot be merged into itself")
+    # Lock both in id order so two opposite merges cannot deadlock.
+    first, second = sorted([survivor_id, request.duplicate_id])
+    locked = {first: await load(session, first, True), second: await load(session, second, True)}
+    survivor, duplicate = locked[survivor_id], locked[request.duplicate_id]
+    for c in (survivor, duplicate):
+        if c.status == "merged" or c.erased_at is not None:
+            raise InvalidMerge(
+                f"Customer {c.id} is {'merged' if c.status == 'merged' else 'erased'}; "
+                "it cannot take part in a merge",
+                customer_id=str(c.id),
+            )
+    if survivor.kind != duplicate.kind:
+        raise InvalidMerge("Only customers of the same kind (person/organisation) can be merged")
+    values = merged_values(survivor, duplicate, request.survivorship)
+    before = {name: getattr(survivor, name) for name in values}
+    changes = diff(before, values)
+    moved = {}
+    for model in (Contact, Need, ConsentRecord):
+        moved[model.__tablename__] = int(
+            await session.scalar(
+                sa.select(sa.func.count()).where(model.customer_id == duplicate.id)
+            )
+            or 0
+        )
+    insights = (await repo.get_insights(session, [survivor.id])).get(survivor.id)
+    at = now()
+    if request.dry_run:
+        preview = {**customer_values(survivor), **values}
+        if changes:
+            preview.update(version=survivor.version + 1, updated_at=at)
+        return MergeResult(
+            dry_run=True,
+            survivor=to_read(preview, insights),
+            merged_customer_id=duplicate.id,
+            changed_fields=sorted(changes),
+            moved=moved,
+        )
+    if "external_ref" in changes:  # unique: take it off the duplicate first
+        duplicate.external_ref = None
+        await session.flush()
+    for name, value in values.items():
+        setattr(survivor, name, value)
+    survivor.version += 1
+    survivor.updated_at = at
+    duplicate.status, duplicate.merged_into_id = "merged", survivor.id
+    duplicate.version += 1
+    duplicate.updated_at = at
+    await session.flush()
+    for model in (Contact, Need, ConsentRecord):
+        await session.execute(
+            sa.update(model)
+            .where(model.customer_id == duplicate.id)
+            .values(customer_id=survivor.id)
+        )
+    # Records merged into the duplicate earlier now point at the survivor too.
+    await session.execute(
+        sa.update(Customer)
+        .where(Customer.merged_into_id == duplicate.id)
+        .values(merged_into_id=survivor.id)
+    )
+    await record_history(
+        ctx,
+        history_row(
+            survivor.id,
+            "customer",
+            survivor.id,
+            "merged",
+            ctx.actor,
+            at,
+            {**changes, "merged_customer_id": {"old": None, "new": str(duplicate.id)}},
+        ),
+        history_row(
+            duplicate.id,
+            "customer",
+            duplicate.id,
+            "merged_into",
+            ctx.actor,
+            at,
+            {
+                "status": {"old": "active", "new": "merged"},
+                "merged_into_id": {"old": None, "new": str(survivor.id)},
+            },
+        ),
+    )
+    events: list[Any] = [
+        CustomerMerged(customer_id=survivor.id, occurred_at=at, merged_customer_id=duplicate.id)
+    ]
+    if changes:
+        events.append(
+            CustomerUpdated(
+                customer_id=survivor.id,
+                occurred_at=at,
+                changed_fields=sorted(changes),
+                dimensions=dimensions(survivor),
+            )
+        )
+    await ctx.outbox.emit(session, *events)
+    return MergeResult(
+        dry_run=False,
+        survivor=to_read(survivor, insights),
+        merged_customer_id=duplicate.id,
+        changed_fields=sorted(changes),
+        moved=moved,
+    )
+
+
+# -- contacts ------------------------------------------------------------------------------------
+
+
+async def add_contact(ctx: Ctx, customer_id: uuid.UUID, data: ContactCreate) -> Contact:
+    customer = await load(ctx.session, customer_id)
+    ensure_changeable(customer)
+    if customer.kind != "organisation":
+        raise Unprocessable("Contacts belong to organisations; this customer is a person")
+    at = now()
+    values = data.model_dump(mode="json")
+    contact = Contact(
+        id=uuid.uuid4(), customer_id=customer.id, created_at=at, updated_at=at, **values
+    )
+    ctx.session.add(contact)
+    await ctx.session.flush()
+    await record_history(
+        ctx,
+        history_row(customer.id, "contact", contact.id, "created", ctx.actor, at, diff({}, values)),
+    )
+    return contact
+
+
+async def load_contact(
+    session: AsyncSession, customer_id: uuid.UUID, contact_id: uuid.UUID, for_update: bool = False
+) -> Contact:
+    contact = await repo.get_contact(session, customer_id, contact_id, for_update)
+    if contact is None:
+        raise CustomerNotFound(f"Contact {contact_id} of customer {customer_id} does not exist")
+    return contact
+
+
+async def update_contact(
+    ctx: Ctx,
+    customer_id: uuid.UUID,
+    contact_id: uuid.UUID,
+    patch: ContactUpdate,
+    if_match: str | None,
+) -> Contact:
+    contact = await load_contact(ctx.session, customer_id, contact_id, for_update=True)
+    check_if_match(if_match, contact.version)
+    requested = patch.model_dump(mode="json", exclude_unset=True)
+    if requested.get("name", "") is None:
+        raise Unprocessable(
+            "name cannot be null",
+            errors=[{"field": "body.name", "message": "cannot be null", "type": "null"}],
+        )
+    changes = diff({k: getattr(contact, k) for k in requested}, requested)
+    if changes:
+        at = now()
+        for name, value in requested.items():
+            setattr(contact, name, value)
+        contact.version += 1
+        contact.updated_at = at
+        await ctx.session.flush()
+        await record_history(
+            ctx, history_row(customer_id, "contact", contact.id, "updated", ctx.actor, at, changes)
+        )
+    return contact
+
+
+async def remove_contact(ctx: Ctx, customer_id: uuid.UUID, contact_id: uuid.UUID) -> None:
+    contact = await load_contact(ctx.session, customer_id, contact_id, for_update=True)
+    await ctx.session.delete(contact)
+    await record_history(
+        ctx,
+        history_row(
+            customer_id,
+            "contact",
+            contact.id,
+            "deleted",
+            ctx.actor,
+            now(),
+            diff({k: getattr(contact, k) for k in ("name", "role")}, {"name": None, "role": None}),
+        ),
+    )
+
+
+# -- needs ---------------------------------------------------------------------------------------
+
+
+def need_event(need: Need, at: datetime, changed: list[str] | None = None) -> Any:
+    common = {
+        "customer_id": need.customer_id,
+        "occurred_at": at,
+        "need_id": need.id,
+        "category": need.category,
+        "priority": need.priority,
+        "status": need.status,
+        "due_date": need.due_date,
+    }
+    if changed is None:
+        return NeedRecorded(**common)
+    return NeedUpdated(**common, changed_fields=changed)
+
+
+async def add_need(ctx: Ctx, customer_id: uuid.UUID, data: NeedCreate) -> Need:
+    customer = await load(ctx.session, customer_id)
+    ensure_changeable(customer)
+    at = now()
+    need = Need(
+        id=uuid.uuid4(), customer_id=customer.id, created_at=at, updated_at=at, **data.model_dump()
+    )
+    ctx.session.add(need)
+    await ctx.session.flush()
+    await record_history(
+        ctx,
+        history_row(
+            customer.id,
+            "need",
+            need.id,
+            "created",
+            ctx.actor,
+            at,
+            diff({}, data.model_dump(mode="json", exclude_none=True)),
+        ),
+    )
+    await ctx.outbox.emit(ctx.session, need_event(need, at))
+    return need
+
+
+async def load_need(
+    session: AsyncSession, customer_id: uuid.UUID, need_id: uuid.UUID, for_update: bool = False
+) -> Need:
+    need = await repo.get_need(session, customer_id, need_id, for_update)
+    if need is None:
+        raise CustomerNotFound(f"Need {need_id} of customer {customer_id} does not exist")
+    return need
+
+
+async def update_need(
+    ctx: Ctx, customer_id: uuid.UUID, need_id: uuid.UUID, patch: NeedUpdate, if_match: str | None
+) -> Need:
+    need = await load_need(ctx.session, customer_id, need_id, for_update=True)
+    check_if_match(if_match, need.version)
+    requested = patch.model_dump(exclude_unset=True)
+    for required in ("category", "title", "priority", "status"):
+        if required in requested and requested[required] is None:
+            raise Unprocessable(f"{required} cannot be null")
+    new_status = requested.get("status")
+    if new_status is not None and new_status != need.status:
+        if new_status not in NEED_TRANSITIONS[need.status]:
+            raise NeedTransitionInvalid(
+                f"A need cannot go from {need.status} to {new_status}",
+                allowed=sorted(NEED_TRANSITIONS[need.status]),
+            )
+    changes = diff({k: getattr(need, k) for k in requested}, requested)
+    if changes:
+        at = now()
+        for name, value in requested.items():
+            setattr(need, name, value)
+        need.version += 1
+        need.updated_at = at
+        await ctx.session.flush()
+        await record_history(
+            ctx, history_row(customer_id, "need", need.id, "updated", ctx.actor, at, changes)
+        )
+        await ctx.outbox.emit(ctx.session, need_event(need, at, sorted(changes)))
+    return need
+
+
+# -- consent -------------------------------------------------------------------------------------
+
+
+async def change_consent(ctx: Ctx, customer_id: uuid.UUID, data: ConsentChange) -> ConsentRecord:
+    session = ctx.session
+    customer = await load(session, customer_id, for_update=True)
+    ensure_changeable(customer)
+    current = (
+        await session.execute(
+            sa.select(ConsentRecord.granted)
+            .where(ConsentRecord.customer_id == customer.id, ConsentRecord.purpose == data.purpose)
+            .order_by(ConsentRecord.occurred_at.desc(), ConsentRecord.id.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    at = data.occurred_at or now()
+    record = ConsentRecord(
+        customer_id=customer.id,
+        purpose=data.purpose,
+        granted=data.granted,
+        source=data.source,
+        recorded_by=ctx.actor,
+        occurred_at=at,
+    )
+    session.add(record)
+    await session.flush()
+    await record_history(
+        ctx,
+        history_row(
+            customer.id,
+            "consent",
+            customer.id,
+            "granted" if data.granted else "withdrawn",
+            ctx.actor,
+            at,
+            {data.purpose: {"old": current, "new": data.granted}},
+        ),
+    )
+    if current is None or current != data.granted:
+        await ctx.outbox.emit(
+            session,
+            ConsentChanged(
+                customer_id=customer.id,
+                occurred_at=at,
+                purpose=data.purpose,
+                granted=data.granted,
+                source=data.source,
+            ),
+        )
+    return record
+
+
+def current_consent(records: Sequence[ConsentRecord]) -> list[ConsentRecord]:
+    """The latest record per purpose (records are newest first)."""
+    seen: dict[str, ConsentRecord] = {}
+    for record in records:
+        seen.setdefault(record.purpose, record)
+    return sorted(seen.values(), key=lambda r: r.purpose)
+
+
+# -- GDPR ----------------------------------------------------------------------------------------
+
+
+async def erase(ctx: Ctx, customer_id: uuid.UUID) -> Customer:
+    """Replace PII with anonymous values in every table; keep non-identifying facts."""
+    session = ctx.session
+    customer = await load(session, customer_id, for_update=True)
+    merged_ids = list(
+        (
+            await session.execute(
+                sa.select(Customer.id)
+                .where(Customer.merged_into_id == customer.id)
+                .with_for_update()
+            )
+        ).scalars()
+    )
+    ids = [customer.id, *merged_ids]
+    at = now()
+    await session.execute(
+        sa.update(Customer)
+        .where(Customer.id.in_(ids))
+        .values(
+            display_name=sa.literal("Erased customer ") + Customer.customer_number,
+            legal_name=None,
+            email=None,
+            phone=None,
+            addresses=[],
+            notes=None,
+            custom_attributes={},
+            status=sa.case((Customer.status == "active", "archived"), else_=Customer.status),
+            archived_at=sa.func.coalesce(Customer.archived_at, at),
+            erased_at=at,
+            version=Customer.version + 1,
+            updated_at=at,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        sa.update(Contact)
+        .where(Contact.customer_id.in_(ids))
+        .values(name=ERASED, email=None, phone=None, notes=None, version=Contact.version + 1)
+    )
+    await session.execute(
+        sa.update(Need)
+        .where(Need.customer_id.in_(ids))
+        .values(title=ERASED, description=None, version=Need.version + 1)
+    )
+    entries = (
+        await session.execute(sa.select(HistoryEntry).where(HistoryEntry.customer_id.in_(ids)))
+    ).scalars()
+    for entry in entries:
+        pii = PII_BY_ENTITY.get(entry.entity, set())
+        scrubbed = {
+            name: ({"old": ERASED, "new": ERASED} if name in pii else change)
+            for name, change in entry.changes.items()
+        }
+        if scrubbed != entry.changes:
+            entry.changes = scrubbed
+    # Stored responses of earlier requests (Idempotency-Key replays) may quote PII.
+    for cid in ids:
+        await session.execute(
+            sa.delete(idempotency_keys).where(
+                sa.cast(idempotency_keys.c.body, sa.Text).contains(str(cid))
+            )
+        )
+    await session.flush()
+    await record_history(
+        ctx,
+        *(
+            history_row(
+                cid,
+                "customer",
+                cid,
+                "erased",
+                ctx.actor,
+                at,
+                {name: {"old": ERASED, "new": None} for name in Customer.PII_COLUMNS},
+            )
+            for cid in ids
+        ),
+    )
+    await ctx.outbox.emit(
+        session, *(CustomerErased(customer_id=cid, occurred_at=at) for cid in ids)
+    )
+    await session.refresh(customer)
+    return customer
+
+
+# -- bulk import ---------------------------------------------------------------------------------
+
+CSV_LIST_SEPARATOR = ";"
+
+
+def parse_import(body: bytes, content_type: str, max_rows: int) -> list[dict[str, Any] | str]:
+    """Rows as dicts, or an error message for a row that is not even an object."""
+    media = content_type.split(";")[0].strip().lower()
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise Unprocessable("The import must be UTF-8 text") from exc
+    rows: list[dict[str, Any] | str] = []
+    if media in ("application/x-ndjson", "application/jsonl", "application/json-lines"):
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                rows.append(f"not valid JSON: {exc.msg}")
+                continue
+            rows.append(value if isinstance(value, dict) else "each line must be a JSON object")
+            if len(rows) > max_rows:
+                break
+    elif media == "text/csv":
+        reader = csv.DictReader(io.StringIO(text))
+        for record in reader:
+            row: dict[str, Any] = {}
+            for key, value in record.items():
+                if key is None or value in (None, ""):
+                    continue
+                if key in ("tags",):
+                    row[key] = [t for t in value.split(CSV_LIST_SEPARATOR) if t.strip()]
+                elif key in ("addresses", "important_dates", "custom_attributes"):
+                    try:
+                        row[key] = json.loads(value)
+                    except json.JSONDecodeError:
+                        row[key] = value  # validation reports the field
+                else:
+                    row[key] = value
+            rows.append(row)
+            if len(rows) > max_rows:
+                break
+    else:
+        raise UnsupportedImportFormat(
+            f"Send text/csv or application/x-ndjson, not {media or 'no content type'}"
+        )
+    if len(rows) > max_rows:
+        raise ImportTooLarge(f"At most {max_rows} rows per import", max_rows=max_rows)
+    if not rows:
+        raise Unprocessable("The import has no rows")
+    return rows
+
+
+async def import_customers(
+    ctx: Ctx, rows: list[dict[str, Any] | str], allow_duplicates: bool, batch_size: int
+) -> ImportResult:
+    session = ctx.session
+    results: list[ImportRowResult] = []
+    valid: list[tuple[ImportRowResult, CustomerCreate]] = []
+    seen_refs: set[str] = set()
+    for number, raw in enumerate(rows, start=1):
+        result = ImportRowResult(row=number, status="error")
+        results.append(result)
+        if isinstance(raw, str):
+            result.errors = [{"field": "", "message": raw}]
+            continue
+        try:
+            data = CustomerCreate.model_validate(raw)
+        except ValidationError as exc:
+            result.external_ref = (
+                raw.get("external_ref") if isinstance(raw.get("external_ref"), str) else None
+            )
+            result.errors = [
+                {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                for e in exc.errors()
+            ]
+            continue
+        result.external_ref = data.external_ref
+        if data.external_ref is None:
+            result.errors = [
+                {"field": "external_ref", "message": "required for imports (it makes retries safe)"}
+            ]
+            continue
+        if data.external_ref in seen_refs:
+            result.errors = [
+                {"field": "external_ref", "message": "appears more than once in this import"}
+            ]
+            continue
+        seen_refs.add(data.external_ref)
+        valid.append((result, data))
+
+    # Rows already imported (an earlier or concurrent run) are reported, not created again.
+    existing = await _existing_refs(session, [d.external_ref for _, d in valid if d.external_ref])
+    pending: list[tuple[ImportRowResult, CustomerCreate]] = []
+    for result, data in valid:
+        hit = existing.get(data.external_ref or "")
+        if hit is not None:
+            result.status, result.customer_id, result.customer_number = "existing", *hit
+        else:
+            pending.append((result, data))
+
+    if not allow_duplicates and pending:
+        pending = await _drop_duplicates(session, pending)
+
+    at = now()
+    for start in range(0, len(pending), batch_size):
+        await _insert_batch(ctx, pending[start : start + batch_size], at)
+    return ImportResult(
+        created=sum(r.status == "created" for r in results),
+        existing=sum(r.status == "existing" for r in results),
+        failed=sum(r.status == "error" for r in results),
+        rows=results,
+    )
+
+
+async def _existing_refs(
+    session: AsyncSession, refs: list[str]
+) -> dict[str, tuple[uuid.UUID, str]]:
+    if not refs:
+        return {}
+    rows = await session.execute(
+        sa.select(Customer.external_ref, Customer.id, Customer.customer_number).where(
+            Customer.external_ref == sa.func.any(sa.literal(refs, sa.ARRAY(sa.Text)))
+        )
+    )
+    return {ref: (cid, number) for ref, cid, number in rows.all() if ref is not None}
+
+
+async def _drop_duplicates(
+    session: AsyncSession, pending: list[tuple[ImportRowResult, CustomerCreate]]
+) -> list[tuple[ImportRowResult, CustomerCreate]]:
+    emails = sorted({d.email for _, d in pending if d.email})
+    phones = sorted({d.phone for _, d in pending if d.phone})
+    known: dict[str, str] = {}
+    if emails or phones:
+        rows = await session.execute(
+            sa.select(Customer.id, Customer.email, Customer.phone).where(
+                Customer.status != "merged",
+                sa.or_(
+                    Customer.email == sa.func.any(sa.literal(emails, sa.ARRAY(sa.Text))),
+                    Customer.phone == sa.func.any(sa.literal(phones, sa.ARRAY(sa.Text))),
+                ),
+            )
+        )
+        for cid, email, phone in rows.all():
+            if email:
+                known[f"email:{email}"] = str(cid)
+            if phone:
+                known[f"phone:{phone}"] = str(cid)
+    kept = []
+    for result, data in pending:
+        errors = [
+            {
+                "field": name,
+                "message": f"same {name} as existing customer {known[f'{name}:{value}']}",
+            }
+            for name, value in (("email", data.email), ("phone", data.phone))
+            if value and f"{name}:{value}" in known
+        ]
+        if errors:
+            result.errors = errors
+        else:
+            kept.append((result, data))
+            # A later row of the same import with the same contact detail is a duplicate too.
+            for name, value in (("email", data.email), ("phone", data.phone)):
+                if value:
+                    known.setdefault(f"{name}:{value}", f"of row {result.row}")
+    return kept
+
+
+async def _insert_batch(
+    ctx: Ctx, batch: list[tuple[ImportRowResult, CustomerCreate]], at: datetime
+) -> None:
+    session = ctx.session
+    table = table_of(Customer)
+    values = []
+    for _, data in batch:
+        fields = data.model_dump(mode="json")
+        values.append({"id": uuid.uuid4(), "created_at": at, "updated_at": at, **fields})
+    inserted = await session.execute(
+        insert(table)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=[table.c.external_ref])
+        .returning(*table.c)
+    )
+    created = {r.external_ref: r for r in inserted.all()}
+    lost = [d.external_ref for r, d in batch if d.external_ref not in created]
+    existing = await _existing_refs(session, [ref for ref in lost if ref])
+    history: list[dict[str, Any]] = []
+    events: list[Any] = []
+    for (result, data), value in zip(batch, values, strict=True):
+        inserted_row = created.get(data.external_ref)
+        if inserted_row is None:  # a concurrent import won the external_ref
+            hit = existing.get(data.external_ref or "")
+            if hit is not None:
+                result.status, result.customer_id, result.customer_number = "existing", *hit
+            continue
+        result.status, result.customer_id, result.customer_number = (
+            "created",
+            inserted_row.id,
+            inserted_row.customer_number,
+        )
+        history.append(
+            history_row(
+                inserted_row.id,
+                "customer",
+                inserted_row.id,
+                "imported",
+                ctx.actor,
+                at,
+                diff(
+                    {},
+                    {
+                        k: v
+                        for k, v in value.items()
+                        if k in CUSTOMER_FIELDS and v not in (None, [], {})
+                    },
+                ),
+            )
+        )
+        events.append(
+            CustomerCreated(
+                customer_id=inserted_row.id,
+                occurred_at=at,
+                dimensions=dimensions(inserted_row._asdict()),
+            )
+        )
+    await record_history(ctx, *history)
+    await ctx.outbox.emit(session, *events)
+
+
+# -- insights (consumed from analytics) ----------------------------------------------------------
+
+
+async def apply_insight(
+    session: AsyncSession, customer_id: uuid.UUID, at_column: str, values: dict[str, Any]
+) -> None:
+    await repo.upsert_insights(session, customer_id, at_column, values)

@@ -1,0 +1,53 @@
+"""The subscriptions service: `uvicorn services.subscriptions.main:create_app --factory`."""
+
+from fastapi import FastAPI
+
+from services.subscriptions.api import router
+from services.subscriptions.config import Settings
+from services.subscriptions.consumer import CONSUMER_GROUP, handlers
+from services.subscriptions.delivery import delivery_worker
+from services.subscriptions.events import SUBSCRIPTIONS_TOPIC
+from services.subscriptions.models import inbox, outbox
+from shared.app import ConsumerSpec, ServiceSpec, create_service_app
+from shared.asyncapi import catalog_router, docs_router
+from shared.contracts import DOMAIN_TOPICS
+
+DESCRIPTION = """\
+Webhook subscriptions to Kehu's domain events, delivered per the
+[Standard Webhooks](https://www.standardwebhooks.com/) spec as structured CloudEvents, with
+retries for about three days, a delivery log, replay, secret rotation and SSRF protection.
+Also serves the AsyncAPI document (`/asyncapi.yaml`), the event catalog (`/catalog`) and the
+developer portal (`/portal`), which need no token.
+
+Every other endpoint needs `Authorization: Bearer <jwt>`; each operation names the scope it
+requires (`subscriptions:read` or `subscriptions:write`). Errors are RFC 9457
+`application/problem+json`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    return create_service_app(
+        ServiceSpec(
+            name="subscriptions",
+            title="Kehu subscriptions",
+            description=DESCRIPTION,
+            settings=settings,
+            outbox=outbox,
+            inbox=inbox,
+            routers=[router, docs_router(), catalog_router()],
+            publishes=[SUBSCRIPTIONS_TOPIC],
+            consumers=[ConsumerSpec(CONSUMER_GROUP, DOMAIN_TOPICS, handlers(settings))],
+            background=[delivery_worker],
+            openapi_tags=[
+                {
+                    "name": "subscriptions",
+                    "description": "Webhook subscriptions, their delivery log and replay.",
+                },
+                {
+                    "name": "docs",
+                    "description": "AsyncAPI document, event catalog and developer portal.",
+                },
+            ],
+        )
+    )

@@ -2,7 +2,10 @@
 
 from fastapi import FastAPI
 
+from services.interactions.api import OPENAPI_TAGS, ROUTERS
 from services.interactions.config import Settings
+from services.interactions.consumers import consumer_spec
+from services.interactions.jobs import overdue_scheduler, revisit_scheduler
 from services.interactions.models import inbox, outbox
 from shared.app import ServiceSpec, create_service_app
 from shared.contracts import INTERACTIONS_TOPIC
@@ -12,18 +15,30 @@ Every contact with a customer, follow-ups and revisits, purchases and satisfacti
 
 Every endpoint except health, metrics and these docs needs `Authorization: Bearer <jwt>`;
 each operation names the scope it requires. Errors are RFC 9457 `application/problem+json`.
+Free text and contact names are shown only to callers with `pii:read` (else `[redacted]`).
+
+Publishes on `kehu.interactions`: interaction.logged, followup.scheduled / completed /
+overdue, purchase.recorded / refunded / cancelled, survey.submitted. Consumes `kehu.customers`
+(important dates, merges, erasure) and `kehu.analytics` (tier changes move the revisit plan).
 """
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
     return create_service_app(
         ServiceSpec(
             name="interactions",
             title="Kehu interactions",
             description=DESCRIPTION,
-            settings=settings or Settings(),
+            settings=settings,
             outbox=outbox,
             inbox=inbox,
+            routers=ROUTERS,
             publishes=[INTERACTIONS_TOPIC],
+            consumers=[consumer_spec(settings)],
+            background=[overdue_scheduler, revisit_scheduler]
+            if settings.schedulers_enabled
+            else [],
+            openapi_tags=OPENAPI_TAGS,
         )
     )

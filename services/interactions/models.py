@@ -1,8 +1,27 @@
-"""Tables owned by the interactions service."""
+"""Tables owned by the interactions service.
+
+Customers live in profiles; here a customer is only an id. `customer_state` is a small local
+projection (tier, cadence, last contact, next revisit, important dates) upserted from events and
+from this service's own writes, so nothing here requires the customer to be known first.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base, new_metadata
 from shared.http import idempotency_table
 from shared.outbox import inbox_table, outbox_table
+
+MONEY = sa.Numeric(18, 4)
+TZ = sa.DateTime(timezone=True)
 
 
 class Model(Base):
@@ -14,3 +33,176 @@ metadata = Model.metadata
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
 idempotency_keys = idempotency_table(metadata)
+
+
+def _now() -> Any:
+    return sa.func.now()
+
+
+class Interaction(Model):
+    __tablename__ = "interactions"
+    __table_args__ = (
+        sa.Index("ix_interactions_customer_occurred", "customer_id", "occurred_at", "id"),
+        sa.Index("ix_interactions_occurred", "occurred_at", "id"),
+        sa.Index("ix_interactions_agent_occurred", "agent_id", "occurred_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    customer_id: Mapped[uuid.UUID]
+    contact_person: Mapped[str | None] = mapped_column(sa.Text)
+    channel: Mapped[str] = mapped_column(sa.Text)
+    direction: Mapped[str] = mapped_column(sa.Text)
+    occurred_at: Mapped[datetime] = mapped_column(TZ)
+    duration_seconds: Mapped[int | None]
+    subject: Mapped[str | None] = mapped_column(sa.Text)
+    summary: Mapped[str | None] = mapped_column(sa.Text)
+    outcome: Mapped[str | None] = mapped_column(sa.Text)
+    agent_id: Mapped[str | None] = mapped_column(sa.Text)
+    need_id: Mapped[uuid.UUID | None]
+    purchase_id: Mapped[uuid.UUID | None]
+    complaint_id: Mapped[uuid.UUID | None]
+    version: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(TZ, server_default=_now())
+
+
+class Followup(Model):
+    __tablename__ = "followups"
+    __table_args__ = (
+        sa.Index("ix_followups_customer_due", "customer_id", "due_at"),
+        sa.Index("ix_followups_assignee_due", "assignee_id", "due_at"),
+        # The overdue scheduler's scan: open and not yet announced as overdue.
+        sa.Index(
+            "ix_followups_overdue_scan",
+            "due_at",
+            postgresql_where=sa.text("status = 'open' AND overdue_notified_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    customer_id: Mapped[uuid.UUID]
+    kind: Mapped[str] = mapped_column(sa.Text)
+    due_at: Mapped[datetime] = mapped_column(TZ)
+    assignee_id: Mapped[str | None] = mapped_column(sa.Text)
+    status: Mapped[str] = mapped_column(sa.Text, default="open")
+    note: Mapped[str | None] = mapped_column(sa.Text)
+    origin: Mapped[str] = mapped_column(sa.Text, default="manual")
+    # Set for follow-ups the service creates itself, so a retried job never doubles one.
+    dedupe_key: Mapped[str | None] = mapped_column(sa.Text, unique=True)
+    interaction_id: Mapped[uuid.UUID | None]
+    completed_at: Mapped[datetime | None] = mapped_column(TZ)
+    overdue_notified_at: Mapped[datetime | None] = mapped_column(TZ)
+    version: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(TZ, server_default=_now())
+
+
+class Purchase(Model):
+    __tablename__ = "purchases"
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "customer_id", "external_ref", name="uq_purchases_customer_id_external_ref"
+        ),
+        sa.Index("ix_purchases_customer_occurred", "customer_id", "occurred_at", "id"),
+        sa.Index("ix_purchases_occurred", "occurred_at", "id"),
+        sa.CheckConstraint("refunded_amount <= amount", name="refund_within_amount"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    customer_id: Mapped[uuid.UUID]
+    external_ref: Mapped[str] = mapped_column(sa.Text)
+    occurred_at: Mapped[datetime] = mapped_column(TZ)
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    cost: Mapped[Decimal] = mapped_column(MONEY)
+    margin: Mapped[Decimal] = mapped_column(MONEY)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[str] = mapped_column(sa.Text)
+    items: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    refunded_amount: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
+    refunded_margin: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
+    version: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(TZ, server_default=_now())
+
+
+class Refund(Model):
+    __tablename__ = "refunds"
+    __table_args__ = (sa.Index("ix_refunds_purchase_id", "purchase_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    purchase_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("purchases.id"))
+    customer_id: Mapped[uuid.UUID]
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    margin: Mapped[Decimal] = mapped_column(MONEY)
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    occurred_at: Mapped[datetime] = mapped_column(TZ)
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=_now())
+
+
+class Survey(Model):
+    __tablename__ = "surveys"
+    __table_args__ = (sa.Index("ix_surveys_customer_submitted", "customer_id", "submitted_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    customer_id: Mapped[uuid.UUID]
+    invitation_id: Mapped[uuid.UUID | None]
+    context_type: Mapped[str | None] = mapped_column(sa.Text)
+    context_id: Mapped[uuid.UUID | None]
+    channel: Mapped[str | None] = mapped_column(sa.Text)
+    scores: Mapped[dict[str, int]] = mapped_column(JSONB)
+    nps: Mapped[int | None]
+    effort: Mapped[int | None]
+    comment: Mapped[str | None] = mapped_column(sa.Text)
+    submitted_at: Mapped[datetime] = mapped_column(TZ)
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=_now())
+
+
+class SurveyInvitation(Model):
+    __tablename__ = "survey_invitations"
+    __table_args__ = (sa.Index("ix_survey_invitations_customer_sent", "customer_id", "sent_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    customer_id: Mapped[uuid.UUID]
+    context_type: Mapped[str | None] = mapped_column(sa.Text)
+    context_id: Mapped[uuid.UUID | None]
+    channel: Mapped[str | None] = mapped_column(sa.Text)
+    sent_at: Mapped[datetime] = mapped_column(TZ)
+    survey_id: Mapped[uuid.UUID | None]
+
+
+class CustomerState(Model):
+    """What this service knows about a customer, from events and its own writes."""
+
+    __tablename__ = "customer_state"
+    __table_args__ = (
+        sa.Index(
+            "ix_customer_state_next_revisit",
+            "next_revisit_at",
+            postgresql_where=sa.text("erased_at IS NULL AND merged_into IS NULL"),
+        ),
+        sa.Index(
+            "ix_customer_state_care_next",
+            "care_next_on",
+            postgresql_where=sa.text("erased_at IS NULL AND merged_into IS NULL"),
+        ),
+    )
+
+    customer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    tier: Mapped[str | None] = mapped_column(sa.String(1))
+    tier_changed_at: Mapped[datetime | None] = mapped_column(TZ)
+    cadence_days_override: Mapped[int | None]
+    owner_id: Mapped[str | None] = mapped_column(sa.Text)
+    last_contact_at: Mapped[datetime | None] = mapped_column(TZ)
+    next_revisit_at: Mapped[datetime | None] = mapped_column(TZ)
+    # The next_revisit_at a revisit follow-up was already created for.
+    revisit_scheduled_for: Mapped[datetime | None] = mapped_column(TZ)
+    important_dates: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, default=list, server_default="[]"
+    )
+    dimensions_at: Mapped[datetime | None] = mapped_column(TZ)
+    care_next_on: Mapped[date | None] = mapped_column(sa.Date)
+    last_invited_at: Mapped[datetime | None] = mapped_column(TZ)
+    merged_into: Mapped[uuid.UUID | None]
+    erased_at: Mapped[datetime | None] = mapped_column(TZ)
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
+    updated_at: Mapped[datetime] = mapped_column(TZ, server_default=_now())

@@ -1,0 +1,198 @@
+"""Event handlers: customers (important dates, merge, erasure) and analytics (tier changes).
+
+Events arrive in any order across topics, and a customer may be unknown here when they do:
+every handler upserts `customer_state` and ignores a change older than the one it already has.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from services.interactions import repository as repo
+from services.interactions.config import Settings
+from services.interactions.models import (
+    CustomerState,
+    Followup,
+    Interaction,
+    Purchase,
+    Refund,
+    Survey,
+    SurveyInvitation,
+)
+from services.interactions.service import next_care_date, utcnow
+from shared.app import ConsumerSpec
+from shared.consumer import EventHandler
+from shared.contracts import ANALYTICS_TOPIC, CUSTOMERS_TOPIC
+from shared.contracts.analytics import CustomerTierChanged
+from shared.contracts.customers import (
+    CustomerCreated,
+    CustomerErased,
+    CustomerMerged,
+    CustomerUpdated,
+)
+from shared.events.envelope import CloudEvent
+
+GROUP_ID = "interactions"
+
+
+def _newer(column: Any, at: datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(column.is_(None), column <= at)
+
+
+def handlers(settings: Settings) -> dict[str, EventHandler]:
+    async def dimensions(session: AsyncSession, event: CloudEvent) -> None:
+        """Important dates and owner: care follow-ups are planned from them."""
+        cls = CustomerCreated if event.type == CustomerCreated.event_type() else CustomerUpdated
+        e = cls.model_validate(event.data)
+        dates = [d.model_dump() for d in e.dimensions.important_dates]
+        values = {
+            "important_dates": dates,
+            "owner_id": e.dimensions.owner_id,
+            "dimensions_at": e.occurred_at,
+            "care_next_on": next_care_date(dates, utcnow().date()),
+        }
+        s = CustomerState
+        await session.execute(
+            insert(s)
+            .values(customer_id=e.customer_id, **values)
+            .on_conflict_do_update(
+                index_elements=[s.customer_id],
+                set_={**values, "updated_at": sa.func.now()},
+                where=sa.and_(_newer(s.dimensions_at, e.occurred_at), s.erased_at.is_(None)),
+            )
+        )
+
+    async def tier_changed(session: AsyncSession, event: CloudEvent) -> None:
+        """The revisit cadence follows the tier: move the next revisit date."""
+        e = CustomerTierChanged.model_validate(event.data)
+        customer_id = await repo.resolve_customer(session, e.customer_id)
+        s = CustomerState
+        await session.execute(
+            insert(s)
+            .values(customer_id=customer_id, tier=e.tier, tier_changed_at=e.occurred_at)
+            .on_conflict_do_update(
+                index_elements=[s.customer_id],
+                set_={"tier": e.tier, "tier_changed_at": e.occurred_at},
+                where=_newer(s.tier_changed_at, e.occurred_at),
+            )
+        )
+        await repo.refresh_next_revisit(session, settings, [customer_id])
+
+    async def merged(session: AsyncSession, event: CloudEvent) -> None:
+        """Re-point every record of the duplicate to the survivor."""
+        e = CustomerMerged.model_validate(event.data)
+        old, survivor = e.merged_customer_id, e.customer_id
+        if old == survivor:
+            return
+        for model in (Interaction, Followup, Survey, SurveyInvitation, Refund):
+            await session.execute(
+                sa.update(model)
+                .where(model.customer_id == old)
+                .values(customer_id=survivor)
+                .execution_options(synchronize_session=False)
+            )
+        # Same external_ref at both: keep both purchases, the duplicate's ref gets a suffix.
+        dup = aliased(Purchase)
+        clash = (
+            sa.select(dup.id)
+            .where(dup.customer_id == survivor, dup.external_ref == Purchase.external_ref)
+            .exists()
+        )
+        await session.execute(
+            sa.update(Purchase)
+            .where(Purchase.customer_id == old)
+            .values(
+                customer_id=survivor,
+                external_ref=sa.case(
+                    (clash, Purchase.external_ref + f" (merged from {old})"),
+                    else_=Purchase.external_ref,
+                ),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        await _merge_state(session, old, survivor)
+        await repo.refresh_contact(session, settings, [survivor])
+
+    async def erased(session: AsyncSession, event: CloudEvent) -> None:
+        """Scrub free text and contact details; amounts, scores and dates stay."""
+        e = CustomerErased.model_validate(event.data)
+        customer_id = await repo.resolve_customer(session, e.customer_id)
+        ids = list({customer_id, e.customer_id})
+        scrub: dict[Any, dict[str, Any]] = {
+            Interaction: {"contact_person": None, "subject": None, "summary": None},
+            Survey: {"comment": None},
+            Refund: {"reason": None},
+            Followup: {"note": None},
+        }
+        for model, cleared in scrub.items():
+            await session.execute(
+                sa.update(model)
+                .where(model.customer_id.in_(ids))
+                .values(**cleared)
+                .execution_options(synchronize_session=False)
+            )
+        # Nobody contacts an erased customer again.
+        await session.execute(
+            sa.update(Followup)
+            .where(Followup.customer_id.in_(ids), Followup.status == "open")
+            .values(status="cancelled", updated_at=sa.func.now(), version=Followup.version + 1)
+            .execution_options(synchronize_session=False)
+        )
+        s = CustomerState
+        values: dict[str, Any] = {
+            "erased_at": e.occurred_at,
+            "important_dates": [],
+            "care_next_on": None,
+            "next_revisit_at": None,
+            "owner_id": None,
+        }
+        for cid in ids:
+            await session.execute(
+                insert(s)
+                .values(customer_id=cid, **values)
+                .on_conflict_do_update(index_elements=[s.customer_id], set_=values)
+            )
+
+    return {
+        CustomerCreated.event_type(): dimensions,
+        CustomerUpdated.event_type(): dimensions,
+        CustomerMerged.event_type(): merged,
+        CustomerErased.event_type(): erased,
+        CustomerTierChanged.event_type(): tier_changed,
+    }
+
+
+async def _merge_state(session: AsyncSession, old: uuid.UUID, survivor: uuid.UUID) -> None:
+    await repo.ensure_state(session, old)
+    await repo.ensure_state(session, survivor)
+    s = CustomerState
+    dup = aliased(s)
+    await session.execute(
+        sa.update(s)
+        .where(s.customer_id == survivor, dup.customer_id == old)
+        .values(
+            cadence_days_override=sa.func.coalesce(
+                s.cadence_days_override, dup.cadence_days_override
+            ),
+            last_invited_at=sa.func.greatest(s.last_invited_at, dup.last_invited_at),
+            updated_at=sa.func.now(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        sa.update(s)
+        .where(s.customer_id == old)
+        .values(merged_into=survivor, next_revisit_at=None, care_next_on=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def consumer_spec(settings: Settings) -> ConsumerSpec:
+    return ConsumerSpec(GROUP_ID, [CUSTOMERS_TOPIC, ANALYTICS_TOPIC], handlers(settings))

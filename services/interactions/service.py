@@ -1,0 +1,671 @@
+"""Business rules: every change and its events in the caller's transaction."""
+
+from __future__ import annotations
+
+import calendar
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.interactions import repository as repo
+from services.interactions import schemas
+from services.interactions.config import Settings
+from services.interactions.errors import (
+    Conflict,
+    InvalidTransition,
+    NotFound,
+    PurchaseRefConflict,
+    RefundExceedsPurchase,
+    SurveySuppressed,
+)
+from services.interactions.models import (
+    CustomerState,
+    Followup,
+    Interaction,
+    Purchase,
+    Refund,
+    Survey,
+    SurveyInvitation,
+)
+from shared.contracts.interactions import (
+    FollowupCompleted,
+    FollowupOverdue,
+    FollowupScheduled,
+    InteractionLogged,
+    PurchaseCancelled,
+    PurchaseRecorded,
+    PurchaseRefunded,
+    SurveySubmitted,
+)
+from shared.outbox import Outbox
+from shared.problems import Unprocessable
+
+CENT = Decimal("0.0001")
+PURCHASE_FLOW = {"placed": 0, "paid": 1, "delivered": 2}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Ctx:
+    """What a unit of work needs: the transaction, the outbox and the settings."""
+
+    session: AsyncSession
+    outbox: Outbox
+    settings: Settings
+
+
+async def _writable_customer(ctx: Ctx, customer_id: uuid.UUID) -> uuid.UUID:
+    """The survivor of `customer_id`; refuses new contact records for an erased customer."""
+    survivor = await repo.resolve_customer(ctx.session, customer_id)
+    erased = await ctx.session.scalar(
+        sa.select(CustomerState.erased_at).where(CustomerState.customer_id == survivor)
+    )
+    if erased is not None:
+        raise Conflict(
+            "The customer's personal data was erased; no new contact records are kept",
+            customer_id=str(survivor),
+        )
+    return survivor
+
+
+# -- interactions -------------------------------------------------------------------------------
+
+
+async def log_interaction(ctx: Ctx, data: schemas.InteractionCreate) -> Interaction:
+    customer_id = await _writable_customer(ctx, data.customer_id)
+    now = utcnow()
+    interaction = Interaction(
+        id=uuid.uuid4(),
+        **data.model_dump(exclude={"customer_id"}),
+        customer_id=customer_id,
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    ctx.session.add(interaction)
+    await ctx.session.flush()
+    await repo.refresh_contact(ctx.session, ctx.settings, [customer_id])
+    await ctx.outbox.emit(ctx.session, _logged(interaction))
+    return interaction
+
+
+def _logged(i: Interaction) -> InteractionLogged:
+    return InteractionLogged(
+        customer_id=i.customer_id,
+        occurred_at=i.occurred_at,
+        interaction_id=i.id,
+        channel=i.channel,
+        direction=i.direction,
+        outcome=i.outcome,
+        agent_id=i.agent_id,
+        duration_seconds=i.duration_seconds,
+    )
+
+
+async def get_interaction(
+    ctx: Ctx, interaction_id: uuid.UUID, *, lock: bool = False
+) -> Interaction:
+    interaction = await repo.get(ctx.session, Interaction, interaction_id, lock=lock)
+    if interaction is None:
+        raise NotFound(f"Interaction {interaction_id} does not exist")
+    return interaction
+
+
+async def correct_interaction(
+    ctx: Ctx, interaction: Interaction, data: schemas.InteractionUpdate
+) -> Interaction:
+    """Apply a correction. The log keeps its original event: corrections publish nothing."""
+    changes = data.model_dump(exclude_unset=True)
+    for name, value in changes.items():
+        setattr(interaction, name, value)
+    if changes:
+        interaction.version += 1
+        interaction.updated_at = utcnow()
+        await ctx.session.flush()
+        if {"occurred_at", "outcome"} & changes.keys():
+            await repo.refresh_contact(ctx.session, ctx.settings, [interaction.customer_id])
+    return interaction
+
+
+# -- follow-ups ---------------------------------------------------------------------------------
+
+
+def _followup_fields(f: Followup) -> dict[str, Any]:
+    return {
+        "customer_id": f.customer_id,
+        "followup_id": f.id,
+        "kind": f.kind,
+        "due_at": f.due_at,
+        "assignee_id": f.assignee_id,
+    }
+
+
+async def schedule_followup(ctx: Ctx, data: schemas.FollowupCreate) -> Followup:
+    customer_id = await _writable_customer(ctx, data.customer_id)
+    now = utcnow()
+    followup = Followup(
+        id=uuid.uuid4(),
+        **data.model_dump(exclude={"customer_id"}),
+        customer_id=customer_id,
+        status="open",
+        origin="manual",
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    ctx.session.add(followup)
+    await ctx.session.flush()
+    await ctx.outbox.emit(
+        ctx.session, FollowupScheduled(occurred_at=now, **_followup_fields(followup))
+    )
+    return followup
+
+
+async def get_followup(ctx: Ctx, followup_id: uuid.UUID, *, lock: bool = False) -> Followup:
+    followup = await repo.get(ctx.session, Followup, followup_id, lock=lock)
+    if followup is None:
+        raise NotFound(f"Follow-up {followup_id} does not exist")
+    return followup
+
+
+def _require_open(followup: Followup, action: str) -> None:
+    if followup.status != "open":
+        raise InvalidTransition(
+            f"A {followup.status} follow-up cannot be {action}", current_status=followup.status
+        )
+
+
+async def update_followup(ctx: Ctx, followup: Followup, data: schemas.FollowupUpdate) -> Followup:
+    """Reschedule/reassign; a new due time is announced again and may go overdue again."""
+    _require_open(followup, "changed")
+    changes = data.model_dump(exclude_unset=True)
+    for name, value in changes.items():
+        setattr(followup, name, value)
+    if changes:
+        followup.version += 1
+        followup.updated_at = utcnow()
+        if "due_at" in changes or "assignee_id" in changes:
+            followup.overdue_notified_at = None
+            await ctx.outbox.emit(
+                ctx.session,
+                FollowupScheduled(occurred_at=followup.updated_at, **_followup_fields(followup)),
+            )
+        await ctx.session.flush()
+    return followup
+
+
+async def complete_followup(
+    ctx: Ctx, followup: Followup, data: schemas.FollowupComplete
+) -> Followup:
+    _require_open(followup, "completed")
+    if data.interaction_id is not None:
+        interaction = await repo.get(ctx.session, Interaction, data.interaction_id)
+        if interaction is None or interaction.customer_id != followup.customer_id:
+            raise Unprocessable(
+                "interaction_id must name an interaction with the same customer",
+                errors=[
+                    {
+                        "field": "body.interaction_id",
+                        "message": "no such interaction for this customer",
+                        "type": "value_error",
+                    }
+                ],
+            )
+    now = utcnow()
+    followup.status = "done"
+    followup.completed_at = now
+    followup.interaction_id = data.interaction_id
+    followup.version += 1
+    followup.updated_at = now
+    await ctx.session.flush()
+    await ctx.outbox.emit(
+        ctx.session,
+        FollowupCompleted(
+            occurred_at=now, interaction_id=data.interaction_id, **_followup_fields(followup)
+        ),
+    )
+    return followup
+
+
+async def cancel_followup(ctx: Ctx, followup: Followup) -> Followup:
+    _require_open(followup, "cancelled")
+    followup.status = "cancelled"
+    followup.version += 1
+    followup.updated_at = utcnow()
+    await ctx.session.flush()
+    return followup
+
+
+# -- cadence ------------------------------------------------------------------------------------
+
+
+async def set_cadence(ctx: Ctx, customer_id: uuid.UUID, days: int | None) -> CustomerState:
+    customer_id = await repo.resolve_customer(ctx.session, customer_id)
+    state = await repo.lock_state(ctx.session, customer_id)
+    state.cadence_days_override = days
+    await ctx.session.flush()
+    await repo.refresh_next_revisit(ctx.session, ctx.settings, [customer_id])
+    await ctx.session.refresh(state)
+    return state
+
+
+async def cadence_state(ctx: Ctx, customer_id: uuid.UUID) -> CustomerState:
+    customer_id = await repo.resolve_customer(ctx.session, customer_id)
+    state = await ctx.session.get(CustomerState, customer_id, populate_existing=True)
+    return state or CustomerState(customer_id=customer_id)
+
+
+# -- purchases ----------------------------------------------------------------------------------
+
+
+async def record_purchase(ctx: Ctx, data: schemas.PurchaseCreate) -> tuple[Purchase, bool]:
+    """Store a purchase once per (customer, external_ref); (purchase, created)."""
+    customer_id = await repo.resolve_customer(ctx.session, data.customer_id)
+    now = utcnow()
+    margin = data.amount - data.cost
+    purchase_id = await repo.insert_purchase_if_new(
+        ctx.session,
+        {
+            "id": uuid.uuid4(),
+            "customer_id": customer_id,
+            "external_ref": data.external_ref,
+            "occurred_at": data.occurred_at,
+            "amount": data.amount,
+            "cost": data.cost,
+            "margin": margin,
+            "currency": data.currency,
+            "status": data.status,
+            "items": [item.model_dump(mode="json") for item in data.items],
+            "refunded_amount": Decimal(0),
+            "refunded_margin": Decimal(0),
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    if purchase_id is None:
+        existing = await repo.purchase_by_ref(ctx.session, customer_id, data.external_ref)
+        assert existing is not None
+        if (existing.amount, existing.cost, existing.currency) != (
+            data.amount,
+            data.cost,
+            data.currency,
+        ):
+            raise PurchaseRefConflict(
+                f"external_ref {data.external_ref!r} is already a different purchase of this "
+                "customer (amount, cost or currency differ)",
+                existing_purchase_id=str(existing.id),
+            )
+        return existing, False
+    purchase = await repo.get(ctx.session, Purchase, purchase_id)
+    assert purchase is not None
+    await ctx.outbox.emit(
+        ctx.session,
+        PurchaseRecorded(
+            customer_id=customer_id,
+            occurred_at=purchase.occurred_at,
+            purchase_id=purchase.id,
+            external_ref=purchase.external_ref,
+            amount=purchase.amount,
+            cost=purchase.cost,
+            margin=purchase.margin,
+            currency=purchase.currency,
+            status=data.status,
+        ),
+    )
+    return purchase, True
+
+
+async def get_purchase(ctx: Ctx, purchase_id: uuid.UUID, *, lock: bool = False) -> Purchase:
+    purchase = await repo.get(ctx.session, Purchase, purchase_id, lock=lock)
+    if purchase is None:
+        raise NotFound(f"Purchase {purchase_id} does not exist")
+    return purchase
+
+
+async def change_purchase_status(ctx: Ctx, purchase: Purchase, status: str) -> Purchase:
+    if status == purchase.status:
+        return purchase
+    if purchase.status == "cancelled":
+        raise InvalidTransition(
+            "A cancelled purchase cannot change", current_status=purchase.status
+        )
+    now = utcnow()
+    if status == "cancelled":
+        if purchase.refunded_amount > 0:
+            raise InvalidTransition(
+                "A purchase with refunds cannot be cancelled; refund the remainder instead",
+                refunded_amount=format(purchase.refunded_amount, "f"),
+            )
+        await ctx.outbox.emit(
+            ctx.session,
+            PurchaseCancelled(
+                customer_id=purchase.customer_id, occurred_at=now, purchase_id=purchase.id
+            ),
+        )
+    elif PURCHASE_FLOW[status] < PURCHASE_FLOW[purchase.status]:
+        raise InvalidTransition(
+            f"A purchase moves forward only (placed → paid → delivered), not "
+            f"{purchase.status} → {status}",
+            current_status=purchase.status,
+        )
+    purchase.status = status
+    purchase.version += 1
+    purchase.updated_at = now
+    await ctx.session.flush()
+    return purchase
+
+
+async def refund_purchase(ctx: Ctx, purchase: Purchase, data: schemas.RefundCreate) -> Refund:
+    """Refund part or all; the margin given back is amount x (margin / amount)."""
+    if purchase.status == "cancelled":
+        raise InvalidTransition(
+            "A cancelled purchase cannot be refunded", current_status="cancelled"
+        )
+    remaining = purchase.amount - purchase.refunded_amount
+    if data.amount > remaining:
+        raise RefundExceedsPurchase(
+            f"Refund {data.amount} exceeds the refundable {remaining} {purchase.currency}",
+            refundable_amount=format(remaining, "f"),
+            errors=[
+                {
+                    "field": "body.amount",
+                    "message": f"at most {format(remaining, 'f')} remains refundable",
+                    "type": "less_than_equal",
+                }
+            ],
+        )
+    if data.amount == remaining:
+        # The last refund returns exactly the margin not yet returned, so rounding never drifts.
+        margin = purchase.margin - purchase.refunded_margin
+    else:
+        margin = (data.amount * purchase.margin / purchase.amount).quantize(CENT, ROUND_HALF_EVEN)
+    now = utcnow()
+    refund = Refund(
+        id=uuid.uuid4(),
+        purchase_id=purchase.id,
+        customer_id=purchase.customer_id,
+        amount=data.amount,
+        margin=margin,
+        reason=data.reason,
+        occurred_at=data.occurred_at or now,
+        created_at=now,
+    )
+    ctx.session.add(refund)
+    purchase.refunded_amount += data.amount
+    purchase.refunded_margin += margin
+    purchase.version += 1
+    purchase.updated_at = now
+    await ctx.session.flush()
+    await ctx.outbox.emit(
+        ctx.session,
+        PurchaseRefunded(
+            customer_id=purchase.customer_id,
+            occurred_at=refund.occurred_at,
+            purchase_id=purchase.id,
+            refund_id=refund.id,
+            amount=refund.amount,
+            margin=refund.margin,
+            currency=purchase.currency,
+        ),
+    )
+    return refund
+
+
+# -- surveys ------------------------------------------------------------------------------------
+
+
+async def invite_to_survey(ctx: Ctx, data: schemas.InvitationCreate) -> SurveyInvitation:
+    """Record an invitation unless the customer was invited within the suppression window."""
+    customer_id = await _writable_customer(ctx, data.customer_id)
+    state = await repo.lock_state(ctx.session, customer_id)  # serialises concurrent invites
+    now = utcnow()
+    window = timedelta(days=ctx.settings.survey_suppression_days)
+    if state.last_invited_at is not None and now - state.last_invited_at < window:
+        raise SurveySuppressed(
+            f"The customer was invited on {state.last_invited_at.isoformat()}; no customer is "
+            f"asked more than once per {ctx.settings.survey_suppression_days} days",
+            last_invited_at=state.last_invited_at.isoformat(),
+            suppressed_until=(state.last_invited_at + window).isoformat(),
+        )
+    state.last_invited_at = now
+    invitation = SurveyInvitation(
+        id=uuid.uuid4(),
+        customer_id=customer_id,
+        context_type=data.context_type,
+        context_id=data.context_id,
+        channel=data.channel,
+        sent_at=now,
+    )
+    ctx.session.add(invitation)
+    await ctx.session.flush()
+    return invitation
+
+
+async def submit_survey(ctx: Ctx, data: schemas.SurveyCreate) -> Survey:
+    customer_id = await repo.resolve_customer(ctx.session, data.customer_id)
+    erased = await ctx.session.scalar(
+        sa.select(CustomerState.erased_at).where(CustomerState.customer_id == customer_id)
+    )
+    invitation = None
+    if data.invitation_id is not None:
+        invitation = await repo.get(ctx.session, SurveyInvitation, data.invitation_id, lock=True)
+        if invitation is None or invitation.customer_id != customer_id:
+            raise NotFound(
+                f"Survey invitation {data.invitation_id} does not exist for this customer"
+            )
+        if invitation.survey_id is not None:
+            raise Conflict(
+                "This invitation was already answered", survey_id=str(invitation.survey_id)
+            )
+    now = utcnow()
+    scores = data.scores.model_dump(exclude_none=True)
+    survey = Survey(
+        id=uuid.uuid4(),
+        customer_id=customer_id,
+        invitation_id=data.invitation_id,
+        context_type=data.context_type or (invitation.context_type if invitation else None),
+        context_id=data.context_id or (invitation.context_id if invitation else None),
+        channel=data.channel or (invitation.channel if invitation else None),
+        scores=scores,
+        nps=data.nps,
+        effort=data.effort,
+        # Free text of an erased customer is not kept; the scores are.
+        comment=None if erased is not None else data.comment,
+        submitted_at=data.submitted_at or now,
+        created_at=now,
+    )
+    ctx.session.add(survey)
+    if invitation is not None:
+        invitation.survey_id = survey.id
+    await ctx.session.flush()
+    await ctx.outbox.emit(
+        ctx.session,
+        SurveySubmitted(
+            customer_id=customer_id,
+            occurred_at=survey.submitted_at,
+            survey_id=survey.id,
+            context_type=survey.context_type,
+            context_id=survey.context_id,
+            channel=survey.channel,
+            scores=scores,
+            nps=survey.nps,
+            effort=survey.effort,
+        ),
+    )
+    return survey
+
+
+# -- schedulers ---------------------------------------------------------------------------------
+
+
+async def publish_overdue(ctx: Ctx, now: datetime | None = None) -> int:
+    """Mark open follow-ups past due as overdue and publish `followup.overdue` once for each."""
+    now = now or utcnow()
+    claimed = (
+        await ctx.session.scalars(
+            sa.select(Followup)
+            .where(
+                Followup.status == "open",
+                Followup.overdue_notified_at.is_(None),
+                Followup.due_at < now,
+            )
+            .order_by(Followup.due_at)
+            .limit(ctx.settings.scheduler_batch_size)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    if not claimed:
+        return 0
+    await ctx.session.execute(
+        sa.update(Followup)
+        .where(Followup.id.in_([f.id for f in claimed]))
+        .values(overdue_notified_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    await ctx.outbox.emit(
+        ctx.session, *(FollowupOverdue(occurred_at=now, **_followup_fields(f)) for f in claimed)
+    )
+    return len(claimed)
+
+
+async def _create_auto_followups(ctx: Ctx, rows: list[dict[str, Any]]) -> None:
+    """Insert service-made follow-ups (deduplicated) and announce the ones actually created."""
+    if not rows:
+        return
+    now = utcnow()
+    for row in rows:
+        row.update(id=uuid.uuid4(), status="open", version=1, created_at=now, updated_at=now)
+    created = (
+        await ctx.session.execute(
+            insert(Followup)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=[Followup.dedupe_key])
+            .returning(
+                Followup.id,
+                Followup.customer_id,
+                Followup.kind,
+                Followup.due_at,
+                Followup.assignee_id,
+            )
+        )
+    ).all()
+    await ctx.outbox.emit(
+        ctx.session,
+        *(
+            FollowupScheduled(
+                occurred_at=now,
+                customer_id=r.customer_id,
+                followup_id=r.id,
+                kind=r.kind,
+                due_at=r.due_at,
+                assignee_id=r.assignee_id,
+            )
+            for r in created
+        ),
+    )
+
+
+async def create_due_revisits(ctx: Ctx, now: datetime | None = None) -> int:
+    """Create the revisit follow-up of every customer whose next revisit has come."""
+    now = now or utcnow()
+    s = CustomerState
+    claimed = (
+        await ctx.session.execute(
+            sa.select(s.customer_id, s.next_revisit_at, s.owner_id)
+            .where(
+                s.next_revisit_at <= now,
+                s.erased_at.is_(None),
+                s.merged_into.is_(None),
+                s.revisit_scheduled_for.is_distinct_from(s.next_revisit_at),
+            )
+            .order_by(s.next_revisit_at)
+            .limit(ctx.settings.scheduler_batch_size)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    if not claimed:
+        return 0
+    await _create_auto_followups(
+        ctx,
+        [
+            {
+                "customer_id": r.customer_id,
+                "kind": "revisit",
+                "due_at": r.next_revisit_at,
+                "assignee_id": r.owner_id,
+                "origin": "cadence",
+                "dedupe_key": f"revisit:{r.customer_id}:{r.next_revisit_at.isoformat()}",
+            }
+            for r in claimed
+        ],
+    )
+    await ctx.session.execute(
+        sa.update(s)
+        .where(s.customer_id.in_([r.customer_id for r in claimed]))
+        .values(revisit_scheduled_for=s.next_revisit_at)
+        .execution_options(synchronize_session=False)
+    )
+    return len(claimed)
+
+
+def next_occurrence(month: int, day: int, on_or_after: date) -> date:
+    """The next date with this month/day (clamped to the month's length: Feb 29 -> Feb 28)."""
+    for year in range(on_or_after.year, on_or_after.year + 3):
+        candidate = date(year, month, min(day, calendar.monthrange(year, month)[1]))
+        if candidate >= on_or_after:
+            return candidate
+    raise ValueError("unreachable: a month/day recurs every year")
+
+
+def next_care_date(important_dates: list[dict[str, Any]], on_or_after: date) -> date | None:
+    dates = [next_occurrence(d["month"], d["day"], on_or_after) for d in important_dates]
+    return min(dates, default=None)
+
+
+async def create_due_care(ctx: Ctx, today: date | None = None) -> int:
+    """Create care follow-ups `care_lead_days` before each customer's important dates."""
+    today = today or utcnow().date()
+    horizon = today + timedelta(days=ctx.settings.care_lead_days)
+    s = CustomerState
+    claimed = (
+        await ctx.session.execute(
+            sa.select(s.customer_id, s.care_next_on, s.important_dates, s.owner_id)
+            .where(s.care_next_on <= horizon, s.erased_at.is_(None), s.merged_into.is_(None))
+            .order_by(s.care_next_on)
+            .limit(ctx.settings.scheduler_batch_size)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    rows: list[dict[str, Any]] = []
+    for r in claimed:
+        on = r.care_next_on
+        for d in r.important_dates:
+            if next_occurrence(d["month"], d["day"], on) == on:
+                rows.append(
+                    {
+                        "customer_id": r.customer_id,
+                        "kind": "care",
+                        "due_at": datetime.combine(on, time(), UTC),
+                        "assignee_id": r.owner_id,
+                        "origin": "important_date",
+                        "note": f"{d['kind']} on {on.isoformat()}",
+                        "dedupe_key": f"care:{r.customer_id}:{d['kind']}:{on.isoformat()}",
+                    }
+                )
+        await ctx.session.execute(
+            sa.update(s)
+            .where(s.customer_id == r.customer_id)
+            .values(care_next_on=next_care_date(r.important_dates, on + timedelta(days=1)))
+        )
+    await _create_auto_followups(ctx, rows)
+    return len(claimed)

@@ -99,5 +99,5 @@ async def test_reencrypt_moves_every_value_to_the_newest_key(fresh_database: Any
         async with engine.connect() as conn:
             assert await conn.scalar(sa.select(table.c.email).where(table.c.id == 3)) == "p3@x.io"
     finally:
-        crypto._keyring = previous  # noqa: SLF001
+        crypto._keyring = previous
         await engine.dispose()

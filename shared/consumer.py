@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from contextvars import ContextVar
 from typing import Any
 
@@ -33,6 +33,9 @@ logger = logging.getLogger("kehu.consumer")
 current_event_id: ContextVar[str | None] = ContextVar("current_event_id", default=None)
 
 EventHandler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
+# Batch mode: one call per fetched batch with the events not seen before (after the inbox),
+# so a projection can apply a whole batch with set-based statements.
+BatchHandler = Callable[[AsyncSession, list[CloudEvent]], Awaitable[None]]
 
 
 def dlq_topic(group_id: str) -> str:
@@ -54,6 +57,9 @@ class ConsumerRunner:
         group_id: str,
         topics: Iterable[str],
         handlers: dict[str, EventHandler],
+        *,
+        batch_handler: BatchHandler | None = None,
+        batch_types: Collection[str] | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -62,6 +68,8 @@ class ConsumerRunner:
         self.group_id = group_id
         self.topics = sorted(set(topics))
         self.handlers = handlers
+        self.batch_handler = batch_handler
+        self.batch_types = frozenset(batch_types) if batch_types is not None else None
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -169,8 +177,100 @@ class ConsumerRunner:
     async def process(self, records: list[ConsumerRecord[Any, Any]]) -> None:
         """Apply a batch in one transaction: inbox ids and effects commit together."""
         async with self.sessions() as session, session.begin():
+            if self.batch_handler is not None:
+                await self._process_batch(session, records, self.batch_handler)
+                return
             for record in records:
                 await self._process_record(session, record)
+
+    async def _process_batch(
+        self,
+        session: AsyncSession,
+        records: list[ConsumerRecord[Any, Any]],
+        batch_handler: BatchHandler,
+    ) -> None:
+        """Batch mode: one inbox insert for the batch, then one handler call for the new events.
+
+        If the batch handler keeps failing, each event is retried alone (in its own savepoint)
+        so only the poison events are dead-lettered and the rest of the batch still applies.
+        """
+        fresh_by_id: dict[str, tuple[ConsumerRecord[Any, Any], CloudEvent]] = {}
+        seen = 0
+        for record in records:
+            try:
+                event = from_kafka(record.value, record.headers)
+            except MalformedEvent as exc:
+                await self._dead_letter(record, exc)
+                continue
+            if self.batch_types is not None and event.type not in self.batch_types:
+                continue
+            seen += 1
+            fresh_by_id.setdefault(event.id, (record, event))
+        if not fresh_by_id:
+            return
+        inserted = set(
+            (
+                await session.execute(
+                    insert(self.inbox)
+                    .values(
+                        [
+                            {"consumer": self.group_id, "event_id": e.id, "type": e.type}
+                            for _, e in fresh_by_id.values()
+                        ]
+                    )
+                    .on_conflict_do_nothing()
+                    .returning(self.inbox.c.event_id)
+                )
+            ).scalars()
+        )
+        fresh = [(r, e) for r, e in fresh_by_id.values() if e.id in inserted]
+        if seen > len(fresh):
+            metrics.CONSUMER_PROCESSED.labels(self.group_id, "duplicate").inc(seen - len(fresh))
+        if not fresh:
+            return
+        if await self._attempt(session, batch_handler, [e for _, e in fresh]) is None:
+            self.processed_total += len(fresh)
+            metrics.CONSUMER_PROCESSED.labels(self.group_id, "processed").inc(len(fresh))
+            return
+        for record, event in fresh:  # isolate the poison events
+            token = current_event_id.set(event.id)
+            try:
+                error = await self._attempt(session, batch_handler, [event])
+            finally:
+                current_event_id.reset(token)
+            if error is None:
+                self.processed_total += 1
+                metrics.CONSUMER_PROCESSED.labels(self.group_id, "processed").inc()
+                continue
+            await self._dead_letter(record, error)
+            await session.execute(
+                sa.update(self.inbox)
+                .where(self.inbox.c.consumer == self.group_id, self.inbox.c.event_id == event.id)
+                .values(status="dead_lettered", error=f"{type(error).__name__}: {error}")
+            )
+
+    async def _attempt(
+        self, session: AsyncSession, batch_handler: BatchHandler, events: list[CloudEvent]
+    ) -> Exception | None:
+        """Run the batch handler with bounded retries, each in a savepoint; the last error."""
+        error: Exception | None = None
+        for attempt in range(self.settings.consumer_max_retries):
+            try:
+                async with session.begin_nested():
+                    await batch_handler(session, events)
+                return None
+            except Exception as exc:
+                if _is_infrastructure_error(exc):
+                    raise
+                error = exc
+                logger.warning(
+                    "batch handler failed on %d event(s) (attempt %d): %s",
+                    len(events),
+                    attempt + 1,
+                    exc,
+                )
+                await asyncio.sleep(0.05 * 2**attempt)
+        return error
 
     async def _process_record(
         self, session: AsyncSession, record: ConsumerRecord[Any, Any]
@@ -248,4 +348,4 @@ class ConsumerRunner:
         )
 
 
-__all__ = ["ConsumerRunner", "EventHandler", "TopicPartition", "dlq_topic"]
+__all__ = ["BatchHandler", "ConsumerRunner", "EventHandler", "TopicPartition", "dlq_topic"]

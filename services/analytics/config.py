@@ -8,3 +8,55 @@ class Settings(ServiceSettings):
 
     service_name: str = "analytics"
     service_database_url: str | None = Field(None, validation_alias="ANALYTICS_DATABASE_URL")
+
+    # The consumer: group and topics (tests point them at their own copies).
+    consumer_group: str = Field("analytics", validation_alias="ANALYTICS_CONSUMER_GROUP")
+    consumed_topics: list[str] = Field(
+        default_factory=lambda: ["kehu.customers", "kehu.interactions", "kehu.complaints"],
+        validation_alias="ANALYTICS_CONSUMED_TOPICS",
+    )
+
+    # Metric window: trailing days ending now.
+    window_days: int = Field(365, ge=1, validation_alias="ANALYTICS_WINDOW_DAYS")
+    # ABC cut: A while the contribution ranked before a customer is < tier_a_share of the total.
+    tier_a_share: float = Field(0.80, gt=0, lt=1, validation_alias="ANALYTICS_TIER_A_SHARE")
+    tier_b_share: float = Field(0.95, gt=0, lt=1, validation_alias="ANALYTICS_TIER_B_SHARE")
+
+    # Lifecycle and churn: inactivity relative to the customer's own purchase rhythm.
+    default_purchase_interval_days: float = Field(
+        90.0, gt=0, validation_alias="ANALYTICS_DEFAULT_PURCHASE_INTERVAL_DAYS"
+    )
+    min_purchase_interval_days: float = Field(
+        7.0, gt=0, validation_alias="ANALYTICS_MIN_PURCHASE_INTERVAL_DAYS"
+    )
+    at_risk_factor: float = Field(1.5, gt=0, validation_alias="ANALYTICS_AT_RISK_FACTOR")
+    churned_factor: float = Field(3.0, gt=0, validation_alias="ANALYTICS_CHURNED_FACTOR")
+    loyal_min_purchases: int = Field(4, ge=1, validation_alias="ANALYTICS_LOYAL_MIN_PURCHASES")
+    recent_days: int = Field(90, ge=1, validation_alias="ANALYTICS_RECENT_DAYS")
+    churn_medium_from: int = Field(40, ge=0, le=100, validation_alias="ANALYTICS_CHURN_MEDIUM")
+    churn_high_from: int = Field(70, ge=0, le=100, validation_alias="ANALYTICS_CHURN_HIGH")
+
+    # Targets reported with their gap by GET /satisfaction.
+    target_csat_pct: float = Field(95.0, validation_alias="ANALYTICS_TARGET_CSAT_PCT")
+    target_nps: float = Field(50.0, validation_alias="ANALYTICS_TARGET_NPS")
+    target_effort_mean: float = Field(2.5, validation_alias="ANALYTICS_TARGET_EFFORT_MEAN")
+    target_resolution_rating_pct: float = Field(
+        95.0, validation_alias="ANALYTICS_TARGET_RESOLUTION_RATING_PCT"
+    )
+
+    # Global re-rank: runs `rerank_debounce_s` after the last change (but at most
+    # `rerank_max_delay_s` after the first pending one), and at least every `rerank_every_s`
+    # because inactivity-based measures change with time alone.
+    rerank_debounce_s: float = Field(2.0, ge=0, validation_alias="ANALYTICS_RERANK_DEBOUNCE_S")
+    rerank_max_delay_s: float = Field(30.0, ge=0, validation_alias="ANALYTICS_RERANK_MAX_DELAY_S")
+    rerank_every_s: float = Field(3600.0, gt=0, validation_alias="ANALYTICS_RERANK_EVERY_S")
+    rerank_poll_s: float = Field(0.5, gt=0, validation_alias="ANALYTICS_RERANK_POLL_S")
+    rerank_statement_timeout_ms: int = Field(
+        600_000, validation_alias="ANALYTICS_RERANK_STATEMENT_TIMEOUT_MS"
+    )
+
+    # Rebuild: the other services' event feeds.
+    profiles_url: str = Field("http://127.0.0.1:8001", validation_alias="PROFILES_URL")
+    interactions_url: str = Field("http://127.0.0.1:8002", validation_alias="INTERACTIONS_URL")
+    complaints_url: str = Field("http://127.0.0.1:8003", validation_alias="COMPLAINTS_URL")
+    rebuild_page_size: int = Field(1000, ge=1, le=1000, validation_alias="ANALYTICS_REBUILD_PAGE")

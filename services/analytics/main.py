@@ -1,30 +1,114 @@
 """The analytics service: `uvicorn services.analytics.main:create_app --factory`."""
 
-from fastapi import FastAPI
+from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.analytics.api import admin_router, router
 from services.analytics.config import Settings
 from services.analytics.models import inbox, outbox
+from services.analytics.projection import EVENT_TYPES, handle_batch
+from services.analytics.recompute import rerank_if_due
 from shared.app import ServiceSpec, create_service_app
+from shared.consumer import ConsumerRunner
 from shared.contracts import ANALYTICS_TOPIC
+from shared.events.envelope import CloudEvent
+from shared.scheduler import periodic
 
 DESCRIPTION = """\
 Read models:
 ABC tiers, RFM, lifecycle, churn risk, satisfaction and complaint aggregates.
+
+Every figure is computed from the events of profiles, interactions and complaints (consumer
+group `analytics`), so it lags the source by the pipeline's delay (well under a second when
+idle). Tiers and RFM are re-ranked globally a few seconds after changes settle.
+
+Metric definitions (trailing 365-day window ending now unless a request says otherwise):
+
+- **Profit contribution** = sum of the margin of the customer's purchases in the window minus the
+  margin of refunds in the window; cancelled purchases (and refunds of them) do not count.
+  **Revenue** = the same with amounts.
+- **ABC tier**: customers sorted by contribution descending, then customer id ascending;
+  `before_i` = summed positive contribution ranked before customer i, `total` = summed positive
+  contribution of all. A if `before_i / total < 0.80`, else B if `< 0.95`, else C; contribution
+  <= 0 is always C. The thresholds are settings (`ANALYTICS_TIER_A_SHARE`, `..._B_SHARE`).
+- **RFM**: recency = days since the last purchase, frequency = purchases in the window,
+  monetary = revenue in the window; each scored 1-5 by quintile (5 = best), plus a segment.
+- **CSAT**: per question (1-5) and dimension, the share of answers >= 4 in percent, with count
+  and mean. **NPS** = % promoters (9-10) minus % detractors (0-6).
 
 Every endpoint except health, metrics and these docs needs `Authorization: Bearer <jwt>`;
 each operation names the scope it requires. Errors are RFC 9457 `application/problem+json`.
 """
 
 
+def consumer_task(settings: Settings) -> Callable[[FastAPI], Coroutine[Any, Any, None]]:
+    """Run the batch-mode consumer as a background task (it shows in readiness like others)."""
+
+    async def batch(session: AsyncSession, events: list[CloudEvent]) -> None:
+        await handle_batch(session, events, settings)
+
+    async def run(app: FastAPI) -> None:
+        runner = ConsumerRunner(
+            settings,
+            app.state.engine,
+            inbox,
+            settings.consumer_group,
+            settings.consumed_topics,
+            {},
+            batch_handler=batch,
+            batch_types=EVENT_TYPES,
+        )
+        app.state.consumers.append(runner)
+        app.state.analytics_consumer = runner
+        runner.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            with contextlib.suppress(Exception):
+                await runner.stop()
+
+    return run
+
+
+def rerank_task(settings: Settings) -> Callable[[FastAPI], Coroutine[Any, Any, None]]:
+    job = periodic("analytics-rerank", rerank_if_due, lambda app: settings.rerank_poll_s)
+
+    async def run(app: FastAPI) -> None:
+        await job(app)
+
+    return run
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
     return create_service_app(
         ServiceSpec(
             name="analytics",
             title="Kehu analytics",
             description=DESCRIPTION,
-            settings=settings or Settings(),
+            settings=settings,
             outbox=outbox,
             inbox=inbox,
+            routers=[router, admin_router],
             publishes=[ANALYTICS_TOPIC],
+            background=[
+                consumer_task(settings),
+                rerank_task(settings),
+            ],
+            openapi_tags=[
+                {"name": "insights", "description": "One customer's tier, RFM, lifecycle, risk."},
+                {"name": "tiers", "description": "ABC tiers and RFM segments."},
+                {"name": "satisfaction", "description": "CSAT, NPS, effort, against targets."},
+                {"name": "complaints", "description": "Complaint volume, SLA, durations."},
+                {"name": "churn", "description": "Customers ranked by churn risk."},
+                {"name": "admin", "description": "Rebuild and recompute (scope admin:write)."},
+            ],
         )
     )

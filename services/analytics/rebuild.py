@@ -1,0 +1,165 @@
+"""Rebuild every projection from the other services' event feeds (`GET /events`).
+
+`python -m services.analytics.rebuild` (or `POST /admin/rebuild`). In one transaction: the
+derived values (tiers, stages, risk) are set aside, the projection tables emptied, each feed
+replayed from the start through the consumer's own batch code, the event ids recorded in the
+inbox (so the live consumer skips what the rebuild applied), the set-aside values restored and
+a global re-rank run: it publishes only the values that differ from before the rebuild.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.analytics import models as m
+from services.analytics.config import Settings
+from services.analytics.errors import RebuildFailed
+from services.analytics.projection import EVENT_TYPES, handle_batch
+from services.analytics.recompute import RerankResult, lock_state, rerank
+from shared.auth import issue_token
+from shared.events.envelope import CloudEvent
+
+DERIVED = (
+    "tier",
+    "rfm_recency_days",
+    "rfm_r",
+    "rfm_f",
+    "rfm_m",
+    "rfm_segment",
+    "lifecycle_stage",
+    "churn_score",
+    "churn_level",
+    "churn_reasons",
+)
+
+
+@dataclass(frozen=True)
+class RebuildResult:
+    events: dict[str, int]
+    customers: int
+    duration_ms: int
+    rerank: RerankResult
+
+
+def feed_urls(settings: Settings) -> dict[str, str]:
+    return {
+        "profiles": settings.profiles_url,
+        "interactions": settings.interactions_url,
+        "complaints": settings.complaints_url,
+    }
+
+
+async def read_feed(
+    client: httpx.AsyncClient, name: str, token: str, page_size: int
+) -> AsyncIterator[list[CloudEvent]]:
+    """Pages of one service's event log, oldest first, from the start."""
+    after = "0"
+    while True:
+        try:
+            response = await client.get(
+                "/events",
+                params={"after": after, "limit": page_size, "type": sorted(EVENT_TYPES)},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
+        except httpx.HTTPError as exc:
+            raise RebuildFailed(f"{name} feed unreachable: {exc}", source=name) from exc
+        if response.status_code != 200:
+            raise RebuildFailed(f"{name} feed answered {response.status_code}", source=name)
+        page = response.json()
+        items = [CloudEvent.model_validate(item) for item in page["items"]]
+        if not items:
+            return
+        yield items
+        after = page["next_after"]
+
+
+async def rebuild(
+    session: AsyncSession, settings: Settings, clients: Mapping[str, httpx.AsyncClient]
+) -> RebuildResult:
+    """Replay every feed into empty projections, in the caller's transaction."""
+    started = time.perf_counter()
+    token = issue_token(settings, "admin", subject="analytics-rebuild")
+    await session.execute(sa.text("SET LOCAL statement_timeout = 0"))
+    await lock_state(session)
+    columns = ", ".join(DERIVED)
+    await session.execute(
+        sa.text(
+            f"CREATE TEMP TABLE derived_before ON COMMIT DROP AS "
+            f"SELECT customer_id, {columns} FROM customer_facts"
+        )
+    )
+    names = ", ".join(t.name for t in m.PROJECTION_TABLES)
+    await session.execute(sa.text(f"TRUNCATE {names}"))
+    counts: dict[str, int] = {}
+    for name, client in clients.items():
+        counts[name] = 0
+        async for events in read_feed(client, name, token, settings.rebuild_page_size):
+            counts[name] += len(events)
+            await handle_batch(session, events, settings, incremental=False)
+            relevant = [e for e in events if e.type in EVENT_TYPES]
+            if relevant:
+                await session.execute(
+                    insert(m.inbox)
+                    .values(
+                        [
+                            {"consumer": settings.consumer_group, "event_id": e.id, "type": e.type}
+                            for e in relevant
+                        ]
+                    )
+                    .on_conflict_do_nothing()
+                )
+    assignments = ", ".join(f"{c} = d.{c}" for c in DERIVED)
+    await session.execute(
+        sa.text(
+            f"UPDATE customer_facts f SET {assignments} FROM derived_before d "
+            f"WHERE f.customer_id = d.customer_id"
+        )
+    )
+    result = await rerank(session, settings)
+    customers = await session.scalar(sa.select(sa.func.count()).select_from(m.customer_facts))
+    return RebuildResult(
+        events=counts,
+        customers=int(customers or 0),
+        duration_ms=int((time.perf_counter() - started) * 1000),
+        rerank=result,
+    )
+
+
+async def main() -> None:
+    """The command: rebuild against the feeds named in Settings and print a JSON summary."""
+    from shared.db import create_engine, session_factory
+
+    settings = Settings()
+    engine = create_engine(settings)
+    clients = {name: httpx.AsyncClient(base_url=url) for name, url in feed_urls(settings).items()}
+    try:
+        async with session_factory(engine).begin() as session:
+            result = await rebuild(session, settings, clients)
+    finally:
+        for client in clients.values():
+            await client.aclose()
+        await engine.dispose()
+    print(
+        json.dumps(
+            {
+                "events": result.events,
+                "customers": result.customers,
+                "duration_ms": result.duration_ms,
+                "tier_events": result.rerank.tier_events,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

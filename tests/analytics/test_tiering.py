@@ -1,0 +1,144 @@
+"""ABC tiers and RFM against hand-computed cases, in SQL and as the pure reference."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+from services.analytics.tiering import abc_tiers, quintile_scores, rfm_segment
+from shared.contracts.analytics import CustomerTierChanged
+from tests.analytics.conftest import AnalyticsDb
+from tests.analytics.factories import cancel, created, days_ago, ids, purchase, refund
+
+
+async def test_abc_edges_refunds_cancellations_and_window(analytics_db: AnalyticsDb) -> None:
+    # Contributions 80, 15, 5 of a positive total of 100 put the 2nd exactly on 0.80 and the
+    # 3rd exactly on 0.95: "< threshold" makes them B and C.
+    a, b, c, zero, negative = ids(5)
+    big = purchase(a, "100")
+    events = [
+        *(created(x) for x in (a, b, c, zero, negative)),
+        big,
+        refund(a, big.data["purchase_id"], margin="20", amount="80"),  # 100 - 20 = 80
+        purchase(b, "10"),
+        purchase(b, "5"),
+        purchase(c, "5"),
+        purchase(c, "500", at=days_ago(400)),  # outside the 365-day window
+    ]
+    cancelled = purchase(b, "1000")
+    events += [cancelled, cancel(b, cancelled.data["purchase_id"])]
+    lost = purchase(negative, "10")
+    events += [lost, refund(negative, lost.data["purchase_id"], margin="30", amount="90")]
+    await analytics_db.apply(events)
+    await analytics_db.rerank()
+
+    facts = await analytics_db.facts()
+    assert {k: facts[k].contribution for k in (a, b, c, zero, negative)} == {
+        a: Decimal("80"),
+        b: Decimal("15"),
+        c: Decimal("5"),
+        zero: Decimal("0"),
+        negative: Decimal("-20"),
+    }
+    assert facts[a].revenue == Decimal("400") - Decimal("80")
+    tiers = {k: facts[k].tier for k in (a, b, c, zero, negative)}
+    assert tiers == {a: "A", b: "B", c: "C", zero: "C", negative: "C"}
+    assert tiers == abc_tiers({k: facts[k].contribution for k in tiers})
+
+
+async def test_ties_break_by_customer_id(analytics_db: AnalyticsDb) -> None:
+    top, first, second = ids(3)  # ascending ids: first < second
+    await analytics_db.apply([purchase(top, "60"), purchase(second, "20"), purchase(first, "20")])
+    await analytics_db.rerank()
+    facts = await analytics_db.facts()
+    # before(first) = 60 -> 0.6 < 0.8 -> A; before(second) = 80 -> 0.8 -> B.
+    assert (facts[top].tier, facts[first].tier, facts[second].tier) == ("A", "A", "B")
+
+
+async def test_only_customers_with_zero_or_negative_contribution_are_all_c(
+    analytics_db: AnalyticsDb,
+) -> None:
+    zero, negative = ids(2)
+    p = purchase(negative, "5")
+    await analytics_db.apply(
+        [created(zero), p, refund(negative, p.data["purchase_id"], margin="8", amount="20")]
+    )
+    await analytics_db.rerank()
+    facts = await analytics_db.facts()
+    assert (facts[zero].tier, facts[negative].tier) == ("C", "C")
+
+
+async def test_tier_changed_is_published_only_on_an_actual_change(
+    analytics_db: AnalyticsDb,
+) -> None:
+    a, b = ids(2)
+    await analytics_db.apply([purchase(a, "90"), purchase(b, "10")])
+    first = await analytics_db.rerank()
+    assert first.tier_events == 2  # first assignment: previous_tier null
+    assert (await analytics_db.rerank()).tier_events == 0
+    # b overtakes a: b = 510 (A), a: before = 510 of 600 = 0.85 -> B.
+    await analytics_db.apply([purchase(b, "500")])
+    assert (await analytics_db.rerank()).tier_events == 2
+    events = [
+        CustomerTierChanged.model_validate(e) for e in await analytics_db.events("tier_changed")
+    ]
+    last = {e.customer_id: e for e in events}
+    assert (last[b].previous_tier, last[b].tier, last[b].contribution) == ("B", "A", Decimal("510"))
+    assert (last[a].previous_tier, last[a].tier) == ("A", "B")
+    assert len(events) == 4
+
+
+async def test_rfm_quintiles_hand_computed_with_ties(analytics_db: AnalyticsDb) -> None:
+    c = ids(5)
+    events = []
+    # recency 50, 40, 30, 20, 10 days; frequency 1..5; monetary: c0 and c1 tie.
+    for i, customer in enumerate(c):
+        for n in range(i + 1):
+            events.append(
+                purchase(
+                    customer, "1", amount="10" if i > 1 else "5", at=days_ago(50 - 10 * i + n * 0)
+                )
+            )
+    await analytics_db.apply(events)
+    await analytics_db.rerank()
+    facts = await analytics_db.facts()
+    assert [facts[x].rfm_r for x in c] == [1, 2, 3, 4, 5]
+    assert [facts[x].rfm_f for x in c] == [1, 2, 3, 4, 5]
+    # monetary 5, 10, 30, 40, 50: distinct -> 1..5
+    assert [facts[x].rfm_m for x in c] == [1, 2, 3, 4, 5]
+    assert [facts[x].rfm_recency_days for x in c] == [50, 40, 30, 20, 10]
+    assert facts[c[4]].rfm_segment == "champions"
+    assert facts[c[0]].rfm_segment == "lost"
+    assert facts[c[2]].rfm_segment == rfm_segment(3, 3, 3) == "need_attention"
+
+
+def test_quintiles_give_ties_one_score() -> None:
+    a, b, c, d = ids(4)
+    scores = quintile_scores({a: 1, b: 1, c: 2, d: 3}, higher_is_better=True)
+    # at-or-below shares: 2/4, 2/4, 3/4, 4/4 -> ceil(5x): 3, 3, 4, 5
+    assert scores == {a: 3, b: 3, c: 4, d: 5}
+    recency = quintile_scores({a: 30, b: 1}, higher_is_better=False)
+    assert recency == {a: 3, b: 5}
+
+
+async def test_sql_rfm_matches_the_reference(analytics_db: AnalyticsDb) -> None:
+    c = ids(7)
+    counts = [1, 1, 2, 3, 3, 3, 6]
+    events = [
+        purchase(x, "1", amount=str(5 * (i % 3 + 1)), at=days_ago(5 + (i % 4) * 7))
+        for i, x in enumerate(c)
+        for _ in range(counts[i])
+    ]
+    await analytics_db.apply(events)
+    await analytics_db.rerank()
+    facts = await analytics_db.facts()
+    expected_f = quintile_scores({x: facts[x].purchase_count for x in c}, True)
+    expected_m = quintile_scores({x: facts[x].revenue for x in c}, True)
+    expected_r = quintile_scores({x: facts[x].rfm_recency_days for x in c}, False)
+    assert {x: facts[x].rfm_f for x in c} == expected_f
+    assert {x: facts[x].rfm_m for x in c} == expected_m
+    assert {x: facts[x].rfm_r for x in c} == expected_r
+    async with analytics_db.engine.connect() as conn:
+        none = await conn.scalar(sa.text("SELECT count(*) FROM customer_facts WHERE rfm_r IS NULL"))
+    assert none == 0

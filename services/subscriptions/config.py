@@ -48,3 +48,10 @@ class Settings(ServiceSettings):
     )
     # A claimed delivery is invisible to other workers this long; must exceed the timeout.
     delivery_lease_s: float = Field(60.0, validation_alias="SUBSCRIPTIONS_DELIVERY_LEASE_S")
+    # Finished deliveries and their attempt log are kept this long (replay needs them).
+    delivery_retention_days: int = Field(
+        30, ge=1, validation_alias="SUBSCRIPTIONS_DELIVERY_RETENTION_DAYS"
+    )
+    delivery_prune_interval_s: float = Field(
+        3600, validation_alias="SUBSCRIPTIONS_DELIVERY_PRUNE_INTERVAL_S"
+    )

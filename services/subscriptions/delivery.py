@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 from fastapi import FastAPI
+from prometheus_client import Counter, Histogram
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.subscriptions.config import Settings
@@ -42,6 +43,18 @@ from shared.problems import ProblemError
 logger = logging.getLogger("kehu.subscriptions.delivery")
 EXCERPT_CHARS = 500
 USER_AGENT = "Kehu-Webhooks/1.0"
+PRUNE_BATCH = 1000
+
+WEBHOOK_ATTEMPTS = Counter(
+    "kehu_webhook_attempts_total",
+    "Webhook delivery attempts by outcome (succeeded, http_error, network_error, refused)",
+    ["outcome"],
+)
+WEBHOOK_LATENCY = Histogram(
+    "kehu_webhook_attempt_duration_seconds",
+    "Webhook attempt latency",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 
 ENQUEUE_SQL = sa.text(
     """
@@ -139,6 +152,14 @@ class AttemptResult:
     def ok(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
 
+    @property
+    def outcome(self) -> str:
+        if self.ok:
+            return "succeeded"
+        if self.status_code is not None:
+            return "http_error"
+        return "refused" if (self.error or "").startswith("refused") else "network_error"
+
 
 class Sender:
     """Sends one signed webhook; never raises for the endpoint's failures."""
@@ -182,10 +203,20 @@ class Sender:
             "webhook-signature": signature_header(secrets, msg_id, timestamp, body),
         }
         try:
-            async with self.client.stream("POST", url, content=body, headers=headers) as response:
-                excerpt = await _read_excerpt(response)
+            # httpx's timeouts are per operation; this bounds the whole exchange, so a receiver
+            # that trickles its answer cannot hold a worker slot.
+            async with asyncio.timeout(self.settings.webhook_timeout_s):
+                async with self.client.stream(
+                    "POST", url, content=body, headers=headers
+                ) as response:
+                    excerpt = await _read_excerpt(response)
+        except TimeoutError:
+            return result(None, f"timed out after {self.settings.webhook_timeout_s}s", None)
         except httpx.HTTPError as exc:
-            return result(None, f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__, None)
+            return result(None, f"{type(exc).__name__}: {exc}"[:500], None)
+        except Exception as exc:  # never lose a batch's results to one odd endpoint
+            logger.warning("webhook to %s failed unexpectedly: %r", url, exc)
+            return result(None, f"{type(exc).__name__}: {exc}"[:500], None)
         error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
         return result(response.status_code, error, excerpt)
 
@@ -263,6 +294,8 @@ async def record_attempt(
     retry: bool = True,
 ) -> str | None:
     """Log one attempt and move the delivery on; returns its new status (None if it is gone)."""
+    WEBHOOK_ATTEMPTS.labels(result.outcome).inc()
+    WEBHOOK_LATENCY.observe(result.latency_ms / 1000)
     d = deliveries
     if result.ok:
         status, next_at = "succeeded", None
@@ -396,6 +429,25 @@ class DeliveryWorker:
                 )
         self.sent_total += len(claimed)
         return len(claimed)
+
+
+async def prune_deliveries(app: FastAPI, session: AsyncSession) -> int:
+    """Delete finished deliveries (and their attempts) older than the retention period."""
+    settings: Settings = app.state.settings
+    d = deliveries
+    old = (
+        sa.select(d.c.id)
+        .where(
+            d.c.status != "pending",
+            d.c.created_at
+            < sa.func.now() - sa.func.make_interval(0, 0, 0, settings.delivery_retention_days),
+        )
+        .limit(PRUNE_BATCH)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    result = await session.execute(sa.delete(d).where(d.c.id.in_(old)).returning(d.c.id))
+    return len(result.all())
 
 
 async def delivery_worker(app: FastAPI) -> None:

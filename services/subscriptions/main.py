@@ -5,12 +5,13 @@ from fastapi import FastAPI
 from services.subscriptions.api import router
 from services.subscriptions.config import Settings
 from services.subscriptions.consumer import CONSUMER_GROUP, handlers
-from services.subscriptions.delivery import delivery_worker
+from services.subscriptions.delivery import delivery_worker, prune_deliveries
 from services.subscriptions.events import SUBSCRIPTIONS_TOPIC
 from services.subscriptions.models import inbox, outbox
 from shared.app import ConsumerSpec, ServiceSpec, create_service_app
 from shared.asyncapi import catalog_router, docs_router
 from shared.contracts import DOMAIN_TOPICS
+from shared.scheduler import periodic
 
 DESCRIPTION = """\
 Webhook subscriptions to Kehu's domain events, delivered per the
@@ -23,6 +24,13 @@ Every other endpoint needs `Authorization: Bearer <jwt>`; each operation names t
 requires (`subscriptions:read` or `subscriptions:write`). Errors are RFC 9457
 `application/problem+json`.
 """
+
+
+async def prune_job(app: FastAPI) -> None:
+    run = periodic(
+        "prune-deliveries", prune_deliveries, lambda a: a.state.settings.delivery_prune_interval_s
+    )
+    await run(app)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -38,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             routers=[router, docs_router(), catalog_router()],
             publishes=[SUBSCRIPTIONS_TOPIC],
             consumers=[ConsumerSpec(CONSUMER_GROUP, DOMAIN_TOPICS, handlers(settings))],
-            background=[delivery_worker],
+            background=[delivery_worker, prune_job],
             openapi_tags=[
                 {
                     "name": "subscriptions",

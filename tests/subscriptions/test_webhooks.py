@@ -13,10 +13,20 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI
 
-from services.subscriptions.config import Settings
+from services.subscriptions.config import DEFAULT_RETRY_SCHEDULE_S, Settings
+from services.subscriptions.delivery import (
+    AttemptResult,
+    enqueue,
+    prune_deliveries,
+    record_attempt,
+    retry_delay,
+)
 from services.subscriptions.main import create_app
+from services.subscriptions.models import deliveries as deliveries_table
 from services.subscriptions.safety import check_target, parse_networks
 from shared.auth import issue_token
 from shared.contracts import DOMAIN_TOPICS
@@ -50,9 +60,14 @@ def settings() -> Settings:
 
 
 @pytest.fixture(scope="module")
-async def client() -> AsyncIterator[httpx.AsyncClient]:
+def app() -> FastAPI:
+    return create_app(settings())
+
+
+@pytest.fixture(scope="module")
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     await ensure_topics(ServiceSettings(), DOMAIN_TOPICS)
-    async for c in serve(create_app(settings())):
+    async for c in serve(app):
         c.headers.update(auth(issue_token(ServiceSettings(), "integration")))
         yield c
 
@@ -487,3 +502,102 @@ async def test_docs_portal_catalog_and_asyncapi_are_served_without_a_token(
     assert portal.status_code == 200
     for link in ("/asyncapi.yaml", "/catalog", ":8001/docs", ":8005/openapi.json", "Bearer"):
         assert link in portal.text
+
+
+# -- retry schedule, exhaustion, size limit, retention -----------------------------------------
+
+
+def test_default_retries_span_about_three_days_with_jitter() -> None:
+    total_days = sum(DEFAULT_RETRY_SCHEDULE_S) / 86400
+    assert 2.5 < total_days < 3.5
+    assert DEFAULT_RETRY_SCHEDULE_S == sorted(DEFAULT_RETRY_SCHEDULE_S)  # backing off
+    plain = Settings()
+    delays = [retry_delay(plain, 1) for _ in range(200)]
+    assert all(d is not None and 4.0 <= d <= 6.0 for d in delays)
+    assert len({round(d or 0, 3) for d in delays}) > 50  # jittered, not synchronised
+    assert retry_delay(plain, len(DEFAULT_RETRY_SCHEDULE_S)) is not None
+    assert retry_delay(plain, len(DEFAULT_RETRY_SCHEDULE_S) + 1) is None
+
+
+async def _new_delivery(app: FastAPI, client: httpx.AsyncClient, **values: Any) -> tuple:
+    receiver = Receiver()
+    receiver.port = 9
+    sub = await subscribe(client, receiver, uuid.uuid4())
+    delivery_id = uuid.uuid4()
+    async with app.state.sessions.begin() as session:
+        await session.execute(
+            sa.insert(deliveries_table).values(
+                id=delivery_id,
+                subscription_id=uuid.UUID(sub["id"]),
+                event_id=str(uuid.uuid4()),
+                event_type="kehu.complaint.received.v1",
+                ordering_key="c",
+                payload={},
+                status="pending",
+                attempt_count=0,
+                next_attempt_at=now() + timedelta(days=1),
+                **values,
+            )
+        )
+    return sub, delivery_id
+
+
+async def test_a_delivery_failing_its_last_retry_is_marked_failed(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    sub, delivery_id = await _new_delivery(app, client)
+    last = len(app.state.settings.webhook_retry_schedule_s) + 1
+    failure = AttemptResult(503, 12, "HTTP 503", None, now())
+    async with app.state.sessions.begin() as session:
+        status = await record_attempt(
+            session,
+            app.state.outbox,
+            app.state.settings,
+            delivery_id,
+            uuid.UUID(sub["id"]),
+            last,
+            failure,
+        )
+    assert status == "failed"
+    got = await detail(client, sub["id"], str(delivery_id))
+    assert got["status"] == "failed" and got["next_attempt_at"] is None
+    assert got["attempts"][-1]["status_code"] == 503
+
+
+async def test_oversized_events_are_logged_as_failed_not_sent(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    customer = uuid.uuid4()
+    receiver = Receiver()
+    receiver.port = 9
+    sub = await subscribe(client, receiver, customer)
+    event = build_event(received(customer), "/kehu/test")
+    async with app.state.sessions.begin() as session:
+        await enqueue(
+            session, event, settings().model_copy(update={"webhook_max_payload_bytes": 64})
+        )
+    [delivery] = await deliveries(client, sub["id"])
+    assert delivery["status"] == "failed" and "exceeds the 64-byte limit" in delivery["last_error"]
+
+
+async def test_finished_deliveries_past_retention_are_pruned(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    old = now() - timedelta(days=app.state.settings.delivery_retention_days + 1)
+    sub, done_id = await _new_delivery(app, client, created_at=old)
+    async with app.state.sessions.begin() as session:
+        await session.execute(
+            sa.update(deliveries_table)
+            .where(deliveries_table.c.id == done_id)
+            .values(status="succeeded")
+        )
+    _, pending_id = await _new_delivery(app, client, created_at=old)
+    async with app.state.sessions.begin() as session:
+        assert await prune_deliveries(app, session) >= 1
+    gone = await client.get(f"/subscriptions/{sub['id']}/deliveries/{done_id}")
+    assert gone.status_code == 404
+    async with app.state.sessions.begin() as session:
+        still = await session.scalar(
+            sa.select(deliveries_table.c.status).where(deliveries_table.c.id == pending_id)
+        )
+    assert still == "pending"  # never prune what is still to be delivered

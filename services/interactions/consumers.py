@@ -174,14 +174,18 @@ async def _merge_state(session: AsyncSession, old: uuid.UUID, survivor: uuid.UUI
     await repo.ensure_state(session, survivor)
     s = CustomerState
     dup = aliased(s)
+
+    def of_duplicate(column: Any) -> Any:
+        return sa.select(column).where(dup.customer_id == old).scalar_subquery()
+
     await session.execute(
         sa.update(s)
-        .where(s.customer_id == survivor, dup.customer_id == old)
+        .where(s.customer_id == survivor)
         .values(
             cadence_days_override=sa.func.coalesce(
-                s.cadence_days_override, dup.cadence_days_override
+                s.cadence_days_override, of_duplicate(dup.cadence_days_override)
             ),
-            last_invited_at=sa.func.greatest(s.last_invited_at, dup.last_invited_at),
+            last_invited_at=sa.func.greatest(s.last_invited_at, of_duplicate(dup.last_invited_at)),
             updated_at=sa.func.now(),
         )
         .execution_options(synchronize_session=False)

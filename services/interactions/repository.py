@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -90,6 +90,50 @@ async def resolve_customer(session: AsyncSession, customer_id: uuid.UUID) -> uui
             return current
         current = merged_into
     return current
+
+
+async def customer_status(
+    session: AsyncSession, customer_id: uuid.UUID
+) -> tuple[uuid.UUID, datetime | None]:
+    """(survivor id, erased_at) in one query for the common case of an unmerged customer."""
+    s = CustomerState
+    row = (
+        await session.execute(
+            sa.select(s.merged_into, s.erased_at).where(s.customer_id == customer_id)
+        )
+    ).first()
+    if row is None:
+        return customer_id, None
+    if row.merged_into is None:
+        return customer_id, row.erased_at
+    survivor = await resolve_customer(session, row.merged_into)
+    erased = await session.scalar(sa.select(s.erased_at).where(s.customer_id == survivor))
+    return survivor, erased
+
+
+async def note_contact(
+    session: AsyncSession, settings: Settings, customer_id: uuid.UUID, at: datetime
+) -> None:
+    """A new answered contact: move last contact forward and re-plan the revisit, one statement."""
+    s = CustomerState
+    stmt = insert(s).values(
+        customer_id=customer_id,
+        last_contact_at=at,
+        next_revisit_at=at + timedelta(days=settings.cadence_days(None)),
+    )
+    last = sa.func.greatest(s.last_contact_at, stmt.excluded.last_contact_at)
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[s.customer_id],
+            set_={
+                "last_contact_at": last,
+                "next_revisit_at": last
+                + sa.func.make_interval(0, 0, 0, cadence_days_expr(settings)),
+                "version": s.version + 1,
+                "updated_at": sa.func.now(),
+            },
+        )
+    )
 
 
 async def lock_state(session: AsyncSession, customer_id: uuid.UUID) -> CustomerState:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from shared.contracts.common import CUSTOMER_ID_EXAMPLE, Money, Tier
 from shared.contracts.interactions import Channel, FollowupKind
 
+# Times must carry a zone; they are stored and returned in UTC.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(lambda v: v.astimezone(UTC))]
 Direction = Literal["inbound", "outbound"]
 FollowupStatus = Literal["open", "done", "cancelled"]
 PurchaseStatus = Literal["placed", "paid", "delivered", "cancelled"]
@@ -70,7 +72,7 @@ class InteractionCreate(InteractionFields):
     customer_id: CustomerId
     channel: Channel = Field(examples=["phone"])
     direction: Direction = Field(examples=["outbound"])
-    occurred_at: AwareDatetime = Field(
+    occurred_at: UtcDatetime = Field(
         description="When the contact happened (with a time zone).",
         examples=["2026-11-20T09:30:00Z"],
     )
@@ -81,7 +83,7 @@ class InteractionUpdate(InteractionFields):
 
     channel: Channel | None = None
     direction: Direction | None = None
-    occurred_at: AwareDatetime | None = None
+    occurred_at: UtcDatetime | None = None
 
     @model_validator(mode="after")
     def _required_stay_set(self) -> InteractionUpdate:
@@ -119,7 +121,7 @@ class FollowupCreate(Strict):
 
     customer_id: CustomerId
     kind: FollowupKind = Field(examples=["needs_check"])
-    due_at: AwareDatetime = Field(examples=["2026-11-30T09:00:00Z"])
+    due_at: UtcDatetime = Field(examples=["2026-11-30T09:00:00Z"])
     assignee_id: AgentId | None = Field(None, description="The agent who should do it.")
     note: LongText | None = Field(None, description="What to do (free text).")
 
@@ -127,7 +129,7 @@ class FollowupCreate(Strict):
 class FollowupUpdate(Strict):
     """Reschedule, reassign or re-describe an open follow-up."""
 
-    due_at: AwareDatetime | None = None
+    due_at: UtcDatetime | None = None
     assignee_id: AgentId | None = None
     note: LongText | None = None
 
@@ -217,7 +219,7 @@ class PurchaseCreate(Strict):
         "returns the stored purchase (200) instead of creating a second one.",
         examples=["SO-2026-000123"],
     )
-    occurred_at: AwareDatetime = Field(examples=["2026-11-20T09:30:00Z"])
+    occurred_at: UtcDatetime = Field(examples=["2026-11-20T09:30:00Z"])
     amount: NonNegativeMoney = Field(description="What the customer pays.")
     cost: NonNegativeMoney = Field(description="What it costs you; margin = amount - cost.")
     currency: str = Field(pattern=r"^[A-Z]{3}$", examples=["CNY"])
@@ -236,7 +238,7 @@ class PurchaseStatusUpdate(Strict):
 class RefundCreate(Strict):
     amount: PositiveMoney = Field(description="At most what remains refundable.")
     reason: LongText | None = None
-    occurred_at: AwareDatetime | None = Field(None, description="Defaults to now.")
+    occurred_at: UtcDatetime | None = Field(None, description="Defaults to now.")
 
 
 class RefundRead(Read):
@@ -303,7 +305,7 @@ class SurveyCreate(Strict):
     nps: int | None = Field(None, ge=0, le=10, description="Would you recommend us? 0-10.")
     effort: int | None = Field(None, ge=1, le=7, description="Customer effort score, 1-7.")
     comment: LongText | None = None
-    submitted_at: AwareDatetime | None = Field(None, description="Defaults to now.")
+    submitted_at: UtcDatetime | None = Field(None, description="Defaults to now.")
 
     @model_validator(mode="after")
     def _consistent(self) -> SurveyCreate:

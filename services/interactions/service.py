@@ -65,10 +65,7 @@ class Ctx:
 
 async def _writable_customer(ctx: Ctx, customer_id: uuid.UUID) -> uuid.UUID:
     """The survivor of `customer_id`; refuses new contact records for an erased customer."""
-    survivor = await repo.resolve_customer(ctx.session, customer_id)
-    erased = await ctx.session.scalar(
-        sa.select(CustomerState.erased_at).where(CustomerState.customer_id == survivor)
-    )
+    survivor, erased = await repo.customer_status(ctx.session, customer_id)
     if erased is not None:
         raise Conflict(
             "The customer's personal data was erased; no new contact records are kept",
@@ -93,7 +90,8 @@ async def log_interaction(ctx: Ctx, data: schemas.InteractionCreate) -> Interact
     )
     ctx.session.add(interaction)
     await ctx.session.flush()
-    await repo.refresh_contact(ctx.session, ctx.settings, [customer_id])
+    if interaction.outcome != "no_answer":
+        await repo.note_contact(ctx.session, ctx.settings, customer_id, interaction.occurred_at)
     await ctx.outbox.emit(ctx.session, _logged(interaction))
     return interaction
 
@@ -272,26 +270,24 @@ async def record_purchase(ctx: Ctx, data: schemas.PurchaseCreate) -> tuple[Purch
     customer_id = await repo.resolve_customer(ctx.session, data.customer_id)
     now = utcnow()
     margin = data.amount - data.cost
-    purchase_id = await repo.insert_purchase_if_new(
-        ctx.session,
-        {
-            "id": uuid.uuid4(),
-            "customer_id": customer_id,
-            "external_ref": data.external_ref,
-            "occurred_at": data.occurred_at,
-            "amount": data.amount,
-            "cost": data.cost,
-            "margin": margin,
-            "currency": data.currency,
-            "status": data.status,
-            "items": [item.model_dump(mode="json") for item in data.items],
-            "refunded_amount": Decimal(0),
-            "refunded_margin": Decimal(0),
-            "version": 1,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
+    values: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "customer_id": customer_id,
+        "external_ref": data.external_ref,
+        "occurred_at": data.occurred_at,
+        "amount": data.amount.quantize(CENT),
+        "cost": data.cost.quantize(CENT),
+        "margin": margin.quantize(CENT),
+        "currency": data.currency,
+        "status": data.status,
+        "items": [item.model_dump(mode="json") for item in data.items],
+        "refunded_amount": Decimal(0).quantize(CENT),
+        "refunded_margin": Decimal(0).quantize(CENT),
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
+    purchase_id = await repo.insert_purchase_if_new(ctx.session, values)
     if purchase_id is None:
         existing = await repo.purchase_by_ref(ctx.session, customer_id, data.external_ref)
         assert existing is not None
@@ -306,8 +302,7 @@ async def record_purchase(ctx: Ctx, data: schemas.PurchaseCreate) -> tuple[Purch
                 existing_purchase_id=str(existing.id),
             )
         return existing, False
-    purchase = await repo.get(ctx.session, Purchase, purchase_id)
-    assert purchase is not None
+    purchase = Purchase(**values)  # exactly what was inserted; no read back needed
     await ctx.outbox.emit(
         ctx.session,
         PurchaseRecorded(
@@ -452,10 +447,7 @@ async def invite_to_survey(ctx: Ctx, data: schemas.InvitationCreate) -> SurveyIn
 
 
 async def submit_survey(ctx: Ctx, data: schemas.SurveyCreate) -> Survey:
-    customer_id = await repo.resolve_customer(ctx.session, data.customer_id)
-    erased = await ctx.session.scalar(
-        sa.select(CustomerState.erased_at).where(CustomerState.customer_id == customer_id)
-    )
+    customer_id, erased = await repo.customer_status(ctx.session, data.customer_id)
     invitation = None
     if data.invitation_id is not None:
         invitation = await repo.get(ctx.session, SurveyInvitation, data.invitation_id, lock=True)

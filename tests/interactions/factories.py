@@ -92,8 +92,9 @@ async def scalar(app: FastAPI, sql: str, **params: Any) -> Any:
         return (await conn.execute(sa.text(sql), params)).scalar()
 
 
-async def produce(settings: ServiceSettings, *contracts: EventContract) -> None:
-    """Publish events as another service would: binary CloudEvents, key = customer id."""
+async def produce(settings: ServiceSettings, *contracts: EventContract) -> list[str]:
+    """Publish events as another service would (binary CloudEvents, key = customer id)."""
+    ids = []
     producer = new_producer(settings)
     await producer.start()
     try:
@@ -107,5 +108,13 @@ async def produce(settings: ServiceSettings, *contracts: EventContract) -> None:
             )
             key, value, headers = to_kafka(event)
             await producer.send_and_wait(contract.topic, value, key=key, headers=headers)
+            ids.append(event.id)
     finally:
         await producer.stop()
+    return ids
+
+
+async def processed(app: FastAPI, event_id: str) -> bool:
+    """Whether the service's consumer has committed the effect of this event."""
+    found = await scalar(app, "SELECT count(*) FROM inbox WHERE event_id = :id", id=event_id)
+    return bool(found)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import uuid
 
 import httpx
 from fastapi import FastAPI
 
+from shared.contracts import INTERACTIONS_TOPIC as TOPIC
+from tests.helpers import eventually, header, read_topic
 from tests.interactions.factories import events, purchase_body, scalar
 
 PROBLEM = "application/problem+json"
+BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
 
 
 async def test_same_purchase_posted_twice_is_stored_once(
@@ -197,3 +202,33 @@ async def test_list_purchases_filters_by_customer_and_paginates(
     )
     assert rest.json()["next_cursor"] is None
     assert {p["id"] for p in page.json()["items"] + rest.json()["items"]} == ids
+
+
+async def test_recorded_purchase_reaches_kafka_keyed_by_customer(
+    app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    body = purchase_body(occurred_at="2026-11-20T17:30:00+08:00")
+    created = await client.post("/purchases", json=body, headers=admin)
+    purchase = created.json()
+    fetched = (await client.get(f"/purchases/{purchase['id']}", headers=admin)).json()
+    assert fetched == purchase
+    assert purchase["occurred_at"].startswith("2026-11-20T09:30:00")
+
+    async def relayed() -> bool:
+        sent = await scalar(
+            app,
+            "SELECT count(*) FROM outbox WHERE data->>'purchase_id' = :p "
+            "AND published_at IS NOT NULL",
+            p=purchase["id"],
+        )
+        return bool(sent)
+
+    await eventually(relayed, timeout=30)
+    on_topic = await scalar(
+        app, "SELECT count(*) FROM outbox WHERE topic = :t AND published_at IS NOT NULL", t=TOPIC
+    )
+    records = await read_topic(BOOTSTRAP, TOPIC, at_least=on_topic)
+    ours = [r for r in records if json.loads(r.value).get("purchase_id") == purchase["id"]]
+    assert len(ours) == 1
+    assert ours[0].key == body["customer_id"].encode()
+    assert header(ours[0], "ce_type") == "kehu.purchase.recorded.v1"

@@ -1,0 +1,248 @@
+"""Revisit cadence by tier and the events consumed from profiles and analytics."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from shared.contracts.analytics import CustomerTierChanged
+from shared.contracts.customers import (
+    CustomerCreated,
+    CustomerDimensions,
+    CustomerErased,
+    CustomerMerged,
+    ImportantDate,
+)
+from tests.helpers import eventually
+from tests.interactions.factories import (
+    followup_body,
+    interaction_body,
+    iso,
+    now,
+    processed,
+    produce,
+    purchase_body,
+    survey_body,
+)
+
+CONSUMER_TIMEOUT = 60.0  # the consumer group's first join on Tansu takes a few seconds
+
+
+def at(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+async def cadence(client: httpx.AsyncClient, admin: dict[str, str], customer: Any) -> Any:
+    response = await client.get(f"/customers/{customer}/cadence", headers=admin)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_a_contact_plans_the_next_revisit_by_the_default_cadence(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    customer = uuid.uuid4()
+    contacted = now() - timedelta(days=2)
+    await client.post(
+        "/interactions", json=interaction_body(customer, occurred_at=iso(contacted)), headers=admin
+    )
+    # An unanswered call is not a contact: the plan stays on the last real one.
+    await client.post(
+        "/interactions",
+        json=interaction_body(customer, occurred_at=iso(now()), outcome="no_answer"),
+        headers=admin,
+    )
+    plan = await cadence(client, admin, customer)
+    assert (plan["tier"], plan["effective_cadence_days"]) == (None, 90)
+    assert at(plan["last_contact_at"]) == contacted
+    assert at(plan["next_revisit_at"]) == contacted + timedelta(days=90)
+
+
+async def test_cadence_override_moves_the_next_revisit_and_can_be_removed(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    customer = uuid.uuid4()
+    contacted = now() - timedelta(days=1)
+    await client.post(
+        "/interactions", json=interaction_body(customer, occurred_at=iso(contacted)), headers=admin
+    )
+    url = f"/customers/{customer}/cadence"
+    plan = (await client.put(url, json={"cadence_days": 7}, headers=admin)).json()
+    assert at(plan["next_revisit_at"]) == contacted + timedelta(days=7)
+    plan = (await client.put(url, json={"cadence_days": None}, headers=admin)).json()
+    assert at(plan["next_revisit_at"]) == contacted + timedelta(days=90)
+    assert (await client.put(url, json={"cadence_days": 0}, headers=admin)).status_code == 422
+
+
+async def test_a_tier_change_event_moves_the_next_revisit_date(
+    app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    customer = uuid.uuid4()
+    contacted = now() - timedelta(days=1)
+    await client.post(
+        "/interactions", json=interaction_body(customer, occurred_at=iso(contacted)), headers=admin
+    )
+    assert at((await cadence(client, admin, customer))["next_revisit_at"]) == contacted + timedelta(
+        days=90
+    )
+    await produce(
+        app.state.settings,
+        CustomerTierChanged(
+            customer_id=customer,
+            occurred_at=now(),
+            tier="A",
+            previous_tier="C",
+            contribution=Decimal("125000.00"),
+        ),
+    )
+
+    async def moved() -> bool:
+        plan = await cadence(client, admin, customer)
+        return plan["tier"] == "A" and at(plan["next_revisit_at"]) == contacted + timedelta(days=14)
+
+    await eventually(moved, timeout=CONSUMER_TIMEOUT)
+    # An older tier change arriving late does not undo the newer one.
+    [late] = await produce(
+        app.state.settings,
+        CustomerTierChanged(
+            customer_id=customer,
+            occurred_at=now() - timedelta(days=30),
+            tier="B",
+            previous_tier=None,
+            contribution=Decimal("100.00"),
+        ),
+    )
+    await eventually(lambda: processed(app, late), timeout=CONSUMER_TIMEOUT)
+    plan = await cadence(client, admin, customer)
+    assert (plan["tier"], plan["effective_cadence_days"]) == ("A", 14)
+
+
+async def test_a_due_revisit_creates_one_revisit_followup(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    customer = uuid.uuid4()
+    contacted = now() - timedelta(days=95)  # untiered: every 90 days, so due 5 days ago
+    await client.post(
+        "/interactions", json=interaction_body(customer, occurred_at=iso(contacted)), headers=admin
+    )
+
+    async def revisits() -> list[Any]:
+        response = await client.get(
+            f"/followups?customer_id={customer}&kind=revisit", headers=admin
+        )
+        items: list[Any] = response.json()["items"]
+        return items
+
+    async def created() -> bool:
+        return bool(await revisits())
+
+    await eventually(created, timeout=30)
+    [revisit] = await revisits()
+    assert revisit["origin"] == "cadence"
+    assert at(revisit["due_at"]) == contacted + timedelta(days=90)
+
+
+async def test_important_dates_from_customer_events_create_care_followups(
+    app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    customer = uuid.uuid4()
+    soon = (now() + timedelta(days=3)).date()
+    owner = f"agent-{uuid.uuid4().hex[:6]}"
+    await produce(
+        app.state.settings,
+        CustomerCreated(
+            customer_id=customer,
+            occurred_at=now(),
+            dimensions=CustomerDimensions(
+                kind="person",
+                customer_number=f"C-{uuid.uuid4().hex[:6]}",
+                owner_id=owner,
+                important_dates=[ImportantDate(kind="birthday", month=soon.month, day=soon.day)],
+            ),
+        ),
+    )
+
+    async def care() -> list[Any]:
+        response = await client.get(f"/followups?customer_id={customer}&kind=care", headers=admin)
+        items: list[Any] = response.json()["items"]
+        return items
+
+    async def created() -> bool:
+        return bool(await care())
+
+    await eventually(created, timeout=CONSUMER_TIMEOUT)
+    [followup] = await care()
+    assert (followup["origin"], followup["assignee_id"]) == ("important_date", owner)
+    assert at(followup["due_at"]).date() == soon
+
+
+async def test_merge_repoints_the_duplicates_records_to_the_survivor(
+    app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    survivor, duplicate = uuid.uuid4(), uuid.uuid4()
+    shared_ref = f"SO-{uuid.uuid4().hex[:8]}"
+    await client.post(
+        "/purchases", json=purchase_body(survivor, external_ref=shared_ref), headers=admin
+    )
+    moved = (
+        await client.post(
+            "/purchases", json=purchase_body(duplicate, external_ref=shared_ref), headers=admin
+        )
+    ).json()
+    contact = (
+        await client.post("/interactions", json=interaction_body(duplicate), headers=admin)
+    ).json()
+    await produce(
+        app.state.settings,
+        CustomerMerged(customer_id=survivor, occurred_at=now(), merged_customer_id=duplicate),
+    )
+
+    async def repointed() -> bool:
+        response = await client.get(f"/interactions/{contact['id']}", headers=admin)
+        return bool(response.json()["customer_id"] == str(survivor))
+
+    await eventually(repointed, timeout=CONSUMER_TIMEOUT)
+    purchase = (await client.get(f"/purchases/{moved['id']}", headers=admin)).json()
+    assert purchase["customer_id"] == str(survivor)
+    assert purchase["external_ref"].startswith(shared_ref)
+    timeline = await client.get(f"/customers/{survivor}/timeline", headers=admin)
+    assert len(timeline.json()["items"]) == 3
+    # Later writes for the duplicate land on the survivor.
+    late = await client.post("/surveys", json=survey_body(duplicate), headers=admin)
+    assert late.json()["customer_id"] == str(survivor)
+    assert (await cadence(client, admin, duplicate))["customer_id"] == str(survivor)
+
+
+async def test_erasure_scrubs_free_text_and_keeps_amounts_and_scores(
+    app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    customer = uuid.uuid4()
+    contact = (
+        await client.post("/interactions", json=interaction_body(customer), headers=admin)
+    ).json()
+    survey = (await client.post("/surveys", json=survey_body(customer), headers=admin)).json()
+    purchase = (await client.post("/purchases", json=purchase_body(customer), headers=admin)).json()
+    followup = (await client.post("/followups", json=followup_body(customer), headers=admin)).json()
+    await produce(app.state.settings, CustomerErased(customer_id=customer, occurred_at=now()))
+
+    async def scrubbed() -> bool:
+        response = await client.get(f"/interactions/{contact['id']}", headers=admin)
+        return response.json()["summary"] is None
+
+    await eventually(scrubbed, timeout=CONSUMER_TIMEOUT)
+    interaction = (await client.get(f"/interactions/{contact['id']}", headers=admin)).json()
+    assert (interaction["contact_person"], interaction["subject"]) == (None, None)
+    assert interaction["channel"] == contact["channel"]
+    kept = (await client.get(f"/surveys/{survey['id']}", headers=admin)).json()
+    assert (kept["comment"], kept["scores"], kept["nps"]) == (None, survey["scores"], 9)
+    money = (await client.get(f"/purchases/{purchase['id']}", headers=admin)).json()
+    assert (money["amount"], money["margin"]) == (purchase["amount"], purchase["margin"])
+    task = (await client.get(f"/followups/{followup['id']}", headers=admin)).json()
+    assert (task["status"], task["note"]) == ("cancelled", None)
+    refused = await client.post("/interactions", json=interaction_body(customer), headers=admin)
+    assert refused.status_code == 409

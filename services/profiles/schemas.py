@@ -153,7 +153,12 @@ class CustomerCreate(CustomerFields):
 class CustomerUpdate(BaseModel):
     """A partial update: only the fields sent change; `null` clears an optional field."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"owner_id": "u-42", "tags": ["vip"], "phone": "+86 138 0013 8000"}]
+        },
+    )
 
     display_name: str | None = Field(None, min_length=1, max_length=200)
     legal_name: str | None = Field(None, max_length=300)
@@ -259,7 +264,10 @@ class ContactCreate(BaseModel):
 
 
 class ContactUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"role": "general manager", "is_primary": True}]},
+    )
 
     name: str | None = Field(None, min_length=1, max_length=200)
     role: str | None = Field(None, max_length=100)
@@ -300,7 +308,10 @@ class NeedUpdate(BaseModel):
     """Changes to a need. Status moves open → in_progress → met | dropped; met or dropped needs
     can be reopened (→ open)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"status": "in_progress", "priority": "high"}]},
+    )
 
     category: str | None = Field(None, min_length=1, max_length=100)
     title: str | None = Field(None, min_length=1, max_length=200)

@@ -204,14 +204,19 @@ async def list_complaints(
     team: Annotated[str | None, Query(max_length=100)] = None,
     customer_id: uuid.UUID | None = None,
     escalated: Annotated[bool | None, Query(description="Only (not) escalated ones.")] = None,
+    revisit_due: Annotated[
+        bool,
+        Query(description="Only resolved complaints whose revisit is due now (to close them)."),
+    ] = False,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> Page[ComplaintRead]:
     """Complaints matching every given filter, sorted by the deadline that matters now.
 
     Open complaints come first, nearest deadline (first response while `received`, resolution
-    afterwards) first; resolved and closed ones last. Needs `complaints:read`; complainant
-    details need `pii:read` too.
+    afterwards) first; resolved and closed ones last. `revisit_due=true` lists the resolved
+    complaints whose revisit is due (close them with the revisit's outcome).
+    Needs `complaints:read`; complainant details need `pii:read` too.
     """
     filters = repo.QueueFilter(
         status=list(status_ or []) or None,
@@ -222,6 +227,7 @@ async def list_complaints(
         team=team,
         customer_id=customer_id,
         escalated=escalated,
+        revisit_due_before=service.utcnow() if revisit_due else None,
     )
     rows = await repo.queue(session, filters, _decode_queue_cursor(cursor), limit + 1)
     items = rows[:limit]
@@ -334,6 +340,7 @@ async def list_transitions(
 async def assign_complaint(
     complaint_id: uuid.UUID,
     body: AssignmentRequest,
+    response: Response,
     session: SessionDep,
     ctx: Ctx,
     principal: Writer,
@@ -344,6 +351,7 @@ async def assign_complaint(
     """
     c = await service.get(session, complaint_id, lock=True)
     await service.assign(session, c, body)
+    set_etag(response, c.version)
     return to_read(ctx, c, principal)
 
 
@@ -356,6 +364,7 @@ async def assign_complaint(
 async def escalate_complaint(
     complaint_id: uuid.UUID,
     body: EscalationRequest,
+    response: Response,
     session: SessionDep,
     ctx: Ctx,
     principal: Writer,
@@ -364,6 +373,7 @@ async def escalate_complaint(
     `complaint.escalated` with reason `manual`. Needs `complaints:write`."""
     c = await service.get(session, complaint_id, lock=True)
     await service.escalate(ctx, session, c, body.note, principal.subject)
+    set_etag(response, c.version)
     return to_read(ctx, c, principal)
 
 
@@ -374,7 +384,12 @@ async def escalate_complaint(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def rate_complaint(
-    complaint_id: uuid.UUID, body: RatingRequest, session: SessionDep, ctx: Ctx, principal: Writer
+    complaint_id: uuid.UUID,
+    body: RatingRequest,
+    response: Response,
+    session: SessionDep,
+    ctx: Ctx,
+    principal: Writer,
 ) -> ComplaintRead:
     """The customer's satisfaction with the resolution, 1-5 with an optional comment.
 
@@ -383,6 +398,7 @@ async def rate_complaint(
     """
     c = await service.get(session, complaint_id, lock=True)
     await service.rate(ctx, session, c, body)
+    set_etag(response, c.version)
     return to_read(ctx, c, principal)
 
 

@@ -115,6 +115,7 @@ class QueueFilter:
     team: str | None = None
     customer_id: uuid.UUID | None = None
     escalated: bool | None = None
+    revisit_due_before: datetime | None = None
 
 
 async def queue(
@@ -142,6 +143,10 @@ async def queue(
     if f.escalated is not None:
         stmt = stmt.where(
             Complaint.escalation_level > 0 if f.escalated else Complaint.escalation_level == 0
+        )
+    if f.revisit_due_before is not None:
+        stmt = stmt.where(
+            Complaint.status == "resolved", Complaint.revisit_due_at <= f.revisit_due_before
         )
     if after is not None:
         due = INFINITY if after[0] is None else sa.literal(after[0], sa.DateTime(timezone=True))

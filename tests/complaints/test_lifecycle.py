@@ -17,7 +17,7 @@ from tests.complaints.conftest import (
     move,
     walk,
 )
-from tests.helpers import serve
+from tests.helpers import eventually, serve
 
 
 async def test_full_lifecycle_publishes_every_transition_and_records_who_and_why(
@@ -229,3 +229,21 @@ async def test_manual_escalation_raises_the_level(client: httpx.AsyncClient, app
     assert body["escalation_level"] == 1
     events = await events_of(app, c["id"])
     assert events[-1] == ("complaint.escalated", {**events[-1][1], "reason": "manual", "level": 1})
+
+
+async def test_revisit_falls_due_after_resolution_and_closing_records_its_outcome() -> None:
+    async for client in serve(make_app(revisit_after_days=1 / 86400)):  # one second
+        c = await file_complaint(client)
+        await walk(client, c["id"], "acknowledged", "investigating", "resolved")
+        query = {"customer_id": c["customer_id"], "revisit_due": "true"}
+
+        async def listed(
+            client: httpx.AsyncClient = client, query: dict[str, str] = query, cid: str = c["id"]
+        ) -> bool:
+            page = (await client.get("/complaints", params=query, headers=ADMIN)).json()
+            return [x["id"] for x in page["items"]] == [cid]
+
+        await eventually(listed, timeout=10, interval=0.2)
+        closed = await move(client, c["id"], "closed", revisit_outcome="partially_satisfied")
+        assert closed.json()["revisit_outcome"] == "partially_satisfied"
+        assert not await listed()

@@ -122,17 +122,23 @@ class CustomerFilter:
     updated_to: datetime | None = None
 
 
+# The expression of the trigram index ix_customers_search (migration 0004); keep identical.
+SEARCH_TEXT: sa.ColumnElement[str] = sa.literal_column(
+    "(customers.display_name || ' ' || coalesce(customers.legal_name, '') || ' ' || "
+    "customers.customer_number || ' ' || coalesce(customers.email, '') || ' ' || "
+    "coalesce(customers.phone, ''))"
+)
+
+
 def _text_match(q: str) -> Any:
-    pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    conditions = [
-        Customer.display_name.ilike(pattern),
-        Customer.legal_name.ilike(pattern),
-        Customer.customer_number.ilike(pattern),
-        Customer.email.ilike(pattern),
-    ]
+    def pattern(value: str) -> str:
+        escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return f"%{escaped}%"
+
+    conditions = [SEARCH_TEXT.ilike(pattern(q.strip()))]
     digits = "".join(ch for ch in q if ch.isdigit())
-    if len(digits) >= 4:
-        conditions.append(Customer.phone.like(f"%{digits}%"))
+    if len(digits) >= 4 and digits != q.strip():
+        conditions.append(SEARCH_TEXT.like(pattern(digits)))  # "139 1234 5678" finds +86139...
     return sa.or_(*conditions)
 
 

@@ -605,6 +605,7 @@ async def update_contact(
 ) -> Contact:
     contact = await load_contact(ctx.session, customer_id, contact_id, for_update=True)
     check_if_match(if_match, contact.version)
+    ensure_changeable(await load(ctx.session, customer_id))
     requested = patch.model_dump(mode="json", exclude_unset=True)
     if requested.get("name", "") is None:
         raise Unprocessable(
@@ -699,6 +700,7 @@ async def update_need(
 ) -> Need:
     need = await load_need(ctx.session, customer_id, need_id, for_update=True)
     check_if_match(if_match, need.version)
+    ensure_changeable(await load(ctx.session, customer_id))
     requested = patch.model_dump(exclude_unset=True)
     for required in ("category", "title", "priority", "status"):
         if required in requested and requested[required] is None:

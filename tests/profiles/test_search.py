@@ -51,6 +51,7 @@ async def test_text_search_on_name_number_email_and_phone(
         customer["customer_number"],
         customer["email"],
         customer["phone"][-8:],
+        " ".join((customer["phone"][3:6], customer["phone"][6:10], customer["phone"][10:])),
     ):
         assert customer["id"] in await ids(client, admin, q=q), q
     assert await ids(client, admin, q=f"nothing-{unique()}") == []

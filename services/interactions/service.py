@@ -43,6 +43,7 @@ from shared.contracts.interactions import (
     PurchaseRefunded,
     SurveySubmitted,
 )
+from shared.events.registry import EventContract
 from shared.outbox import Outbox
 from shared.problems import Unprocessable
 
@@ -90,10 +91,48 @@ async def log_interaction(ctx: Ctx, data: schemas.InteractionCreate) -> Interact
     )
     ctx.session.add(interaction)
     await ctx.session.flush()
+    events: list[EventContract] = [_logged(interaction)]
     if interaction.outcome != "no_answer":
         await repo.note_contact(ctx.session, ctx.settings, customer_id, interaction.occurred_at)
-    await ctx.outbox.emit(ctx.session, _logged(interaction))
+        events += await _complete_planned_revisits(ctx, interaction)
+    await ctx.outbox.emit(ctx.session, *events)
     return interaction
+
+
+async def _complete_planned_revisits(ctx: Ctx, interaction: Interaction) -> list[FollowupCompleted]:
+    """A contact is the revisit the cadence planned: close those, linking this interaction."""
+    done = (
+        await ctx.session.execute(
+            sa.update(Followup)
+            .where(
+                Followup.customer_id == interaction.customer_id,
+                Followup.kind == "revisit",
+                Followup.origin == "cadence",
+                Followup.status == "open",
+            )
+            .values(
+                status="done",
+                completed_at=interaction.created_at,
+                interaction_id=interaction.id,
+                version=Followup.version + 1,
+                updated_at=interaction.created_at,
+            )
+            .returning(Followup.id, Followup.kind, Followup.due_at, Followup.assignee_id)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    return [
+        FollowupCompleted(
+            customer_id=interaction.customer_id,
+            occurred_at=interaction.created_at,
+            followup_id=row.id,
+            kind=row.kind,
+            due_at=row.due_at,
+            assignee_id=row.assignee_id,
+            interaction_id=interaction.id,
+        )
+        for row in done
+    ]
 
 
 def _logged(i: Interaction) -> InteractionLogged:

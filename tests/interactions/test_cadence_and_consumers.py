@@ -20,6 +20,7 @@ from shared.contracts.customers import (
 )
 from tests.helpers import eventually
 from tests.interactions.factories import (
+    events,
     followup_body,
     interaction_body,
     iso,
@@ -122,8 +123,8 @@ async def test_a_tier_change_event_moves_the_next_revisit_date(
     assert (plan["tier"], plan["effective_cadence_days"]) == ("A", 14)
 
 
-async def test_a_due_revisit_creates_one_revisit_followup(
-    client: httpx.AsyncClient, admin: dict[str, str]
+async def test_a_due_revisit_creates_one_revisit_followup_closed_by_the_next_contact(
+    app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:
     customer = uuid.uuid4()
     contacted = now() - timedelta(days=95)  # untiered: every 90 days, so due 5 days ago
@@ -143,8 +144,17 @@ async def test_a_due_revisit_creates_one_revisit_followup(
 
     await eventually(created, timeout=30)
     [revisit] = await revisits()
-    assert revisit["origin"] == "cadence"
+    assert (revisit["origin"], revisit["status"]) == ("cadence", "open")
     assert at(revisit["due_at"]) == contacted + timedelta(days=90)
+
+    # The next contact is the revisit: it closes the planned follow-up and re-plans.
+    contact = await client.post("/interactions", json=interaction_body(customer), headers=admin)
+    [done] = await revisits()
+    assert (done["status"], done["interaction_id"]) == ("done", contact.json()["id"])
+    [completed] = await events(app, "followup.completed", followup_id=revisit["id"])
+    assert completed["interaction_id"] == contact.json()["id"]
+    plan = await cadence(client, admin, customer)
+    assert at(plan["next_revisit_at"]) > now() + timedelta(days=80)
 
 
 async def test_important_dates_from_customer_events_create_care_followups(

@@ -17,6 +17,7 @@ from services.complaints.models import (
     Complaint,
     CustomerRedirect,
     CustomerTier,
+    ErasedCustomer,
     Note,
     Transition,
 )
@@ -69,6 +70,11 @@ def handlers(ctx: service.Context) -> dict[str, EventHandler]:
 
     async def erased(session: AsyncSession, event: CloudEvent) -> None:
         e = CustomerErased.model_validate(event.data)
+        await session.execute(
+            insert(ErasedCustomer)
+            .values(customer_id=e.customer_id, erased_at=e.occurred_at)
+            .on_conflict_do_nothing()
+        )
         ids = sa.select(Complaint.id).where(Complaint.customer_id == e.customer_id)
         # Keep category, severity, timings, SLA facts and ratings; drop who and what was said.
         await session.execute(

@@ -168,3 +168,12 @@ class CustomerRedirect(Model):
 
     merged_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     survivor_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+
+
+class ErasedCustomer(Model):
+    """Customers whose personal data was erased: complaints filed for them later keep none."""
+
+    __tablename__ = "erased_customers"
+
+    customer_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(TZ)

@@ -17,6 +17,7 @@ from services.complaints.models import (
     Complaint,
     CustomerRedirect,
     CustomerTier,
+    ErasedCustomer,
     Note,
     Transition,
 )
@@ -57,6 +58,13 @@ async def resolve_customer(session: AsyncSession, customer_id: uuid.UUID) -> uui
         sa.select(CustomerRedirect.survivor_id).where(CustomerRedirect.merged_id == customer_id)
     )
     return survivor or customer_id
+
+
+async def is_erased(session: AsyncSession, customer_id: uuid.UUID) -> bool:
+    found = await session.scalar(
+        sa.select(ErasedCustomer.customer_id).where(ErasedCustomer.customer_id == customer_id)
+    )
+    return found is not None
 
 
 async def tier_of(session: AsyncSession, customer_id: uuid.UUID) -> str | None:

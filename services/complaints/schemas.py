@@ -7,6 +7,7 @@ from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from shared.contracts.common import CUSTOMER_ID_EXAMPLE
 
@@ -36,7 +37,8 @@ ActionKind = Literal["corrective", "preventive"]
 ActionStatus = Literal["open", "in_progress", "done", "cancelled"]
 
 COMPLAINT_ID_EXAMPLE = "3b0c2f8e-6d1a-4f7b-9c2e-5a4d3c2b1a09"
-Text = Field(min_length=1, max_length=10_000)
+# Optional in PATCH bodies but not nullable: leave a field out to keep it unchanged.
+Omitted = SkipJsonSchema[None]
 
 
 class Complainant(BaseModel):
@@ -93,17 +95,17 @@ class ComplaintUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    subject: str | None = Field(None, min_length=1, max_length=300)
-    description: str | None = Field(None, min_length=1, max_length=10_000)
-    category: Category | None = None
-    severity: Severity | None = Field(
+    subject: str | Omitted = Field(None, min_length=1, max_length=300)
+    description: str | Omitted = Field(None, min_length=1, max_length=10_000)
+    category: Category | Omitted = None
+    severity: Severity | Omitted = Field(
         None, description="Changing severity re-computes the SLA deadlines."
     )
-    root_cause_category: RootCauseCategory | None = Field(None, examples=["supplier"])
-    root_cause: str | None = Field(
+    root_cause_category: RootCauseCategory | Omitted = Field(None, examples=["supplier"])
+    root_cause: str | Omitted = Field(
         None, min_length=1, max_length=10_000, examples=["Carrier stacked heavy parcels on top"]
     )
-    resolution: str | None = Field(
+    resolution: str | Omitted = Field(
         None, min_length=1, max_length=10_000, examples=["Replacement vase sent by courier"]
     )
 
@@ -225,10 +227,10 @@ class ActionCreate(BaseModel):
 class ActionUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    description: str | None = Field(None, min_length=1, max_length=10_000)
-    owner: str | None = Field(None, min_length=1, max_length=200)
+    description: str | Omitted = Field(None, min_length=1, max_length=10_000)
+    owner: str | Omitted = Field(None, min_length=1, max_length=200)
     due_date: date | None = None
-    status: ActionStatus | None = Field(None, examples=["done"])
+    status: ActionStatus | Omitted = Field(None, examples=["done"])
 
 
 class ActionRead(BaseModel):

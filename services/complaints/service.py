@@ -239,6 +239,9 @@ async def register(
         created_at=now,
         updated_at=now,
     )
+    if await repo.is_erased(session, customer_id):
+        # The erasure was processed first; it wins whatever the order of arrival.
+        scrub(c, now)
     apply_targets(ctx, c)
     session.add(c)
     session.add(Transition(complaint_id=c.id, to_status="received", actor=actor, at=now))
@@ -264,6 +267,13 @@ async def register(
     await session.flush()
     await ctx.outbox.emit(session, *events)
     return c
+
+
+def scrub(c: Complaint, now: datetime) -> None:
+    """Drop the complainant's personal data and free text; keep category, timings, ratings."""
+    c.complainant_name = c.complainant_email = c.complainant_phone = None
+    c.subject = c.description = c.root_cause = c.resolution = c.rating_comment = None
+    c.erased_at = now
 
 
 # -- lifecycle ---------------------------------------------------------------------------------

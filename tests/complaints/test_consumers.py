@@ -155,3 +155,8 @@ async def test_erasure_scrubs_pii_and_free_text_but_keeps_facts_and_ratings(
     assert all(h["note"] is None for h in history)
     actions = (await client.get(f"{base}/actions", headers=ADMIN)).json()
     assert [a["description"] for a in actions] == [None]
+
+    # A complaint filed after the erasure was processed keeps no personal data either.
+    late = await file_complaint(client, customer_id=customer, category="delivery")
+    assert (late["complainant"], late["subject"], late["description"]) == (None, None, None)
+    assert late["category"] == "delivery"

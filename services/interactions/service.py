@@ -626,6 +626,46 @@ async def create_due_revisits(ctx: Ctx, now: datetime | None = None) -> int:
     ).all()
     if not claimed:
         return 0
+    # A customer keeps one open planned revisit: when the plan moved (a tier change, a new
+    # override), the open one is rescheduled rather than a second one created.
+    due = sa.case(
+        *((Followup.customer_id == r.customer_id, r.next_revisit_at) for r in claimed),
+        else_=Followup.due_at,
+    )
+    moved = (
+        await ctx.session.execute(
+            sa.update(Followup)
+            .where(
+                Followup.customer_id.in_([r.customer_id for r in claimed]),
+                Followup.kind == "revisit",
+                Followup.origin == "cadence",
+                Followup.status == "open",
+            )
+            .values(
+                due_at=due,
+                overdue_notified_at=None,
+                version=Followup.version + 1,
+                updated_at=now,
+            )
+            .returning(Followup.id, Followup.customer_id, Followup.due_at, Followup.assignee_id)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    await ctx.outbox.emit(
+        ctx.session,
+        *(
+            FollowupScheduled(
+                occurred_at=now,
+                customer_id=m.customer_id,
+                followup_id=m.id,
+                kind="revisit",
+                due_at=m.due_at,
+                assignee_id=m.assignee_id,
+            )
+            for m in moved
+        ),
+    )
+    rescheduled = {m.customer_id for m in moved}
     await _create_auto_followups(
         ctx,
         [
@@ -638,6 +678,7 @@ async def create_due_revisits(ctx: Ctx, now: datetime | None = None) -> int:
                 "dedupe_key": f"revisit:{r.customer_id}:{r.next_revisit_at.isoformat()}",
             }
             for r in claimed
+            if r.customer_id not in rescheduled
         ],
     )
     await ctx.session.execute(

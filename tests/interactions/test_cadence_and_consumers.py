@@ -147,6 +147,16 @@ async def test_a_due_revisit_creates_one_revisit_followup_closed_by_the_next_con
     assert (revisit["origin"], revisit["status"]) == ("cadence", "open")
     assert at(revisit["due_at"]) == contacted + timedelta(days=90)
 
+    # The plan moves (here an override; a tier change does the same): the open revisit moves.
+    await client.put(f"/customers/{customer}/cadence", json={"cadence_days": 60}, headers=admin)
+
+    async def rescheduled() -> bool:
+        items = await revisits()
+        return len(items) == 1 and at(items[0]["due_at"]) == contacted + timedelta(days=60)
+
+    await eventually(rescheduled, timeout=30)
+    assert len(await events(app, "followup.scheduled", followup_id=revisit["id"])) == 2
+
     # The next contact is the revisit: it closes the planned follow-up and re-plans.
     contact = await client.post("/interactions", json=interaction_body(customer), headers=admin)
     [done] = await revisits()
@@ -154,7 +164,7 @@ async def test_a_due_revisit_creates_one_revisit_followup_closed_by_the_next_con
     [completed] = await events(app, "followup.completed", followup_id=revisit["id"])
     assert completed["interaction_id"] == contact.json()["id"]
     plan = await cadence(client, admin, customer)
-    assert at(plan["next_revisit_at"]) > now() + timedelta(days=80)
+    assert at(plan["next_revisit_at"]) == at(contact.json()["occurred_at"]) + timedelta(days=60)
 
 
 async def test_important_dates_from_customer_events_create_care_followups(

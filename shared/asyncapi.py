@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from pydantic.json_schema import models_json_schema
 
 from shared.events.registry import REGISTRY, EventContract
+from shared.problems import NotFound, problem_responses
 
 ASYNCAPI_VERSION = "3.0.0"
 DOCUMENT_VERSION = "1.0.0"
@@ -608,7 +609,11 @@ def docs_router(topics: Iterable[str] | None = None) -> APIRouter:
     router = APIRouter(tags=["docs"])
     wanted = list(topics) if topics is not None else None
 
-    @router.get("/asyncapi.json", summary="AsyncAPI 3.0 document of Kehu's events (JSON)")
+    @router.get(
+        "/asyncapi.json",
+        summary="AsyncAPI 3.0 document of Kehu's events (JSON)",
+        responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}},
+    )
     async def asyncapi_json() -> Response:
         """The AsyncAPI 3.0 document of every Kafka topic and event type, generated from the
         event contracts. No authentication needed."""
@@ -617,7 +622,8 @@ def docs_router(topics: Iterable[str] | None = None) -> APIRouter:
     @router.get(
         "/asyncapi.yaml",
         summary="AsyncAPI 3.0 document of Kehu's events (YAML)",
-        response_class=PlainTextResponse,
+        response_class=Response,
+        responses={200: {"content": {"application/yaml": {"schema": {"type": "object"}}}}},
     )
     async def asyncapi_yaml() -> Response:
         """The same document as `/asyncapi.json`, in YAML. No authentication needed."""
@@ -626,11 +632,21 @@ def docs_router(topics: Iterable[str] | None = None) -> APIRouter:
     return router
 
 
+MARKDOWN: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/markdown": {"schema": {"type": "string"}}}}
+}
+
+
 def catalog_router() -> APIRouter:
     """The event catalog and the developer portal as served pages (no auth)."""
     router = APIRouter(tags=["docs"])
 
-    @router.get("/catalog", summary="Event catalog index (Markdown)")
+    @router.get(
+        "/catalog",
+        summary="Event catalog index (Markdown)",
+        responses=MARKDOWN,
+        response_class=Response,
+    )
     async def catalog() -> Response:
         """Every event type by topic, linking a page per type. No authentication needed."""
         return Response(catalog_index(load_contracts()), media_type="text/markdown")
@@ -638,7 +654,8 @@ def catalog_router() -> APIRouter:
     @router.get(
         "/catalog/{event_type}",
         summary="One event type's catalog page (Markdown)",
-        responses={404: {"description": "No such event type"}},
+        responses={**MARKDOWN, **problem_responses(404)},
+        response_class=Response,
     )
     async def catalog_entry(event_type: str) -> Response:
         """When the event is published, its payload with an example, ordering and delivery
@@ -646,8 +663,6 @@ def catalog_router() -> APIRouter:
         contracts = {c.event_type(): c for c in load_contracts()}
         cls = contracts.get(event_type.removesuffix(".md"))
         if cls is None:
-            from shared.problems import NotFound
-
             raise NotFound(f"No event type {event_type!r}; see /catalog for the list")
         return Response(catalog_page(cls, build_document()), media_type="text/markdown")
 

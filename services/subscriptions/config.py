@@ -1,4 +1,6 @@
-from pydantic import Field
+import ipaddress
+
+from pydantic import Field, field_validator
 
 from shared.settings import ServiceSettings
 
@@ -55,3 +57,17 @@ class Settings(ServiceSettings):
     delivery_prune_interval_s: float = Field(
         3600, validation_alias="SUBSCRIPTIONS_DELIVERY_PRUNE_INTERVAL_S"
     )
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            ipaddress.ip_network(cidr, strict=False)  # ValueError names the bad entry
+        return value
+
+    @field_validator("webhook_retry_schedule_s")
+    @classmethod
+    def _valid_schedule(cls, value: list[float]) -> list[float]:
+        if any(delay < 0 for delay in value):
+            raise ValueError("retry delays must be >= 0 seconds")
+        return value

@@ -38,7 +38,7 @@ From = Annotated[
 ]
 To = Annotated[
     datetime | None,
-    Query(description="End of the period (exclusive, ISO 8601). Default: now."),
+    Query(alias="to", description="End of the period (exclusive, ISO 8601). Default: now."),
 ]
 
 

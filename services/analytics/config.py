@@ -10,6 +10,8 @@ class Settings(ServiceSettings):
     service_database_url: str | None = Field(None, validation_alias="ANALYTICS_DATABASE_URL")
 
     # The consumer: group and topics (tests point them at their own copies).
+    # Off for API-only replicas (and tests of the read side): they serve, others consume.
+    consumer_enabled: bool = Field(True, validation_alias="ANALYTICS_CONSUMER_ENABLED")
     consumer_group: str = Field("analytics", validation_alias="ANALYTICS_CONSUMER_GROUP")
     consumed_topics: list[str] = Field(
         default_factory=lambda: ["kehu.customers", "kehu.interactions", "kehu.complaints"],

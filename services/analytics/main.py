@@ -55,6 +55,8 @@ def consumer_task(settings: Settings) -> Callable[[FastAPI], Coroutine[Any, Any,
         await handle_batch(session, events, settings)
 
     async def run(app: FastAPI) -> None:
+        if not settings.consumer_enabled:
+            return
         runner = ConsumerRunner(
             settings,
             app.state.engine,

@@ -40,6 +40,7 @@ async def rerank(
 ) -> RerankResult:
     """Recompute every projection-derived value at `as_of` (default now), in the caller's tx."""
     started = time.perf_counter()
+    await lock_state(session)  # before any customer row: batches lock in the same order
     await session.execute(
         sa.text(f"SET LOCAL statement_timeout = {int(settings.rerank_statement_timeout_ms)}")
     )

@@ -14,7 +14,8 @@ from shared.contracts.common import CustomerEvent
 from shared.events.envelope import CloudEvent
 from shared.outbox import build_event
 
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+# Real time (to the second), so background re-ranks of a served app agree with the tests.
+NOW = datetime.now(UTC).replace(microsecond=0)
 SOURCES = {"kehu.customers": "/kehu/profiles", "kehu.interactions": "/kehu/interactions"}
 
 

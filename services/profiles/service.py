@@ -192,14 +192,18 @@ def masked(read: CustomerRead) -> CustomerRead:
 
 
 def diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {
-        name: {"old": jsonable(old.get(name)), "new": jsonable(new.get(name))}
-        for name in new
-        if jsonable(old.get(name)) != jsonable(new.get(name))
-    }
+    """{field: {old, new}} of the fields whose JSON value differs."""
+    changes = {}
+    for name, value in new.items():
+        before, after = jsonable(old.get(name)), jsonable(value)
+        if before != after:
+            changes[name] = {"old": before, "new": after}
+    return changes
 
 
 def jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
     return json.loads(json.dumps(value, default=str))
 
 
@@ -1056,11 +1060,12 @@ async def _insert_batch(
     for _, data in batch:
         fields = data.model_dump(mode="json")
         values.append({"id": uuid.uuid4(), "created_at": at, "updated_at": at, **fields})
+    # executemany: one compiled statement, sent as multi-row VALUES pages (insertmanyvalues).
     inserted = await session.execute(
         insert(table)
-        .values(values)
         .on_conflict_do_nothing(index_elements=[table.c.external_ref])
-        .returning(*table.c)
+        .returning(*table.c),
+        values,
     )
     created = {r.external_ref: r for r in inserted.all()}
     lost = [d.external_ref for r, d in batch if d.external_ref not in created]
@@ -1087,14 +1092,11 @@ async def _insert_batch(
                 "imported",
                 ctx.actor,
                 at,
-                diff(
-                    {},
-                    {
-                        k: v
-                        for k, v in value.items()
-                        if k in CUSTOMER_FIELDS and v not in (None, [], {})
-                    },
-                ),
+                {  # already JSON values (model_dump(mode="json"))
+                    k: {"old": None, "new": v}
+                    for k, v in value.items()
+                    if k in CUSTOMER_FIELDS and v not in (None, [], {})
+                },
             )
         )
         events.append(

@@ -22,7 +22,8 @@ from tests.helpers import serve
 
 @pytest.fixture(scope="session")
 def app() -> FastAPI:
-    return create_app(Settings(outbox_poll_interval_s=0.2))
+    # One test subject makes all requests: rate limiting would only make the run flaky.
+    return create_app(Settings(outbox_poll_interval_s=0.2, rate_limit_per_s=0))
 
 
 @pytest.fixture(scope="session")

@@ -129,7 +129,8 @@ def handlers(settings: Settings) -> dict[str, EventHandler]:
             Interaction: {"contact_person": None, "subject": None, "summary": None},
             Survey: {"comment": None},
             Refund: {"reason": None},
-            Followup: {"note": None},
+            # Care follow-ups' keys and notes name the important date: they go too.
+            Followup: {"note": None, "dedupe_key": None},
         }
         for model, cleared in scrub.items():
             await session.execute(

@@ -69,6 +69,26 @@ class InteractionFields(Strict):
 class InteractionCreate(InteractionFields):
     """A contact with a customer."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer_id": CUSTOMER_ID_EXAMPLE,
+                    "channel": "phone",
+                    "direction": "outbound",
+                    "occurred_at": "2026-11-20T09:30:00Z",
+                    "duration_seconds": 420,
+                    "contact_person": "Li Wei",
+                    "subject": "Quarterly review",
+                    "summary": "Reviewed the order history; wants a quote for the new line.",
+                    "outcome": "follow_up_needed",
+                    "agent_id": "agent-42",
+                }
+            ]
+        },
+    )
+
     customer_id: CustomerId
     channel: Channel = Field(examples=["phone"])
     direction: Direction = Field(examples=["outbound"])
@@ -118,6 +138,21 @@ class InteractionRead(Read):
 
 class FollowupCreate(Strict):
     """A task to contact the customer by a due time."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer_id": CUSTOMER_ID_EXAMPLE,
+                    "kind": "needs_check",
+                    "due_at": "2026-11-30T09:00:00Z",
+                    "assignee_id": "agent-42",
+                    "note": "Send the quote and confirm the delivery date.",
+                }
+            ]
+        },
+    )
 
     customer_id: CustomerId
     kind: FollowupKind = Field(examples=["needs_check"])
@@ -211,6 +246,24 @@ class PurchaseItem(Strict):
 class PurchaseCreate(Strict):
     """An order placed by the customer."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer_id": CUSTOMER_ID_EXAMPLE,
+                    "external_ref": "SO-2026-000123",
+                    "occurred_at": "2026-11-20T09:30:00Z",
+                    "amount": "1250.00",
+                    "cost": "900.00",
+                    "currency": "CNY",
+                    "status": "paid",
+                    "items": [{"sku": "SKU-123", "quantity": "5", "unit_price": "250.00"}],
+                }
+            ]
+        },
+    )
+
     customer_id: CustomerId
     external_ref: str = Field(
         min_length=1,
@@ -296,6 +349,24 @@ class SurveyScores(Strict):
 class SurveyCreate(Strict):
     """A customer's answers to a satisfaction survey."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer_id": CUSTOMER_ID_EXAMPLE,
+                    "context_type": "purchase",
+                    "context_id": "0b6f3c1e-2a4d-4e5f-9a8b-7c6d5e4f3a2b",
+                    "channel": "email",
+                    "scores": {"product_quality": 5, "service": 4, "delivery": 3, "overall": 4},
+                    "nps": 9,
+                    "effort": 2,
+                    "comment": "Good product, delivery was a day late.",
+                }
+            ]
+        },
+    )
+
     customer_id: CustomerId
     invitation_id: UUID | None = Field(None, description="The invitation answered, if any.")
     context_type: ContextType | None = None
@@ -333,6 +404,20 @@ class SurveyRead(Read):
 
 class InvitationCreate(Strict):
     """Ask to invite a customer to a survey; refused if they were asked recently."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer_id": CUSTOMER_ID_EXAMPLE,
+                    "context_type": "purchase",
+                    "context_id": "0b6f3c1e-2a4d-4e5f-9a8b-7c6d5e4f3a2b",
+                    "channel": "email",
+                }
+            ]
+        },
+    )
 
     customer_id: CustomerId
     context_type: ContextType | None = None

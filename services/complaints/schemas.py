@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 from shared.contracts.common import CUSTOMER_ID_EXAMPLE
@@ -39,6 +46,9 @@ ActionStatus = Literal["open", "in_progress", "done", "cancelled"]
 COMPLAINT_ID_EXAMPLE = "3b0c2f8e-6d1a-4f7b-9c2e-5a4d3c2b1a09"
 # Optional in PATCH bodies but not nullable: leave a field out to keep it unchanged.
 Omitted = SkipJsonSchema[None]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=300)]
+LongText = Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
 class Complainant(BaseModel):
@@ -95,19 +105,15 @@ class ComplaintUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    subject: str | Omitted = Field(None, min_length=1, max_length=300)
-    description: str | Omitted = Field(None, min_length=1, max_length=10_000)
+    subject: ShortText | Omitted = None
+    description: LongText | Omitted = None
     category: Category | Omitted = None
     severity: Severity | Omitted = Field(
         None, description="Changing severity re-computes the SLA deadlines."
     )
     root_cause_category: RootCauseCategory | Omitted = Field(None, examples=["supplier"])
-    root_cause: str | Omitted = Field(
-        None, min_length=1, max_length=10_000, examples=["Carrier stacked heavy parcels on top"]
-    )
-    resolution: str | Omitted = Field(
-        None, min_length=1, max_length=10_000, examples=["Replacement vase sent by courier"]
-    )
+    root_cause: LongText | Omitted = Field(None, examples=["Carrier stacked heavy parcels on top"])
+    resolution: LongText | Omitted = Field(None, examples=["Replacement vase sent by courier"])
 
 
 class TransitionRequest(BaseModel):
@@ -227,8 +233,8 @@ class ActionCreate(BaseModel):
 class ActionUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    description: str | Omitted = Field(None, min_length=1, max_length=10_000)
-    owner: str | Omitted = Field(None, min_length=1, max_length=200)
+    description: LongText | Omitted = None
+    owner: Name | Omitted = None
     due_date: date | None = None
     status: ActionStatus | Omitted = Field(None, examples=["done"])
 

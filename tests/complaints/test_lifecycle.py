@@ -154,6 +154,10 @@ async def test_investigation_details_need_if_match_and_bump_the_etag(
         url, json={"root_cause_category": "gremlins"}, headers={**ADMIN, "If-Match": '"2"'}
     )
     assert bad.status_code == 422
+    cleared = await client.patch(
+        url, json={"resolution": None}, headers={**ADMIN, "If-Match": '"2"'}
+    )
+    assert cleared.status_code == 422 and cleared.json()["field"] == "resolution"
 
 
 async def test_severity_change_recomputes_the_deadlines(client: httpx.AsyncClient) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from fastapi import FastAPI
@@ -144,3 +144,21 @@ def test_without_the_calendar_sla_time_is_wall_clock_time() -> None:
     start = helsinki(20, 16)
     assert clock.add(start, 2 * 3600) == helsinki(20, 18)
     assert clock.elapsed(start, helsinki(21, 16)) == 24 * 3600
+
+
+async def test_with_the_business_calendar_deadlines_count_only_business_hours() -> None:
+    today = datetime.now(UTC).date()
+    tomorrow = today + timedelta(days=1)
+    app = make_app(
+        sla_matrix=matrix(first_response_s=3600, resolution_s=2 * 3600),
+        business_hours_enabled=True,
+        business_timezone="UTC",
+        business_weekdays=[tomorrow.weekday()],  # today is closed
+    )
+    async for client in serve(app):
+        c = await file_complaint(client)
+        due = datetime.fromisoformat(c["sla"]["first_response_due_at"])
+        assert due == datetime(tomorrow.year, tomorrow.month, tomorrow.day, 10, tzinfo=UTC)
+        resolution_due = datetime.fromisoformat(c["sla"]["resolution_due_at"])
+        assert resolution_due == due + timedelta(hours=1)
+        assert c["sla"]["remaining_seconds"] == 3600  # no business time passes today

@@ -24,6 +24,7 @@ from shared.auth import TokenVerifier, require
 from shared.consumer import ConsumerRunner, EventHandler
 from shared.db import SessionDep, create_engine, session_factory
 from shared.events.envelope import CloudEvent
+from shared.limits import BodySizeLimitMiddleware, RateLimitMiddleware
 from shared.logs import configure_logging
 from shared.openapi import install_openapi
 from shared.outbox import Outbox, OutboxRelay, read_feed
@@ -204,6 +205,14 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
     )
     install_handlers(app)
     install_openapi(app)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        overrides=settings.body_limit_overrides,
+    )
+    app.add_middleware(
+        RateLimitMiddleware, rate=settings.rate_limit_per_s, burst=settings.rate_limit_burst
+    )
     app.add_middleware(metrics.MetricsMiddleware, service=spec.name)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     for router in spec.routers:

@@ -332,6 +332,10 @@ def run_tests(pytest_args: list[str]) -> int:
         with infrastructure(state_dir, fixed_ports=False) as (database_url, bootstrap):
             env = _stack_env(database_url, bootstrap, "test")
             env["KEHU_STATE_DIR"] = str(state_dir)
+            # Tests drive services far faster than any one client should; the limiter's own
+            # tests switch it on explicitly.
+            env.setdefault("KEHU_RATE_LIMIT_PER_S", "0")
+            env.setdefault("KEHU_KAFKA_SESSION_TIMEOUT_MS", "6000")
             migrate(env)
             return subprocess.run(
                 [sys.executable, "-m", "pytest", *pytest_args], env=env, cwd=ROOT

@@ -41,8 +41,10 @@ def new_consumer(
         auto_offset_reset="earliest",
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         max_poll_interval_ms=300_000,
-        session_timeout_ms=30_000,
-        heartbeat_interval_ms=3_000,
+        # Tansu holds a join for about half the session timeout, so a short one makes
+        # consumers (and so services) start and stop quickly.
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=max(1000, settings.kafka_session_timeout_ms // 3),
         request_timeout_ms=40_000,
     )
 

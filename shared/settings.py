@@ -49,6 +49,7 @@ class ServiceSettings(BaseSettings):
     )
     kafka_topic_partitions: int = Field(3, validation_alias="KEHU_TOPIC_PARTITIONS")
     kafka_replication_factor: int = Field(1, validation_alias="KEHU_TOPIC_REPLICATION")
+    kafka_session_timeout_ms: int = Field(10_000, validation_alias="KEHU_KAFKA_SESSION_TIMEOUT_MS")
     # Tansu answers a fetch after about fetch_max_wait/4; keep it low for snappy pipelines.
     kafka_fetch_max_wait_ms: int = Field(100, validation_alias="KEHU_KAFKA_FETCH_MAX_WAIT_MS")
 
@@ -59,6 +60,13 @@ class ServiceSettings(BaseSettings):
     consumer_batch_size: int = 500
     consumer_max_retries: int = 3
     consumer_stall_after_s: float = 60.0
+
+    # Abuse limits (per replica); 0 disables rate limiting.
+    rate_limit_per_s: float = Field(50.0, validation_alias="KEHU_RATE_LIMIT_PER_S")
+    rate_limit_burst: int = Field(200, validation_alias="KEHU_RATE_LIMIT_BURST")
+    max_body_bytes: int = Field(1_048_576, validation_alias="KEHU_MAX_BODY_BYTES")
+    # Bulk endpoints that legitimately take large bodies: path prefix -> bytes.
+    body_limit_overrides: dict[str, int] = {"/customers/import": 64 * 1_048_576}
 
     jwt_secret: str | None = Field(None, validation_alias="KEHU_JWT_SECRET")
     jwt_algorithm: Literal["HS256", "RS256"] = Field("HS256", validation_alias="KEHU_JWT_ALGORITHM")

@@ -413,6 +413,7 @@ async def main_async(args: argparse.Namespace) -> int:
                 "KEHU_ENV": "test",
                 "KEHU_STATE_DIR": str(state),
                 "PYTHONPATH": str(ROOT),
+                "KEHU_RATE_LIMIT_PER_S": "0",
             }
             migrate(env)
             os.environ.update(env)

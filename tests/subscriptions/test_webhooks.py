@@ -218,6 +218,8 @@ async def test_readers_cannot_create_or_read_secrets(client: httpx.AsyncClient) 
     )
     assert response.status_code == 403
     assert response.json()["required_scope"] == "subscriptions:write"
+    secret = await client.get(f"/subscriptions/{uuid.uuid4()}/secret", headers=analyst)
+    assert secret.status_code == 403
 
 
 @pytest.mark.parametrize(
@@ -286,6 +288,22 @@ async def test_matching_events_arrive_signed_and_verified_in_order(
     assert {d["status"] for d in logged} == {"succeeded"}
     assert sorted(d["id"] for d in logged) == sorted(r.webhook_id for r in receiver.received)
     assert all(d["attempt_count"] == 1 and d["last_status_code"] == 200 for d in logged)
+
+
+async def test_a_redelivered_kafka_event_is_sent_once(
+    client: httpx.AsyncClient, producer: AIOKafkaProducer
+) -> None:
+    customer = uuid.uuid4()
+    async with running(Receiver()) as receiver:
+        sub = await subscribe(client, receiver, customer)
+        event = build_event(received(customer), "/kehu/test")
+        key, value, headers = to_kafka(event)
+        for _ in range(2):  # what a relay retry after a lost ack looks like
+            await producer.send_and_wait("kehu.complaints", value=value, key=key, headers=headers)
+        # Same key, same partition: once the marker is delivered the duplicate was consumed.
+        [marker] = await publish(producer, resolved(customer))
+        await eventually(lambda: _delivered(client, sub["id"], 2), timeout=60)
+    assert [r.event["id"] for r in receiver.received] == [event.id, marker]
 
 
 async def _delivered(client: httpx.AsyncClient, sub_id: str, count: int) -> bool:

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from shared import metrics
+from shared.audit import audit_router
 from shared.auth import TokenVerifier, require
 from shared.consumer import ConsumerRunner, EventHandler
 from shared.db import SessionDep, create_engine, session_factory
@@ -56,6 +57,7 @@ class ServiceSpec:
     consumers: Sequence[ConsumerSpec] = ()
     background: Sequence[BackgroundTask] = ()
     openapi_tags: list[dict[str, Any]] = field(default_factory=list)
+    audit: sa.Table | None = None  # the service's audit_log table, served at GET /audit
 
 
 class FeedPage(BaseModel):
@@ -218,6 +220,8 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
     for router in spec.routers:
         app.include_router(router)
     app.include_router(events_router(spec.outbox))
+    if spec.audit is not None:
+        app.include_router(audit_router(spec.audit))
     app.include_router(health_router())
     app.add_route("/metrics", metrics.metrics_endpoint, include_in_schema=False)
     return app

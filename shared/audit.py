@@ -1,0 +1,164 @@
+"""Append-only audit log: every read of unmasked PII and every change, with who, when and why.
+
+Each service keeps its own `audit_log` table (a trigger refuses UPDATE and DELETE) and serves it
+at `GET /audit` (scope `audit:read`), filterable by customer and by actor. Callers may state why
+they access data in an `X-Purpose` header; it is recorded with the entry.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from alembic import op
+from asgi_correlation_id import correlation_id
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.auth import Principal, require
+from shared.db import SessionDep
+from shared.pagination import Page, decode_cursor, encode_cursor
+
+ACTIONS = ("read_pii", "create", "update", "delete", "export", "erase", "merge", "import")
+
+
+def audit_table(metadata: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        "audit_log",
+        metadata,
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("actor", sa.Text, nullable=False),
+        sa.Column("role", sa.Text),
+        sa.Column("action", sa.Text, nullable=False),
+        sa.Column("resource", sa.Text, nullable=False),
+        sa.Column("resource_id", sa.Text),
+        sa.Column("customer_id", sa.Text),
+        sa.Column("purpose", sa.Text),
+        sa.Column("request_id", sa.Text),
+        sa.Column("fields", JSONB, nullable=False, server_default="[]"),
+        sa.Index("ix_audit_log_customer_id", "customer_id", "id"),
+        sa.Index("ix_audit_log_actor", "actor", "id"),
+    )
+
+
+def create_audit_table() -> None:
+    """Migration step: the table and the trigger that makes it append-only."""
+    op.create_table(
+        "audit_log",
+        sa.Column("id", sa.BigInteger, sa.Identity(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("actor", sa.Text, nullable=False),
+        sa.Column("role", sa.Text),
+        sa.Column("action", sa.Text, nullable=False),
+        sa.Column("resource", sa.Text, nullable=False),
+        sa.Column("resource_id", sa.Text),
+        sa.Column("customer_id", sa.Text),
+        sa.Column("purpose", sa.Text),
+        sa.Column("request_id", sa.Text),
+        sa.Column("fields", JSONB, nullable=False, server_default="[]"),
+        sa.PrimaryKeyConstraint("id", name="pk_audit_log"),
+    )
+    op.create_index("ix_audit_log_customer_id", "audit_log", ["customer_id", "id"])
+    op.create_index("ix_audit_log_actor", "audit_log", ["actor", "id"])
+    op.execute(
+        """
+        CREATE OR REPLACE FUNCTION kehu_audit_append_only() RETURNS trigger AS $$
+        BEGIN
+            RAISE EXCEPTION 'audit_log is append-only';
+        END $$ LANGUAGE plpgsql
+        """
+    )
+    op.execute(
+        "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
+        "FOR EACH ROW EXECUTE FUNCTION kehu_audit_append_only()"
+    )
+
+
+def drop_audit_table() -> None:
+    op.execute("DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log")
+    op.execute("DROP FUNCTION IF EXISTS kehu_audit_append_only()")
+    op.drop_table("audit_log")
+
+
+async def record(
+    session: AsyncSession,
+    table: sa.Table,
+    request: Request | None,
+    principal: Principal,
+    action: str,
+    resource: str,
+    *,
+    resource_id: Any = None,
+    customer_id: Any = None,
+    fields: list[str] | None = None,
+) -> None:
+    """Append one entry in the caller's transaction (so it exists iff the access happened)."""
+    purpose = request.headers.get("x-purpose") if request is not None else None
+    await session.execute(
+        sa.insert(table).values(
+            actor=principal.subject,
+            role=principal.role,
+            action=action,
+            resource=resource,
+            resource_id=None if resource_id is None else str(resource_id),
+            customer_id=None if customer_id is None else str(customer_id),
+            purpose=purpose[:500] if purpose else None,
+            request_id=correlation_id.get(),
+            fields=fields or [],
+        )
+    )
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: datetime
+    actor: str = Field(description="The token subject that acted.")
+    role: str | None
+    action: str = Field(examples=["read_pii"], description=f"One of {', '.join(ACTIONS)}.")
+    resource: str = Field(examples=["customer"])
+    resource_id: str | None
+    customer_id: str | None
+    purpose: str | None = Field(description="The `X-Purpose` the caller gave, if any.")
+    request_id: str | None
+    fields: list[str] = Field(description="The fields read or changed.")
+
+
+def audit_router(table: sa.Table) -> APIRouter:
+    router = APIRouter(tags=["audit"])
+
+    @router.get("/audit", summary="Query the audit log", response_model=Page[AuditEntry])
+    async def query(
+        session: SessionDep,
+        _: Annotated[Principal, require("audit:read")],
+        customer_id: UUID | None = None,
+        actor: Annotated[str | None, Query(max_length=200)] = None,
+        action: Annotated[str | None, Query(max_length=50)] = None,
+        cursor: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> Page[AuditEntry]:
+        """Who read unmasked personal data or changed what, newest first (scope `audit:read`).
+
+        Filter by `customer_id` and/or `actor`; page with `cursor`. Entries cannot be changed
+        or deleted.
+        """
+        query = sa.select(table).order_by(table.c.id.desc()).limit(limit + 1)
+        if customer_id is not None:
+            query = query.where(table.c.customer_id == str(customer_id))
+        if actor is not None:
+            query = query.where(table.c.actor == actor)
+        if action is not None:
+            query = query.where(table.c.action == action)
+        position = decode_cursor(cursor)
+        if position is not None:
+            query = query.where(table.c.id < int(position.get("id", 0)))
+        rows = (await session.execute(query)).all()
+        items = [AuditEntry.model_validate(row._mapping) for row in rows[:limit]]
+        next_cursor = encode_cursor({"id": items[-1].id}) if len(rows) > limit else None
+        return Page[AuditEntry](items=items, next_cursor=next_cursor)
+
+    return router

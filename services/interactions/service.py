@@ -162,6 +162,9 @@ async def correct_interaction(
 ) -> Interaction:
     """Apply a correction. The log keeps its original event: corrections publish nothing."""
     changes = data.model_dump(exclude_unset=True)
+    personal = {"contact_person", "subject", "summary"}
+    if any(changes.get(name) is not None for name in personal):
+        await _writable_customer(ctx, interaction.customer_id)  # no new text once erased
     for name, value in changes.items():
         setattr(interaction, name, value)
     if changes:

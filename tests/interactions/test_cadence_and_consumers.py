@@ -28,6 +28,7 @@ from tests.interactions.factories import (
     processed,
     produce,
     purchase_body,
+    scalar,
     survey_body,
 )
 
@@ -266,3 +267,38 @@ async def test_erasure_scrubs_free_text_and_keeps_amounts_and_scores(
     assert (task["status"], task["note"]) == ("cancelled", None)
     refused = await client.post("/interactions", json=interaction_body(customer), headers=admin)
     assert refused.status_code == 409
+    etag = {**admin, "If-Match": f'"{interaction["version"]}"'}
+    rewrite = await client.patch(
+        f"/interactions/{contact['id']}", json={"summary": "again"}, headers=etag
+    )
+    assert rewrite.status_code == 409
+
+
+async def test_an_older_profile_event_arriving_late_does_not_undo_a_newer_one(
+    app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    customer = uuid.uuid4()
+    soon = (now() + timedelta(days=2)).date()
+
+    def created(at_: datetime, dates: list[ImportantDate]) -> CustomerCreated:
+        return CustomerCreated(
+            customer_id=customer,
+            occurred_at=at_,
+            dimensions=CustomerDimensions(
+                kind="organisation", customer_number="C-1", important_dates=dates
+            ),
+        )
+
+    newer = created(now(), [])  # the dates were removed later...
+    older = created(
+        now() - timedelta(hours=1),
+        [ImportantDate(kind="founding_day", month=soon.month, day=soon.day)],
+    )
+    ids = await produce(app.state.settings, newer, older)  # ...and the older event comes last
+    await eventually(lambda: processed(app, ids[-1]), timeout=CONSUMER_TIMEOUT)
+    dates = await scalar(
+        app, "SELECT important_dates FROM customer_state WHERE customer_id = :c", c=customer
+    )
+    assert dates == []
+    care = await client.get(f"/followups?customer_id={customer}&kind=care", headers=admin)
+    assert care.json()["items"] == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 
@@ -146,3 +147,13 @@ async def test_work_queue_pages_with_a_cursor_and_filters_by_assignee(
     assert bad.status_code == 400
     bad_status = await client.get("/complaints", params={"status": "lost"}, headers=ADMIN)
     assert bad_status.status_code == 422
+
+
+async def test_concurrent_automatic_assignments_spread_over_the_team(
+    client: httpx.AsyncClient,
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    agents = [f"c{n}-{suffix}" for n in range(3)]
+    team = await register_team(client, *agents)
+    made = await asyncio.gather(*(file_complaint(client, team=team) for _ in range(6)))
+    assert Counter(c["assignee"] for c in made) == {agent: 2 for agent in agents}

@@ -410,10 +410,10 @@ IMPORT_CSV_EXAMPLE = (
     "external_ref,kind,display_name,email,phone,tags,industry\n"
     "erp-1,person,Li Wei,li.wei@example.com,13800138000,vip;wholesale,retail\n"
 )
-IMPORT_NDJSON_EXAMPLE = (
-    '{"external_ref": "erp-1", "display_name": "Li Wei", "email": "li.wei@example.com"}\n'
-    '{"external_ref": "erp-2", "kind": "organisation", "display_name": "Lianhua Trading"}\n'
-)
+IMPORT_JSON_EXAMPLE = [
+    {"external_ref": "erp-1", "display_name": "Li Wei", "email": "li.wei@example.com"},
+    {"external_ref": "erp-2", "kind": "organisation", "display_name": "Lianhua Trading"},
+]
 
 
 @router.post(
@@ -425,15 +425,20 @@ IMPORT_NDJSON_EXAMPLE = (
     openapi_extra={
         "requestBody": {
             "required": True,
-            "description": "Up to 10,000 customers: CSV with a header row (the field names of "
-            "CustomerCreate; `tags` separated by `;`, JSON in `addresses`, `important_dates`, "
-            "`custom_attributes`), or one CustomerCreate JSON object per line.",
+            "description": "Up to 10,000 customers, as a JSON array of CustomerCreate objects, "
+            "as CSV with a header row of CustomerCreate field names (`tags` separated by `;`, "
+            "JSON in `addresses`, `important_dates`, `custom_attributes`), or as JSON lines "
+            "(`application/x-ndjson`, one CustomerCreate object per line).",
             "content": {
-                "text/csv": {"schema": {"type": "string"}, "example": IMPORT_CSV_EXAMPLE},
-                "application/x-ndjson": {
-                    "schema": {"type": "string"},
-                    "example": IMPORT_NDJSON_EXAMPLE,
+                "application/json": {
+                    "schema": {
+                        "type": "array",
+                        "maxItems": 10_000,
+                        "items": {"$ref": "#/components/schemas/CustomerCreate"},
+                    },
+                    "example": IMPORT_JSON_EXAMPLE,
                 },
+                "text/csv": {"schema": {"type": "string"}, "example": IMPORT_CSV_EXAMPLE},
             },
         }
     },

@@ -184,9 +184,11 @@ async def list_customers(
             raise InvalidCursor("The cursor belongs to a different sort order")
         try:
             bound_value: Any = position["v"]
+            if not isinstance(bound_value, str):
+                raise TypeError("cursor value must be a string")
             if key in ("created_at", "updated_at"):
                 bound_value = datetime.fromisoformat(bound_value)
-            after_id = uuid.UUID(position["id"])
+            after_id = uuid.UUID(str(position["id"]))
         except (TypeError, ValueError) as exc:
             raise InvalidCursor("The cursor is not one this API issued") from exc
         pair, bound = sa.tuple_(column, Customer.id), sa.tuple_(sa.literal(bound_value), after_id)

@@ -892,7 +892,18 @@ def parse_import(body: bytes, content_type: str, max_rows: int) -> list[dict[str
     except UnicodeDecodeError as exc:
         raise Unprocessable("The import must be UTF-8 text") from exc
     rows: list[dict[str, Any] | str] = []
-    if media in ("application/x-ndjson", "application/jsonl", "application/json-lines"):
+    if media == "application/json":
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise Unprocessable(f"The body is not valid JSON: {exc.msg}") from exc
+        if not isinstance(document, list):
+            raise Unprocessable("A JSON import is an array of customer objects")
+        rows = [
+            value if isinstance(value, dict) else "each element must be a JSON object"
+            for value in document[: max_rows + 1]
+        ]
+    elif media in ("application/x-ndjson", "application/jsonl", "application/json-lines"):
         for line in text.splitlines():
             if not line.strip():
                 continue
@@ -925,7 +936,8 @@ def parse_import(body: bytes, content_type: str, max_rows: int) -> list[dict[str
                 break
     else:
         raise UnsupportedImportFormat(
-            f"Send text/csv or application/x-ndjson, not {media or 'no content type'}"
+            "Send text/csv, application/json or application/x-ndjson, "
+            f"not {media or 'no content type'}"
         )
     if len(rows) > max_rows:
         raise ImportTooLarge(f"At most {max_rows} rows per import", max_rows=max_rows)

@@ -113,3 +113,16 @@ async def test_import_rejects_unknown_format_and_too_many_rows(
     lines = "\n".join(json.dumps(r) for r in import_rows(10_001, unique())).encode()
     big = await client.post("/customers/import", content=lines, headers={**admin, **NDJSON})
     assert big.status_code == 413
+
+
+async def test_json_array_import_reports_each_row(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    rows = [*import_rows(2, unique()), "not an object", {"display_name": "No ref"}]
+    response = await client.post("/customers/import", json=rows, headers=admin)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert [r["status"] for r in result["rows"]] == ["created", "created", "error", "error"]
+    assert result["rows"][3]["errors"][0]["field"] == "external_ref"
+    not_a_list = await client.post("/customers/import", json={"rows": []}, headers=admin)
+    assert not_a_list.status_code == 422

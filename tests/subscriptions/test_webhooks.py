@@ -50,12 +50,15 @@ RETRY_S = 0.3
 def settings() -> Settings:
     return Settings(
         webhook_allowed_networks=["127.0.0.0/8"],
-        webhook_retry_schedule_s=[RETRY_S] * 8,
+        webhook_retry_schedule_s=[RETRY_S] * 20,
         webhook_retry_jitter=0.1,
-        webhook_disable_after_s=1.5,
+        # Long enough that a receiver failing twice then recovering stays enabled even on a
+        # loaded machine, short enough that the always-failing one is disabled in seconds.
+        webhook_disable_after_s=2.5,
         webhook_timeout_s=5,
         delivery_poll_interval_s=0.1,
         outbox_poll_interval_s=0.2,
+        rate_limit_per_s=1000,  # the tests poll; the limiter is not what they test
     )
 
 

@@ -28,6 +28,7 @@ from services.interactions.models import (
     CustomerState,
     Followup,
     Interaction,
+    Model,
     Purchase,
     Refund,
     Survey,
@@ -75,6 +76,13 @@ async def _writable_customer(ctx: Ctx, customer_id: uuid.UUID) -> uuid.UUID:
     return survivor
 
 
+async def _insert(ctx: Ctx, record: Model) -> None:
+    """One Core INSERT of a fully built record (the write path skips the ORM unit of work)."""
+    model = type(record)
+    values = {attr.key: getattr(record, attr.key) for attr in sa.inspect(model).column_attrs}
+    await ctx.session.execute(sa.insert(model).values(values))
+
+
 # -- interactions -------------------------------------------------------------------------------
 
 
@@ -89,8 +97,7 @@ async def log_interaction(ctx: Ctx, data: schemas.InteractionCreate) -> Interact
         created_at=now,
         updated_at=now,
     )
-    ctx.session.add(interaction)
-    await ctx.session.flush()
+    await _insert(ctx, interaction)
     events: list[EventContract] = [_logged(interaction)]
     if interaction.outcome != "no_answer":
         await repo.note_contact(ctx.session, ctx.settings, customer_id, interaction.occurred_at)
@@ -202,8 +209,7 @@ async def schedule_followup(ctx: Ctx, data: schemas.FollowupCreate) -> Followup:
         created_at=now,
         updated_at=now,
     )
-    ctx.session.add(followup)
-    await ctx.session.flush()
+    await _insert(ctx, followup)
     await ctx.outbox.emit(
         ctx.session, FollowupScheduled(occurred_at=now, **_followup_fields(followup))
     )
@@ -518,10 +524,10 @@ async def submit_survey(ctx: Ctx, data: schemas.SurveyCreate) -> Survey:
         submitted_at=data.submitted_at or now,
         created_at=now,
     )
-    ctx.session.add(survey)
+    await _insert(ctx, survey)
     if invitation is not None:
         invitation.survey_id = survey.id
-    await ctx.session.flush()
+        await ctx.session.flush()
     await ctx.outbox.emit(
         ctx.session,
         SurveySubmitted(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import importlib
 import json
 import sys
@@ -282,7 +283,6 @@ def build_document(topics: Iterable[str] | None = None) -> dict[str, Any]:
                 "attributes.\n\n"
                 f"Ordering and delivery:\n\n{ORDERING_TEXT}\n\nVersioning: {VERSIONING_TEXT}"
             ),
-            "license": {"name": "Proprietary"},
         },
         "defaultContentType": "application/json",
         "servers": {
@@ -306,7 +306,16 @@ def build_document(topics: Iterable[str] | None = None) -> dict[str, Any]:
 def to_yaml(document: dict[str, Any]) -> str:
     import yaml
 
-    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+        # Multi-line descriptions as literal blocks, so the YAML reads like the Markdown.
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    Dumper.add_representer(str, text)
+    return yaml.dump(document, Dumper=Dumper, sort_keys=False, allow_unicode=True, width=100)
 
 
 def to_json(document: dict[str, Any]) -> str:
@@ -504,7 +513,10 @@ keyed with the base64-decoded part of your `whsec_` secret; during a secret rota
 space-separated signatures). Verify with any Standard Webhooks library, answer 2xx within the
 timeout, and deduplicate on `webhook-id`. Failed deliveries are retried with exponential backoff
 and jitter for about three days; `410 Gone` disables the subscription. Manage subscriptions,
-read the delivery log, replay and ping at `/subscriptions` on the subscriptions service."""
+read the delivery log, replay and ping at `/subscriptions` on the subscriptions service; a
+ping POSTs a test event of type `kehu.webhook.ping.v1`. Bodies are
+`application/cloudevents+json`; for each subscription one customer's events arrive one at a
+time, in order."""
 
 
 def portal_links(base: str = "http://127.0.0.1") -> list[tuple[str, str, str]]:
@@ -604,10 +616,17 @@ def write(root: Path) -> list[Path]:
 # -- serving -----------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=8)
+def served_document(topics: tuple[str, ...] | None = None) -> tuple[str, str]:
+    """(JSON, YAML) of the document, built once per process: contracts are fixed at start."""
+    document = build_document(topics)
+    return to_json(document), to_yaml(document)
+
+
 def docs_router(topics: Iterable[str] | None = None) -> APIRouter:
     """`/asyncapi.json` and `/asyncapi.yaml` (no auth), for any service to include."""
     router = APIRouter(tags=["docs"])
-    wanted = list(topics) if topics is not None else None
+    wanted = tuple(sorted(topics)) if topics is not None else None
 
     @router.get(
         "/asyncapi.json",
@@ -617,7 +636,7 @@ def docs_router(topics: Iterable[str] | None = None) -> APIRouter:
     async def asyncapi_json() -> Response:
         """The AsyncAPI 3.0 document of every Kafka topic and event type, generated from the
         event contracts. No authentication needed."""
-        return Response(to_json(build_document(wanted)), media_type="application/json")
+        return Response(served_document(wanted)[0], media_type="application/json")
 
     @router.get(
         "/asyncapi.yaml",
@@ -627,7 +646,7 @@ def docs_router(topics: Iterable[str] | None = None) -> APIRouter:
     )
     async def asyncapi_yaml() -> Response:
         """The same document as `/asyncapi.json`, in YAML. No authentication needed."""
-        return PlainTextResponse(to_yaml(build_document(wanted)), media_type="application/yaml")
+        return PlainTextResponse(served_document(wanted)[1], media_type="application/yaml")
 
     return router
 

@@ -218,6 +218,7 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
+    @app.exception_handler(TimeoutError)
     async def _db_down(request: Request, exc: Exception) -> JSONResponse:
         logger.warning("database unavailable: %s", exc)
         return problem_response(

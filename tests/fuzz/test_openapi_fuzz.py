@@ -50,10 +50,12 @@ def service_url(request: pytest.FixtureRequest) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{url}/health/live", timeout=1).status_code == 200:
+                # Ready, not just live: until its consumers have joined their groups a service
+                # answers 503 on readiness, which the fuzzer would count as a server error.
+                if httpx.get(f"{url}/health/ready", timeout=5).status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)

@@ -19,6 +19,9 @@ DEFAULT_PHONE_REGION = "CN"
 Channel = Literal["email", "phone", "sms", "wechat", "visit", "mail", "video"]
 Priority = Literal["low", "medium", "high"]
 CustomerStatus = Literal["active", "archived", "merged"]
+# Default of update fields that may be left out but not set to null (Any keeps mypy quiet;
+# `exclude_unset` means the default never reaches the database).
+UNSET: Any = None
 
 
 def normalise_email(value: str) -> str:
@@ -160,7 +163,7 @@ class CustomerUpdate(BaseModel):
         },
     )
 
-    display_name: str | None = Field(None, min_length=1, max_length=200)
+    display_name: str = Field(UNSET, min_length=1, max_length=200)
     legal_name: str | None = Field(None, max_length=300)
     email: Email | None = None
     phone: Phone | None = None
@@ -178,16 +181,9 @@ class CustomerUpdate(BaseModel):
     notes: str | None = Field(None, max_length=10_000)
     custom_attributes: dict[str, Any] | None = None
     external_ref: str | None = Field(None, min_length=1, max_length=200)
-    status: Literal["active", "archived"] | None = Field(
-        None, description="`active` restores an archived customer."
+    status: Literal["active", "archived"] = Field(
+        UNSET, description="`active` restores an archived customer."
     )
-
-    @field_validator("display_name", "status")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("cannot be null")
-        return value
 
 
 class ChurnRisk(BaseModel):
@@ -269,11 +265,11 @@ class ContactUpdate(BaseModel):
         json_schema_extra={"examples": [{"role": "general manager", "is_primary": True}]},
     )
 
-    name: str | None = Field(None, min_length=1, max_length=200)
+    name: str = Field(UNSET, min_length=1, max_length=200)
     role: str | None = Field(None, max_length=100)
     email: Email | None = None
     phone: Phone | None = None
-    is_primary: bool | None = None
+    is_primary: bool = Field(UNSET)
     notes: str | None = Field(None, max_length=5000)
 
 
@@ -313,11 +309,11 @@ class NeedUpdate(BaseModel):
         json_schema_extra={"examples": [{"status": "in_progress", "priority": "high"}]},
     )
 
-    category: str | None = Field(None, min_length=1, max_length=100)
-    title: str | None = Field(None, min_length=1, max_length=200)
+    category: str = Field(UNSET, min_length=1, max_length=100)
+    title: str = Field(UNSET, min_length=1, max_length=200)
     description: str | None = Field(None, max_length=5000)
-    priority: Priority | None = None
-    status: NeedStatus | None = None
+    priority: Priority = Field(UNSET)
+    status: NeedStatus = Field(UNSET)
     due_date: date | None = None
 
 

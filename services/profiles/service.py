@@ -611,11 +611,6 @@ async def update_contact(
     check_if_match(if_match, contact.version)
     ensure_changeable(await load(ctx.session, customer_id))
     requested = patch.model_dump(mode="json", exclude_unset=True)
-    if requested.get("name", "") is None:
-        raise Unprocessable(
-            "name cannot be null",
-            errors=[{"field": "body.name", "message": "cannot be null", "type": "null"}],
-        )
     changes = diff({k: getattr(contact, k) for k in requested}, requested)
     if changes:
         at = now()
@@ -706,9 +701,6 @@ async def update_need(
     check_if_match(if_match, need.version)
     ensure_changeable(await load(ctx.session, customer_id))
     requested = patch.model_dump(exclude_unset=True)
-    for required in ("category", "title", "priority", "status"):
-        if required in requested and requested[required] is None:
-            raise Unprocessable(f"{required} cannot be null")
     new_status = requested.get("status")
     if new_status is not None and new_status != need.status:
         if new_status not in NEED_TRANSITIONS[need.status]:

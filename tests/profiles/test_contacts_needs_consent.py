@@ -136,3 +136,18 @@ async def test_history_names_actor_fields_old_and_new(
     ).json()
     assert [h["action"] for h in rest["items"]] == ["created"] and rest["next_cursor"] is None
     assert rest["items"][0]["changes"]["email"] == {"old": None, "new": customer["email"]}
+
+
+async def test_required_need_fields_cannot_be_nulled(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    customer = await create_customer(client, admin)
+    url = f"/customers/{customer['id']}/needs"
+    need = (await client.post(url, json={"category": "x", "title": "y"}, headers=admin)).json()
+    response = await client.patch(
+        f"{url}/{need['id']}",
+        json={"title": None, "status": None},
+        headers={**admin, "If-Match": '"1"'},
+    )
+    assert response.status_code == 422
+    assert {e["field"] for e in response.json()["errors"]} == {"body.title", "body.status"}

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 ROLE ?= admin
 PYTEST_ARGS ?=
 
-.PHONY: install dev test lint format token migrate bench clean
+.PHONY: install dev test lint format token migrate bench demo clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ format: install
 bench: install
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || { echo 'make bench needs wrk (apt-get install wrk)'; exit 1; }
 	@$(PY) -m bench $(BENCH_ARGS)
+
+## Load a demo data set into the running `make dev` stack through the public APIs.
+demo: install
+	@$(PY) -m bench.demo $(DEMO_ARGS)
 
 ## Print a bearer token for ROLE (admin, manager, agent, analyst, integration) for the dev stack.
 token: install

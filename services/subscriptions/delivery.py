@@ -190,12 +190,16 @@ class Sender:
             return AttemptResult(status, latency, error, excerpt, attempted_at)
 
         try:
-            await check_target(url, self.allowed)
+            addresses = await check_target(url, self.allowed)
         except ProblemError as exc:
             return result(None, f"refused: {exc.detail}", None)
+        # Connect to the address just checked, not to whatever a second lookup returns.
+        target = httpx.URL(url)
+        pinned = target.copy_with(host=str(addresses[0]))
         body = encode_body(payload)
         timestamp = int(time.time())
         headers = {
+            "host": target.netloc.decode("ascii"),
             "content-type": "application/cloudevents+json",
             "user-agent": USER_AGENT,
             "webhook-id": msg_id,
@@ -207,7 +211,11 @@ class Sender:
             # that trickles its answer cannot hold a worker slot.
             async with asyncio.timeout(self.settings.webhook_timeout_s):
                 async with self.client.stream(
-                    "POST", url, content=body, headers=headers
+                    "POST",
+                    pinned,
+                    content=body,
+                    headers=headers,
+                    extensions={"sni_hostname": target.host},
                 ) as response:
                     excerpt = await _read_excerpt(response)
         except TimeoutError:

@@ -2,7 +2,9 @@
 
 The host is resolved and every address it resolves to is checked (a name that resolves to a
 private address is as dangerous as the address itself). The check runs when a subscription is
-saved and again before every attempt, since DNS answers change.
+saved and again before every attempt, since DNS answers change; the attempt then connects to
+the address that was checked (TLS still verifies the certificate against the host name), so a
+second, different DNS answer cannot redirect it (DNS rebinding).
 """
 
 from __future__ import annotations
@@ -46,8 +48,8 @@ async def resolve(host: str, port: int, timeout: float = 5.0) -> list[IPAddress]
     return sorted({ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}, key=str)
 
 
-async def check_target(url: str, allowed: list[Network]) -> None:
-    """Raise `UnsafeTarget` unless `url` may be called."""
+async def check_target(url: str, allowed: list[Network]) -> list[IPAddress]:
+    """The addresses `url` may be called at; raise `UnsafeTarget` unless it may be called."""
     if len(url) > MAX_URL_LENGTH:
         raise UnsafeTarget(f"The URL is longer than {MAX_URL_LENGTH} characters", field="url")
     parts = urlsplit(url)
@@ -64,7 +66,7 @@ async def check_target(url: str, allowed: list[Network]) -> None:
         raise UnsafeTarget(f"The host {parts.hostname!r} does not resolve", field="url")
     listed = all(any(ip in net for net in allowed) for ip in addresses)
     if listed:
-        return
+        return addresses
     refused = [str(ip) for ip in addresses if not _is_public(ip)]
     if refused:
         raise UnsafeTarget(
@@ -75,3 +77,4 @@ async def check_target(url: str, allowed: list[Network]) -> None:
         )
     if parts.scheme != "https":
         raise UnsafeTarget("Public webhook URLs must use https", field="url")
+    return addresses

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from services.subscriptions.config import DEFAULT_RETRY_SCHEDULE_S, Settings
 from services.subscriptions.delivery import (
     AttemptResult,
+    Sender,
     enqueue,
     prune_deliveries,
     record_attempt,
@@ -28,6 +29,7 @@ from services.subscriptions.delivery import (
 from services.subscriptions.main import create_app
 from services.subscriptions.models import deliveries as deliveries_table
 from services.subscriptions.safety import check_target, parse_networks
+from services.subscriptions.signing import new_secret
 from shared.auth import issue_token
 from shared.contracts import DOMAIN_TOPICS
 from shared.contracts.complaints import ComplaintReceived, ComplaintResolved
@@ -622,3 +624,20 @@ async def test_finished_deliveries_past_retention_are_pruned(
             sa.select(deliveries_table.c.status).where(deliveries_table.c.id == pending_id)
         )
     assert still == "pending"  # never prune what is still to be delivered
+
+
+async def test_attempts_connect_to_the_checked_address_keeping_the_host_name() -> None:
+    secret = new_secret()
+    sender = Sender(
+        settings().model_copy(update={"webhook_allowed_networks": ["127.0.0.0/8", "::1/128"]})
+    )
+    try:
+        async with running(Receiver(secrets=[secret])) as receiver:
+            url = f"http://localhost:{receiver.port}/hook"
+            result = await sender.send(url, "msg_1", {"hello": "world"}, [secret])
+    finally:
+        await sender.aclose()
+    assert result.ok, result.error
+    [request] = receiver.received
+    assert request.headers["host"] == f"localhost:{receiver.port}"
+    assert request.verified_by == [secret] and request.event == {"hello": "world"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
@@ -20,6 +20,7 @@ from services.interactions.models import (
     Followup,
     Interaction,
     Purchase,
+    Refund,
     Survey,
     SurveyInvitation,
     idempotency_keys,
@@ -525,13 +526,13 @@ async def timeline(
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> Page[schemas.TimelineEntry]:
-    """Interactions, purchases, surveys and follow-ups of one customer, newest first.
+    """Interactions, purchases, refunds, surveys and follow-ups of one customer, newest first.
 
     Needs `interactions:read`. One chronological, cursor-paginated stream; each entry embeds
     the full record under the key named by its `type`. Records of merged duplicates appear
     under the survivor.
     """
-    types = list(dict.fromkeys(type or ["interaction", "purchase", "survey", "followup"]))
+    types = list(dict.fromkeys(type or get_args(schemas.TimelineType)))
     keys, next_cursor = await repo.timeline_page(
         session, customer_id, types, since, until, cursor, limit
     )
@@ -541,6 +542,7 @@ async def timeline(
 
     found_i = await repo.by_ids(session, Interaction, ids("interaction"))
     found_p = await repo.by_ids(session, Purchase, ids("purchase"))
+    found_r = await repo.by_ids(session, Refund, ids("refund"))
     found_s = await repo.by_ids(session, Survey, ids("survey"))
     found_f = await repo.by_ids(session, Followup, ids("followup"))
     now = service.utcnow()
@@ -551,6 +553,9 @@ async def timeline(
             entry.interaction = interaction_read(found_i[id_], principal)
         elif kind == "purchase":
             entry.purchase = purchase_read(found_p[id_])
+        elif kind == "refund":
+            refund = schemas.RefundRead.model_validate(found_r[id_])
+            entry.refund = refund.model_copy(update={"reason": _mask(principal, refund.reason)})
         elif kind == "survey":
             entry.survey = survey_read(found_s[id_], principal)
         else:

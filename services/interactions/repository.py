@@ -233,6 +233,7 @@ async def refunds_of(session: AsyncSession, purchase_id: uuid.UUID) -> list[Refu
 TIMELINE_SOURCES: dict[str, tuple[type[Model], Any]] = {
     "interaction": (Interaction, Interaction.occurred_at),
     "purchase": (Purchase, Purchase.occurred_at),
+    "refund": (Refund, Refund.occurred_at),
     "survey": (Survey, Survey.submitted_at),
     "followup": (Followup, sa.func.coalesce(Followup.completed_at, Followup.due_at)),
 }

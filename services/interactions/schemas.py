@@ -437,7 +437,7 @@ class InvitationRead(Read):
 
 # -- timeline -----------------------------------------------------------------------------------
 
-TimelineType = Literal["interaction", "purchase", "survey", "followup"]
+TimelineType = Literal["interaction", "purchase", "refund", "survey", "followup"]
 
 
 class TimelineEntry(BaseModel):
@@ -451,5 +451,6 @@ class TimelineEntry(BaseModel):
     )
     interaction: InteractionRead | None = None
     purchase: PurchaseRead | None = None
+    refund: RefundRead | None = None
     survey: SurveyRead | None = None
     followup: FollowupRead | None = None

@@ -36,11 +36,17 @@ async def test_timeline_merges_all_records_newest_first_across_pages(
         response = await client.post(url, json=body, headers=admin)
         assert response.status_code == 201, response.text
         expected.append((kind, response.json()["id"]))
+    refund = await client.post(
+        f"/purchases/{expected[1][1]}/refunds",
+        json={"amount": "10", "occurred_at": iso(base + timedelta(days=6))},
+        headers=admin,
+    )
+    expected.append(("refund", refund.json()["id"]))
     await client.post("/interactions", json=interaction_body(), headers=admin)  # someone else
 
     seen: list[tuple[str, str]] = []
     cursor = None
-    for _ in range(5):
+    for _ in range(4):
         params = {"limit": 4, **({"cursor": cursor} if cursor else {})}
         page = await client.get(f"/customers/{customer}/timeline", params=params, headers=admin)
         assert page.status_code == 200, page.text

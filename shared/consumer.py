@@ -68,8 +68,15 @@ class ConsumerRunner:
         self.group_id = group_id
         self.topics = sorted(set(topics))
         self.handlers = handlers
-        self.batch_handler = batch_handler
-        self.batch_types = frozenset(batch_types) if batch_types is not None else None
+        # Per-event handlers run through the batch path too, so every consumer gets one inbox
+        # insert and one savepoint per batch, falling back to one event at a time only to
+        # isolate a poison event.
+        self.batch_handler: BatchHandler = batch_handler or self._dispatch
+        self.batch_types = (
+            frozenset(batch_types)
+            if batch_types is not None
+            else (None if batch_handler is not None else frozenset(handlers))
+        )
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -177,11 +184,15 @@ class ConsumerRunner:
     async def process(self, records: list[ConsumerRecord[Any, Any]]) -> None:
         """Apply a batch in one transaction: inbox ids and effects commit together."""
         async with self.sessions() as session, session.begin():
-            if self.batch_handler is not None:
-                await self._process_batch(session, records, self.batch_handler)
-                return
-            for record in records:
-                await self._process_record(session, record)
+            await self._process_batch(session, records, self.batch_handler)
+
+    async def _dispatch(self, session: AsyncSession, events: list[CloudEvent]) -> None:
+        for event in events:
+            token = current_event_id.set(event.id)
+            try:
+                await self.handlers[event.type](session, event)
+            finally:
+                current_event_id.reset(token)
 
     async def _process_batch(
         self,
@@ -271,58 +282,6 @@ class ConsumerRunner:
                 )
                 await asyncio.sleep(0.05 * 2**attempt)
         return error
-
-    async def _process_record(
-        self, session: AsyncSession, record: ConsumerRecord[Any, Any]
-    ) -> None:
-        try:
-            event = from_kafka(record.value, record.headers)
-        except MalformedEvent as exc:
-            await self._dead_letter(record, exc)
-            return
-        handler = self.handlers.get(event.type)
-        if handler is None:
-            return  # not an event this consumer cares about
-        token = current_event_id.set(event.id)
-        try:
-            inserted = await session.execute(
-                insert(self.inbox)
-                .values(consumer=self.group_id, event_id=event.id, type=event.type)
-                .on_conflict_do_nothing()
-                .returning(self.inbox.c.event_id)
-            )
-            if inserted.first() is None:
-                metrics.CONSUMER_PROCESSED.labels(self.group_id, "duplicate").inc()
-                return
-            error: Exception | None = None
-            for attempt in range(self.settings.consumer_max_retries):
-                try:
-                    async with session.begin_nested():
-                        await handler(session, event)
-                    error = None
-                    break
-                except Exception as exc:
-                    if _is_infrastructure_error(exc):
-                        raise
-                    error = exc
-                    logger.warning(
-                        "handler for %s failed (attempt %d): %s", event.type, attempt + 1, exc
-                    )
-                    await asyncio.sleep(0.05 * 2**attempt)
-            if error is not None:
-                await self._dead_letter(record, error)
-                await session.execute(
-                    sa.update(self.inbox)
-                    .where(
-                        self.inbox.c.consumer == self.group_id, self.inbox.c.event_id == event.id
-                    )
-                    .values(status="dead_lettered", error=f"{type(error).__name__}: {error}")
-                )
-                return
-            self.processed_total += 1
-            metrics.CONSUMER_PROCESSED.labels(self.group_id, "processed").inc()
-        finally:
-            current_event_id.reset(token)
 
     async def _dead_letter(self, record: ConsumerRecord[Any, Any], error: Exception) -> None:
         assert self.producer is not None

@@ -110,9 +110,9 @@ async def relay_and_consumer_drain(report: Report, env: dict[str, str]) -> None:
         await runner.stop()
         await consumer_engine.dispose()
     report.compared(
-        "consumer runner drain (inbox insert per event, no-op effect)",
+        "consumer runner drain (batched inbox insert, no-op effect)",
         rate,
         "events/s",
         "kafka_consume",
-        note="per-event inbox insert in one transaction per batch of 2000",
+        note="one inbox insert and one savepoint per batch of 2000",
     )

@@ -26,6 +26,7 @@ from services.profiles.schemas import (
     CustomerStatus,
     CustomerUpdate,
     DuplicateMatch,
+    DuplicatePair,
     ExportRead,
     HistoryRead,
     ImportResult,
@@ -268,13 +269,18 @@ async def update_customer(
     patch: CustomerUpdate,
     response: Response,
     if_match: IfMatch = None,
+    allow_duplicate: Annotated[
+        bool,
+        Query(description="Accept an e-mail or phone that another customer already has."),
+    ] = False,
 ) -> CustomerRead:
     """Change only the fields sent. Needs `customers:write` and `If-Match` with the ETag of your
-    last read: without it **428**, when stale **412** and nothing changes. Publishes
+    last read: without it **428**, when stale **412** and nothing changes. A new e-mail or phone
+    that another customer has is **409** naming it unless `allow_duplicate=true`. Publishes
     `customer.updated` with the changed field names (and `customer.archived` when `status`
     becomes archived). Every change is kept in the history."""
     customer = await service.update_customer(
-        ctx(request, session, principal), customer_id, patch, if_match
+        ctx(request, session, principal), customer_id, patch, if_match, allow_duplicate
     )
     insights = await repo.get_insights(session, [customer.id])
     set_etag(response, customer.version)
@@ -369,6 +375,48 @@ async def duplicates(
         )
         for c, m in matches
     ]
+
+
+@router.get(
+    "/duplicates",
+    tags=["data quality"],
+    summary="Duplicate pairs across the archive",
+    response_model=Page[DuplicatePair],
+    responses=problem_responses(400, 401, 403, 422),
+)
+async def duplicate_pairs(
+    session: SessionDep, _: Reader, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT
+) -> Page[DuplicatePair]:
+    """Every pair of live (not merged, not erased) customers with the same e-mail, the same
+    phone, or the same name within the same company, for clean-up work: review a pair, then
+    `POST /customers/{id}/merge`. Needs `customers:read`."""
+    position = decode_cursor(cursor)
+    after = None
+    if position is not None:
+        try:
+            after = (uuid.UUID(str(position["a"])), uuid.UUID(str(position["b"])))
+        except (KeyError, ValueError) as exc:
+            raise InvalidCursor("The cursor is not one this API issued") from exc
+    pairs = await repo.duplicate_pairs(session, after, limit + 1)
+    next_cursor = None
+    if len(pairs) > limit:
+        pairs = pairs[:limit]
+        next_cursor = encode_cursor({"a": str(pairs[-1][0].id), "b": str(pairs[-1][1].id)})
+
+    def match(c: Any, matched_on: list[str]) -> DuplicateMatch:
+        return DuplicateMatch.model_validate(
+            {
+                "customer_id": c.id,
+                "customer_number": c.customer_number,
+                "display_name": c.display_name,
+                "matched_on": matched_on,
+            }
+        )
+
+    return Page[DuplicatePair](
+        items=[DuplicatePair(customer=match(a, m), duplicate=match(b, m)) for a, b, m in pairs],
+        next_cursor=next_cursor,
+    )
 
 
 @router.post(

@@ -246,6 +246,13 @@ class DuplicateMatch(BaseModel):
     matched_on: list[Literal["email", "phone", "name_and_company"]]
 
 
+class DuplicatePair(BaseModel):
+    """Two live customers that look like the same one; merge one into the other."""
+
+    customer: DuplicateMatch
+    duplicate: DuplicateMatch
+
+
 class ContactCreate(BaseModel):
     """A contact person of an organisation."""
 

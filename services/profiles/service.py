@@ -269,6 +269,26 @@ def identity_keys(
     return [k for k in keys if k]
 
 
+async def reject_duplicates(
+    session: AsyncSession, matches: list[tuple[Customer, list[str]]]
+) -> None:
+    """409 naming the first look-alike (and every candidate), if there is one."""
+    if not matches:
+        return
+    first, matched_on = matches[0]
+    raise DuplicateCustomer(
+        f"Customer {first.customer_number} looks like the same customer "
+        f"(same {', '.join(matched_on)}); send allow_duplicate=true to go ahead anyway",
+        existing_customer_id=str(first.id),
+        existing_customer_number=first.customer_number,
+        matched_on=matched_on,
+        candidates=[
+            {"customer_id": str(c.id), "customer_number": c.customer_number, "matched_on": m}
+            for c, m in matches
+        ],
+    )
+
+
 async def create_customer(ctx: Ctx, data: CustomerCreate, allow_duplicate: bool) -> Customer:
     session = ctx.session
     values = data.model_dump(mode="json")
@@ -285,32 +305,18 @@ async def create_customer(ctx: Ctx, data: CustomerCreate, allow_duplicate: bool)
                 existing_customer_number=existing.customer_number,
             )
     if not allow_duplicate:
-        matches = await repo.find_duplicates(
+        await reject_duplicates(
             session,
-            kind=data.kind,
-            display_name=data.display_name,
-            company_name=data.company_name,
-            email=data.email,
-            phone=data.phone,
-            limit=5,
+            await repo.find_duplicates(
+                session,
+                kind=data.kind,
+                display_name=data.display_name,
+                company_name=data.company_name,
+                email=data.email,
+                phone=data.phone,
+                limit=5,
+            ),
         )
-        if matches:
-            first, matched_on = matches[0]
-            raise DuplicateCustomer(
-                f"Customer {first.customer_number} looks like the same customer "
-                f"(same {', '.join(matched_on)}); send allow_duplicate=true to create anyway",
-                existing_customer_id=str(first.id),
-                existing_customer_number=first.customer_number,
-                matched_on=matched_on,
-                candidates=[
-                    {
-                        "customer_id": str(c.id),
-                        "customer_number": c.customer_number,
-                        "matched_on": m,
-                    }
-                    for c, m in matches
-                ],
-            )
     at = now()
     customer = Customer(id=uuid.uuid4(), created_at=at, updated_at=at, **values)
     session.add(customer)
@@ -335,7 +341,11 @@ async def create_customer(ctx: Ctx, data: CustomerCreate, allow_duplicate: bool)
 
 
 async def update_customer(
-    ctx: Ctx, customer_id: uuid.UUID, patch: CustomerUpdate, if_match: str | None
+    ctx: Ctx,
+    customer_id: uuid.UUID,
+    patch: CustomerUpdate,
+    if_match: str | None,
+    allow_duplicate: bool = False,
 ) -> Customer:
     session = ctx.session
     customer = await load(session, customer_id, for_update=True)
@@ -352,6 +362,25 @@ async def update_customer(
                 f"external_ref {requested['external_ref']!r} is already customer {other.id}",
                 existing_customer_id=str(other.id),
             )
+    new_email = requested.get("email") if "email" in changes else None
+    new_phone = requested.get("phone") if "phone" in changes else None
+    if (new_email or new_phone) and not allow_duplicate:
+        await repo.lock_identity_keys(
+            session, identity_keys(customer.kind, None, None, new_email, new_phone)
+        )
+        await reject_duplicates(
+            session,
+            await repo.find_duplicates(
+                session,
+                kind=customer.kind,
+                display_name=None,
+                company_name=None,
+                email=new_email,
+                phone=new_phone,
+                exclude=[customer.id],
+                limit=5,
+            ),
+        )
     at = now()
     archived = False
     if new_status is not None and new_status != customer.status:

@@ -191,3 +191,56 @@ async def test_merge_rejects_unknown_fields_and_self_merge(
     assert unknown.status_code == 422 and "colour" in unknown.json()["detail"]
     itself = await client.post(url, json={"duplicate_id": survivor["id"]}, headers=admin)
     assert itself.status_code == 422
+
+
+async def test_patch_to_another_customers_email_is_409(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    first = await create_customer(client, admin)
+    second = await create_customer(client, admin)
+    url = f"/customers/{second['id']}"
+    response = await client.patch(
+        url, json={"email": first["email"]}, headers={**admin, "If-Match": '"1"'}
+    )
+    assert response.status_code == 409
+    assert response.json()["existing_customer_id"] == first["id"]
+    assert (await client.get(url, headers=admin)).json()["email"] == second["email"]
+    insisted = await client.patch(
+        url,
+        params={"allow_duplicate": "true"},
+        json={"email": first["email"]},
+        headers={**admin, "If-Match": '"1"'},
+    )
+    assert insisted.status_code == 200 and insisted.json()["email"] == first["email"]
+
+
+async def test_duplicate_pairs_across_the_archive(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    first = await create_customer(client, admin)
+    second = (
+        await client.post(
+            "/customers",
+            params={"allow_duplicate": "true"},
+            json=customer_payload(phone=first["phone"]),
+            headers=admin,
+        )
+    ).json()
+    pairs: list[dict[str, Any]] = []
+    cursor = None
+    for _ in range(100):
+        params: dict[str, Any] = {"limit": 20, **({"cursor": cursor} if cursor else {})}
+        page = (await client.get("/duplicates", params=params, headers=admin)).json()
+        pairs.extend(page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    ours = [
+        p
+        for p in pairs
+        if {p["customer"]["customer_id"], p["duplicate"]["customer_id"]}
+        == {first["id"], second["id"]}
+    ]
+    assert len(ours) == 1 and ours[0]["customer"]["matched_on"] == ["phone"]
+    keys = [(p["customer"]["customer_id"], p["duplicate"]["customer_id"]) for p in pairs]
+    assert len(keys) == len(set(keys))

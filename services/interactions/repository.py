@@ -113,8 +113,11 @@ async def customer_status(
 
 async def note_contact(
     session: AsyncSession, settings: Settings, customer_id: uuid.UUID, at: datetime
-) -> None:
-    """A new answered contact: move last contact forward and re-plan the revisit, one statement."""
+) -> bool:
+    """A new answered contact: move last contact forward and re-plan the revisit, one statement.
+
+    Returns whether the service ever planned a revisit for this customer (one may be open).
+    """
     s = CustomerState
     stmt = insert(s).values(
         customer_id=customer_id,
@@ -122,7 +125,7 @@ async def note_contact(
         next_revisit_at=at + timedelta(days=settings.cadence_days(None)),
     )
     last = sa.func.greatest(s.last_contact_at, stmt.excluded.last_contact_at)
-    await session.execute(
+    result = await session.execute(
         stmt.on_conflict_do_update(
             index_elements=[s.customer_id],
             set_={
@@ -132,8 +135,9 @@ async def note_contact(
                 "version": s.version + 1,
                 "updated_at": sa.func.now(),
             },
-        )
+        ).returning(s.revisit_scheduled_for.is_not(None))
     )
+    return bool(result.scalar_one())
 
 
 async def lock_state(session: AsyncSession, customer_id: uuid.UUID) -> CustomerState:

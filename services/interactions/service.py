@@ -100,8 +100,11 @@ async def log_interaction(ctx: Ctx, data: schemas.InteractionCreate) -> Interact
     await _insert(ctx, interaction)
     events: list[EventContract] = [_logged(interaction)]
     if interaction.outcome != "no_answer":
-        await repo.note_contact(ctx.session, ctx.settings, customer_id, interaction.occurred_at)
-        events += await _complete_planned_revisits(ctx, interaction)
+        planned = await repo.note_contact(
+            ctx.session, ctx.settings, customer_id, interaction.occurred_at
+        )
+        if planned:
+            events += await _complete_planned_revisits(ctx, interaction)
     await ctx.outbox.emit(ctx.session, *events)
     return interaction
 

@@ -823,12 +823,14 @@ async def erase(ctx: Ctx, customer_id: uuid.UUID) -> Customer:
         (
             await session.execute(
                 sa.select(Customer.id)
-                .where(Customer.merged_into_id == customer.id)
+                .where(Customer.merged_into_id == customer.id, Customer.erased_at.is_(None))
                 .with_for_update()
             )
         ).scalars()
     )
-    ids = [customer.id, *merged_ids]
+    ids = [*([customer.id] if customer.erased_at is None else []), *merged_ids]
+    if not ids:  # erased already: nothing left to scrub, nothing to announce
+        return customer
     at = now()
     await session.execute(
         sa.update(Customer)

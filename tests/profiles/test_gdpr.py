@@ -149,3 +149,23 @@ async def test_erased_customer_pii_is_nowhere_in_the_database(
         headers={**admin, "If-Match": f'"{erased["version"]}"'},
     )
     assert patch.status_code == 409
+
+
+async def test_erasing_twice_changes_nothing_more(
+    client: httpx.AsyncClient, admin: dict[str, str], session_of: Callable[[], Any]
+) -> None:
+    created = await client.post("/customers", json=customer_payload(), headers=admin)
+    url = f"/customers/{created.json()['id']}/erasure"
+    first = await client.post(url, headers=admin)
+    second = await client.post(url, headers=admin)
+    assert first.status_code == second.status_code == 200
+    assert second.json()["version"] == first.json()["version"]
+    async with session_of() as session:
+        erased_events = await session.scalar(
+            sa.text(
+                "SELECT count(*) FROM outbox WHERE type = 'kehu.customer.erased.v1' "
+                "AND subject = :id"
+            ),
+            {"id": created.json()["id"]},
+        )
+    assert erased_events == 1

@@ -114,8 +114,11 @@ class InteractionUpdate(InteractionFields):
 
 
 class InteractionRead(Read):
+    """A logged contact. Personal text reads `[redacted]` without the `pii:read` scope and
+    is `null` once the customer was erased."""
+
     id: UUID
-    customer_id: UUID
+    customer_id: UUID = Field(description="The customer (the survivor, after a merge).")
     contact_person: str | None
     channel: Channel
     direction: Direction
@@ -182,6 +185,8 @@ class FollowupComplete(Strict):
 
 
 class FollowupRead(Read):
+    """A planned contact and its state (`open`, `done` or `cancelled`)."""
+
     id: UUID
     customer_id: UUID
     kind: FollowupKind
@@ -312,6 +317,8 @@ class PurchaseItemRead(BaseModel):
 
 
 class PurchaseRead(Read):
+    """A purchase; money is a decimal string with 4 places."""
+
     id: UUID
     customer_id: UUID
     external_ref: str
@@ -322,8 +329,8 @@ class PurchaseRead(Read):
     currency: str
     status: PurchaseStatus
     items: list[PurchaseItemRead]
-    refunded_amount: Money
-    refunded_margin: Money
+    refunded_amount: Money = Field(description="Sum of this purchase's refunds.")
+    refunded_margin: Money = Field(description="Sum of the margin given back by refunds.")
     refundable_amount: Money = Field(description="amount - refunded_amount.")
     version: int
     created_at: datetime
@@ -388,14 +395,18 @@ class SurveyCreate(Strict):
 
 
 class SurveyRead(Read):
+    """A survey response; `comment` needs `pii:read` and is `null` once the customer was erased."""
+
     id: UUID
     customer_id: UUID
     invitation_id: UUID | None
     context_type: ContextType | None
     context_id: UUID | None
     channel: SurveyChannel | None
-    scores: dict[str, int]
-    nps: int | None
+    scores: dict[str, int] = Field(
+        description="The answered dimensions, 1-5.", examples=[{"overall": 5, "service": 4}]
+    )
+    nps: int | None = Field(description="0-10; promoters 9-10, detractors 0-6.")
     effort: int | None
     comment: str | None
     submitted_at: datetime

@@ -180,6 +180,9 @@ async def list_customers(
         ),
     ] = None,
     owner_id: Annotated[str | None, Query(description="Account manager.")] = None,
+    external_ref: Annotated[
+        str | None, Query(description="Your system's id for the customer.", examples=["erp-1"])
+    ] = None,
     tag: Annotated[
         list[str] | None, Query(description="Has every one of these tags (repeatable).")
     ] = None,
@@ -214,6 +217,7 @@ async def list_customers(
     """
     filters = repo.CustomerFilter(
         owner_id=owner_id,
+        external_ref=external_ref,
         tags=tag or [],
         industry=industry,
         region=region,

@@ -162,6 +162,7 @@ async def duplicate_pairs(
 @dataclass
 class CustomerFilter:
     owner_id: str | None = None
+    external_ref: str | None = None
     tags: list[str] = field(default_factory=list)
     industry: str | None = None
     region: str | None = None
@@ -214,6 +215,7 @@ async def list_customers(
     if f.tags:
         conditions.append(Customer.tags.contains([t.strip().lower() for t in f.tags]))
     for col, value in (
+        (Customer.external_ref, f.external_ref),
         (Customer.industry, f.industry),
         (Customer.region, f.region),
         (Customer.kind, f.kind),

@@ -36,6 +36,7 @@ async def test_filters_by_owner_tag_industry_region_and_status(
     assert set(await ids(client, admin, owner_id=owner, tag=tag)) == {a["id"], b["id"]}
     assert await ids(client, admin, owner_id=owner, tag=[tag, "x"]) == [a["id"]]
     assert await ids(client, admin, owner_id=owner, industry="steel") == [a["id"]]
+    assert await ids(client, admin, external_ref=b["external_ref"]) == [b["id"]]
     assert await ids(client, admin, owner_id=owner, region="west") == [b["id"]]
     assert await ids(client, admin, owner_id=owner, status="archived") == [c["id"]]
     assert set(await ids(client, admin, owner_id=owner, status="active")) == {a["id"], b["id"]}

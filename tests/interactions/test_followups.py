@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 import httpx
 import sqlalchemy as sa
@@ -81,7 +82,13 @@ async def test_agenda_groups_an_agents_open_followups(
 ) -> None:
     agent = f"agent-{uuid.uuid4().hex[:8]}"
     current = now()
-    end_of_today = datetime.combine(current.date() + timedelta(days=1), datetime.min.time(), UTC)
+    # Ask in a zone where it is about noon, so "today" never ends during the test.
+    offset = (12 - current.hour + 12) % 24 - 12
+    zone = f"Etc/GMT{-offset:+d}"  # POSIX sign: Etc/GMT-3 is UTC+3
+    local = current.astimezone(ZoneInfo(zone))
+    end_of_today = datetime.combine(
+        local.date() + timedelta(days=1), datetime.min.time(), ZoneInfo(zone)
+    ).astimezone(UTC)
     due = {
         "overdue": current - timedelta(hours=3),
         "due_today": current + (end_of_today - current) / 2,
@@ -98,7 +105,7 @@ async def test_agenda_groups_an_agents_open_followups(
         headers=admin,
     )
     await client.post(f"/followups/{cancelled.json()['id']}/cancel", headers=admin)
-    agenda = await client.get(f"/agenda?assignee_id={agent}&days=7", headers=admin)
+    agenda = await client.get(f"/agenda?assignee_id={agent}&days=7&tz={zone}", headers=admin)
     assert agenda.status_code == 200, agenda.text
     body = agenda.json()
     assert [f["id"] for f in body["overdue"]] == [ids["overdue"]]

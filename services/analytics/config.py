@@ -12,6 +12,9 @@ class Settings(ServiceSettings):
     # The consumer: group and topics (tests point them at their own copies).
     # Off for API-only replicas (and tests of the read side): they serve, others consume.
     consumer_enabled: bool = Field(True, validation_alias="ANALYTICS_CONSUMER_ENABLED")
+    # Larger batches than the platform default: per-batch work grows with the customers a
+    # batch touches, not with its events, so bigger batches drain a backlog faster.
+    consumer_batch_size: int = Field(2000, ge=1, validation_alias="ANALYTICS_CONSUMER_BATCH_SIZE")
     consumer_group: str = Field("analytics", validation_alias="ANALYTICS_CONSUMER_GROUP")
     consumed_topics: list[str] = Field(
         default_factory=lambda: ["kehu.customers", "kehu.interactions", "kehu.complaints"],

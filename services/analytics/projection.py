@@ -306,16 +306,15 @@ async def _write(session: AsyncSession, fold: _Fold) -> None:
     f = m.customer_facts
     if fold.customers:
         await session.execute(
-            insert(f)
-            .values([{"customer_id": c} for c in sorted(fold.customers)])
-            .on_conflict_do_nothing()
+            insert(f).on_conflict_do_nothing(),
+            [{"customer_id": c} for c in sorted(fold.customers)],
         )
     if fold.dimensions:
-        stmt = insert(f).values(list(fold.dimensions.values()))
         set_ = _latest(f, "dimensions_at", *DIMENSION_COLUMNS)
         set_["profile_known"] = sa.true()
         await session.execute(
-            stmt.on_conflict_do_update(index_elements=[f.c.customer_id], set_=set_)
+            insert(f).on_conflict_do_update(index_elements=[f.c.customer_id], set_=set_),
+            list(fold.dimensions.values()),
         )
     for customer_id, at in fold.archived.items():
         await session.execute(
@@ -332,7 +331,7 @@ async def _write(session: AsyncSession, fold: _Fold) -> None:
         )
     if fold.purchases:
         p = m.purchases
-        stmt = insert(p).values(list(fold.purchases.values()))
+        stmt = insert(p)
         x = stmt.excluded
         set_ = {
             c: sa.func.coalesce(x[c], p.c[c])
@@ -340,7 +339,8 @@ async def _write(session: AsyncSession, fold: _Fold) -> None:
         }
         set_["cancelled"] = sa.or_(p.c.cancelled, x.cancelled)
         await session.execute(
-            stmt.on_conflict_do_update(index_elements=[p.c.purchase_id], set_=set_)
+            stmt.on_conflict_do_update(index_elements=[p.c.purchase_id], set_=set_),
+            list(fold.purchases.values()),
         )
     for table, rows in (
         (m.refunds, fold.refunds.values()),
@@ -349,14 +349,14 @@ async def _write(session: AsyncSession, fold: _Fold) -> None:
         (m.survey_answers, fold.answers.values()),
     ):
         if rows:
-            await session.execute(insert(table).values(list(rows)).on_conflict_do_nothing())
+            await session.execute(insert(table).on_conflict_do_nothing(), list(rows))
     if fold.complaints:
         await _write_complaints(session, list(fold.complaints.values()))
 
 
 async def _write_complaints(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     c = m.complaints
-    stmt = insert(c).values(rows)
+    stmt = insert(c)
     x = stmt.excluded
     set_: dict[str, Any] = {
         col: sa.func.coalesce(x[col], c.c[col])
@@ -390,7 +390,9 @@ async def _write_complaints(session: AsyncSession, rows: list[dict[str, Any]]) -
     set_["resolution_breached"] = sa.or_(c.c.resolution_breached, x.resolution_breached)
     set_["reopen_count"] = c.c.reopen_count + x.reopen_count
     set_["escalation_level"] = sa.func.greatest(c.c.escalation_level, x.escalation_level)
-    await session.execute(stmt.on_conflict_do_update(index_elements=[c.c.complaint_id], set_=set_))
+    await session.execute(
+        stmt.on_conflict_do_update(index_elements=[c.c.complaint_id], set_=set_), rows
+    )
 
 
 async def request_rerank(session: AsyncSession, settings: Settings) -> None:

@@ -79,11 +79,8 @@ async def test_consumer_applies_batches_once_in_any_order_and_publishes_tier_cha
 
         await eventually(tiered, timeout=60)
         async with engine.connect() as conn:
-            inbox = dict(
-                (await conn.execute(sa.text("SELECT status, count(*) FROM inbox GROUP BY 1")))
-                .tuples()
-                .all()
-            )
+            result = await conn.execute(sa.text("SELECT status, count(*) FROM inbox GROUP BY 1"))
+            inbox = {status: n for status, n in result.all()}
         assert inbox == {"processed": 4, "dead_lettered": 1}  # the duplicate counted once
 
     parked = await read_topic(BOOTSTRAP, dlq_topic(settings.consumer_group), at_least=2)

@@ -1,0 +1,274 @@
+"""Analytics benchmarks: consumer drain rate against raw consume, and tier recompute time.
+
+    .venv/bin/python -m bench.analytics_bench [--events 50000] [--sizes 100000,1000000]
+
+Starts its own embedded PostgreSQL and Tansu broker unless DATABASE_URL and
+KAFKA_BOOTSTRAP_SERVERS are set; prints the figures as JSON and writes them to
+bench/analytics_report.json. Reported, not asserted: the machine is noisy, so compare the
+ratio of figures taken in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer
+from sqlalchemy.engine import make_url
+
+from shared.devstack import ROOT, infrastructure
+
+REPORT = ROOT / "bench" / "analytics_report.json"
+
+
+def _events(n: int) -> list[Any]:
+    from shared.contracts import customers as pc
+    from shared.contracts import interactions as ic
+    from shared.outbox import build_event
+
+    customers = [uuid.uuid4() for _ in range(max(1, n // 10))]
+    now = datetime.now(UTC)
+    events = [
+        build_event(
+            pc.CustomerCreated(
+                customer_id=c,
+                occurred_at=now - timedelta(days=400),
+                dimensions=pc.CustomerDimensions(kind="person", customer_number=c.hex[:8]),
+            ),
+            "/kehu/profiles",
+        )
+        for c in customers
+    ]
+    rng = random.Random(1)
+    while len(events) < n:
+        margin = Decimal(int(rng.paretovariate(1.2) * 1000)) / 100
+        events.append(
+            build_event(
+                ic.PurchaseRecorded(
+                    customer_id=rng.choice(customers),
+                    occurred_at=now - timedelta(days=rng.uniform(0, 360)),
+                    purchase_id=uuid.uuid4(),
+                    external_ref="B",
+                    amount=margin * 3,
+                    cost=margin * 2,
+                    margin=margin,
+                    currency="CNY",
+                    status="paid",
+                ),
+                "/kehu/interactions",
+            )
+        )
+    return events
+
+
+async def _fresh_database(name: str) -> str:
+    from alembic import command
+
+    from shared.migrate import alembic_config, ensure_database
+
+    url = make_url(os.environ["DATABASE_URL"]).set(database=name, drivername="postgresql+asyncpg")
+    rendered = url.render_as_string(hide_password=False)
+    await ensure_database(rendered)
+    await asyncio.to_thread(command.upgrade, alembic_config("analytics", rendered), "head")
+    return rendered
+
+
+async def bench_drain(n: int) -> dict[str, Any]:
+    """Raw getmany rate of a topic, then the analytics batch consumer draining the same topic."""
+    from services.analytics.config import Settings
+    from services.analytics.models import inbox
+    from services.analytics.projection import EVENT_TYPES, handle_batch
+    from shared.consumer import ConsumerRunner
+    from shared.db import create_engine
+    from shared.events.envelope import to_kafka
+    from shared.kafka import ensure_topics, new_producer
+
+    topic = f"kehu.bench.{uuid.uuid4().hex[:8]}"
+    url = await _fresh_database(f"kehu_bench_drain_{uuid.uuid4().hex[:6]}")
+    settings = Settings(service_database_url=url)
+    await ensure_topics(settings, [topic])
+    producer = new_producer(settings)
+    await producer.start()
+    try:
+        futures = []
+        for event in _events(n):
+            key, value, headers = to_kafka(event)
+            futures.append(await producer.send(topic, value=value, key=key, headers=headers))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=f"raw-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+    )
+    await consumer.start()
+    try:
+        seen, started = 0, None
+        while seen < n:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            got = sum(len(v) for v in batch.values())
+            if got and started is None:
+                started = time.perf_counter()
+                first = got
+            seen += got
+        assert started is not None
+        raw_rate = (seen - first) / max(time.perf_counter() - started, 1e-9)
+    finally:
+        await consumer.stop()
+
+    engine = create_engine(settings)
+
+    async def batch(session: Any, events: list[Any]) -> None:
+        await handle_batch(session, events, settings)
+
+    runner = ConsumerRunner(
+        settings,
+        engine,
+        inbox,
+        f"analytics-bench-{uuid.uuid4().hex[:6]}",
+        [topic],
+        {},
+        batch_handler=batch,
+        batch_types=EVENT_TYPES,
+    )
+    runner.start()
+    try:
+        first_at: float | None = None
+        first_count = 0
+        deadline = time.monotonic() + 600
+        while runner.processed_total < n and time.monotonic() < deadline:
+            if first_at is None and runner.processed_total:
+                first_at, first_count = time.perf_counter(), runner.processed_total
+            await asyncio.sleep(0.02)
+        assert first_at is not None
+        drain_rate = (runner.processed_total - first_count) / (time.perf_counter() - first_at)
+    finally:
+        await runner.stop()
+        await engine.dispose()
+    return {
+        "events": n,
+        "raw_consume_events_per_s": round(raw_rate),
+        "analytics_drain_events_per_s": round(drain_rate),
+        "ratio": round(drain_rate / raw_rate, 3),
+        "target_events_per_s": 20_000,
+    }
+
+
+async def bench_recompute(size: int, purchases_per_customer: int = 2) -> dict[str, Any]:
+    """Global re-rank (facts, lifecycle, churn, ABC, RFM) over `size` customers, in SQL."""
+    from services.analytics.config import Settings
+    from services.analytics.recompute import rerank
+    from shared.db import create_engine, session_factory
+
+    url = await _fresh_database(f"kehu_bench_tiers_{size}_{uuid.uuid4().hex[:6]}")
+    settings = Settings(service_database_url=url)
+    engine = create_engine(settings)
+    sessions = session_factory(engine)
+    try:
+        started = time.perf_counter()
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO customer_facts (customer_id, profile_known) "
+                    "SELECT gen_random_uuid(), true FROM generate_series(1, :n)"
+                ),
+                {"n": size},
+            )
+            # Pareto-like margins: a few customers carry most of the profit.
+            await conn.execute(
+                sa.text(
+                    """
+                    INSERT INTO purchases (purchase_id, customer_id, amount, cost, margin,
+                                           currency, status, occurred_at)
+                    SELECT gen_random_uuid(), customer_id, m * 3, m * 2, m, 'CNY', 'paid',
+                           now() - random() * interval '360 days'
+                    FROM (SELECT customer_id,
+                                 round((10 / power(1 - random() * 0.999, 1 / 1.2))::numeric, 2)
+                                     AS m
+                          FROM customer_facts, generate_series(1, :k)) s
+                    """
+                ),
+                {"k": purchases_per_customer},
+            )
+            await conn.execute(sa.text("ANALYZE"))
+        load_s = time.perf_counter() - started
+
+        async with sessions.begin() as session:
+            first = await rerank(session, settings)
+        async with engine.begin() as conn:  # 1% of customers buy again
+            await conn.execute(
+                sa.text(
+                    """
+                    INSERT INTO purchases (purchase_id, customer_id, amount, cost, margin,
+                                           currency, status, occurred_at)
+                    SELECT gen_random_uuid(), customer_id, 300, 200, 100, 'CNY', 'paid', now()
+                    FROM customer_facts TABLESAMPLE BERNOULLI (1)
+                    """
+                )
+            )
+        async with sessions.begin() as session:
+            steady = await rerank(session, settings)
+    finally:
+        await engine.dispose()
+    return {
+        "customers": size,
+        "purchases": size * purchases_per_customer,
+        "load_s": round(load_s, 1),
+        "first_rerank_s": round(first.duration_ms / 1000, 2),
+        "first_rerank_tier_events": first.tier_events,
+        "steady_rerank_s": round(steady.duration_ms / 1000, 2),
+        "steady_rerank_tier_events": steady.tier_events,
+        "target_s_at_1m": 30,
+    }
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, Any] = {"measured_at": datetime.now(UTC).isoformat()}
+    if args.events:
+        results["consumer_drain"] = await bench_drain(args.events)
+        print(json.dumps(results["consumer_drain"]), flush=True)
+    results["tier_recompute"] = []
+    for size in [int(s) for s in args.sizes.split(",") if s]:
+        figure = await bench_recompute(size)
+        results["tier_recompute"].append(figure)
+        print(json.dumps(figure), flush=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--out", type=Path, default=REPORT)
+    args = parser.parse_args()
+    with (
+        tempfile.TemporaryDirectory(prefix="kehu-bench-") as state,
+        infrastructure(Path(state), fixed_ports=False) as (database_url, bootstrap),
+    ):
+        os.environ["DATABASE_URL"] = database_url
+        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+        os.environ.setdefault("KEHU_STATE_DIR", state)
+        results = asyncio.run(run(args))
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

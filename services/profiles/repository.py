@@ -59,9 +59,14 @@ async def by_external_ref(session: AsyncSession, external_ref: str) -> Customer 
 
 async def lock_identity_keys(session: AsyncSession, keys: Sequence[str]) -> None:
     """Serialise concurrent creates of the same e-mail / phone / name so the check holds."""
-    for key in sorted(set(keys)):
+    # One round trip; unnest keeps the sorted order, so two writers never wait crosswise.
+    if keys:
         await session.execute(
-            sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(key, 0)))
+            sa.text(
+                "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
+                "FROM unnest(CAST(:keys AS text[])) AS k"
+            ),
+            {"keys": sorted(set(keys))},
         )
 
 

@@ -201,40 +201,47 @@ class Insights(BaseModel):
 
 
 class CustomerRead(BaseModel):
-    """A customer as stored. Without the `pii:read` scope e-mail, phone, addresses and notes
-    are masked."""
+    """A customer as stored. Without the `pii:read` scope e-mail and phone are masked and
+    legal name, addresses, notes and custom attributes are left out."""
 
-    id: UUID = Field(examples=[CUSTOMER_ID_EXAMPLE])
-    customer_number: str = Field(examples=["C-000123"])
-    kind: CustomerKind
-    status: CustomerStatus
-    display_name: str
-    legal_name: str | None
-    email: str | None
-    phone: str | None = Field(examples=["+8613800138000"])
+    id: UUID = Field(
+        description="The customer's id (the key of its events).", examples=[CUSTOMER_ID_EXAMPLE]
+    )
+    customer_number: str = Field(
+        description="Readable number assigned by the service; unique.", examples=["C-000123"]
+    )
+    kind: CustomerKind = Field(examples=["organisation"])
+    status: CustomerStatus = Field(
+        description="`archived` after DELETE; `merged` when merged into `merged_into_id`.",
+        examples=["active"],
+    )
+    display_name: str = Field(examples=["Lianhua Trading"])
+    legal_name: str | None = Field(examples=["Shanghai Lianhua Trading Co., Ltd."])
+    email: str | None = Field(description="Lower-case.", examples=["li.wei@example.com"])
+    phone: str | None = Field(description="E.164.", examples=["+8613800138000"])
     addresses: list[Address]
-    company_name: str | None
-    industry: str | None
-    region: str | None
-    company_size: str | None
-    source_channel: str | None
-    owner_id: str | None
-    tags: list[str]
-    language: str | None
-    preferred_channel: str | None
+    company_name: str | None = Field(examples=["Lianhua Trading"])
+    industry: str | None = Field(examples=["manufacturing"])
+    region: str | None = Field(examples=["east"])
+    company_size: str | None = Field(examples=["50-249"])
+    source_channel: str | None = Field(examples=["referral"])
+    owner_id: str | None = Field(description="The account manager.", examples=["u-17"])
+    tags: list[str] = Field(examples=[["vip", "wholesale"]])
+    language: str | None = Field(examples=["zh-CN"])
+    preferred_channel: str | None = Field(examples=["phone"])
     important_dates: list[ImportantDate]
-    notes: str | None
-    custom_attributes: dict[str, Any]
-    external_ref: str | None
+    notes: str | None = Field(examples=["Prefers calls after 3 pm."])
+    custom_attributes: dict[str, Any] = Field(examples=[{"erp_segment": "K2"}])
+    external_ref: str | None = Field(description="Your system's id.", examples=["erp-100234"])
     merged_into_id: UUID | None = Field(
         None, description="Set when this record was merged into another (status `merged`)."
     )
     insights: Insights
-    version: int = Field(description="The ETag value; send it back in If-Match.")
+    version: int = Field(description="The ETag value; send it back in If-Match.", examples=[3])
     created_at: datetime
-    updated_at: datetime
+    updated_at: datetime = Field(description="Last change; the key of incremental sync.")
     archived_at: datetime | None
-    erased_at: datetime | None
+    erased_at: datetime | None = Field(description="Set once the personal data was erased.")
 
 
 class DuplicateMatch(BaseModel):
@@ -281,15 +288,17 @@ class ContactUpdate(BaseModel):
 
 
 class ContactRead(BaseModel):
+    """A contact person; e-mail and phone masked without `pii:read`."""
+
     id: UUID
-    customer_id: UUID
-    name: str
-    role: str | None
-    email: str | None
-    phone: str | None
+    customer_id: UUID = Field(description="The organisation.")
+    name: str = Field(examples=["Wang Fang"])
+    role: str | None = Field(examples=["purchasing manager"])
+    email: str | None = Field(examples=["wang.fang@example.com"])
+    phone: str | None = Field(examples=["+8613912345678"])
     is_primary: bool
     notes: str | None
-    version: int
+    version: int = Field(description="The ETag value; send it back in If-Match.", examples=[1])
     created_at: datetime
     updated_at: datetime
 
@@ -325,15 +334,17 @@ class NeedUpdate(BaseModel):
 
 
 class NeedRead(BaseModel):
+    """A business need or requirement."""
+
     id: UUID
     customer_id: UUID
-    category: str
-    title: str
+    category: str = Field(examples=["product"])
+    title: str = Field(examples=["Needs a cold-chain delivery option"])
     description: str | None
-    priority: Priority
-    status: NeedStatus
-    due_date: date | None
-    version: int
+    priority: Priority = Field(examples=["high"])
+    status: NeedStatus = Field(examples=["in_progress"])
+    due_date: date | None = Field(examples=["2026-12-31"])
+    version: int = Field(description="The ETag value; send it back in If-Match.", examples=[1])
     created_at: datetime
     updated_at: datetime
 
@@ -359,11 +370,13 @@ class ConsentChange(BaseModel):
 
 
 class ConsentRead(BaseModel):
-    purpose: ConsentPurpose
-    granted: bool
-    source: str
-    occurred_at: datetime
-    recorded_by: str
+    """One grant or withdrawal."""
+
+    purpose: ConsentPurpose = Field(examples=["marketing_email"])
+    granted: bool = Field(examples=[True])
+    source: str = Field(description="Where the customer gave it.", examples=["web_form"])
+    occurred_at: datetime = Field(description="When the customer did it.")
+    recorded_by: str = Field(description="Token subject that recorded it.", examples=["u-17"])
 
 
 class ConsentState(BaseModel):
@@ -415,6 +428,9 @@ class MergeResult(BaseModel):
 
 
 class ImportRowResult(BaseModel):
+    """What happened to one row: `created`, `existing` (its external_ref was imported
+    before: not created again) or `error` (see `errors`)."""
+
     row: int = Field(description="1-based row number (data rows, header excluded).")
     status: Literal["created", "existing", "error"]
     customer_id: UUID | None = None
@@ -426,6 +442,8 @@ class ImportRowResult(BaseModel):
 
 
 class ImportResult(BaseModel):
+    """Counts and one result per row, in the order of the import."""
+
     created: int
     existing: int
     failed: int

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 ROLE ?= admin
 PYTEST_ARGS ?=
 
-.PHONY: install dev test lint format token migrate bench demo clean
+.PHONY: install dev test lint format token migrate bench demo docs clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ lint: install
 	@$(VENV)/bin/ruff check shared services tests bench
 	@$(VENV)/bin/ruff format --check shared services tests bench
 	@$(VENV)/bin/mypy
+	@$(PY) -m shared.asyncapi --check docs/
+
+## Regenerate the AsyncAPI document, the event catalog and the portal under docs/.
+docs: install
+	@$(PY) -m shared.asyncapi --write docs/
 
 format: install
 	@$(VENV)/bin/ruff format shared services tests bench

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -20,9 +20,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from shared import metrics
+from shared.asyncapi import docs_router
 from shared.audit import audit_router
 from shared.auth import TokenVerifier, require
-from shared.consumer import ConsumerRunner, EventHandler
+from shared.consumer import BatchHandler, ConsumerRunner, EventHandler
 from shared.db import SessionDep, create_engine, session_factory
 from shared.events.envelope import CloudEvent
 from shared.limits import BodySizeLimitMiddleware, RateLimitMiddleware
@@ -40,6 +41,9 @@ class ConsumerSpec:
     group_id: str
     topics: Sequence[str]
     handlers: dict[str, EventHandler]
+    # Set-based consumers: one call per batch of new events (of `batch_types`, or every type).
+    batch_handler: BatchHandler | None = None
+    batch_types: Collection[str] | None = None
 
 
 @dataclass
@@ -166,7 +170,16 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
         app.state.outbox = Outbox(spec.outbox, f"/kehu/{spec.name}")
         app.state.relay = relay = OutboxRelay(settings, engine, spec.outbox, set(spec.publishes))
         app.state.consumers = [
-            ConsumerRunner(settings, engine, spec.inbox, c.group_id, c.topics, c.handlers)
+            ConsumerRunner(
+                settings,
+                engine,
+                spec.inbox,
+                c.group_id,
+                c.topics,
+                c.handlers,
+                batch_handler=c.batch_handler,
+                batch_types=c.batch_types,
+            )
             for c in spec.consumers
         ]
 
@@ -220,6 +233,7 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
     for router in spec.routers:
         app.include_router(router)
     app.include_router(events_router(spec.outbox))
+    app.include_router(docs_router())
     if spec.audit is not None:
         app.include_router(audit_router(spec.audit))
     app.include_router(health_router())

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
-import importlib
 import json
 import sys
 from collections.abc import Iterable
@@ -28,10 +27,8 @@ from shared.problems import NotFound, problem_responses
 
 ASYNCAPI_VERSION = "3.0.0"
 DOCUMENT_VERSION = "1.0.0"
-# Contract modules outside `shared.contracts` whose events are part of the public catalog.
-EXTRA_CONTRACT_MODULES = ("services.subscriptions.events",)
-# Only contracts defined in these packages are documented (tests register throwaway ones).
-DOCUMENTED_PACKAGES = ("shared.contracts", *EXTRA_CONTRACT_MODULES)
+# Only contracts defined here are documented (tests register throwaway ones).
+DOCUMENTED_PACKAGES = ("shared.contracts",)
 # The ports `make dev` uses (shared.devstack.SERVICES without KEHU_PORT_OFFSET).
 SERVICE_PORTS = {
     "profiles": 8001,
@@ -75,8 +72,6 @@ def load_contracts() -> list[type[EventContract]]:
     from shared.contracts import load_all
 
     load_all()
-    for module in EXTRA_CONTRACT_MODULES:
-        importlib.import_module(module)
     return [
         cls
         for cls in REGISTRY

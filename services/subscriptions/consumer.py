@@ -6,27 +6,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.subscriptions.config import Settings
 from services.subscriptions.delivery import enqueue
-from shared.consumer import EventHandler
+from shared.consumer import BatchHandler, current_event_id
 from shared.events.envelope import CloudEvent
 
 CONSUMER_GROUP = "subscriptions"
 
 
-class EveryType(dict[str, EventHandler]):
-    """Handlers for every event type, known or not yet (a newer publisher's types too)."""
+def batch_handler(settings: Settings) -> BatchHandler:
+    """Every event type, known or not yet (a newer publisher's types too), is considered."""
 
-    def __init__(self, handler: EventHandler) -> None:
-        super().__init__()
-        self.handler = handler
-
-    def get(self, key: str, default: EventHandler | None = None) -> EventHandler:  # type: ignore[override]
-        return self.handler
-
-
-def handlers(settings: Settings) -> dict[str, EventHandler]:
-    async def handle(session: AsyncSession, event: CloudEvent) -> None:
+    async def handle(session: AsyncSession, events: list[CloudEvent]) -> None:
         # Runs in the consumer's batch transaction with the inbox insert: the deliveries
-        # commit together with the record that the event was processed, so none is lost.
-        await enqueue(session, event, settings)
+        # commit together with the record that the events were processed, so none is lost.
+        for event in events:
+            token = current_event_id.set(event.id)
+            try:
+                await enqueue(session, event, settings)
+            finally:
+                current_event_id.reset(token)
 
-    return EveryType(handle)
+    return handle

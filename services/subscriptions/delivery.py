@@ -32,10 +32,10 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.subscriptions.config import Settings
-from services.subscriptions.events import DisabledReason, SubscriptionDisabled
 from services.subscriptions.models import deliveries, delivery_attempts, subscriptions
 from services.subscriptions.safety import Network, check_target, parse_networks
 from services.subscriptions.signing import signature_header
+from shared.contracts.subscriptions import DisabledReason, SubscriptionDisabled
 from shared.events.envelope import CloudEvent
 from shared.outbox import Outbox
 from shared.problems import ProblemError

@@ -4,13 +4,12 @@ from fastapi import FastAPI
 
 from services.subscriptions.api import router
 from services.subscriptions.config import Settings
-from services.subscriptions.consumer import CONSUMER_GROUP, handlers
+from services.subscriptions.consumer import CONSUMER_GROUP, batch_handler
 from services.subscriptions.delivery import delivery_worker, prune_deliveries
-from services.subscriptions.events import SUBSCRIPTIONS_TOPIC
 from services.subscriptions.models import inbox, outbox
 from shared.app import ConsumerSpec, ServiceSpec, create_service_app
-from shared.asyncapi import catalog_router, docs_router
-from shared.contracts import DOMAIN_TOPICS
+from shared.asyncapi import catalog_router
+from shared.contracts import DOMAIN_TOPICS, SUBSCRIPTIONS_TOPIC
 from shared.scheduler import periodic
 
 DESCRIPTION = """\
@@ -43,9 +42,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings=settings,
             outbox=outbox,
             inbox=inbox,
-            routers=[router, docs_router(), catalog_router()],
+            routers=[router, catalog_router()],
             publishes=[SUBSCRIPTIONS_TOPIC],
-            consumers=[ConsumerSpec(CONSUMER_GROUP, DOMAIN_TOPICS, handlers(settings))],
+            consumers=[
+                ConsumerSpec(
+                    CONSUMER_GROUP, DOMAIN_TOPICS, {}, batch_handler=batch_handler(settings)
+                )
+            ],
             background=[delivery_worker, prune_job],
             openapi_tags=[
                 {

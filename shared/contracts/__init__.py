@@ -7,9 +7,16 @@ CUSTOMERS_TOPIC = "kehu.customers"
 INTERACTIONS_TOPIC = "kehu.interactions"
 COMPLAINTS_TOPIC = "kehu.complaints"
 ANALYTICS_TOPIC = "kehu.analytics"
+SUBSCRIPTIONS_TOPIC = "kehu.subscriptions"
 DOMAIN_TOPICS = (CUSTOMERS_TOPIC, INTERACTIONS_TOPIC, COMPLAINTS_TOPIC, ANALYTICS_TOPIC)
 
 
 def load_all() -> None:
     """Import every contract module so the registry knows every event type."""
-    from shared.contracts import analytics, complaints, customers, interactions  # noqa: F401
+    from shared.contracts import (  # noqa: F401
+        analytics,
+        complaints,
+        customers,
+        interactions,
+        subscriptions,
+    )

@@ -11,9 +11,9 @@ from uuid import UUID
 
 from pydantic import Field
 
+from shared.contracts import SUBSCRIPTIONS_TOPIC
 from shared.events.registry import EventContract, contract
 
-SUBSCRIPTIONS_TOPIC = "kehu.subscriptions"
 DisabledReason = Literal["endpoint_gone", "failing"]
 
 

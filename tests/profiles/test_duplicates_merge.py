@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import Any
 
 import httpx
 
 from shared.events.envelope import from_kafka
-from tests.helpers import read_topic
+from tests.helpers import eventually, read_topic
 from tests.profiles.factories import create_customer, customer_payload, mobile, unique
 
 
@@ -156,26 +155,22 @@ async def test_merge_repoints_records_and_publishes_merged_on_kafka(
     )
     assert again.status_code == 422
 
-    async def merged_event() -> dict[str, Any] | None:
-        records = await read_topic(
-            os.environ["KAFKA_BOOTSTRAP_SERVERS"], "kehu.customers", at_least=1
-        )
-        for record in records:
+    seen: list[dict[str, Any]] = []
+
+    async def merged_event_arrived() -> bool:
+        bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+        for record in await read_topic(bootstrap, "kehu.customers", at_least=1):
             event = from_kafka(record.value, record.headers)
             if (
                 event.type == "kehu.customer.merged.v1"
                 and event.data["merged_customer_id"] == duplicate["id"]
             ):
                 assert record.key == survivor["id"].encode()
-                return event.data
-        return None
+                seen.append(event.data)
+        return bool(seen)
 
-    for _ in range(60):
-        data = await merged_event()
-        if data is not None:
-            break
-        await asyncio.sleep(0.5)
-    assert data is not None and data["customer_id"] == survivor["id"]
+    await eventually(merged_event_arrived, timeout=30, interval=0.5)
+    assert seen[0]["customer_id"] == survivor["id"]
 
 
 async def test_merge_rejects_unknown_fields_and_self_merge(

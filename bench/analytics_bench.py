@@ -177,7 +177,7 @@ async def bench_recompute(size: int, purchases_per_customer: int = 2) -> dict[st
     from shared.db import create_engine, session_factory
 
     url = await _fresh_database(f"kehu_bench_tiers_{size}_{uuid.uuid4().hex[:6]}")
-    settings = Settings(service_database_url=url)
+    settings = Settings(service_database_url=url, db_statement_timeout_ms=3_600_000)
     engine = create_engine(settings)
     sessions = session_factory(engine)
     try:

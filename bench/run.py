@@ -240,13 +240,16 @@ def wrk(
     args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
     if script:
         args += ["-s", script]
-    out = subprocess.run(
+    done = subprocess.run(
         [*args, url],
         capture_output=True,
         text=True,
         timeout=seconds + 60,
         env={**os.environ, **(env or {})},
-    ).stdout
+    )
+    out = done.stdout
+    if done.stderr.strip():  # the scripts report their first non-2xx answer here
+        print(done.stderr.strip()[:600], file=sys.stderr)
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     result = {"rps": rate, "non2xx": float(non2xx.group(1)) if non2xx else 0.0}
@@ -277,7 +280,11 @@ async def fixed_rate(
 
         async def one(i: int, scheduled: float) -> None:
             nonlocal errors
-            response = await send(client, i)
+            try:
+                response = await send(client, i)
+            except httpx.HTTPError:
+                errors += 1
+                return
             latencies.append((time.perf_counter() - scheduled) * 1000)
             if response.status_code >= 400:
                 errors += 1

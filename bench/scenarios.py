@@ -11,11 +11,12 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 
-from bench.run import Report, scenario
+from bench.run import Figure, Report, scenario
 from services.analytics.models import inbox as analytics_inbox
 from services.profiles.models import outbox as profiles_outbox
 from shared.consumer import ConsumerRunner
 from shared.db import create_engine
+from shared.devstack import ROOT
 from shared.events.envelope import CloudEvent
 from shared.migrate import alembic_config, ensure_database
 from shared.outbox import OutboxRelay
@@ -116,3 +117,247 @@ async def relay_and_consumer_drain(report: Report, env: dict[str, str]) -> None:
         "kafka_consume",
         note="one inbox insert and one savepoint per batch of 2000",
     )
+
+
+# -- service endpoints -------------------------------------------------------------------------
+
+SERVICE_TOKEN_ROLE = "admin"
+
+
+class Services:
+    """The services under test as real uvicorn processes (one worker each)."""
+
+    def __init__(self, env: dict[str, str], names: list[str]) -> None:
+        from bench.run import start_uvicorn
+
+        self.processes: dict[str, Any] = {}
+        self.urls: dict[str, str] = {}
+        for name in names:
+            process, port = start_uvicorn(f"services.{name}.main:create_app", env, factory=True)
+            self.processes[name] = process
+            self.urls[name] = f"http://127.0.0.1:{port}"
+
+    async def wait_ready(self) -> None:
+        import httpx
+
+        async with httpx.AsyncClient() as client:
+            for url in self.urls.values():
+                for _ in range(300):
+                    try:
+                        if (await client.get(f"{url}/health/ready")).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    await asyncio.sleep(0.2)
+
+    def stop(self) -> None:
+        from bench.run import stop
+
+        for process in self.processes.values():
+            stop(process)
+
+
+def bearer() -> str:
+    from shared.auth import issue_token
+
+    return issue_token(ServiceSettings(), SERVICE_TOKEN_ROLE, subject="bench")
+
+
+CUSTOMER_BODY = (
+    '{"display_name": "Bench {{n}}", "email": "bench.{{n}}@example.com", '
+    '"kind": "person", "industry": "retail", "region": "east"}'
+)
+
+
+@scenario
+async def service_endpoints(report: Report, env: dict[str, str]) -> None:
+    import httpx
+
+    from bench.run import fixed_rate, rss_mb, wrk
+
+    services = Services(env, ["profiles", "interactions", "analytics"])
+    token = bearer()
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        await services.wait_ready()
+        profiles, interactions = services.urls["profiles"], services.urls["interactions"]
+        lua = str(ROOT / "bench" / "post.lua")
+        created = wrk(
+            f"{profiles}/customers",
+            script=lua,
+            env={"BENCH_PATH": "/customers", "BENCH_BODY": CUSTOMER_BODY, "BENCH_AUTH": token},
+        )
+        report.compared(
+            "POST /customers (row + history + outbox), max",
+            created["rps"],
+            "req/s",
+            "row_outbox_tx",
+            0.45,
+            note=f"wrk 32 connections; non-2xx: {created['non2xx']:.0f}",
+        )
+        async with httpx.AsyncClient(headers=headers, timeout=30) as client:
+            customer = (
+                await client.post(
+                    f"{profiles}/customers",
+                    json={
+                        "display_name": "Bench reader",
+                        "email": f"r{uuid.uuid4().hex}@example.com",
+                    },
+                )
+            ).json()
+        half = max(50.0, created["rps"] / 2)
+
+        async def post_customer(client: httpx.AsyncClient, i: int) -> httpx.Response:
+            return await client.post(
+                "/customers",
+                headers=headers,
+                json={
+                    "display_name": f"Fixed {i}",
+                    "email": f"f{i}.{uuid.uuid4().hex[:8]}@example.com",
+                },
+            )
+
+        latency = await fixed_rate(post_customer, profiles, half, seconds=5)
+        report.add(
+            Figure(f"POST /customers p50 at {half:.0f} req/s (half max)", latency["p50_ms"], "ms")
+        )
+        report.add(
+            Figure(
+                f"POST /customers p99 at {half:.0f} req/s (half max)",
+                latency["p99_ms"],
+                "ms",
+                target="< 15 ms",
+                meets_target=latency["p99_ms"] < 15,
+            )
+        )
+
+        get_lua = ROOT / "bench" / "get.lua"
+        got = wrk(
+            f"{profiles}/customers/{customer['id']}", script=str(get_lua), env={"BENCH_AUTH": token}
+        )
+        report.compared(
+            "GET /customers/{id}, max",
+            got["rps"],
+            "req/s",
+            "http_get",
+            0.5,
+            note=f"non-2xx: {got['non2xx']:.0f}",
+        )
+
+        purchase_body = (
+            '{"customer_id": "' + customer["id"] + '", "external_ref": "b-{{n}}", '
+            '"occurred_at": "2026-11-01T10:00:00Z", "amount": "120.00", "cost": "80.00", '
+            '"currency": "CNY"}'
+        )
+        bought = wrk(
+            f"{interactions}/purchases",
+            script=lua,
+            env={"BENCH_PATH": "/purchases", "BENCH_BODY": purchase_body, "BENCH_AUTH": token},
+        )
+        report.compared(
+            "POST /purchases, max",
+            bought["rps"],
+            "req/s",
+            "row_outbox_tx",
+            0.45,
+            note=f"one customer (a hot row); non-2xx: {bought['non2xx']:.0f}",
+        )
+
+        rows = "\n".join(
+            f'{{"display_name": "Import {i}", "email": "imp{i}.{uuid.uuid4().hex[:6]}@example.com",'
+            f' "external_ref": "imp-{uuid.uuid4().hex}"}}'
+            for i in range(10_000)
+        )
+        async with httpx.AsyncClient(headers=headers, timeout=300) as client:
+            started = time.perf_counter()
+            response = await client.post(
+                f"{profiles}/customers/import",
+                content=rows,
+                headers={"content-type": "application/x-ndjson"},
+            )
+            elapsed = time.perf_counter() - started
+        report.compared(
+            "POST /customers/import, 10,000 rows",
+            10_000 / elapsed,
+            "rows/s",
+            "asyncpg_insert",
+            note=f"status {response.status_code}",
+        )
+
+        await freshness(report, services, headers)
+        for name, process in services.processes.items():
+            report.add(
+                Figure(
+                    f"RSS {name} after load",
+                    rss_mb(process),
+                    "MB",
+                    target="< 150 MB",
+                    meets_target=rss_mb(process) < 150,
+                )
+            )
+    finally:
+        services.stop()
+
+
+async def freshness(report: Report, services: Services, headers: dict[str, str]) -> None:
+    """Write-to-aggregate: a purchase posted at 500 writes/s until analytics shows its revenue."""
+    import httpx
+
+    interactions, analytics = services.urls["interactions"], services.urls["analytics"]
+    rate, seconds, sample_every = 500, 4, 10
+    customers = [str(uuid.uuid4()) for _ in range(rate * seconds // sample_every)]
+    delays: list[float] = []
+    limits = httpx.Limits(max_connections=64)
+    async with httpx.AsyncClient(headers=headers, timeout=30, limits=limits) as client:
+
+        async def watch(customer_id: str, posted: float) -> None:
+            deadline = posted + 30
+            while time.perf_counter() < deadline:
+                r = await client.get(f"{analytics}/customers/{customer_id}/insights")
+                if r.status_code == 200 and float(r.json().get("revenue") or 0) > 0:
+                    delays.append((time.perf_counter() - posted) * 1000)
+                    return
+                await asyncio.sleep(0.01)
+
+        watchers = []
+        started = time.perf_counter()
+        for i in range(rate * seconds):
+            scheduled = started + i / rate
+            if (delay := scheduled - time.perf_counter()) > 0:
+                await asyncio.sleep(delay)
+            sampled = i % sample_every == 0
+            customer_id = customers[i // sample_every] if sampled else str(uuid.uuid4())
+            body = {
+                "customer_id": customer_id,
+                "external_ref": f"fr-{i}",
+                "occurred_at": datetime.now(UTC).isoformat(),
+                "amount": "10.00",
+                "cost": "4.00",
+                "currency": "CNY",
+            }
+
+            async def post(body: dict[str, Any] = body, sampled: bool = sampled) -> None:
+                response = await client.post(f"{interactions}/purchases", json=body)
+                if sampled and response.status_code < 300:
+                    await watch(body["customer_id"], time.perf_counter())
+
+            watchers.append(asyncio.create_task(post()))
+        await asyncio.gather(*watchers)
+    if delays:
+        delays.sort()
+        report.add(
+            Figure(
+                "write-to-aggregate freshness p50 at 500 writes/s", delays[len(delays) // 2], "ms"
+            )
+        )
+        p99 = delays[max(0, int(len(delays) * 0.99) - 1)]
+        report.add(
+            Figure(
+                "write-to-aggregate freshness p99 at 500 writes/s",
+                p99,
+                "ms",
+                target="< 250 ms",
+                meets_target=p99 < 250,
+                note=f"{len(delays)} sampled purchases seen in analytics",
+            )
+        )

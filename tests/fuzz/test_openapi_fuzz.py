@@ -90,8 +90,9 @@ def test_fuzzed_requests_never_get_server_errors(service_url: str, tmp_path: Pat
             MAX_TIME,
             "--seed",
             "20261123",
+            # One worker: with two, schemathesis on Python 3.11 can crash inside ast.parse.
             "--workers",
-            "2",
+            "1",
             "--suppress-health-check",
             "all",
             "--report-dir",

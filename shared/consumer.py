@@ -20,7 +20,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -72,6 +71,12 @@ class ConsumerRunner:
         # insert and one savepoint per batch, falling back to one event at a time only to
         # isolate a poison event.
         self.batch_handler: BatchHandler = batch_handler or self._dispatch
+        self._inbox_insert = sa.text(
+            f"INSERT INTO {inbox.name} (consumer, event_id, type) "
+            "SELECT :consumer, u.event_id, u.type "
+            "FROM unnest(CAST(:ids AS text[]), CAST(:types AS text[])) AS u(event_id, type) "
+            f"ON CONFLICT DO NOTHING RETURNING {inbox.name}.event_id"
+        )
         self.batch_types = (
             frozenset(batch_types)
             if batch_types is not None
@@ -219,18 +224,17 @@ class ConsumerRunner:
             fresh_by_id.setdefault(event.id, (record, event))
         if not fresh_by_id:
             return
+        # Arrays through unnest: one cached statement whatever the batch size (a multi-row
+        # VALUES is compiled anew for every batch size, which cost more than the insert).
         inserted = set(
             (
                 await session.execute(
-                    insert(self.inbox)
-                    .values(
-                        [
-                            {"consumer": self.group_id, "event_id": e.id, "type": e.type}
-                            for _, e in fresh_by_id.values()
-                        ]
-                    )
-                    .on_conflict_do_nothing()
-                    .returning(self.inbox.c.event_id)
+                    self._inbox_insert,
+                    {
+                        "consumer": self.group_id,
+                        "ids": [e.id for _, e in fresh_by_id.values()],
+                        "types": [e.type for _, e in fresh_by_id.values()],
+                    },
                 )
             ).scalars()
         )

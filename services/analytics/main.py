@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -18,8 +19,10 @@ from services.analytics.recompute import rerank_if_due
 from shared.app import ServiceSpec, create_service_app
 from shared.consumer import ConsumerRunner
 from shared.contracts import ANALYTICS_TOPIC
+from shared.db import create_engine, session_factory
 from shared.events.envelope import CloudEvent
-from shared.scheduler import periodic
+
+logger = logging.getLogger("kehu.analytics")
 
 DESCRIPTION = """\
 Read models:
@@ -80,10 +83,26 @@ def consumer_task(settings: Settings) -> Callable[[FastAPI], Coroutine[Any, Any,
 
 
 def rerank_task(settings: Settings) -> Callable[[FastAPI], Coroutine[Any, Any, None]]:
-    job = periodic("analytics-rerank", rerank_if_due, lambda app: settings.rerank_poll_s)
+    """The debounced re-rank, on its own small pool whose client timeout fits a full re-rank."""
+    long_settings = settings.model_copy(
+        update={"db_statement_timeout_ms": settings.rerank_statement_timeout_ms, "db_pool_size": 1}
+    )
 
     async def run(app: FastAPI) -> None:
-        await job(app)
+        engine = create_engine(long_settings)
+        sessions = session_factory(engine)
+        try:
+            while True:
+                try:
+                    async with sessions.begin() as session:
+                        await rerank_if_due(settings, session)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.exception("analytics re-rank failed; retrying")
+                await asyncio.sleep(settings.rerank_poll_s)
+        finally:
+            await engine.dispose()
 
     return run
 

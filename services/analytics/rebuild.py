@@ -140,7 +140,11 @@ async def main() -> None:
     from shared.db import create_engine, session_factory
 
     settings = Settings()
-    engine = create_engine(settings)
+    engine = create_engine(
+        settings.model_copy(
+            update={"db_statement_timeout_ms": settings.rerank_statement_timeout_ms}
+        )
+    )
     clients = {name: httpx.AsyncClient(base_url=url) for name, url in feed_urls(settings).items()}
     try:
         async with session_factory(engine).begin() as session:

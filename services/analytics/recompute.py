@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.analytics.config import Settings
@@ -67,9 +66,8 @@ async def lock_state(session: AsyncSession) -> None:
     await session.execute(sa.text("SELECT 1 FROM recompute_state WHERE name = 'rerank' FOR UPDATE"))
 
 
-async def rerank_if_due(app: FastAPI, session: AsyncSession) -> int:
-    """Scheduler job: run the re-rank when due and no batch holds the state row."""
-    settings: Settings = app.state.settings
+async def rerank_if_due(settings: Settings, session: AsyncSession) -> bool:
+    """Run the re-rank when due and no batch holds the state row; whether it ran."""
     claimed = await session.execute(
         sa.text(
             """
@@ -83,6 +81,6 @@ async def rerank_if_due(app: FastAPI, session: AsyncSession) -> int:
         {"every": settings.rerank_every_s},
     )
     if claimed.first() is None:
-        return 0
+        return False
     await rerank(session, settings)
-    return 0
+    return True

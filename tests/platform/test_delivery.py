@@ -293,3 +293,51 @@ async def _has_effects(engine: AsyncEngine, count: int) -> bool:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_parked_event_replays_once_the_cause_is_fixed(
+    producer_side: Any, consumer_side: Any
+) -> None:
+    from shared.dlq import replay
+
+    settings, engine = producer_side
+    consumer_settings, consumer_engine = consumer_side
+    topic = unique_topic()
+    happened = make_contract(topic)
+    async with engine.begin() as conn:
+        await Outbox(profiles_outbox, "/kehu/test").emit(
+            conn, *(happened(customer_id="c-7", n=n) for n in range(3))
+        )
+    relay = OutboxRelay(settings, engine, profiles_outbox, {topic})
+    try:
+        await drain(relay)
+    finally:
+        await relay.stop()
+
+    broken = True
+
+    async def handler(session: AsyncSession, event: CloudEvent) -> None:
+        if broken and event.data["n"] == 1:
+            raise RuntimeError("bug in the projection")
+        await apply_effect(session, event)
+
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    runner = ConsumerRunner(
+        consumer_settings,
+        consumer_engine,
+        analytics_inbox,
+        group,
+        [topic],
+        {happened.event_type(): handler},
+    )
+    runner.start()
+    try:
+        await eventually(lambda: _true(runner.dead_lettered_total == 1))
+        await eventually(lambda: _has_effects(consumer_engine, 2))
+        broken = False  # the fix is deployed
+        assert await replay(consumer_settings, analytics_inbox, group) == 1
+        await eventually(lambda: _has_effects(consumer_engine, 3))
+        assert await replay(consumer_settings, analytics_inbox, group) == 0, "replayed once"
+    finally:
+        await runner.stop()
+    assert await count_effects(consumer_engine) == {0: 1, 1: 1, 2: 1}

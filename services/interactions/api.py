@@ -13,8 +13,8 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel
 
+from services.interactions import privacy, schemas, service
 from services.interactions import repository as repo
-from services.interactions import schemas, service
 from services.interactions.models import (
     CustomerState,
     Followup,
@@ -39,7 +39,7 @@ from shared.http import (
 from shared.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from shared.problems import Unprocessable, problem_responses
 
-REDACTED = "[redacted]"
+REDACTED = privacy.REDACTED
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")]
 Cursor = Annotated[
     str | None, Query(description="`next_cursor` of the previous page; omit for the first.")
@@ -61,11 +61,7 @@ def ctx_of(request: Request, session: Any) -> Ctx:
     return Ctx(session, request.app.state.outbox, request.app.state.settings)
 
 
-def _mask(principal: Principal, value: str | None) -> str | None:
-    """Free text and contact names are personal data: shown only with `pii:read`."""
-    if value is None or principal.has("pii:read"):
-        return value
-    return REDACTED
+_mask = privacy.mask
 
 
 def interaction_read(i: Interaction, principal: Principal) -> schemas.InteractionRead:
@@ -138,10 +134,11 @@ async def idempotent(
     idem = Idempotency(idempotency_keys, key, principal.subject)
     replayed = await idem.replay(session, request)
     if replayed is not None:
-        return replayed
+        return privacy.unseal_replay(replayed)
     status, model, headers = await create()
     body = model.model_dump(mode="json")
-    await idem.remember(session, status, body, headers)
+    # Stored encrypted: the body can hold personal text.
+    await idem.remember(session, status, privacy.seal_body(body), headers)
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -174,6 +171,16 @@ async def log_interaction(
 
     async def create() -> tuple[int, BaseModel, dict[str, str]]:
         interaction = await service.log_interaction(ctx_of(request, session), body)
+        await privacy.changed(
+            session,
+            request,
+            principal,
+            "create",
+            "interaction",
+            interaction.id,
+            interaction.customer_id,
+            body.model_dump(exclude_none=True),
+        )
         headers = {
             "ETag": etag_of(interaction.version),
             "Location": f"/interactions/{interaction.id}",
@@ -198,6 +205,7 @@ async def get_interaction(
 ) -> schemas.InteractionRead:
     """One interaction (needs `interactions:read`; names and free text need `pii:read`)."""
     interaction = await service.get_interaction(ctx_of(request, session), interaction_id)
+    await privacy.reads(session, request, principal, [("interaction", interaction)])
     set_etag(response, interaction.version)
     return interaction_read(interaction, principal)
 
@@ -209,6 +217,7 @@ async def get_interaction(
     responses=LIST_ERRORS,
 )
 async def list_interactions(
+    request: Request,
     session: SessionDep,
     principal: Annotated[Principal, require("interactions:read")],
     customer_id: CustomerFilter = None,
@@ -242,6 +251,7 @@ async def list_interactions(
     rows, next_cursor = await repo.keyset_page(
         session, stmt, Interaction.occurred_at, Interaction.id, cursor, limit
     )
+    await privacy.reads(session, request, principal, [("interaction", i) for i in rows])
     return Page(items=[interaction_read(i, principal) for i in rows], next_cursor=next_cursor)
 
 
@@ -269,6 +279,16 @@ async def correct_interaction(
     interaction = await service.get_interaction(ctx, interaction_id, lock=True)
     check_if_match(if_match, interaction.version)
     interaction = await service.correct_interaction(ctx, interaction, body)
+    await privacy.changed(
+        session,
+        request,
+        principal,
+        "update",
+        "interaction",
+        interaction.id,
+        interaction.customer_id,
+        body.model_dump(exclude_unset=True),
+    )
     set_etag(response, interaction.version)
     return interaction_read(interaction, principal)
 
@@ -300,6 +320,16 @@ async def schedule_followup(
 
     async def create() -> tuple[int, BaseModel, dict[str, str]]:
         followup = await service.schedule_followup(ctx_of(request, session), body)
+        await privacy.changed(
+            session,
+            request,
+            principal,
+            "create",
+            "followup",
+            followup.id,
+            followup.customer_id,
+            body.model_dump(exclude_none=True),
+        )
         headers = {"ETag": etag_of(followup.version), "Location": f"/followups/{followup.id}"}
         return 201, followup_read(followup, principal), headers
 
@@ -321,6 +351,7 @@ async def get_followup(
 ) -> schemas.FollowupRead:
     """One follow-up (needs `followups:read`)."""
     followup = await service.get_followup(ctx_of(request, session), followup_id)
+    await privacy.reads(session, request, principal, [("followup", followup)])
     set_etag(response, followup.version)
     return followup_read(followup, principal)
 
@@ -332,6 +363,7 @@ async def get_followup(
     responses=LIST_ERRORS,
 )
 async def list_followups(
+    request: Request,
     session: SessionDep,
     principal: Annotated[Principal, require("followups:read")],
     customer_id: CustomerFilter = None,
@@ -366,6 +398,7 @@ async def list_followups(
     rows, next_cursor = await repo.keyset_page(
         session, stmt, Followup.due_at, Followup.id, cursor, limit, descending=False
     )
+    await privacy.reads(session, request, principal, [("followup", f) for f in rows])
     return Page(items=[followup_read(f, principal, now) for f in rows], next_cursor=next_cursor)
 
 
@@ -393,6 +426,16 @@ async def update_followup(
     followup = await service.get_followup(ctx, followup_id, lock=True)
     check_if_match(if_match, followup.version)
     followup = await service.update_followup(ctx, followup, body)
+    await privacy.changed(
+        session,
+        request,
+        principal,
+        "update",
+        "followup",
+        followup.id,
+        followup.customer_id,
+        body.model_dump(exclude_unset=True),
+    )
     set_etag(response, followup.version)
     return followup_read(followup, principal)
 
@@ -422,6 +465,16 @@ async def complete_followup(
     if if_match is not None:
         check_if_match(if_match, followup.version)
     followup = await service.complete_followup(ctx, followup, body)
+    await privacy.changed(
+        session,
+        request,
+        principal,
+        "update",
+        "followup",
+        followup.id,
+        followup.customer_id,
+        ["status", *body.model_dump(exclude_unset=True)],
+    )
     set_etag(response, followup.version)
     return followup_read(followup, principal)
 
@@ -446,6 +499,16 @@ async def cancel_followup(
     if if_match is not None:
         check_if_match(if_match, followup.version)
     followup = await service.cancel_followup(ctx, followup)
+    await privacy.changed(
+        session,
+        request,
+        principal,
+        "update",
+        "followup",
+        followup.id,
+        followup.customer_id,
+        ["status"],
+    )
     set_etag(response, followup.version)
     return followup_read(followup, principal)
 
@@ -460,6 +523,7 @@ AGENDA_MAX = 500
     responses=LIST_ERRORS,
 )
 async def agenda(
+    request: Request,
     session: SessionDep,
     principal: Annotated[Principal, require("followups:read")],
     assignee_id: Annotated[
@@ -489,10 +553,13 @@ async def agenda(
     base = sa.select(Followup).where(Followup.assignee_id == agent, Followup.status == "open")
 
     async def group(*conditions: Any) -> list[schemas.FollowupRead]:
-        rows = await session.scalars(
-            base.where(*conditions).order_by(Followup.due_at, Followup.id).limit(AGENDA_MAX)
-        )
-        return [followup_read(f, principal, now) for f in rows.all()]
+        rows = (
+            await session.scalars(
+                base.where(*conditions).order_by(Followup.due_at, Followup.id).limit(AGENDA_MAX)
+            )
+        ).all()
+        await privacy.reads(session, request, principal, [("followup", f) for f in rows])
+        return [followup_read(f, principal, now) for f in rows]
 
     return schemas.Agenda(
         assignee_id=agent,
@@ -515,6 +582,7 @@ customers = APIRouter(prefix="/customers/{customer_id}", tags=["customers"])
 )
 async def timeline(
     customer_id: uuid.UUID,
+    request: Request,
     session: SessionDep,
     principal: Annotated[Principal, require("interactions:read")],
     type: Annotated[
@@ -546,6 +614,17 @@ async def timeline(
     found_s = await repo.by_ids(session, Survey, ids("survey"))
     found_f = await repo.by_ids(session, Followup, ids("followup"))
     now = service.utcnow()
+    await privacy.reads(
+        session,
+        request,
+        principal,
+        [
+            *(("interaction", r) for r in found_i.values()),
+            *(("refund", r) for r in found_r.values()),
+            *(("survey", r) for r in found_s.values()),
+            *(("followup", r) for r in found_f.values()),
+        ],
+    )
     items = []
     for kind, id_, at in keys:
         entry = schemas.TimelineEntry(type=kind, id=id_, at=at)
@@ -610,14 +689,114 @@ async def put_cadence(
     body: schemas.CadenceUpdate,
     request: Request,
     session: SessionDep,
-    _: Annotated[Principal, require("followups:write")],
+    principal: Annotated[Principal, require("followups:write")],
 ) -> schemas.CadenceRead:
     """Set (or with `null` remove) the customer's own cadence (needs `followups:write`).
 
     The next revisit date moves at once.
     """
     state = await service.set_cadence(ctx_of(request, session), customer_id, body.cadence_days)
+    await privacy.changed(
+        session,
+        request,
+        principal,
+        "update",
+        "cadence",
+        customer_id,
+        customer_id,
+        ["cadence_days"],
+    )
     return cadence_read(request, state)
+
+
+# -- GDPR ---------------------------------------------------------------------------------------
+
+gdpr = APIRouter(prefix="/customers/{customer_id}", tags=["gdpr"])
+
+
+@gdpr.get(
+    "/export",
+    summary="Export everything held about a customer",
+    response_model=schemas.CustomerExport,
+    responses=problem_responses(401, 403, 422),
+)
+async def export_customer(
+    customer_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    principal: Annotated[Principal, require("customers:read")],
+    _: Annotated[Principal, require("pii:read")],
+) -> schemas.CustomerExport:
+    """Every record of the customer in this service, decrypted (GDPR right of access).
+
+    Needs `customers:read` and `pii:read`; each export is written to the audit log (`export`).
+    Records of duplicates merged into the customer are included (they were moved to it). An
+    unknown customer gets empty lists, not a 404: the service may simply hold nothing.
+    """
+
+    async def all_of(model: Any, order: Any) -> list[Any]:
+        rows = await session.scalars(
+            sa.select(model).where(model.customer_id == customer_id).order_by(order, model.id)
+        )
+        return list(rows.all())
+
+    state = await session.get(CustomerState, customer_id, populate_existing=True)
+    found_i = await all_of(Interaction, Interaction.occurred_at)
+    found_f = await all_of(Followup, Followup.due_at)
+    found_p = await all_of(Purchase, Purchase.occurred_at)
+    found_r = await all_of(Refund, Refund.occurred_at)
+    found_s = await all_of(Survey, Survey.submitted_at)
+    found_v = await all_of(SurveyInvitation, SurveyInvitation.sent_at)
+    await privacy.changed(
+        session,
+        request,
+        principal,
+        "export",
+        "customer",
+        customer_id,
+        customer_id,
+        ["interactions", "followups", "purchases", "refunds", "surveys", "survey_invitations"],
+    )
+    now = service.utcnow()
+    return schemas.CustomerExport(
+        customer_id=customer_id,
+        exported_at=now,
+        erased_at=state.erased_at if state else None,
+        cadence=cadence_read(request, state) if state else None,
+        important_dates=[
+            schemas.ImportantDate.model_validate(d)
+            for d in (state.important_dates if state else [])
+        ],
+        interactions=[interaction_read(i, principal) for i in found_i],
+        followups=[followup_read(f, principal, now) for f in found_f],
+        purchases=[purchase_read(p) for p in found_p],
+        refunds=[schemas.RefundRead.model_validate(r) for r in found_r],
+        surveys=[survey_read(s, principal) for s in found_s],
+        survey_invitations=[schemas.InvitationRead.model_validate(v) for v in found_v],
+    )
+
+
+@gdpr.get(
+    "/erasure",
+    summary="Has this service erased the customer?",
+    response_model=schemas.ErasureStatus,
+    responses=problem_responses(401, 403, 422),
+)
+async def erasure_status(
+    customer_id: uuid.UUID,
+    session: SessionDep,
+    _: Annotated[Principal, require("customers:read")],
+) -> schemas.ErasureStatus:
+    """Whether `customer.erased` for this customer was processed here (needs `customers:read`).
+
+    `erased` turns true once contact names and free text of the customer's records were
+    removed (amounts, scores and dates stay for the aggregates) and open follow-ups cancelled.
+    Profiles' erasure report asks every service this.
+    """
+    erased_at = await session.scalar(
+        sa.select(CustomerState.erased_at).where(CustomerState.customer_id == customer_id)
+    )
+    return schemas.ErasureStatus(erased=erased_at is not None, erased_at=erased_at)
 
 
 # -- purchases ----------------------------------------------------------------------------------
@@ -660,6 +839,17 @@ async def record_purchase(
 
     async def create() -> tuple[int, BaseModel, dict[str, str]]:
         purchase, created = await service.record_purchase(ctx_of(request, session), body)
+        if created:
+            await privacy.changed(
+                session,
+                request,
+                principal,
+                "create",
+                "purchase",
+                purchase.id,
+                purchase.customer_id,
+                body.model_dump(exclude_none=True),
+            )
         headers = {"ETag": etag_of(purchase.version), "Location": f"/purchases/{purchase.id}"}
         return (201 if created else 200), purchase_read(purchase), headers
 
@@ -729,7 +919,7 @@ async def change_purchase_status(
     request: Request,
     response: Response,
     session: SessionDep,
-    _: Annotated[Principal, require("purchases:write")],
+    principal: Annotated[Principal, require("purchases:write")],
     if_match: IfMatch = None,
 ) -> schemas.PurchaseRead:
     """Move a purchase forward (placed → paid → delivered) or cancel it (`purchases:write`).
@@ -741,6 +931,16 @@ async def change_purchase_status(
     purchase = await service.get_purchase(ctx, purchase_id, lock=True)
     check_if_match(if_match, purchase.version)
     purchase = await service.change_purchase_status(ctx, purchase, body.status)
+    await privacy.changed(
+        session,
+        request,
+        principal,
+        "update",
+        "purchase",
+        purchase.id,
+        purchase.customer_id,
+        ["status"],
+    )
     set_etag(response, purchase.version)
     return purchase_read(purchase)
 
@@ -774,7 +974,19 @@ async def refund_purchase(
         if if_match is not None:
             check_if_match(if_match, purchase.version)
         refund = await service.refund_purchase(ctx, purchase, body)
-        return 201, schemas.RefundRead.model_validate(refund), {"ETag": etag_of(purchase.version)}
+        await privacy.changed(
+            session,
+            request,
+            principal,
+            "create",
+            "refund",
+            refund.id,
+            refund.customer_id,
+            body.model_dump(exclude_none=True),
+        )
+        read = schemas.RefundRead.model_validate(refund)
+        read = read.model_copy(update={"reason": _mask(principal, read.reason)})
+        return 201, read, {"ETag": etag_of(purchase.version)}
 
     return await idempotent(request, session, principal, idempotency_key, create)
 
@@ -793,9 +1005,9 @@ async def list_refunds(
 ) -> list[schemas.RefundRead]:
     """Every refund of a purchase, oldest first (needs `purchases:read`)."""
     await service.get_purchase(ctx_of(request, session), purchase_id)
-    refunds = [
-        schemas.RefundRead.model_validate(r) for r in await repo.refunds_of(session, purchase_id)
-    ]
+    found = await repo.refunds_of(session, purchase_id)
+    await privacy.reads(session, request, principal, [("refund", r) for r in found])
+    refunds = [schemas.RefundRead.model_validate(r) for r in found]
     return [r.model_copy(update={"reason": _mask(principal, r.reason)}) for r in refunds]
 
 
@@ -828,6 +1040,16 @@ async def submit_survey(
 
     async def create() -> tuple[int, BaseModel, dict[str, str]]:
         survey = await service.submit_survey(ctx_of(request, session), body)
+        await privacy.changed(
+            session,
+            request,
+            principal,
+            "create",
+            "survey",
+            survey.id,
+            survey.customer_id,
+            body.model_dump(exclude_none=True),
+        )
         return 201, survey_read(survey, principal), {"Location": f"/surveys/{survey.id}"}
 
     return await idempotent(request, session, principal, idempotency_key, create)
@@ -841,6 +1063,7 @@ async def submit_survey(
 )
 async def get_survey(
     survey_id: uuid.UUID,
+    request: Request,
     session: SessionDep,
     principal: Annotated[Principal, require("surveys:read")],
 ) -> schemas.SurveyRead:
@@ -848,6 +1071,7 @@ async def get_survey(
     survey = await repo.get(session, Survey, survey_id)
     if survey is None:
         raise service.NotFound(f"Survey {survey_id} does not exist")
+    await privacy.reads(session, request, principal, [("survey", survey)])
     return survey_read(survey, principal)
 
 
@@ -858,6 +1082,7 @@ async def get_survey(
     responses=LIST_ERRORS,
 )
 async def list_surveys(
+    request: Request,
     session: SessionDep,
     principal: Annotated[Principal, require("surveys:read")],
     customer_id: CustomerFilter = None,
@@ -883,6 +1108,7 @@ async def list_surveys(
     rows, next_cursor = await repo.keyset_page(
         session, stmt, Survey.submitted_at, Survey.id, cursor, limit
     )
+    await privacy.reads(session, request, principal, [("survey", s) for s in rows])
     return Page(items=[survey_read(s, principal) for s in rows], next_cursor=next_cursor)
 
 
@@ -915,6 +1141,16 @@ async def invite(
 
     async def create() -> tuple[int, BaseModel, dict[str, str]]:
         invitation = await service.invite_to_survey(ctx_of(request, session), body)
+        await privacy.changed(
+            session,
+            request,
+            principal,
+            "create",
+            "survey_invitation",
+            invitation.id,
+            invitation.customer_id,
+            body.model_dump(exclude_none=True),
+        )
         read = schemas.InvitationRead.model_validate(invitation)
         return 201, read, {"Location": f"/survey-invitations/{invitation.id}"}
 
@@ -939,11 +1175,12 @@ async def get_invitation(
     return schemas.InvitationRead.model_validate(invitation)
 
 
-ROUTERS = [interactions, followups, customers, purchases, surveys]
+ROUTERS = [interactions, followups, customers, gdpr, purchases, surveys]
 OPENAPI_TAGS = [
     {"name": "interactions", "description": "Every contact with a customer."},
     {"name": "follow-ups", "description": "Planned contacts, the agenda, overdue tracking."},
     {"name": "customers", "description": "Per-customer views: timeline and revisit cadence."},
     {"name": "purchases", "description": "Orders, margins and refunds."},
     {"name": "surveys", "description": "Satisfaction surveys (CSAT by dimension, NPS)."},
+    {"name": "gdpr", "description": "Data export and erasure status of a customer."},
 ]

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from services.interactions import privacy
 from services.interactions import repository as repo
 from services.interactions.config import Settings
 from services.interactions.models import (
@@ -25,6 +26,7 @@ from services.interactions.models import (
     Refund,
     Survey,
     SurveyInvitation,
+    idempotency_keys,
 )
 from services.interactions.service import next_care_date, utcnow
 from shared.app import ConsumerSpec
@@ -119,6 +121,9 @@ def handlers(settings: Settings) -> dict[str, EventHandler]:
         )
         await _merge_state(session, old, survivor)
         await repo.refresh_contact(session, settings, [survivor])
+        await privacy.changed(
+            session, None, privacy.SYSTEM, "merge", "customer", old, survivor, ["customer_id"]
+        )
 
     async def erased(session: AsyncSession, event: CloudEvent) -> None:
         """Scrub free text and contact details; amounts, scores and dates stay."""
@@ -159,6 +164,17 @@ def handlers(settings: Settings) -> dict[str, EventHandler]:
                 insert(s)
                 .values(customer_id=cid, **values)
                 .on_conflict_do_update(index_elements=[s.customer_id], set_=values)
+            )
+        # Stored Idempotency-Key replies repeat what was written: they go too.
+        await session.execute(
+            sa.delete(idempotency_keys).where(
+                idempotency_keys.c.body["customer_id"].astext.in_([str(i) for i in ids])
+            )
+        )
+        fields = [f"{m.__tablename__}.{c}" for m, cleared in scrub.items() for c in cleared]
+        for cid in ids:
+            await privacy.changed(
+                session, None, privacy.SYSTEM, "erase", "customer", cid, cid, fields
             )
 
     return {

@@ -6,7 +6,7 @@ from services.interactions.api import OPENAPI_TAGS, ROUTERS
 from services.interactions.config import Settings
 from services.interactions.consumers import consumer_spec
 from services.interactions.jobs import overdue_scheduler, revisit_scheduler
-from services.interactions.models import inbox, outbox
+from services.interactions.models import audit_log, inbox, outbox
 from shared.app import ServiceSpec, create_service_app
 from shared.contracts import INTERACTIONS_TOPIC
 
@@ -15,7 +15,9 @@ Every contact with a customer, follow-ups and revisits, purchases and satisfacti
 
 Every endpoint except health, metrics and these docs needs `Authorization: Bearer <jwt>`;
 each operation names the scope it requires. Errors are RFC 9457 `application/problem+json`.
-Free text and contact names are shown only to callers with `pii:read` (else `[redacted]`).
+Free text and contact names are encrypted at rest and shown only to callers with `pii:read`
+(else `[redacted]`). Reads of unmasked personal data, every change and every export are in the
+append-only audit log (`GET /audit`, scope `audit:read`); say why in an `X-Purpose` header.
 
 Publishes on `kehu.interactions`: interaction.logged, followup.scheduled / completed /
 overdue, purchase.recorded / refunded / cancelled, survey.submitted. Consumes `kehu.customers`
@@ -40,5 +42,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.schedulers_enabled
             else [],
             openapi_tags=OPENAPI_TAGS,
+            audit=audit_log,
         )
     )

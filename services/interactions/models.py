@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shared.audit import audit_table
+from shared.crypto import EncryptedText
 from shared.db import Base, new_metadata
 from shared.http import idempotency_table
 from shared.outbox import inbox_table, outbox_table
@@ -33,6 +35,13 @@ metadata = Model.metadata
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
 idempotency_keys = idempotency_table(metadata)
+# Who read unmasked personal data or changed what (append-only; served at GET /audit).
+audit_log = audit_table(metadata)
+
+
+def _pii(table: str, column: str) -> EncryptedText:
+    """Personal data at rest: AES-GCM ciphertext bound to its column (see shared.crypto)."""
+    return EncryptedText(f"{table}.{column}")
 
 
 def _now() -> Any:
@@ -49,13 +58,13 @@ class Interaction(Model):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     customer_id: Mapped[uuid.UUID]
-    contact_person: Mapped[str | None] = mapped_column(sa.Text)
+    contact_person: Mapped[str | None] = mapped_column(_pii("interactions", "contact_person"))
     channel: Mapped[str] = mapped_column(sa.Text)
     direction: Mapped[str] = mapped_column(sa.Text)
     occurred_at: Mapped[datetime] = mapped_column(TZ)
     duration_seconds: Mapped[int | None]
-    subject: Mapped[str | None] = mapped_column(sa.Text)
-    summary: Mapped[str | None] = mapped_column(sa.Text)
+    subject: Mapped[str | None] = mapped_column(_pii("interactions", "subject"))
+    summary: Mapped[str | None] = mapped_column(_pii("interactions", "summary"))
     outcome: Mapped[str | None] = mapped_column(sa.Text)
     agent_id: Mapped[str | None] = mapped_column(sa.Text)
     need_id: Mapped[uuid.UUID | None]
@@ -85,7 +94,7 @@ class Followup(Model):
     due_at: Mapped[datetime] = mapped_column(TZ)
     assignee_id: Mapped[str | None] = mapped_column(sa.Text)
     status: Mapped[str] = mapped_column(sa.Text, default="open")
-    note: Mapped[str | None] = mapped_column(sa.Text)
+    note: Mapped[str | None] = mapped_column(_pii("followups", "note"))
     origin: Mapped[str] = mapped_column(sa.Text, default="manual")
     # Set for follow-ups the service creates itself, so a retried job never doubles one.
     dedupe_key: Mapped[str | None] = mapped_column(sa.Text, unique=True)
@@ -134,7 +143,7 @@ class Refund(Model):
     customer_id: Mapped[uuid.UUID]
     amount: Mapped[Decimal] = mapped_column(MONEY)
     margin: Mapped[Decimal] = mapped_column(MONEY)
-    reason: Mapped[str | None] = mapped_column(sa.Text)
+    reason: Mapped[str | None] = mapped_column(_pii("refunds", "reason"))
     occurred_at: Mapped[datetime] = mapped_column(TZ)
     created_at: Mapped[datetime] = mapped_column(TZ, server_default=_now())
 
@@ -152,7 +161,7 @@ class Survey(Model):
     scores: Mapped[dict[str, int]] = mapped_column(JSONB)
     nps: Mapped[int | None]
     effort: Mapped[int | None]
-    comment: Mapped[str | None] = mapped_column(sa.Text)
+    comment: Mapped[str | None] = mapped_column(_pii("surveys", "comment"))
     submitted_at: Mapped[datetime] = mapped_column(TZ)
     created_at: Mapped[datetime] = mapped_column(TZ, server_default=_now())
 

@@ -465,3 +465,44 @@ class TimelineEntry(BaseModel):
     refund: RefundRead | None = None
     survey: SurveyRead | None = None
     followup: FollowupRead | None = None
+
+
+# -- GDPR ---------------------------------------------------------------------------------------
+
+
+class ImportantDate(BaseModel):
+    kind: str = Field(examples=["birthday"])
+    month: int = Field(ge=1, le=12)
+    day: int = Field(ge=1, le=31)
+
+
+class CustomerExport(BaseModel):
+    """Everything the interactions service holds about one customer, decrypted."""
+
+    service: Literal["interactions"] = "interactions"
+    customer_id: UUID = Field(examples=[CUSTOMER_ID_EXAMPLE])
+    exported_at: datetime
+    erased_at: datetime | None = Field(
+        description="When the customer's personal data was erased here (then text is null)."
+    )
+    cadence: CadenceRead | None = Field(description="The revisit plan, if one is known.")
+    important_dates: list[ImportantDate] = Field(
+        description="Dates known from profiles that care follow-ups are planned from."
+    )
+    interactions: list[InteractionRead]
+    followups: list[FollowupRead]
+    purchases: list[PurchaseRead]
+    refunds: list[RefundRead]
+    surveys: list[SurveyRead]
+    survey_invitations: list[InvitationRead]
+
+
+class ErasureStatus(BaseModel):
+    """Whether this service has processed the customer's `customer.erased` event."""
+
+    service: Literal["interactions"] = Field("interactions", examples=["interactions"])
+    erased: bool = Field(description="True once this service scrubbed the customer's data.")
+    erased_at: datetime | None = Field(
+        description="The erasure time (of the `customer.erased` event), or null.",
+        examples=["2026-11-23T12:00:00Z"],
+    )

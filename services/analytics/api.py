@@ -6,13 +6,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import httpx
 from fastapi import APIRouter, Path, Query, Request
 
 from services.analytics import schemas as s
 from services.analytics import service
 from services.analytics.config import Settings
-from services.analytics.rebuild import feed_urls, rebuild
+from services.analytics.errors import NoRebuild, RebuildRunning
+from services.analytics.rebuild import start_job
 from services.analytics.recompute import lock_state, rerank
 from shared.auth import Principal, require
 from shared.contracts.common import Tier
@@ -23,6 +23,7 @@ from shared.problems import problem_responses
 router = APIRouter()
 admin_router = APIRouter(prefix="/admin", tags=["admin"])
 
+TEXT = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 Reader = Annotated[Principal, require("analytics:read")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")]
 Cursor = Annotated[
@@ -140,10 +141,10 @@ async def get_satisfaction(
     since: From = None,
     until: To = None,
     tier: Annotated[Tier | None, Query(description="Only customers of this tier.")] = None,
-    industry: Annotated[str | None, Query(max_length=200)] = None,
-    region: Annotated[str | None, Query(max_length=200)] = None,
-    channel: Annotated[str | None, Query(max_length=50)] = None,
-    owner_id: Annotated[str | None, Query(max_length=200)] = None,
+    industry: Annotated[str | None, Query(max_length=200, pattern=TEXT)] = None,
+    region: Annotated[str | None, Query(max_length=200, pattern=TEXT)] = None,
+    channel: Annotated[str | None, Query(max_length=50, pattern=TEXT)] = None,
+    owner_id: Annotated[str | None, Query(max_length=200, pattern=TEXT)] = None,
 ) -> s.SatisfactionReport:
     """Satisfaction figures of surveys answered (and complaints rated) in `[from, to)`.
     Scope `analytics:read`.
@@ -216,7 +217,7 @@ async def get_churn_risk(
     min_score: Annotated[int, Query(ge=0, le=100, description="Lowest score to list.")] = 1,
     level: Annotated[s.ChurnLevel | None, Query(description="Only this level.")] = None,
     tier: Annotated[Tier | None, Query(description="Only this ABC tier.")] = None,
-    owner_id: Annotated[str | None, Query(max_length=200)] = None,
+    owner_id: Annotated[str | None, Query(max_length=200, pattern=TEXT)] = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> s.ChurnRiskPage:
@@ -273,34 +274,67 @@ async def post_recompute(
     return _rerank_read(await rerank(session, _settings(request)))
 
 
+def _job_read(job: Any) -> s.RebuildJob:
+    result = None
+    if job.result is not None:
+        result = s.RebuildResultRead(
+            events=job.result.events,
+            customers=job.result.customers,
+            duration_ms=job.result.duration_ms,
+            rerank=_rerank_read(job.result.rerank),
+        )
+    return s.RebuildJob(
+        status=job.status,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        result=result,
+        error=job.error,
+    )
+
+
 @admin_router.post(
     "/rebuild",
-    summary="Rebuild every projection from the other services' event feeds",
-    response_model=s.RebuildRead,
-    responses=problem_responses(401, 403, 502),
+    status_code=202,
+    summary="Start rebuilding every projection from the other services' event feeds",
+    response_model=s.RebuildJob,
+    responses=problem_responses(401, 403, 409),
 )
 async def post_rebuild(
-    request: Request, session: SessionDep, _: Annotated[Principal, require("admin:write")]
-) -> s.RebuildRead:
-    """Empty the projections and replay the `GET /events` feeds of profiles, interactions and
-    complaints (URLs in settings `PROFILES_URL`, `INTERACTIONS_URL`, `COMPLAINTS_URL`) in one
-    transaction, then re-rank. Readers see the old figures until it commits; only values that
-    differ from before are published. A feed that cannot be read aborts it (502) with nothing
-    changed. Scope `admin:write`."""
-    settings = _settings(request)
-    clients = getattr(request.app.state, "feed_clients", None)
-    owned: list[httpx.AsyncClient] = []
-    if clients is None:
-        clients = {n: httpx.AsyncClient(base_url=u) for n, u in feed_urls(settings).items()}
-        owned = list(clients.values())
-    try:
-        result = await rebuild(session, settings, clients)
-    finally:
-        for client in owned:
-            await client.aclose()
-    return s.RebuildRead(
-        events=result.events,
-        customers=result.customers,
-        duration_ms=result.duration_ms,
-        rerank=_rerank_read(result.rerank),
+    request: Request, _: Annotated[Principal, require("admin:write")]
+) -> s.RebuildJob:
+    """Start a rebuild in the background and answer `202` at once; follow it with
+    `GET /admin/rebuild`. Scope `admin:write`.
+
+    The rebuild empties the projections and replays the `GET /events` feeds of profiles,
+    interactions and complaints (settings `PROFILES_URL`, `INTERACTIONS_URL`,
+    `COMPLAINTS_URL`) in one transaction, then re-ranks. Readers see the old figures until it
+    commits; consumer batches wait for it; only values that differ from before are published.
+    A feed that cannot be read fails the job with nothing changed. One rebuild at a time per
+    replica (`409` while one runs). The same runs as `python -m services.analytics.rebuild`.
+    """
+    current = getattr(request.app.state, "rebuild_job", None)
+    if current is not None and current.status == "running":
+        raise RebuildRunning("A rebuild is already running", started_at=current.started_at)
+    job, task = start_job(
+        _settings(request),
+        getattr(request.app.state, "feed_clients", None),
     )
+    request.app.state.rebuild_job, request.app.state.rebuild_task = job, task
+    return _job_read(job)
+
+
+@admin_router.get(
+    "/rebuild",
+    summary="The state of the latest rebuild",
+    response_model=s.RebuildJob,
+    responses=problem_responses(401, 403, 404),
+)
+async def get_rebuild(
+    request: Request, _: Annotated[Principal, require("admin:read")]
+) -> s.RebuildJob:
+    """`running`, `succeeded` (with what was read and re-ranked) or `failed` (with the error)
+    for the latest rebuild started on this replica. Scope `admin:read`."""
+    job = getattr(request.app.state, "rebuild_job", None)
+    if job is None:
+        raise NoRebuild("No rebuild has run on this replica since it started")
+    return _job_read(job)

@@ -1,6 +1,6 @@
 """Domain errors of the analytics service (mapped to problem+json once, by the platform)."""
 
-from shared.problems import NotFound, ProblemError, Unprocessable
+from shared.problems import Conflict, NotFound, Unprocessable
 
 
 class CustomerNotFound(NotFound):
@@ -11,5 +11,13 @@ class InvalidPeriod(Unprocessable):
     """`from` must be before `to`."""
 
 
-class RebuildFailed(ProblemError):
-    status, slug, title = 502, "rebuild-failed", "A source feed could not be read"
+class RebuildFailed(Exception):
+    """A source feed could not be read; the rebuild rolled back."""
+
+
+class RebuildRunning(Conflict):
+    """A rebuild is already running on this replica."""
+
+
+class NoRebuild(NotFound):
+    """No rebuild has run on this replica since it started."""

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import httpx
 import sqlalchemy as sa
@@ -26,8 +28,10 @@ from services.analytics.errors import RebuildFailed
 from services.analytics.projection import EVENT_TYPES, handle_batch
 from services.analytics.recompute import RerankResult, lock_state, rerank
 from shared.auth import issue_token
+from shared.db import create_engine, session_factory
 from shared.events.envelope import CloudEvent
 
+logger = logging.getLogger("kehu.analytics.rebuild")
 DERIVED = (
     "tier",
     "rfm_recency_days",
@@ -72,9 +76,9 @@ async def read_feed(
                 timeout=30,
             )
         except httpx.HTTPError as exc:
-            raise RebuildFailed(f"{name} feed unreachable: {exc}", source=name) from exc
+            raise RebuildFailed(f"{name} feed unreachable: {exc}") from exc
         if response.status_code != 200:
-            raise RebuildFailed(f"{name} feed answered {response.status_code}", source=name)
+            raise RebuildFailed(f"{name} feed answered {response.status_code}")
         page = response.json()
         items = [CloudEvent.model_validate(item) for item in page["items"]]
         if not items:
@@ -98,8 +102,9 @@ async def rebuild(
             f"SELECT customer_id, {columns} FROM customer_facts"
         )
     )
-    names = ", ".join(t.name for t in m.PROJECTION_TABLES)
-    await session.execute(sa.text(f"TRUNCATE {names}"))
+    # DELETE, not TRUNCATE: TRUNCATE's exclusive lock would block every reader until commit.
+    for table in m.PROJECTION_TABLES:
+        await session.execute(sa.delete(table))
     counts: dict[str, int] = {}
     for name, client in clients.items():
         counts[name] = 0
@@ -135,10 +140,53 @@ async def rebuild(
     )
 
 
+@dataclass
+class RebuildJobState:
+    status: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    result: RebuildResult | None = None
+    error: str | None = None
+
+
+def start_job(
+    settings: Settings, clients: Mapping[str, httpx.AsyncClient] | None
+) -> tuple[RebuildJobState, asyncio.Task[None]]:
+    """Run a rebuild in the background on its own long-timeout pool; its state updates live."""
+    state = RebuildJobState("running", datetime.now(UTC))
+
+    async def run() -> None:
+        owned = []
+        feeds = clients
+        if feeds is None:
+            feeds = {n: httpx.AsyncClient(base_url=u) for n, u in feed_urls(settings).items()}
+            owned = list(feeds.values())
+        long = create_engine(
+            settings.model_copy(
+                update={
+                    "db_statement_timeout_ms": settings.rerank_statement_timeout_ms,
+                    "db_pool_size": 1,
+                }
+            )
+        )
+        try:
+            async with session_factory(long).begin() as session:
+                state.result = await rebuild(session, settings, feeds)
+            state.status = "succeeded"
+        except Exception as exc:  # reported through the job, never lost in a log only
+            logger.exception("rebuild failed")
+            state.status, state.error = "failed", f"{type(exc).__name__}: {exc}"[:1000]
+        finally:
+            state.finished_at = datetime.now(UTC)
+            for client in owned:
+                await client.aclose()
+            await long.dispose()
+
+    return state, asyncio.create_task(run(), name="analytics-rebuild")
+
+
 async def main() -> None:
     """The command: rebuild against the feeds named in Settings and print a JSON summary."""
-    from shared.db import create_engine, session_factory
-
     settings = Settings()
     engine = create_engine(
         settings.model_copy(

@@ -309,10 +309,20 @@ class RerankRead(BaseModel):
     duration_ms: int
 
 
-class RebuildRead(BaseModel):
+class RebuildResultRead(BaseModel):
     events: dict[str, int] = Field(
         description="Events read per source feed.", examples=[{"profiles": 1200}]
     )
     customers: int
     duration_ms: int
     rerank: RerankRead
+
+
+class RebuildJob(BaseModel):
+    """The state of this replica's latest rebuild."""
+
+    status: Literal["running", "succeeded", "failed"]
+    started_at: datetime
+    finished_at: datetime | None = None
+    result: RebuildResultRead | None = None
+    error: str | None = Field(None, examples=["interactions feed unreachable: ..."])

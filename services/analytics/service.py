@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -29,8 +29,16 @@ def _round(value: float | None, digits: int = 2) -> float | None:
 def period(
     settings: Settings, since: datetime | None, until: datetime | None, now: datetime
 ) -> tuple[datetime, datetime]:
+    # A time without an offset is read as UTC.
+    if until is not None and until.tzinfo is None:
+        until = until.replace(tzinfo=UTC)
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
     until = until or now
-    since = since or until - timedelta(days=settings.window_days)
+    try:
+        since = since or until - timedelta(days=settings.window_days)
+    except OverflowError as exc:
+        raise InvalidPeriod("`to` is too early for the default window; give `from`") from exc
     if since >= until:
         raise InvalidPeriod("`from` must be before `to`", since=since.isoformat())
     return since, until

@@ -177,13 +177,12 @@ async def test_rebuild_from_the_feeds_equals_the_live_projection(
             feeds[name] = await gen.__anext__()
         try:
             live_app.state.feed_clients = feeds
-            again = await client.post("/admin/rebuild", headers=auth(token("admin")))
-            assert again.status_code == 200, again.text
+            again = await rebuild_via_api(client, token)
             per_feed = {
                 name: sum(1 for e in events if e.source == f"/kehu/{name}") for name in urls
             }
-            assert again.json()["events"] == per_feed
-            assert again.json()["rerank"]["tier_events"] == 0
+            assert again["result"]["events"] == per_feed
+            assert again["result"]["rerank"]["tier_events"] == 0
             await live_db.rerank(NOW)
             assert await snapshot(live_db) == live_state
 
@@ -192,14 +191,46 @@ async def test_rebuild_from_the_feeds_equals_the_live_projection(
                 rebuilt_app.state.feed_clients = feeds
                 forbidden = await other.post("/admin/rebuild", headers=auth(token("analyst")))
                 assert forbidden.status_code == 403
-                response = await other.post("/admin/rebuild", headers=auth(token("admin")))
-                assert response.status_code == 200, response.text
+                none_yet = await other.get("/admin/rebuild", headers=auth(token("admin")))
+                assert none_yet.status_code == 404
+                await rebuild_via_api(other, token)
                 rebuilt_db = AnalyticsDb(rebuilt, rebuilt_app.state.engine)
                 await rebuilt_db.rerank(NOW)
                 assert await snapshot(rebuilt_db) == live_state
         finally:
             for gen in feed_apps:
                 await gen.aclose()
+
+
+async def rebuild_via_api(
+    client: Any, token: Callable[..., str], expect: str = "succeeded"
+) -> dict[str, Any]:
+    started = await client.post("/admin/rebuild", headers=auth(token("admin")))
+    assert started.status_code == 202, started.text
+    job: dict[str, Any] = {}
+
+    async def finished() -> bool:
+        nonlocal job
+        job = (await client.get("/admin/rebuild", headers=auth(token("admin")))).json()
+        return bool(job["status"] != "running")
+
+    await eventually(finished, timeout=60)
+    assert job["status"] == expect, job
+    return job
+
+
+async def test_a_rebuild_with_an_unreachable_feed_fails_and_changes_nothing(
+    analytics_db: AnalyticsDb, token: Callable[..., str]
+) -> None:
+    await analytics_db.apply([purchase(ids(1)[0], "10")])
+    await analytics_db.rerank()
+    analytics_db.settings.consumer_enabled = False
+    analytics_db.settings.profiles_url = "http://127.0.0.1:9"  # nothing listens there
+    before = await snapshot(analytics_db)
+    async for client in serve(create_app(analytics_db.settings)):
+        job = await rebuild_via_api(client, token, expect="failed")
+        assert "profiles feed unreachable" in job["error"]
+    assert await snapshot(analytics_db) == before
 
 
 async def snapshot(db: AnalyticsDb) -> dict[str, Any]:

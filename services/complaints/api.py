@@ -6,12 +6,21 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
+from services.complaints import privacy, service
 from services.complaints import repository as repo
-from services.complaints import service
-from services.complaints.models import Complaint, idempotency_keys
+from services.complaints.models import (
+    Action,
+    Complaint,
+    CustomerTier,
+    ErasedCustomer,
+    Note,
+    Transition,
+    idempotency_keys,
+)
 from services.complaints.schemas import (
     ActionCreate,
     ActionRead,
@@ -20,10 +29,13 @@ from services.complaints.schemas import (
     AgentUpsert,
     AssignmentRequest,
     Category,
-    Complainant,
+    ComplainantRead,
     ComplaintCreate,
+    ComplaintExport,
     ComplaintRead,
     ComplaintUpdate,
+    CustomerExport,
+    ErasureStatus,
     EscalationRequest,
     NoteCreate,
     NoteRead,
@@ -73,8 +85,9 @@ Ctx = Annotated[service.Context, Depends(get_context)]
 
 
 def to_read(ctx: service.Context, c: Complaint, principal: Principal) -> ComplaintRead:
+    """The complaint as `principal` may see it: personal data masked without `pii:read`."""
     now = service.utcnow()
-    show_pii = principal.has("pii:read") and c.erased_at is None
+    mask = privacy.mask
     active = (
         "first_response"
         if c.status == "received"
@@ -90,13 +103,15 @@ def to_read(ctx: service.Context, c: Complaint, principal: Principal) -> Complai
         severity=c.severity,
         status=c.status,
         tier=c.tier,
-        complainant=Complainant(
-            name=c.complainant_name, email=c.complainant_email, phone=c.complainant_phone
+        complainant=ComplainantRead(
+            name=mask(principal, c.complainant_name),
+            email=privacy.mask_email(principal, c.complainant_email),
+            phone=privacy.mask_phone(principal, c.complainant_phone),
         )
-        if show_pii
+        if c.erased_at is None
         else None,
-        subject=c.subject,
-        description=c.description,
+        subject=mask(principal, c.subject),
+        description=mask(principal, c.description),
         related_purchase_id=c.related_purchase_id,
         related_interaction_id=c.related_interaction_id,
         assignee=c.assignee,
@@ -123,10 +138,10 @@ def to_read(ctx: service.Context, c: Complaint, principal: Principal) -> Complai
             resolution_breached=c.resolution_breached,
         ),
         root_cause_category=c.root_cause_category,
-        root_cause=c.root_cause,
-        resolution=c.resolution,
+        root_cause=mask(principal, c.root_cause),
+        resolution=mask(principal, c.resolution),
         rating=c.rating,
-        rating_comment=c.rating_comment,
+        rating_comment=mask(principal, c.rating_comment),
         revisit_due_at=c.revisit_due_at,
         revisit_outcome=c.revisit_outcome,
         reopen_count=c.reopen_count,
@@ -135,6 +150,21 @@ def to_read(ctx: service.Context, c: Complaint, principal: Principal) -> Complai
         created_at=c.created_at,
         updated_at=c.updated_at,
     )
+
+
+def transition_read(t: Transition, principal: Principal) -> TransitionRead:
+    read = TransitionRead.model_validate(t)
+    return read.model_copy(update={"note": privacy.mask(principal, read.note)})
+
+
+def note_read(n: Note, principal: Principal) -> NoteRead:
+    read = NoteRead.model_validate(n)
+    return read.model_copy(update={"body": privacy.mask(principal, read.body)})
+
+
+def action_read(a: Action, principal: Principal) -> ActionRead:
+    read = ActionRead.model_validate(a)
+    return read.model_copy(update={"description": privacy.mask(principal, read.description)})
 
 
 @router.post(
@@ -163,11 +193,22 @@ async def create_complaint(
     """
     idem = Idempotency(idempotency_keys, idempotency_key, principal.subject)
     if (replayed := await idem.replay(session, request)) is not None:
-        return replayed
+        return privacy.unseal_replay(replayed)
     c = await service.register(ctx, session, body, principal.subject)
+    await privacy.changed(
+        session,
+        request,
+        principal,
+        "create",
+        "complaint",
+        c.id,
+        c.customer_id,
+        body.model_dump(exclude_none=True),
+    )
     read = to_read(ctx, c, principal)
     headers = {"ETag": f'"{c.version}"', "Location": f"/complaints/{c.id}"}
-    await idem.remember(session, 201, read.model_dump(mode="json"), headers)
+    # Stored encrypted: the reply holds the complainant's details.
+    await idem.remember(session, 201, privacy.seal_body(read.model_dump(mode="json")), headers)
     return JSONResponse(read.model_dump(mode="json"), status_code=201, headers=headers)
 
 
@@ -189,6 +230,7 @@ def _decode_queue_cursor(cursor: str | None) -> tuple[datetime | None, uuid.UUID
     responses=problem_responses(400, 401, 403, 422),
 )
 async def list_complaints(
+    request: Request,
     session: SessionDep,
     ctx: Ctx,
     principal: Reader,
@@ -231,6 +273,9 @@ async def list_complaints(
     )
     rows = await repo.queue(session, filters, _decode_queue_cursor(cursor), limit + 1)
     items = rows[:limit]
+    await privacy.reads(
+        session, request, principal, [("complaint", c, c.customer_id) for c in items]
+    )
     next_cursor = None
     if len(rows) > limit:
         last = items[-1]
@@ -246,13 +291,19 @@ async def list_complaints(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def read_complaint(
-    complaint_id: uuid.UUID, response: Response, session: SessionDep, ctx: Ctx, principal: Reader
+    complaint_id: uuid.UUID,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    ctx: Ctx,
+    principal: Reader,
 ) -> ComplaintRead:
     """One complaint: state, SLA status and remaining time, investigation and resolution.
 
     Needs `complaints:read` (complainant details also `pii:read`). The ETag is the version.
     """
     c = await service.get(session, complaint_id)
+    await privacy.reads(session, request, principal, [("complaint", c, c.customer_id)])
     set_etag(response, c.version)
     return to_read(ctx, c, principal)
 
@@ -266,6 +317,7 @@ async def read_complaint(
 async def update_complaint(
     complaint_id: uuid.UUID,
     body: ComplaintUpdate,
+    request: Request,
     response: Response,
     session: SessionDep,
     ctx: Ctx,
@@ -280,6 +332,16 @@ async def update_complaint(
     c = await service.get(session, complaint_id, lock=True)
     check_if_match(if_match, c.version)
     await service.update(ctx, session, c, body)
+    await privacy.changed(
+        session,
+        request,
+        principal,
+        "update",
+        "complaint",
+        c.id,
+        c.customer_id,
+        body.model_dump(exclude_unset=True),
+    )
     set_etag(response, c.version)
     return to_read(ctx, c, principal)
 
@@ -293,6 +355,7 @@ async def update_complaint(
 async def transition_complaint(
     complaint_id: uuid.UUID,
     body: TransitionRequest,
+    request: Request,
     response: Response,
     session: SessionDep,
     ctx: Ctx,
@@ -312,6 +375,16 @@ async def transition_complaint(
     if if_match is not None:
         check_if_match(if_match, c.version)
     await service.transition(ctx, session, c, body, principal.subject)
+    await privacy.changed(
+        session,
+        request,
+        principal,
+        "update",
+        "complaint",
+        c.id,
+        c.customer_id,
+        ["status", *body.model_dump(exclude_none=True)],
+    )
     set_etag(response, c.version)
     return to_read(ctx, c, principal)
 
@@ -323,12 +396,16 @@ async def transition_complaint(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def list_transitions(
-    complaint_id: uuid.UUID, session: SessionDep, _: Reader
+    complaint_id: uuid.UUID, request: Request, session: SessionDep, principal: Reader
 ) -> list[TransitionRead]:
-    """Every state change, oldest first: who, when, with which note. Needs `complaints:read`."""
-    await service.get(session, complaint_id)
+    """Every state change, oldest first: who, when, with which note. Needs `complaints:read`
+    (the notes need `pii:read`, else `[redacted]`)."""
+    c = await service.get(session, complaint_id)
     rows = await repo.transitions(session, complaint_id)
-    return [TransitionRead.model_validate(t) for t in rows]
+    await privacy.reads(
+        session, request, principal, [("complaint_transition", t, c.customer_id) for t in rows]
+    )
+    return [transition_read(t, principal) for t in rows]
 
 
 @router.post(
@@ -340,6 +417,7 @@ async def list_transitions(
 async def assign_complaint(
     complaint_id: uuid.UUID,
     body: AssignmentRequest,
+    request: Request,
     response: Response,
     session: SessionDep,
     ctx: Ctx,
@@ -351,6 +429,16 @@ async def assign_complaint(
     """
     c = await service.get(session, complaint_id, lock=True)
     await service.assign(session, c, body)
+    await privacy.changed(
+        session,
+        request,
+        principal,
+        "update",
+        "complaint",
+        c.id,
+        c.customer_id,
+        ["assignee", "team"],
+    )
     set_etag(response, c.version)
     return to_read(ctx, c, principal)
 
@@ -364,6 +452,7 @@ async def assign_complaint(
 async def escalate_complaint(
     complaint_id: uuid.UUID,
     body: EscalationRequest,
+    request: Request,
     response: Response,
     session: SessionDep,
     ctx: Ctx,
@@ -373,6 +462,16 @@ async def escalate_complaint(
     `complaint.escalated` with reason `manual`. Needs `complaints:write`."""
     c = await service.get(session, complaint_id, lock=True)
     await service.escalate(ctx, session, c, body.note, principal.subject)
+    await privacy.changed(
+        session,
+        request,
+        principal,
+        "update",
+        "complaint",
+        c.id,
+        c.customer_id,
+        ["escalation_level", *(["note"] if body.note else [])],
+    )
     set_etag(response, c.version)
     return to_read(ctx, c, principal)
 
@@ -386,6 +485,7 @@ async def escalate_complaint(
 async def rate_complaint(
     complaint_id: uuid.UUID,
     body: RatingRequest,
+    request: Request,
     response: Response,
     session: SessionDep,
     ctx: Ctx,
@@ -398,6 +498,16 @@ async def rate_complaint(
     """
     c = await service.get(session, complaint_id, lock=True)
     await service.rate(ctx, session, c, body)
+    await privacy.changed(
+        session,
+        request,
+        principal,
+        "update",
+        "complaint",
+        c.id,
+        c.customer_id,
+        body.model_dump(exclude_none=True),
+    )
     set_etag(response, c.version)
     return to_read(ctx, c, principal)
 
@@ -410,11 +520,19 @@ async def rate_complaint(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def add_note(
-    complaint_id: uuid.UUID, body: NoteCreate, session: SessionDep, principal: Writer
+    complaint_id: uuid.UUID,
+    body: NoteCreate,
+    request: Request,
+    session: SessionDep,
+    principal: Writer,
 ) -> NoteRead:
     """A note of the investigation, authored by the caller. Needs `complaints:write`."""
     c = await service.get(session, complaint_id)
-    return NoteRead.model_validate(await service.add_note(session, c, body.body, principal.subject))
+    note = await service.add_note(session, c, body.body, principal.subject)
+    await privacy.changed(
+        session, request, principal, "create", "complaint_note", note.id, c.customer_id, ["body"]
+    )
+    return note_read(note, principal)
 
 
 @router.get(
@@ -423,10 +541,17 @@ async def add_note(
     summary="Investigation notes, oldest first",
     responses=problem_responses(401, 403, 404, 422),
 )
-async def list_notes(complaint_id: uuid.UUID, session: SessionDep, _: Reader) -> list[NoteRead]:
-    """Every note of the complaint, oldest first. Needs `complaints:read`."""
-    await service.get(session, complaint_id)
-    return [NoteRead.model_validate(n) for n in await repo.notes(session, complaint_id)]
+async def list_notes(
+    complaint_id: uuid.UUID, request: Request, session: SessionDep, principal: Reader
+) -> list[NoteRead]:
+    """Every note of the complaint, oldest first. Needs `complaints:read` (the text needs
+    `pii:read`, else `[redacted]`)."""
+    c = await service.get(session, complaint_id)
+    rows = await repo.notes(session, complaint_id)
+    await privacy.reads(
+        session, request, principal, [("complaint_note", n, c.customer_id) for n in rows]
+    )
+    return [note_read(n, principal) for n in rows]
 
 
 @router.post(
@@ -437,12 +562,27 @@ async def list_notes(complaint_id: uuid.UUID, session: SessionDep, _: Reader) ->
     responses=problem_responses(401, 403, 404, 422),
 )
 async def add_action(
-    complaint_id: uuid.UUID, body: ActionCreate, session: SessionDep, _: Writer
+    complaint_id: uuid.UUID,
+    body: ActionCreate,
+    request: Request,
+    session: SessionDep,
+    principal: Writer,
 ) -> ActionRead:
     """A corrective (fix this case) or preventive (stop it recurring) action with an owner,
     a due date and a status. Needs `complaints:write`."""
     c = await service.get(session, complaint_id)
-    return ActionRead.model_validate(await service.add_action(session, c, body))
+    action = await service.add_action(session, c, body)
+    await privacy.changed(
+        session,
+        request,
+        principal,
+        "create",
+        "complaint_action",
+        action.id,
+        c.customer_id,
+        body.model_dump(exclude_none=True),
+    )
+    return action_read(action, principal)
 
 
 @router.get(
@@ -451,10 +591,17 @@ async def add_action(
     summary="Corrective and preventive actions of a complaint",
     responses=problem_responses(401, 403, 404, 422),
 )
-async def list_actions(complaint_id: uuid.UUID, session: SessionDep, _: Reader) -> list[ActionRead]:
-    """Every action of the complaint, oldest first. Needs `complaints:read`."""
-    await service.get(session, complaint_id)
-    return [ActionRead.model_validate(a) for a in await repo.actions(session, complaint_id)]
+async def list_actions(
+    complaint_id: uuid.UUID, request: Request, session: SessionDep, principal: Reader
+) -> list[ActionRead]:
+    """Every action of the complaint, oldest first. Needs `complaints:read` (descriptions need
+    `pii:read`, else `[redacted]`)."""
+    c = await service.get(session, complaint_id)
+    rows = await repo.actions(session, complaint_id)
+    await privacy.reads(
+        session, request, principal, [("complaint_action", a, c.customer_id) for a in rows]
+    )
+    return [action_read(a, principal) for a in rows]
 
 
 @router.patch(
@@ -467,12 +614,24 @@ async def update_action(
     complaint_id: uuid.UUID,
     action_id: uuid.UUID,
     body: ActionUpdate,
+    request: Request,
     session: SessionDep,
-    _: Writer,
+    principal: Writer,
 ) -> ActionRead:
     """Change an action; send only the fields to change. Needs `complaints:write`."""
     action = await service.update_action(session, complaint_id, action_id, body)
-    return ActionRead.model_validate(action)
+    c = await service.get(session, complaint_id)
+    await privacy.changed(
+        session,
+        request,
+        principal,
+        "update",
+        "complaint_action",
+        action.id,
+        c.customer_id,
+        body.model_dump(exclude_unset=True),
+    )
+    return action_read(action, principal)
 
 
 @agents_router.put(
@@ -513,3 +672,96 @@ async def list_agents(
         AgentRead(id=r.id, team=r.team, active=r.active, open_complaints=r.open_complaints)
         for r in rows
     ]
+
+
+# -- GDPR --------------------------------------------------------------------------------------
+
+gdpr_router = APIRouter(prefix="/customers/{customer_id}", tags=["gdpr"])
+
+
+@gdpr_router.get(
+    "/export",
+    response_model=CustomerExport,
+    summary="Export everything held about a customer",
+    responses=problem_responses(401, 403, 422),
+)
+async def export_customer(
+    customer_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    ctx: Ctx,
+    principal: Annotated[Principal, require("customers:read")],
+    _: Annotated[Principal, require("pii:read")],
+) -> CustomerExport:
+    """Every complaint of the customer with its state history, notes and actions, decrypted
+    (GDPR right of access). Needs `customers:read` and `pii:read`; each export is written to
+    the audit log (`export`). Complaints of duplicates merged into the customer are included
+    (they were moved to it). An unknown customer gets an empty list, not a 404.
+    """
+    complaints = list(
+        (
+            await session.scalars(
+                sa.select(Complaint)
+                .where(Complaint.customer_id == customer_id)
+                .order_by(Complaint.received_at, Complaint.id)
+            )
+        ).all()
+    )
+    exported = [
+        ComplaintExport(
+            complaint=to_read(ctx, c, principal),
+            transitions=[
+                transition_read(t, principal) for t in await repo.transitions(session, c.id)
+            ],
+            notes=[note_read(n, principal) for n in await repo.notes(session, c.id)],
+            actions=[action_read(a, principal) for a in await repo.actions(session, c.id)],
+        )
+        for c in complaints
+    ]
+    erased_at = await session.scalar(
+        sa.select(ErasedCustomer.erased_at).where(ErasedCustomer.customer_id == customer_id)
+    )
+    tier = await session.scalar(
+        sa.select(CustomerTier.tier).where(CustomerTier.customer_id == customer_id)
+    )
+    await privacy.changed(
+        session,
+        request,
+        principal,
+        "export",
+        "customer",
+        customer_id,
+        customer_id,
+        ["complaints", "complaint_transitions", "complaint_notes", "complaint_actions"],
+    )
+    return CustomerExport(
+        customer_id=customer_id,
+        exported_at=service.utcnow(),
+        erased_at=erased_at,
+        tier=tier,
+        complaints=exported,
+    )
+
+
+@gdpr_router.get(
+    "/erasure",
+    response_model=ErasureStatus,
+    summary="Has this service erased the customer?",
+    responses=problem_responses(401, 403, 422),
+)
+async def erasure_status(
+    customer_id: uuid.UUID,
+    session: SessionDep,
+    _: Annotated[Principal, require("customers:read")],
+) -> ErasureStatus:
+    """Whether `customer.erased` for this customer was processed here (needs `customers:read`).
+
+    `erased` turns true once the complainant's details and every free text of the customer's
+    complaints (notes, transition notes, actions, resolution, rating comment) were removed;
+    categories, timings, SLA facts and ratings stay for the aggregates. Profiles' erasure
+    report asks every service this.
+    """
+    erased_at = await session.scalar(
+        sa.select(ErasedCustomer.erased_at).where(ErasedCustomer.customer_id == customer_id)
+    )
+    return ErasureStatus(erased=erased_at is not None, erased_at=erased_at)

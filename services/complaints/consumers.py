@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.complaints import privacy, service
 from services.complaints import repository as repo
-from services.complaints import service
 from services.complaints.models import (
     Action,
     Complaint,
@@ -20,6 +20,7 @@ from services.complaints.models import (
     ErasedCustomer,
     Note,
     Transition,
+    idempotency_keys,
 )
 from shared.consumer import EventHandler
 from shared.contracts.analytics import CustomerTierChanged
@@ -67,6 +68,9 @@ def handlers(ctx: service.Context) -> dict[str, EventHandler]:
         tier = await repo.tier_of(session, survivor)
         if tier is not None:
             await service.retarget_customer(ctx, session, survivor, tier)
+        await privacy.changed(
+            session, None, privacy.SYSTEM, "merge", "customer", duplicate, survivor, ["customer_id"]
+        )
 
     async def erased(session: AsyncSession, event: CloudEvent) -> None:
         e = CustomerErased.model_validate(event.data)
@@ -100,6 +104,27 @@ def handlers(ctx: service.Context) -> dict[str, EventHandler]:
         )
         await session.execute(
             sa.update(Action).where(Action.complaint_id.in_(ids)).values(description=None)
+        )
+        # Stored Idempotency-Key replies repeat the complainant's details: they go too.
+        await session.execute(
+            sa.delete(idempotency_keys).where(
+                idempotency_keys.c.body["customer_id"].astext == str(e.customer_id)
+            )
+        )
+        await privacy.changed(
+            session,
+            None,
+            privacy.SYSTEM,
+            "erase",
+            "customer",
+            e.customer_id,
+            e.customer_id,
+            [f"complaints.{f}" for f in privacy.PII_FIELDS["complaint"]]
+            + [
+                "complaint_notes.body",
+                "complaint_transitions.note",
+                "complaint_actions.description",
+            ],
         )
 
     return {

@@ -7,9 +7,9 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.complaints import consumers, service
-from services.complaints.api import agents_router, router
+from services.complaints.api import agents_router, gdpr_router, router
 from services.complaints.config import Settings
-from services.complaints.models import inbox, outbox
+from services.complaints.models import audit_log, inbox, outbox
 from shared.app import BackgroundTask, ConsumerSpec, ServiceSpec, create_service_app
 from shared.contracts import ANALYTICS_TOPIC, COMPLAINTS_TOPIC, CUSTOMERS_TOPIC
 from shared.outbox import Outbox
@@ -19,6 +19,12 @@ DESCRIPTION = """Complaint intake, SLA clocks, escalation, resolution and revisi
 
 Every endpoint except health, metrics and these docs needs `Authorization: Bearer <jwt>`;
 each operation names the scope it requires. Errors are RFC 9457 `application/problem+json`.
+
+Complainant details and free text (subject, description, notes, root cause, resolution, rating
+comment, action descriptions) are encrypted at rest and shown only to callers with `pii:read`
+(else masked: `[redacted]`, `m***@example.com`). Reads of unmasked personal data, every change
+and every export are in the append-only audit log (`GET /audit`, scope `audit:read`); say why
+in an `X-Purpose` header.
 """
 
 
@@ -52,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings=settings,
             outbox=outbox,
             inbox=inbox,
-            routers=[router, agents_router],
+            routers=[router, agents_router, gdpr_router],
             publishes=[COMPLAINTS_TOPIC],
             consumers=consumer_specs,
             background=cast(list[BackgroundTask], background),
@@ -62,7 +68,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "description": "Intake, lifecycle, SLA, investigation, resolution, revisit.",
                 },
                 {"name": "agents", "description": "Agents and teams for automatic assignment."},
+                {"name": "gdpr", "description": "Data export and erasure status of a customer."},
             ],
+            audit=audit_log,
         )
     )
     app.state.complaints = ctx

@@ -9,6 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shared.audit import audit_table
+from shared.crypto import EncryptedText
 from shared.db import Base, new_metadata
 from shared.http import idempotency_table
 from shared.outbox import inbox_table, outbox_table
@@ -23,6 +25,14 @@ metadata = Model.metadata
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
 idempotency_keys = idempotency_table(metadata)
+# Who read unmasked personal data or changed what (append-only; served at GET /audit).
+audit_log = audit_table(metadata)
+
+
+def _pii(table: str, column: str) -> EncryptedText:
+    """Personal data at rest: AES-GCM ciphertext bound to its column (see shared.crypto)."""
+    return EncryptedText(f"{table}.{column}")
+
 
 TZ = sa.DateTime(timezone=True)
 
@@ -38,11 +48,11 @@ class Complaint(Model):
     status: Mapped[str] = mapped_column(sa.Text)
     tier: Mapped[str] = mapped_column(sa.Text)
     # Complainant details and free text: personal data, scrubbed when the customer is erased.
-    complainant_name: Mapped[str | None] = mapped_column(sa.Text)
-    complainant_email: Mapped[str | None] = mapped_column(sa.Text)
-    complainant_phone: Mapped[str | None] = mapped_column(sa.Text)
-    subject: Mapped[str | None] = mapped_column(sa.Text)
-    description: Mapped[str | None] = mapped_column(sa.Text)
+    complainant_name: Mapped[str | None] = mapped_column(_pii("complaints", "complainant_name"))
+    complainant_email: Mapped[str | None] = mapped_column(_pii("complaints", "complainant_email"))
+    complainant_phone: Mapped[str | None] = mapped_column(_pii("complaints", "complainant_phone"))
+    subject: Mapped[str | None] = mapped_column(_pii("complaints", "subject"))
+    description: Mapped[str | None] = mapped_column(_pii("complaints", "description"))
     related_purchase_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     related_interaction_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     assignee: Mapped[str | None] = mapped_column(sa.Text)
@@ -72,10 +82,10 @@ class Complaint(Model):
     # The deadline that matters now, for sorting the work queue (None when resolved/closed).
     next_due_at: Mapped[datetime | None] = mapped_column(TZ)
     root_cause_category: Mapped[str | None] = mapped_column(sa.Text)
-    root_cause: Mapped[str | None] = mapped_column(sa.Text)
-    resolution: Mapped[str | None] = mapped_column(sa.Text)
+    root_cause: Mapped[str | None] = mapped_column(_pii("complaints", "root_cause"))
+    resolution: Mapped[str | None] = mapped_column(_pii("complaints", "resolution"))
     rating: Mapped[int | None] = mapped_column(sa.SmallInteger)
-    rating_comment: Mapped[str | None] = mapped_column(sa.Text)
+    rating_comment: Mapped[str | None] = mapped_column(_pii("complaints", "rating_comment"))
     rated_at: Mapped[datetime | None] = mapped_column(TZ)
     revisit_due_at: Mapped[datetime | None] = mapped_column(TZ)
     revisit_outcome: Mapped[str | None] = mapped_column(sa.Text)
@@ -106,7 +116,7 @@ class Transition(Model):
     from_status: Mapped[str | None] = mapped_column(sa.Text)
     to_status: Mapped[str] = mapped_column(sa.Text)
     actor: Mapped[str | None] = mapped_column(sa.Text)
-    note: Mapped[str | None] = mapped_column(sa.Text)
+    note: Mapped[str | None] = mapped_column(_pii("complaint_transitions", "note"))
     at: Mapped[datetime] = mapped_column(TZ)
 
 
@@ -118,7 +128,7 @@ class Note(Model):
         UUID(as_uuid=True), sa.ForeignKey("complaints.id", ondelete="CASCADE"), index=True
     )
     author: Mapped[str] = mapped_column(sa.Text)
-    body: Mapped[str | None] = mapped_column(sa.Text)
+    body: Mapped[str | None] = mapped_column(_pii("complaint_notes", "body"))
     created_at: Mapped[datetime] = mapped_column(TZ)
 
 
@@ -132,7 +142,7 @@ class Action(Model):
         UUID(as_uuid=True), sa.ForeignKey("complaints.id", ondelete="CASCADE"), index=True
     )
     kind: Mapped[str] = mapped_column(sa.Text)
-    description: Mapped[str | None] = mapped_column(sa.Text)
+    description: Mapped[str | None] = mapped_column(_pii("complaint_actions", "description"))
     owner: Mapped[str] = mapped_column(sa.Text)
     due_date: Mapped[date | None] = mapped_column(sa.Date)
     status: Mapped[str] = mapped_column(sa.Text)

@@ -59,6 +59,14 @@ class Complainant(BaseModel):
     phone: str | None = Field(None, max_length=40, examples=["+358 40 123 4567"])
 
 
+class ComplainantRead(BaseModel):
+    """Who complained. Without `pii:read`: name `[redacted]`, e-mail and phone masked."""
+
+    name: str | None = Field(None, examples=["Maija Virtanen"])
+    email: str | None = Field(None, examples=["maija@example.com", "m***@example.com"])
+    phone: str | None = Field(None, examples=["+358 40 123 4567", "+35*********4567"])
+
+
 class ComplaintCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -174,11 +182,11 @@ class ComplaintRead(BaseModel):
     severity: Severity
     status: Status
     tier: Literal["A", "B", "C"] = Field(description="Customer tier the SLA targets come from.")
-    complainant: Complainant | None = Field(
-        description="Null without `pii:read` or after the customer was erased."
+    complainant: ComplainantRead | None = Field(
+        description="Masked without `pii:read`; null after the customer was erased."
     )
-    subject: str | None
-    description: str | None
+    subject: str | None = Field(description="`[redacted]` without `pii:read`.")
+    description: str | None = Field(description="`[redacted]` without `pii:read`.")
     related_purchase_id: UUID | None
     related_interaction_id: UUID | None
     assignee: str | None
@@ -293,3 +301,37 @@ class AgentRead(BaseModel):
     team: str
     active: bool
     open_complaints: int = Field(description="Open complaints assigned to the agent now.")
+
+
+# -- GDPR --------------------------------------------------------------------------------------
+
+
+class ComplaintExport(BaseModel):
+    complaint: ComplaintRead
+    transitions: list[TransitionRead]
+    notes: list[NoteRead]
+    actions: list[ActionRead]
+
+
+class CustomerExport(BaseModel):
+    """Everything the complaints service holds about one customer, decrypted."""
+
+    service: Literal["complaints"] = "complaints"
+    customer_id: UUID = Field(examples=[CUSTOMER_ID_EXAMPLE])
+    exported_at: datetime
+    erased_at: datetime | None = Field(
+        description="When the customer's personal data was erased here (then text is null)."
+    )
+    tier: Literal["A", "B", "C"] | None = Field(description="The latest ABC tier known here.")
+    complaints: list[ComplaintExport] = Field(description="Oldest first, with their history.")
+
+
+class ErasureStatus(BaseModel):
+    """Whether this service has processed the customer's `customer.erased` event."""
+
+    service: Literal["complaints"] = Field("complaints", examples=["complaints"])
+    erased: bool = Field(description="True once this service scrubbed the customer's data.")
+    erased_at: datetime | None = Field(
+        description="The erasure time (of the `customer.erased` event), or null.",
+        examples=["2026-11-23T12:00:00Z"],
+    )

@@ -6,14 +6,16 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from services.profiles import peers, protection, service
 from services.profiles import repository as repo
-from services.profiles import service
 from services.profiles.config import Settings
-from services.profiles.models import Contact, Need, idempotency_keys
+from services.profiles.errors import CustomerNotFound
+from services.profiles.models import Contact, Customer, Need, idempotency_keys
 from services.profiles.schemas import (
     ConsentChange,
     ConsentRead,
@@ -27,7 +29,9 @@ from services.profiles.schemas import (
     CustomerUpdate,
     DuplicateMatch,
     DuplicatePair,
+    ErasureStatus,
     ExportRead,
+    GdprExport,
     HistoryRead,
     ImportResult,
     MergeRequest,
@@ -35,11 +39,14 @@ from services.profiles.schemas import (
     NeedCreate,
     NeedRead,
     NeedUpdate,
+    ServiceErasure,
+    ServiceSection,
 )
 from shared.auth import Principal, require
 from shared.contracts.analytics import LifecycleStage
 from shared.contracts.common import Tier
 from shared.contracts.customers import CustomerKind, NeedStatus
+from shared.crypto import mask_email, mask_phone
 from shared.db import SessionDep
 from shared.http import Idempotency, IdempotencyKeyHeader, IfMatch, etag_of, set_etag
 from shared.pagination import (
@@ -50,7 +57,7 @@ from shared.pagination import (
     decode_cursor,
     encode_cursor,
 )
-from shared.problems import problem_responses
+from shared.problems import Forbidden, problem_responses
 
 router = APIRouter()
 Reader = Annotated[Principal, require("customers:read")]
@@ -84,10 +91,84 @@ def contact_view(contact: Contact, principal: Principal) -> ContactRead:
         return read
     return read.model_copy(
         update={
-            "email": service.mask_email(read.email),
-            "phone": service.mask_phone(read.phone),
+            "name": protection.mask_name("person", read.name),
+            "email": mask_email(read.email),
+            "phone": mask_phone(read.phone),
             "notes": None,
         }
+    )
+
+
+def need_view(need: Need, principal: Principal) -> NeedRead:
+    read = need_read(need)
+    return read if principal.has("pii:read") else read.model_copy(update={"description": None})
+
+
+def match_view(c: Any, matched_on: list[str], principal: Principal) -> DuplicateMatch:
+    name = (
+        c.display_name
+        if principal.has("pii:read")
+        else protection.mask_name(c.kind, c.display_name)
+    )
+    return DuplicateMatch.model_validate(
+        {
+            "customer_id": c.id,
+            "customer_number": c.customer_number,
+            "display_name": name,
+            "matched_on": matched_on,
+        }
+    )
+
+
+async def guard(
+    request: Request, session: Any, principal: Principal, *customer_ids: uuid.UUID
+) -> None:
+    """404 for an agent limited to its own customers when it does not own one of these."""
+    owner = protection.owner_limit(request, principal)
+    if owner is None:
+        return
+    rows = await session.execute(
+        sa.select(Customer.id, Customer.owner_id).where(Customer.id.in_(customer_ids))
+    )
+    owners = {cid: owner_id for cid, owner_id in rows.all()}
+    for cid in customer_ids:
+        if owners.get(cid) != owner:
+            raise CustomerNotFound(f"Customer {cid} does not exist", customer_id=str(cid))
+
+
+async def audit_read(
+    request: Request,
+    session: Any,
+    principal: Principal,
+    resource: str,
+    customer_ids: Any,
+    fields: list[str] | None = None,
+) -> None:
+    """Record that unmasked personal data went to a caller with `pii:read`."""
+    if principal.has("pii:read"):
+        await protection.audit(
+            session,
+            request,
+            principal,
+            "read_pii",
+            resource,
+            customer_ids,
+            fields if fields is not None else protection.CUSTOMER_PII_FIELDS,
+        )
+
+
+async def audit_change(
+    request: Request,
+    session: Any,
+    principal: Principal,
+    action: str,
+    resource: str,
+    customer_ids: Any,
+    fields: Any = (),
+    resource_id: Any = None,
+) -> None:
+    await protection.audit(
+        session, request, principal, action, resource, customer_ids, sorted(fields), resource_id
     )
 
 
@@ -136,13 +217,21 @@ async def create_customer(
     idem = Idempotency(idempotency_keys, idempotency_key, principal.subject)
     if (stored := await idem.replay(session, request)) is not None:
         return stored
+    owner = protection.owner_limit(request, principal)
+    if owner is not None:
+        if data.owner_id not in (None, owner):
+            raise Forbidden("Agents may create only customers they own (owner_id)")
+        data = data.model_copy(update={"owner_id": owner})
     customer = await service.create_customer(
         ctx(request, session, principal), data, allow_duplicate
+    )
+    await audit_change(
+        request, session, principal, "create", "customer", [customer.id], data.model_fields_set
     )
     return await created_response(
         idem,
         session,
-        service.to_read(customer, None),
+        view(service.to_read(customer, None), principal),
         customer.version,
         f"/customers/{customer.id}",
     )
@@ -168,6 +257,7 @@ SortKey = Literal[
     responses=problem_responses(400, 401, 403, 422),
 )
 async def list_customers(
+    request: Request,
     session: SessionDep,
     principal: Reader,
     q: Annotated[
@@ -175,7 +265,9 @@ async def list_customers(
         Query(
             min_length=1,
             max_length=200,
-            description="Text in the name, legal name, customer number, e-mail or phone.",
+            description="Substring of the customer number, an organisation's name or the "
+            "company name; or exactly a full name, e-mail or phone (personal data is "
+            "encrypted and matched only as a whole).",
             examples=["lianhua"],
         ),
     ] = None,
@@ -212,8 +304,16 @@ async def list_customers(
 ) -> Page[CustomerRead]:
     """Customers matching every given filter, in pages. Needs `customers:read`.
 
-    Follow `next_cursor` until it is null. Without `pii:read`, e-mail and phone are masked and
-    addresses, notes and custom attributes are left out.
+    Follow `next_cursor` until it is null. Without `pii:read`, e-mail and phone are masked,
+    persons' names shortened to an initial and addresses, notes and custom attributes left out.
+
+    Text search (`q`): personal data is encrypted at rest, so `q` finds customers by a
+    **substring** of the customer number, an organisation's name or the company name, and by
+    the **exact** full name, e-mail (any case) or phone (any notation, e.g. `139 1234 5678`)
+    through keyed blind indexes; parts of e-mails, phones or persons' names are not searchable.
+    `sort=display_name` orders organisations by name; persons (whose names are encrypted) come
+    after them. Agents limited to their own customers (`agents_own_customers_only`) see only
+    those. Every customer returned unmasked is recorded in the audit log.
     """
     filters = repo.CustomerFilter(
         owner_id=owner_id,
@@ -231,7 +331,13 @@ async def list_customers(
         updated_from=updated_since,
         updated_to=updated_to,
     )
+    owner = protection.owner_limit(request, principal)
+    if owner is not None:
+        if owner_id not in (None, owner):
+            return Page[CustomerRead](items=[], next_cursor=None)
+        filters.owner_id = owner
     rows, next_cursor = await repo.list_customers(session, filters, sort, cursor, limit)
+    await audit_read(request, session, principal, "customer", [c.id for c, _ in rows])
     return Page[CustomerRead](
         items=[view(service.to_read(c, i), principal) for c, i in rows], next_cursor=next_cursor
     )
@@ -248,12 +354,18 @@ async def list_customers(
     },
 )
 async def get_customer(
-    session: SessionDep, principal: Reader, customer_id: CustomerId, response: Response
+    request: Request,
+    session: SessionDep,
+    principal: Reader,
+    customer_id: CustomerId,
+    response: Response,
 ) -> CustomerRead:
     """One customer with its read-only insights (tier, lifecycle stage, churn risk). Needs
     `customers:read`; PII is masked without `pii:read`. A merged record has status `merged` and
     `merged_into_id`: follow it."""
+    await guard(request, session, principal, customer_id)
     read = await service.read_customer(session, customer_id)
+    await audit_read(request, session, principal, "customer", [customer_id])
     set_etag(response, read.version)
     return view(read, principal)
 
@@ -283,8 +395,12 @@ async def update_customer(
     that another customer has is **409** naming it unless `allow_duplicate=true`. Publishes
     `customer.updated` with the changed field names (and `customer.archived` when `status`
     becomes archived). Every change is kept in the history."""
+    await guard(request, session, principal, customer_id)
     customer = await service.update_customer(
         ctx(request, session, principal), customer_id, patch, if_match, allow_duplicate
+    )
+    await audit_change(
+        request, session, principal, "update", "customer", [customer_id], patch.model_fields_set
     )
     insights = await repo.get_insights(session, [customer.id])
     set_etag(response, customer.version)
@@ -309,9 +425,11 @@ async def archive_customer(
     """Archive (soft-delete) the customer: it stays readable with status `archived`; PATCH
     `status=active` restores it. Needs `customers:write`; `If-Match` is checked when sent.
     Archiving an archived customer changes nothing. Publishes `customer.archived`."""
+    await guard(request, session, principal, customer_id)
     customer = await service.archive_customer(
         ctx(request, session, principal), customer_id, if_match
     )
+    await audit_change(request, session, principal, "delete", "customer", [customer_id], ["status"])
     insights = await repo.get_insights(session, [customer.id])
     set_etag(response, customer.version)
     return view(service.to_read(customer, insights.get(customer.id)), principal)
@@ -325,8 +443,9 @@ async def archive_customer(
     responses=problem_responses(400, 401, 403, 404, 422),
 )
 async def customer_history(
+    request: Request,
     session: SessionDep,
-    _: Reader,
+    principal: Reader,
     __: PiiReader,
     customer_id: CustomerId,
     entity: Annotated[
@@ -339,6 +458,7 @@ async def customer_history(
     """Who changed which fields, when, with old and new values; newest first. Covers the
     customer, its contacts, needs and consent. Needs `customers:read` and `pii:read` (old
     values may be personal data)."""
+    await guard(request, session, principal, customer_id)
     await service.load(session, customer_id)
     position = decode_cursor(cursor)
     before = None
@@ -348,6 +468,7 @@ async def customer_history(
         before = position["before"]
     entries = await repo.history(session, customer_id, before, limit + 1, entity)
     next_cursor = encode_cursor({"before": entries[limit - 1].id}) if len(entries) > limit else None
+    await audit_read(request, session, principal, "history", [customer_id], [])
     return Page[HistoryRead](
         items=[HistoryRead.model_validate(e, from_attributes=True) for e in entries[:limit]],
         next_cursor=next_cursor,
@@ -365,20 +486,19 @@ async def customer_history(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def duplicates(
-    session: SessionDep, _: Reader, customer_id: CustomerId
+    request: Request, session: SessionDep, principal: Reader, customer_id: CustomerId
 ) -> list[DuplicateMatch]:
     """Other customers (not merged away) with the same e-mail, the same phone, or the same name
-    within the same company (organisations: the same name). Needs `customers:read`."""
-    matches = await service.duplicate_candidates(session, customer_id)
-    return [
-        DuplicateMatch(
-            customer_id=c.id,
-            customer_number=c.customer_number,
-            display_name=c.display_name,
-            matched_on=m,
-        )
-        for c, m in matches
-    ]
+    within the same company (organisations: the same name). Needs `customers:read`; persons'
+    names are masked without `pii:read`. Compared through keyed blind indexes of the encrypted
+    values."""
+    await guard(request, session, principal, customer_id)
+    owner = protection.owner_limit(request, principal)
+    matches = await service.duplicate_candidates(session, customer_id, owner)
+    await audit_read(
+        request, session, principal, "duplicates", [c.id for c, _ in matches], ["display_name"]
+    )
+    return [match_view(c, m, principal) for c, m in matches]
 
 
 @router.get(
@@ -389,7 +509,11 @@ async def duplicates(
     responses=problem_responses(400, 401, 403, 422),
 )
 async def duplicate_pairs(
-    session: SessionDep, _: Reader, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT
+    request: Request,
+    session: SessionDep,
+    principal: Reader,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
 ) -> Page[DuplicatePair]:
     """Every pair of live (not merged, not erased) customers with the same e-mail, the same
     phone, or the same name within the same company, for clean-up work: review a pair, then
@@ -401,24 +525,22 @@ async def duplicate_pairs(
             after = (uuid.UUID(str(position["a"])), uuid.UUID(str(position["b"])))
         except (KeyError, ValueError) as exc:
             raise InvalidCursor("The cursor is not one this API issued") from exc
-    pairs = await repo.duplicate_pairs(session, after, limit + 1)
+    owner = protection.owner_limit(request, principal)
+    pairs = await repo.duplicate_pairs(session, after, limit + 1, owner)
     next_cursor = None
     if len(pairs) > limit:
         pairs = pairs[:limit]
         next_cursor = encode_cursor({"a": str(pairs[-1][0].id), "b": str(pairs[-1][1].id)})
 
-    def match(c: Any, matched_on: list[str]) -> DuplicateMatch:
-        return DuplicateMatch.model_validate(
-            {
-                "customer_id": c.id,
-                "customer_number": c.customer_number,
-                "display_name": c.display_name,
-                "matched_on": matched_on,
-            }
-        )
-
+    ids = [c.id for a, b, _ in pairs for c in (a, b)]
+    await audit_read(request, session, principal, "duplicates", ids, ["display_name"])
     return Page[DuplicatePair](
-        items=[DuplicatePair(customer=match(a, m), duplicate=match(b, m)) for a, b, m in pairs],
+        items=[
+            DuplicatePair(
+                customer=match_view(a, m, principal), duplicate=match_view(b, m, principal)
+            )
+            for a, b, m in pairs
+        ],
         next_cursor=next_cursor,
     )
 
@@ -450,7 +572,16 @@ async def merge(
     idem = Idempotency(idempotency_keys, idempotency_key, principal.subject)
     if (stored := await idem.replay(session, request)) is not None:
         return stored
+    await guard(request, session, principal, customer_id, data.duplicate_id)
     result = await service.merge(ctx(request, session, principal), customer_id, data)
+    ids = [customer_id, data.duplicate_id]
+    if data.dry_run:
+        await audit_read(request, session, principal, "merge_preview", ids)
+    else:
+        await audit_change(
+            request, session, principal, "merge", "customer", ids, result.changed_fields
+        )
+    result = result.model_copy(update={"survivor": view(result.survivor, principal)})
     body = result.model_dump(mode="json")
     await idem.remember(session, 200, body)
     return JSONResponse(body)
@@ -519,12 +650,24 @@ async def import_customers(
     rows = service.parse_import(
         await request.body(), request.headers.get("content-type", ""), settings.import_max_rows
     )
+    owner = protection.owner_limit(request, principal)
+    if owner is not None:
+        rows = [limit_owner(row, owner) for row in rows]
     result = await service.import_customers(
         ctx(request, session, principal), rows, allow_duplicates, settings.import_batch_size
     )
+    created = [r.customer_id for r in result.rows if r.status == "created" and r.customer_id]
+    await audit_change(request, session, principal, "import", "customer", created, ["*"])
     body = result.model_dump(mode="json")
     await idem.remember(session, 200, body)
     return JSONResponse(body)
+
+
+def limit_owner(row: dict[str, Any] | str, owner: str) -> dict[str, Any] | str:
+    """An agent limited to its own customers imports only customers it owns."""
+    if isinstance(row, str) or row.get("owner_id") in (None, "", owner):
+        return row if isinstance(row, str) else {**row, "owner_id": owner}
+    return "agents may import only customers they own (owner_id must be your subject)"
 
 
 # -- contacts ----------------------------------------------------------------------------------
@@ -553,11 +696,22 @@ async def add_contact(
     idem = Idempotency(idempotency_keys, idempotency_key, principal.subject)
     if (stored := await idem.replay(session, request)) is not None:
         return stored
+    await guard(request, session, principal, customer_id)
     contact = await service.add_contact(ctx(request, session, principal), customer_id, data)
+    await audit_change(
+        request,
+        session,
+        principal,
+        "create",
+        "contact",
+        [customer_id],
+        data.model_fields_set,
+        contact.id,
+    )
     return await created_response(
         idem,
         session,
-        ContactRead.model_validate(contact, from_attributes=True),
+        contact_view(contact, principal),
         contact.version,
         f"/customers/{customer_id}/contacts/{contact.id}",
     )
@@ -571,12 +725,18 @@ async def add_contact(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def list_contacts(
-    session: SessionDep, principal: Reader, customer_id: CustomerId
+    request: Request, session: SessionDep, principal: Reader, customer_id: CustomerId
 ) -> list[ContactRead]:
-    """Every contact person, oldest first. Needs `customers:read`; e-mail and phone are masked
-    without `pii:read`."""
+    """Every contact person, oldest first. Needs `customers:read`; names, e-mail and phone are
+    masked and notes left out without `pii:read`."""
+    await guard(request, session, principal, customer_id)
     await service.load(session, customer_id)
-    return [contact_view(c, principal) for c in await repo.contacts_of(session, [customer_id])]
+    contacts = await repo.contacts_of(session, [customer_id])
+    if contacts:
+        await audit_read(
+            request, session, principal, "contact", [customer_id], list(Contact.PII_COLUMNS)
+        )
+    return [contact_view(c, principal) for c in contacts]
 
 
 @router.get(
@@ -587,14 +747,19 @@ async def list_contacts(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def get_contact(
+    request: Request,
     session: SessionDep,
     principal: Reader,
     customer_id: CustomerId,
     contact_id: ContactId,
     response: Response,
 ) -> ContactRead:
-    """One contact person with its `ETag`. Needs `customers:read`."""
+    """One contact person with its `ETag`. Needs `customers:read`; masked without `pii:read`."""
+    await guard(request, session, principal, customer_id)
     contact = await service.load_contact(session, customer_id, contact_id)
+    await audit_read(
+        request, session, principal, "contact", [customer_id], list(Contact.PII_COLUMNS)
+    )
     set_etag(response, contact.version)
     return contact_view(contact, principal)
 
@@ -617,8 +782,19 @@ async def update_contact(
     if_match: IfMatch = None,
 ) -> ContactRead:
     """Change the fields sent. Needs `customers:write` and `If-Match` (428 / 412)."""
+    await guard(request, session, principal, customer_id)
     contact = await service.update_contact(
         ctx(request, session, principal), customer_id, contact_id, patch, if_match
+    )
+    await audit_change(
+        request,
+        session,
+        principal,
+        "update",
+        "contact",
+        [customer_id],
+        patch.model_fields_set,
+        contact_id,
     )
     set_etag(response, contact.version)
     return contact_view(contact, principal)
@@ -639,7 +815,11 @@ async def remove_contact(
     contact_id: ContactId,
 ) -> Response:
     """Delete the contact person (the removal is kept in the history). Needs `customers:write`."""
+    await guard(request, session, principal, customer_id)
     await service.remove_contact(ctx(request, session, principal), customer_id, contact_id)
+    await audit_change(
+        request, session, principal, "delete", "contact", [customer_id], (), contact_id
+    )
     return Response(status_code=204)
 
 
@@ -673,9 +853,24 @@ async def add_need(
     idem = Idempotency(idempotency_keys, idempotency_key, principal.subject)
     if (stored := await idem.replay(session, request)) is not None:
         return stored
+    await guard(request, session, principal, customer_id)
     need = await service.add_need(ctx(request, session, principal), customer_id, data)
+    await audit_change(
+        request,
+        session,
+        principal,
+        "create",
+        "need",
+        [customer_id],
+        data.model_fields_set,
+        need.id,
+    )
     return await created_response(
-        idem, session, need_read(need), need.version, f"/customers/{customer_id}/needs/{need.id}"
+        idem,
+        session,
+        need_view(need, principal),
+        need.version,
+        f"/customers/{customer_id}/needs/{need.id}",
     )
 
 
@@ -687,14 +882,20 @@ async def add_need(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def list_needs(
+    request: Request,
     session: SessionDep,
-    _: Reader,
+    principal: Reader,
     customer_id: CustomerId,
     status: Annotated[NeedStatus | None, Query(description="Only needs in this status.")] = None,
 ) -> list[NeedRead]:
-    """The customer's needs, oldest first. Needs `customers:read`."""
+    """The customer's needs, oldest first. Needs `customers:read`; the free-text description is
+    left out without `pii:read`."""
+    await guard(request, session, principal, customer_id)
     await service.load(session, customer_id)
-    return [need_read(n) for n in await repo.needs_of(session, [customer_id], status)]
+    needs = await repo.needs_of(session, [customer_id], status)
+    if needs:
+        await audit_read(request, session, principal, "need", [customer_id], ["description"])
+    return [need_view(n, principal) for n in needs]
 
 
 @router.get(
@@ -705,12 +906,19 @@ async def list_needs(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def get_need(
-    session: SessionDep, _: Reader, customer_id: CustomerId, need_id: NeedId, response: Response
+    request: Request,
+    session: SessionDep,
+    principal: Reader,
+    customer_id: CustomerId,
+    need_id: NeedId,
+    response: Response,
 ) -> NeedRead:
-    """One need with its `ETag`. Needs `customers:read`."""
+    """One need with its `ETag`. Needs `customers:read`; no description without `pii:read`."""
+    await guard(request, session, principal, customer_id)
     need = await service.load_need(session, customer_id, need_id)
+    await audit_read(request, session, principal, "need", [customer_id], ["description"])
     set_etag(response, need.version)
-    return need_read(need)
+    return need_view(need, principal)
 
 
 @router.patch(
@@ -733,11 +941,22 @@ async def update_need(
     """Change the fields sent. Status moves open → in_progress → met | dropped; met or dropped
     needs can be reopened; other moves are **409**. Needs `customers:write` and `If-Match`.
     Publishes `need.updated` with the changed fields."""
+    await guard(request, session, principal, customer_id)
     need = await service.update_need(
         ctx(request, session, principal), customer_id, need_id, patch, if_match
     )
+    await audit_change(
+        request,
+        session,
+        principal,
+        "update",
+        "need",
+        [customer_id],
+        patch.model_fields_set,
+        need_id,
+    )
     set_etag(response, need.version)
-    return need_read(need)
+    return need_view(need, principal)
 
 
 # -- consent -----------------------------------------------------------------------------------
@@ -765,7 +984,11 @@ async def change_consent(
     idem = Idempotency(idempotency_keys, idempotency_key, principal.subject)
     if (stored := await idem.replay(session, request)) is not None:
         return stored
+    await guard(request, session, principal, customer_id)
     record = await service.change_consent(ctx(request, session, principal), customer_id, data)
+    await audit_change(
+        request, session, principal, "update", "consent", [customer_id], [data.purpose]
+    )
     body = ConsentRead.model_validate(record, from_attributes=True).model_dump(mode="json")
     await idem.remember(session, 201, body)
     return JSONResponse(body, status_code=201)
@@ -778,9 +1001,12 @@ async def change_consent(
     response_model=ConsentState,
     responses=problem_responses(401, 403, 404, 422),
 )
-async def consents(session: SessionDep, _: Reader, customer_id: CustomerId) -> ConsentState:
+async def consents(
+    request: Request, session: SessionDep, principal: Reader, customer_id: CustomerId
+) -> ConsentState:
     """The current state per purpose and every change, newest first. Needs `customers:read`.
     A purpose never recorded is not granted."""
+    await guard(request, session, principal, customer_id)
     await service.load(session, customer_id)
     records = await repo.consent_history(session, [customer_id])
     return ConsentState(
@@ -795,19 +1021,7 @@ async def consents(session: SessionDep, _: Reader, customer_id: CustomerId) -> C
 # -- GDPR --------------------------------------------------------------------------------------
 
 
-@router.get(
-    "/customers/{customer_id}/export",
-    tags=["gdpr"],
-    summary="Export everything held about a customer",
-    response_model=ExportRead,
-    responses=problem_responses(401, 403, 404, 422),
-)
-async def export(
-    session: SessionDep, _: Reader, __: PiiReader, customer_id: CustomerId
-) -> ExportRead:
-    """Everything profiles holds about the customer (GDPR right of access): the profile,
-    records merged into it, contacts, needs, consent history and change history. Needs
-    `customers:read` and `pii:read`."""
+async def profiles_export(session: Any, customer_id: uuid.UUID) -> ExportRead:
     customer = await service.load(session, customer_id)
     merged = await repo.merged_into(session, customer.id)
     ids = [customer.id, *(m.id for m in merged)]
@@ -831,6 +1045,100 @@ async def export(
     )
 
 
+@router.get(
+    "/customers/{customer_id}/export",
+    tags=["gdpr"],
+    summary="Export everything profiles holds about a customer",
+    response_model=ExportRead,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def export(
+    request: Request,
+    session: SessionDep,
+    principal: Reader,
+    __: PiiReader,
+    customer_id: CustomerId,
+) -> ExportRead:
+    """Everything profiles holds about the customer (GDPR right of access): the profile,
+    records merged into it, contacts, needs, consent history and change history. Needs
+    `customers:read` and `pii:read`; recorded in the audit log. For every service at once use
+    `GET /customers/{id}/gdpr-export`."""
+    await guard(request, session, principal, customer_id)
+    result = await profiles_export(session, customer_id)
+    await audit_change(request, session, principal, "export", "customer", [customer_id])
+    return result
+
+
+@router.get(
+    "/customers/{customer_id}/gdpr-export",
+    tags=["gdpr"],
+    summary="Export everything every service holds about a customer",
+    response_model=GdprExport,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def gdpr_export(
+    request: Request,
+    session: SessionDep,
+    principal: Reader,
+    __: PiiReader,
+    customer_id: CustomerId,
+) -> GdprExport:
+    """One answer to a GDPR access request: profiles' own export plus the export of every other
+    service holding customer data (interactions, complaints, analytics; subscriptions holds
+    none), each in its own section with its status. A service that is down, slow (timeout
+    `PROFILES_PEER_TIMEOUT_S`) or failing is reported as `unavailable` / `error` in its section;
+    the request itself still succeeds, so check `complete`. Needs `customers:read` and
+    `pii:read`; recorded in the audit log."""
+    await guard(request, session, principal, customer_id)
+    own = await profiles_export(session, customer_id)
+    settings: Settings = request.app.state.settings
+    sections = await peers.fetch_all(settings, f"/customers/{customer_id}/export")
+    await audit_change(request, session, principal, "export", "customer", [customer_id])
+    return GdprExport(
+        customer_id=customer_id,
+        complete=all(s.status in ("ok", "not_found") for s in sections),
+        services=[
+            ServiceSection(service="profiles", status="ok", data=own.model_dump(mode="json")),
+            *sections,
+        ],
+    )
+
+
+@router.get(
+    "/customers/{customer_id}/erasure",
+    tags=["gdpr"],
+    summary="Erasure status of a customer in every service",
+    response_model=ErasureStatus,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def erasure_status(
+    request: Request, session: SessionDep, principal: Reader, customer_id: CustomerId
+) -> ErasureStatus:
+    """Whether each service has scrubbed the customer's personal data after
+    `POST /customers/{id}/erasure` (the others do it when they consume `customer.erased`):
+    profiles itself plus every other service's `GET /customers/{id}/erasure`. `complete` is
+    true once every service reports `erased`; an unreachable service is reported with status
+    `unavailable` and keeps `complete` false. Needs `customers:read`."""
+    await guard(request, session, principal, customer_id)
+    customer = await service.load(session, customer_id)
+    settings: Settings = request.app.state.settings
+    sections = await peers.fetch_all(settings, f"/customers/{customer_id}/erasure")
+    services = [
+        ServiceErasure(
+            service="profiles",
+            status="ok",
+            erased=customer.erased_at is not None,
+            erased_at=customer.erased_at,
+        ),
+        *(peers.erasure_of(section) for section in sections),
+    ]
+    return ErasureStatus(
+        customer_id=customer_id,
+        complete=all(s.erased for s in services),
+        services=services,
+    )
+
+
 @router.post(
     "/customers/{customer_id}/erasure",
     tags=["gdpr"],
@@ -850,7 +1158,17 @@ async def erase(
     values, also in the change history; non-identifying facts (number, industry, region, tags,
     consent, needs' category and status) are kept. The customer is archived and cannot change
     any more. Needs `customers:write` and `pii:read`. Publishes `customer.erased` so other
-    services scrub their part."""
+    services scrub their part; follow progress with `GET /customers/{id}/erasure`."""
+    await guard(request, session, principal, customer_id)
     customer = await service.erase(ctx(request, session, principal), customer_id)
+    await audit_change(
+        request,
+        session,
+        principal,
+        "erase",
+        "customer",
+        [customer_id],
+        protection.CUSTOMER_PII_FIELDS,
+    )
     insights = await repo.get_insights(session, [customer.id])
     return service.to_read(customer, insights.get(customer.id))

@@ -8,7 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.profiles import service
 from services.profiles.api import OPENAPI_TAGS, router
 from services.profiles.config import Settings
-from services.profiles.models import inbox, outbox
+from services.profiles.models import audit_log, inbox, outbox
+from shared import crypto
 from shared.app import ConsumerSpec, ServiceSpec, create_service_app
 from shared.consumer import EventHandler
 from shared.contracts import ANALYTICS_TOPIC, CUSTOMERS_TOPIC
@@ -27,6 +28,16 @@ Every endpoint except health, metrics and these docs needs `Authorization: Beare
 each operation names the scope it requires. Errors are RFC 9457 `application/problem+json`.
 Updates need `If-Match` with the resource's `ETag`; creating POSTs accept `Idempotency-Key`.
 Personal data (names, e-mail, phone, addresses, notes) never leaves this service in events.
+
+Data protection: personal data is encrypted at rest (AES-GCM with rotating keys), so the text
+search `q` matches substrings only of non-personal text (customer number, organisation and
+company names) and personal data (full name, e-mail, phone) only exactly, via keyed blind
+indexes. Callers without `pii:read` get a masked view from every endpoint. Every response with
+unmasked personal data and every change is written to the append-only audit log
+(`GET /audit`, scope `audit:read`); say why you access data in an `X-Purpose` header. With
+`PROFILES_AGENTS_OWN_CUSTOMERS_ONLY=true`, role `agent` sees only customers it owns.
+GDPR: `GET /customers/{id}/gdpr-export` collects every service's data about a customer;
+`GET /customers/{id}/erasure` reports erasure per service.
 """
 
 
@@ -73,6 +84,7 @@ INSIGHT_HANDLERS: dict[str, EventHandler] = {
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    crypto.keyring()  # fail fast: production refuses to start without encryption keys
     return create_service_app(
         ServiceSpec(
             name="profiles",
@@ -85,5 +97,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             publishes=[CUSTOMERS_TOPIC],
             consumers=[ConsumerSpec("profiles", [ANALYTICS_TOPIC], INSIGHT_HANDLERS)],
             openapi_tags=OPENAPI_TAGS,
+            audit=audit_log,
         )
     )

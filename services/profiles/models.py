@@ -1,11 +1,23 @@
 """Tables owned by the profiles service.
 
 Personal data (PII) lives only here and is kept in clearly marked column groups (`PII_COLUMNS`
-per table) so that erasure and, later, encryption at rest can treat exactly those columns.
+per table) so that erasure and encryption at rest treat exactly those columns.
+
+Encrypted at rest (AES-GCM, `shared.crypto`, key id per value, rotatable with
+`python -m shared.crypto reencrypt profiles`): customers' display and legal name, e-mail, phone,
+addresses, notes and custom attributes (free JSON may hold anything); contacts' name, e-mail,
+phone and notes; needs' title and description (free text may name people); the change history's
+old/new values. Not encrypted, because they identify nobody: customer number, kind, status,
+company name, industry, region, size, channel, owner, tags, language, important dates (month and
+day only, never a year, so not a birth date), external reference, consent flags, insights.
+Exact look-ups and the duplicate check use keyed blind indexes (`*_index` columns, HMAC-SHA256 of
+the normalised value); the substring search uses only the non-PII `search_name` (organisation
+names) and company name.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import date, datetime
 from typing import Any
@@ -14,6 +26,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shared.audit import audit_table
+from shared.crypto import EncryptedText
 from shared.db import Base, new_metadata
 from shared.http import idempotency_table
 from shared.outbox import inbox_table, outbox_table
@@ -28,6 +42,31 @@ metadata = Model.metadata
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
 idempotency_keys = idempotency_table(metadata)
+audit_log = audit_table(metadata)
+
+
+class EncryptedJSON(EncryptedText):
+    """A JSON value stored as one AES-GCM ciphertext; NULL reads as the empty value."""
+
+    cache_ok = True
+
+    def __init__(self, context: str, empty: type[list[Any]] | type[dict[str, Any]]) -> None:
+        super().__init__(context)
+        self.empty = empty
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        return super().process_bind_param(json.dumps(value, default=str), dialect)
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        text = super().process_result_value(value, dialect)
+        return self.empty() if text is None else json.loads(text)
+
+
+def enc(context: str) -> EncryptedText:
+    return EncryptedText(context)
+
 
 TZ = sa.DateTime(timezone=True)
 
@@ -47,14 +86,25 @@ class Customer(Model):
     version: Mapped[int] = mapped_column(sa.Integer, server_default="1")
     external_ref: Mapped[str | None] = mapped_column(sa.Text, unique=True)
 
-    # -- PII: erased on request; to be encrypted at rest (see PII_COLUMNS) -------------------
-    display_name: Mapped[str] = mapped_column(sa.Text)
-    legal_name: Mapped[str | None] = mapped_column(sa.Text)
-    email: Mapped[str | None] = mapped_column(sa.Text)
-    phone: Mapped[str | None] = mapped_column(sa.Text)
-    addresses: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")
-    notes: Mapped[str | None] = mapped_column(sa.Text)
-    custom_attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    # -- PII: erased on request, encrypted at rest (see PII_COLUMNS) ----------------------------
+    display_name: Mapped[str] = mapped_column(enc("customers.display_name"))
+    legal_name: Mapped[str | None] = mapped_column(enc("customers.legal_name"))
+    email: Mapped[str | None] = mapped_column(enc("customers.email"))
+    phone: Mapped[str | None] = mapped_column(enc("customers.phone"))
+    addresses: Mapped[list[dict[str, Any]]] = mapped_column(
+        EncryptedJSON("customers.addresses", list), default=list
+    )
+    notes: Mapped[str | None] = mapped_column(enc("customers.notes"))
+    custom_attributes: Mapped[dict[str, Any]] = mapped_column(
+        EncryptedJSON("customers.custom_attributes", dict), default=dict
+    )
+    # Keyed blind indexes (HMAC) for exact look-up and the duplicate check; see `derived()`.
+    email_index: Mapped[str | None] = mapped_column(sa.Text)
+    phone_index: Mapped[str | None] = mapped_column(sa.Text)
+    display_name_index: Mapped[str | None] = mapped_column(sa.Text)
+    name_index: Mapped[str | None] = mapped_column(sa.Text)  # name (+ company) duplicate key
+    # The display name of organisations (not personal data), for substring search and sorting.
+    search_name: Mapped[str | None] = mapped_column(sa.Text)
 
     # -- non-identifying facts -----------------------------------------------------------------
     company_name: Mapped[str | None] = mapped_column(sa.Text)
@@ -98,10 +148,10 @@ class Contact(Model):
     is_primary: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
     version: Mapped[int] = mapped_column(sa.Integer, server_default="1")
     # -- PII ---------------------------------------------------------------------------------
-    name: Mapped[str] = mapped_column(sa.Text)
-    email: Mapped[str | None] = mapped_column(sa.Text)
-    phone: Mapped[str | None] = mapped_column(sa.Text)
-    notes: Mapped[str | None] = mapped_column(sa.Text)
+    name: Mapped[str] = mapped_column(enc("contacts.name"))
+    email: Mapped[str | None] = mapped_column(enc("contacts.email"))
+    phone: Mapped[str | None] = mapped_column(enc("contacts.phone"))
+    notes: Mapped[str | None] = mapped_column(enc("contacts.notes"))
     # ---------------------------------------------------------------------------------------
     created_at: Mapped[datetime] = mapped_column(TZ)
     updated_at: Mapped[datetime] = mapped_column(TZ)
@@ -124,8 +174,8 @@ class Need(Model):
     due_date: Mapped[date | None] = mapped_column(sa.Date)
     version: Mapped[int] = mapped_column(sa.Integer, server_default="1")
     # -- PII (free text may name people) ------------------------------------------------------
-    title: Mapped[str] = mapped_column(sa.Text)
-    description: Mapped[str | None] = mapped_column(sa.Text)
+    title: Mapped[str] = mapped_column(enc("needs.title"))
+    description: Mapped[str | None] = mapped_column(enc("needs.description"))
     # ---------------------------------------------------------------------------------------
     created_at: Mapped[datetime] = mapped_column(TZ)
     updated_at: Mapped[datetime] = mapped_column(TZ)
@@ -163,8 +213,9 @@ class HistoryEntry(Model):
     action: Mapped[str] = mapped_column(sa.Text)
     actor: Mapped[str] = mapped_column(sa.Text)
     changed_at: Mapped[datetime] = mapped_column(TZ)
-    # {field: {"old": ..., "new": ...}}; values of PII fields are scrubbed on erasure.
-    changes: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # {field: {"old": ..., "new": ...}}, encrypted (old values may be personal data); values of
+    # PII fields are scrubbed on erasure.
+    changes: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON("customer_history.changes", dict))
 
     __table_args__ = (sa.Index("ix_customer_history_customer", "customer_id", "id"),)
 

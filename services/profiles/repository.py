@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.profiles import protection
 from services.profiles.models import (
     ConsentRecord,
     Contact,
@@ -27,8 +28,15 @@ SORTS = {
     "created_at": Customer.created_at,
     "updated_at": Customer.updated_at,
     "customer_number": Customer.customer_number,
-    "display_name": Customer.display_name,
+    # Names of persons are encrypted: this sorts by organisation name, persons last.
+    "display_name": sa.func.coalesce(Customer.search_name, ""),
 }
+
+
+def sort_value(customer: Customer, key: str) -> Any:
+    if key == "display_name":
+        return customer.search_name or ""
+    return getattr(customer, key)
 
 
 async def get_customer(
@@ -80,19 +88,17 @@ async def find_duplicates(
     phone: str | None,
     exclude: Sequence[uuid.UUID] = (),
     limit: int = 20,
+    owner_id: str | None = None,
 ) -> list[tuple[Customer, list[str]]]:
-    """Customers (not merged away) with the same e-mail, phone, or name within a company."""
-    email_hit = Customer.email == email if email else sa.false()
-    phone_hit = Customer.phone == phone if phone else sa.false()
-    name_hit: Any = sa.false()
-    if display_name:
-        same_name = sa.func.lower(Customer.display_name) == display_name.strip().lower()
-        if kind == "organisation":
-            name_hit = sa.and_(same_name, Customer.kind == "organisation")
-        elif company_name:
-            name_hit = sa.and_(
-                same_name, sa.func.lower(Customer.company_name) == company_name.strip().lower()
-            )
+    """Customers (not merged away) with the same e-mail, phone, or name within a company.
+
+    Compares keyed blind indexes: the values themselves are encrypted."""
+    email_key = protection.email_index(email)
+    phone_key = protection.phone_index(phone)
+    name_key = protection.duplicate_name_index(kind, display_name, company_name)
+    email_hit = Customer.email_index == email_key if email_key else sa.false()
+    phone_hit = Customer.phone_index == phone_key if phone_key else sa.false()
+    name_hit: Any = Customer.name_index == name_key if name_key else sa.false()
     query = (
         sa.select(Customer, email_hit.label("e"), phone_hit.label("p"), name_hit.label("n"))
         .where(sa.or_(email_hit, phone_hit, name_hit), Customer.status != "merged")
@@ -101,6 +107,8 @@ async def find_duplicates(
     )
     if exclude:
         query = query.where(Customer.id.not_in(exclude))
+    if owner_id is not None:
+        query = query.where(Customer.owner_id == owner_id)
     result = []
     for customer, e, p, n in (await session.execute(query)).all():
         matched = [
@@ -114,18 +122,18 @@ async def find_duplicates(
 DUPLICATE_PAIRS_SQL = sa.text(
     """
     WITH live AS (
-        SELECT id, kind, email, phone, lower(display_name) AS name, lower(company_name) AS company
+        SELECT id, email_index, phone_index, name_index
         FROM customers WHERE status <> 'merged' AND erased_at IS NULL
+            AND (CAST(:owner AS text) IS NULL OR owner_id = CAST(:owner AS text))
     ), pairs AS (
         SELECT a.id AS a_id, b.id AS b_id, 'email' AS matched
-        FROM live a JOIN live b ON a.email = b.email AND a.id < b.id
+        FROM live a JOIN live b ON a.email_index = b.email_index AND a.id < b.id
         UNION ALL
         SELECT a.id, b.id, 'phone'
-        FROM live a JOIN live b ON a.phone = b.phone AND a.id < b.id
+        FROM live a JOIN live b ON a.phone_index = b.phone_index AND a.id < b.id
         UNION ALL
         SELECT a.id, b.id, 'name_and_company'
-        FROM live a JOIN live b ON a.name = b.name AND a.kind = b.kind AND a.id < b.id
-        WHERE a.kind = 'organisation' OR a.company = b.company
+        FROM live a JOIN live b ON a.name_index = b.name_index AND a.id < b.id
     )
     SELECT a_id, b_id, array_agg(matched ORDER BY matched) AS matched_on
     FROM pairs
@@ -139,15 +147,15 @@ NIL_UUID = uuid.UUID(int=0)
 
 
 async def duplicate_pairs(
-    session: AsyncSession, after: tuple[uuid.UUID, uuid.UUID] | None, limit: int
+    session: AsyncSession,
+    after: tuple[uuid.UUID, uuid.UUID] | None,
+    limit: int,
+    owner_id: str | None = None,
 ) -> list[tuple[Customer, Customer, list[str]]]:
     """Pairs of live customers sharing an e-mail, a phone, or a name within a company."""
     after_a, after_b = after or (NIL_UUID, NIL_UUID)
-    rows = (
-        await session.execute(
-            DUPLICATE_PAIRS_SQL, {"after_a": after_a, "after_b": after_b, "limit": limit}
-        )
-    ).all()
+    params = {"after_a": after_a, "after_b": after_b, "limit": limit, "owner": owner_id}
+    rows = (await session.execute(DUPLICATE_PAIRS_SQL, params)).all()
     ids = {i for row in rows for i in (row.a_id, row.b_id)}
     customers = {
         c.id: c
@@ -182,11 +190,11 @@ class CustomerFilter:
     updated_to: datetime | None = None
 
 
-# The expression of the trigram index ix_customers_search (migration 0004); keep identical.
+# The expression of the trigram index ix_customers_search (migration 0005); keep identical.
+# Only non-PII text: personal data is encrypted and found by exact match (blind indexes).
 SEARCH_TEXT: sa.ColumnElement[str] = sa.literal_column(
-    "(customers.display_name || ' ' || coalesce(customers.legal_name, '') || ' ' || "
-    "customers.customer_number || ' ' || coalesce(customers.email, '') || ' ' || "
-    "coalesce(customers.phone, ''))"
+    "(customers.customer_number || ' ' || coalesce(customers.search_name, '') || ' ' || "
+    "coalesce(customers.company_name, ''))"
 )
 
 
@@ -195,10 +203,20 @@ def _text_match(q: str) -> Any:
         escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         return f"%{escaped}%"
 
-    conditions = [SEARCH_TEXT.ilike(pattern(q.strip()))]
-    digits = "".join(ch for ch in q if ch.isdigit())
-    if len(digits) >= 4 and digits != q.strip():
-        conditions.append(SEARCH_TEXT.like(pattern(digits)))  # "139 1234 5678" finds +86139...
+    from services.profiles.schemas import normalise_phone
+
+    text = q.strip()
+    conditions = [
+        SEARCH_TEXT.ilike(pattern(text)),
+        Customer.display_name_index == protection.display_name_index(text),
+    ]
+    if "@" in text:
+        conditions.append(Customer.email_index == protection.email_index(text))
+    if sum(ch.isdigit() for ch in text) >= 5:
+        try:
+            conditions.append(Customer.phone_index == protection.phone_index(normalise_phone(text)))
+        except ValueError:
+            pass  # not a phone number: the other conditions still apply
     return sa.or_(*conditions)
 
 
@@ -262,7 +280,7 @@ async def list_customers(
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1][0]
-        last_value = getattr(last, key)
+        last_value = sort_value(last, key)
         next_cursor = encode_cursor(
             {
                 "s": sort,

@@ -459,3 +459,46 @@ class ExportRead(BaseModel):
     needs: list[NeedRead]
     consent: list[ConsentRead]
     history: list[HistoryRead]
+
+
+PeerStatus = Literal["ok", "not_found", "unavailable", "error"]
+
+
+class ServiceSection(BaseModel):
+    """What one service holds about the customer, or why it could not say."""
+
+    service: str = Field(examples=["interactions"])
+    status: PeerStatus = Field(
+        description="`ok`: `data` is the service's export; `not_found`: it holds nothing; "
+        "`unavailable`: unreachable or timed out; `error`: it answered with an error.",
+        examples=["ok"],
+    )
+    http_status: int | None = Field(None, description="The peer's HTTP status, if it answered.")
+    detail: str | None = Field(None, description="Why the section is not `ok`.")
+    data: Any = Field(None, description="The service's own export document.")
+
+
+class GdprExport(BaseModel):
+    """Everything every service holds about one customer (GDPR access request)."""
+
+    customer_id: UUID
+    complete: bool = Field(description="True when every service answered `ok` or `not_found`.")
+    services: list[ServiceSection]
+
+
+class ServiceErasure(BaseModel):
+    """Whether one service has erased the customer's personal data."""
+
+    service: str = Field(examples=["complaints"])
+    status: PeerStatus = Field(examples=["ok"])
+    erased: bool = Field(description="True once the service scrubbed the customer's PII.")
+    erased_at: datetime | None = None
+    detail: str | None = None
+
+
+class ErasureStatus(BaseModel):
+    """Completion of an erasure in every service."""
+
+    customer_id: UUID
+    complete: bool = Field(description="True once every service reports `erased`.")
+    services: list[ServiceErasure]

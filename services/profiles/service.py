@@ -15,7 +15,9 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import flag_modified
 
+from services.profiles import protection
 from services.profiles import repository as repo
 from services.profiles.errors import (
     CustomerNotActive,
@@ -164,31 +166,10 @@ def to_read(c: Customer | dict[str, Any], insights: CustomerInsights | None) -> 
     return CustomerRead.model_validate({**values, "insights": insights_of(insights)})
 
 
-def mask_email(value: str | None) -> str | None:
-    if not value:
-        return value
-    local, _, domain = value.partition("@")
-    return f"{local[:1]}***@{domain}"
-
-
-def mask_phone(value: str | None) -> str | None:
-    if not value:
-        return value
-    return value[:3] + "*" * max(len(value) - 7, 0) + value[-4:]
-
-
 def masked(read: CustomerRead) -> CustomerRead:
-    """The view of a caller without `pii:read`: contact details and notes hidden."""
-    return read.model_copy(
-        update={
-            "email": mask_email(read.email),
-            "phone": mask_phone(read.phone),
-            "legal_name": None,
-            "addresses": [],
-            "notes": None,
-            "custom_attributes": {},
-        }
-    )
+    """The view of a caller without `pii:read`: contact details, notes, persons' names hidden."""
+    values = {name: getattr(read, name) for name in ("kind", "display_name", "email", "phone")}
+    return read.model_copy(update=protection.masked_customer(values))
 
 
 def diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -318,7 +299,9 @@ async def create_customer(ctx: Ctx, data: CustomerCreate, allow_duplicate: bool)
             ),
         )
     at = now()
-    customer = Customer(id=uuid.uuid4(), created_at=at, updated_at=at, **values)
+    customer = Customer(
+        id=uuid.uuid4(), created_at=at, updated_at=at, **values, **protection.derived(values)
+    )
     session.add(customer)
     await session.flush()
     await record_history(
@@ -392,6 +375,7 @@ async def update_customer(
         return customer
     for name in requested:
         setattr(customer, name, requested[name])
+    protection.refresh_derived(customer)
     customer.version += 1
     customer.updated_at = at
     await session.flush()
@@ -442,7 +426,7 @@ async def archive_customer(ctx: Ctx, customer_id: uuid.UUID, if_match: str | Non
 
 
 async def duplicate_candidates(
-    session: AsyncSession, customer_id: uuid.UUID
+    session: AsyncSession, customer_id: uuid.UUID, owner_id: str | None = None
 ) -> list[tuple[Customer, list[str]]]:
     customer = await load(session, customer_id)
     return await repo.find_duplicates(
@@ -454,6 +438,7 @@ async def duplicate_candidates(
         phone=customer.phone,
         exclude=[customer.id],
         limit=50,
+        owner_id=owner_id,
     )
 
 
@@ -534,6 +519,7 @@ async def merge(ctx: Ctx, survivor_id: uuid.UUID, request: MergeRequest) -> Merg
         await session.flush()
     for name, value in values.items():
         setattr(survivor, name, value)
+    protection.refresh_derived(survivor)
     survivor.version += 1
     survivor.updated_at = at
     duplicate.status, duplicate.merged_into_id = "merged", survivor.id
@@ -832,25 +818,21 @@ async def erase(ctx: Ctx, customer_id: uuid.UUID) -> Customer:
     if not ids:  # erased already: nothing left to scrub, nothing to announce
         return customer
     at = now()
-    await session.execute(
-        sa.update(Customer)
-        .where(Customer.id.in_(ids))
-        .values(
-            display_name=sa.literal("Erased customer ") + Customer.customer_number,
-            legal_name=None,
-            email=None,
-            phone=None,
-            addresses=[],
-            notes=None,
-            custom_attributes={},
-            status=sa.case((Customer.status == "active", "archived"), else_=Customer.status),
-            archived_at=sa.func.coalesce(Customer.archived_at, at),
-            erased_at=at,
-            version=Customer.version + 1,
-            updated_at=at,
-        )
-        .execution_options(synchronize_session=False)
-    )
+    # Names are encrypted per row, so the anonymous values are written row by row (few rows).
+    erased = (await session.execute(sa.select(Customer).where(Customer.id.in_(ids)))).scalars()
+    for row in erased:
+        row.display_name = f"Erased customer {row.customer_number}"
+        row.legal_name = row.email = row.phone = row.notes = None
+        row.addresses, row.custom_attributes = [], {}
+        row.email_index = row.phone_index = row.display_name_index = None
+        row.name_index = row.search_name = None
+        if row.status == "active":
+            row.status = "archived"
+        row.archived_at = row.archived_at or at
+        row.erased_at = at
+        row.version += 1
+        row.updated_at = at
+    await session.flush()
     await session.execute(
         sa.update(Contact)
         .where(Contact.customer_id.in_(ids))
@@ -866,12 +848,12 @@ async def erase(ctx: Ctx, customer_id: uuid.UUID) -> Customer:
     ).scalars()
     for entry in entries:
         pii = PII_BY_ENTITY.get(entry.entity, set())
-        scrubbed = {
+        entry.changes = {
             name: ({"old": ERASED, "new": ERASED} if name in pii else change)
             for name, change in entry.changes.items()
         }
-        if scrubbed != entry.changes:
-            entry.changes = scrubbed
+        # Sealed afresh even when unchanged: no ciphertext of the erased customer survives.
+        flag_modified(entry, "changes")
     # Stored responses of earlier requests (Idempotency-Key replays) may quote PII.
     for cid in ids:
         await session.execute(
@@ -1047,32 +1029,37 @@ async def _existing_refs(
 async def _drop_duplicates(
     session: AsyncSession, pending: list[tuple[ImportRowResult, CustomerCreate]]
 ) -> list[tuple[ImportRowResult, CustomerCreate]]:
-    emails = sorted({d.email for _, d in pending if d.email})
-    phones = sorted({d.phone for _, d in pending if d.phone})
+    # Compared by blind index (the values are encrypted); keys are the index values.
+    emails = sorted({protection.email_index(d.email) or "" for _, d in pending if d.email})
+    phones = sorted({protection.phone_index(d.phone) or "" for _, d in pending if d.phone})
     known: dict[str, str] = {}
     if emails or phones:
         rows = await session.execute(
-            sa.select(Customer.id, Customer.email, Customer.phone).where(
+            sa.select(Customer.id, Customer.email_index, Customer.phone_index).where(
                 Customer.status != "merged",
                 sa.or_(
-                    Customer.email == sa.func.any(sa.literal(emails, sa.ARRAY(sa.Text))),
-                    Customer.phone == sa.func.any(sa.literal(phones, sa.ARRAY(sa.Text))),
+                    Customer.email_index == sa.func.any(sa.literal(emails, sa.ARRAY(sa.Text))),
+                    Customer.phone_index == sa.func.any(sa.literal(phones, sa.ARRAY(sa.Text))),
                 ),
             )
         )
-        for cid, email, phone in rows.all():
-            if email:
-                known[f"email:{email}"] = str(cid)
-            if phone:
-                known[f"phone:{phone}"] = str(cid)
+        for cid, email_key, phone_key in rows.all():
+            if email_key:
+                known[f"email:{email_key}"] = str(cid)
+            if phone_key:
+                known[f"phone:{phone_key}"] = str(cid)
     kept = []
     for result, data in pending:
+        keys = (
+            ("email", protection.email_index(data.email)),
+            ("phone", protection.phone_index(data.phone)),
+        )
         errors = [
             {
                 "field": name,
                 "message": f"same {name} as existing customer {known[f'{name}:{value}']}",
             }
-            for name, value in (("email", data.email), ("phone", data.phone))
+            for name, value in keys
             if value and f"{name}:{value}" in known
         ]
         if errors:
@@ -1080,7 +1067,7 @@ async def _drop_duplicates(
         else:
             kept.append((result, data))
             # A later row of the same import with the same contact detail is a duplicate too.
-            for name, value in (("email", data.email), ("phone", data.phone)):
+            for name, value in keys:
                 if value:
                     known.setdefault(f"{name}:{value}", f"of row {result.row}")
     return kept
@@ -1094,7 +1081,15 @@ async def _insert_batch(
     values = []
     for _, data in batch:
         fields = data.model_dump(mode="json")
-        values.append({"id": uuid.uuid4(), "created_at": at, "updated_at": at, **fields})
+        values.append(
+            {
+                "id": uuid.uuid4(),
+                "created_at": at,
+                "updated_at": at,
+                **fields,
+                **protection.derived(fields),
+            }
+        )
     # executemany: one compiled statement, sent as multi-row VALUES pages (insertmanyvalues).
     inserted = await session.execute(
         insert(table)

@@ -42,19 +42,30 @@ async def test_filters_by_owner_tag_industry_region_and_status(
     assert set(await ids(client, admin, owner_id=owner, status="active")) == {a["id"], b["id"]}
 
 
-async def test_text_search_on_name_number_email_and_phone(
+async def test_text_search_substrings_of_non_pii_and_exact_pii_via_blind_index(
     client: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:
     u = unique()
-    customer = await create_customer(client, admin, display_name=f"Jade Dragon {u}")
+    org = await create_customer(
+        client, admin, kind="organisation", display_name=f"Jade Dragon Trading {u}"
+    )
+    person = await create_customer(
+        client, admin, display_name=f"Wang Fang {u}", company_name=f"Acme Works {u}"
+    )
+    for q in (f"dragon trading {u}", org["customer_number"]):
+        assert org["id"] in await ids(client, admin, q=q), q
+    phone = person["phone"]  # E.164, e.g. +86139...; a local notation finds it too
     for q in (
-        f"dragon {u}",
-        customer["customer_number"],
-        customer["email"],
-        customer["phone"][-8:],
-        " ".join((customer["phone"][3:6], customer["phone"][6:10], customer["phone"][10:])),
+        f"acme works {u}",  # company name: not personal data, substring search
+        f"wang  FANG {u}",  # a person's full name: exact (normalised) match only
+        person["email"].upper(),
+        phone,
+        " ".join((phone[3:6], phone[6:10], phone[10:])),
     ):
-        assert customer["id"] in await ids(client, admin, q=q), q
+        assert person["id"] in await ids(client, admin, q=q), q
+    # Parts of personal data are encrypted and no longer substring-searchable.
+    for q in (f"Wang {u}", person["email"][:-4], phone[-8:]):
+        assert person["id"] not in await ids(client, admin, q=q), q
     assert await ids(client, admin, q=f"nothing-{unique()}") == []
 
 

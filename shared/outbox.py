@@ -217,6 +217,9 @@ class OutboxRelay:
     async def _sleep(self, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
+            # Under write load every commit notifies; a short pause lets one relay pass
+            # take many commits' events instead of running two transactions per request.
+            await asyncio.sleep(self.settings.outbox_debounce_s)
         self._wake.clear()
 
     async def _ensure_listener(self) -> None:

@@ -55,6 +55,7 @@ class ServiceSettings(BaseSettings):
 
     outbox_batch_size: int = 500
     outbox_poll_interval_s: float = 1.0
+    outbox_debounce_s: float = 0.01
     outbox_retention_days: int = 365
 
     consumer_batch_size: int = 500

@@ -135,7 +135,8 @@ async def bench_drain(n: int) -> dict[str, Any]:
     engine = create_engine(settings)
 
     async def batch(session: Any, events: list[Any]) -> None:
-        await handle_batch(session, events, settings)
+        incremental = len(events) <= settings.incremental_max_batch
+        await handle_batch(session, events, settings, incremental=incremental)
 
     runner = ConsumerRunner(
         settings,

@@ -55,7 +55,8 @@ def consumer_task(settings: Settings) -> Callable[[FastAPI], Coroutine[Any, Any,
     """Run the batch-mode consumer as a background task (it shows in readiness like others)."""
 
     async def batch(session: AsyncSession, events: list[CloudEvent]) -> None:
-        await handle_batch(session, events, settings)
+        incremental = len(events) <= settings.incremental_max_batch
+        await handle_batch(session, events, settings, incremental=incremental)
 
     async def run(app: FastAPI) -> None:
         if not settings.consumer_enabled:

@@ -105,7 +105,9 @@ async def test_agenda_groups_an_agents_open_followups(
         headers=admin,
     )
     await client.post(f"/followups/{cancelled.json()['id']}/cancel", headers=admin)
-    agenda = await client.get(f"/agenda?assignee_id={agent}&days=7&tz={zone}", headers=admin)
+    agenda = await client.get(  # params: the "+" of Etc/GMT+0 must be URL-encoded
+        "/agenda", params={"assignee_id": agent, "days": 7, "tz": zone}, headers=admin
+    )
     assert agenda.status_code == 200, agenda.text
     body = agenda.json()
     assert [f["id"] for f in body["overdue"]] == [ids["overdue"]]

@@ -177,7 +177,7 @@ async def created_response(
 ) -> JSONResponse:
     body = model.model_dump(mode="json")
     headers = {"ETag": etag_of(version), "Location": location}
-    await idem.remember(session, 201, body, headers)
+    await idem.remember(session, 201, protection.seal_body(body), headers)
     return JSONResponse(body, status_code=201, headers=headers)
 
 
@@ -216,7 +216,7 @@ async def create_customer(
     """
     idem = Idempotency(idempotency_keys, idempotency_key, principal.subject)
     if (stored := await idem.replay(session, request)) is not None:
-        return stored
+        return protection.unseal_replay(stored)
     owner = protection.owner_limit(request, principal)
     if owner is not None:
         if data.owner_id not in (None, owner):
@@ -571,7 +571,7 @@ async def merge(
     """
     idem = Idempotency(idempotency_keys, idempotency_key, principal.subject)
     if (stored := await idem.replay(session, request)) is not None:
-        return stored
+        return protection.unseal_replay(stored)
     await guard(request, session, principal, customer_id, data.duplicate_id)
     result = await service.merge(ctx(request, session, principal), customer_id, data)
     ids = [customer_id, data.duplicate_id]
@@ -583,7 +583,7 @@ async def merge(
         )
     result = result.model_copy(update={"survivor": view(result.survivor, principal)})
     body = result.model_dump(mode="json")
-    await idem.remember(session, 200, body)
+    await idem.remember(session, 200, protection.seal_body(body))
     return JSONResponse(body)
 
 
@@ -645,7 +645,7 @@ async def import_customers(
     """
     idem = Idempotency(idempotency_keys, idempotency_key, principal.subject)
     if (stored := await idem.replay(session, request)) is not None:
-        return stored
+        return protection.unseal_replay(stored)
     settings: Settings = request.app.state.settings
     rows = service.parse_import(
         await request.body(), request.headers.get("content-type", ""), settings.import_max_rows
@@ -659,7 +659,7 @@ async def import_customers(
     created = [r.customer_id for r in result.rows if r.status == "created" and r.customer_id]
     await audit_change(request, session, principal, "import", "customer", created, ["*"])
     body = result.model_dump(mode="json")
-    await idem.remember(session, 200, body)
+    await idem.remember(session, 200, protection.seal_body(body))
     return JSONResponse(body)
 
 
@@ -695,7 +695,7 @@ async def add_contact(
     persons cannot have contacts (422). Send an `Idempotency-Key` to make retries safe."""
     idem = Idempotency(idempotency_keys, idempotency_key, principal.subject)
     if (stored := await idem.replay(session, request)) is not None:
-        return stored
+        return protection.unseal_replay(stored)
     await guard(request, session, principal, customer_id)
     contact = await service.add_contact(ctx(request, session, principal), customer_id, data)
     await audit_change(
@@ -852,7 +852,7 @@ async def add_need(
     Needs `customers:write`. Publishes `need.recorded`."""
     idem = Idempotency(idempotency_keys, idempotency_key, principal.subject)
     if (stored := await idem.replay(session, request)) is not None:
-        return stored
+        return protection.unseal_replay(stored)
     await guard(request, session, principal, customer_id)
     need = await service.add_need(ctx(request, session, principal), customer_id, data)
     await audit_change(
@@ -983,14 +983,14 @@ async def change_consent(
     `customers:write`. Publishes `consent.changed` when the state changes."""
     idem = Idempotency(idempotency_keys, idempotency_key, principal.subject)
     if (stored := await idem.replay(session, request)) is not None:
-        return stored
+        return protection.unseal_replay(stored)
     await guard(request, session, principal, customer_id)
     record = await service.change_consent(ctx(request, session, principal), customer_id, data)
     await audit_change(
         request, session, principal, "update", "consent", [customer_id], [data.purpose]
     )
     body = ConsentRead.model_validate(record, from_attributes=True).model_dump(mode="json")
-    await idem.remember(session, 201, body)
+    await idem.remember(session, 201, protection.seal_body(body))
     return JSONResponse(body, status_code=201)
 
 

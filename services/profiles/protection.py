@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -18,11 +20,12 @@ from typing import Any
 import sqlalchemy as sa
 from asgi_correlation_id import correlation_id
 from fastapi import Request
+from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.profiles.models import Customer, audit_log
 from shared.auth import Principal
-from shared.crypto import blind_index, mask_email, mask_phone
+from shared.crypto import blind_index, keyring, mask_email, mask_phone
 
 # -- blind indexes -----------------------------------------------------------------------------
 
@@ -151,3 +154,29 @@ async def audit(
 
 
 CUSTOMER_PII_FIELDS = list(Customer.PII_COLUMNS)
+
+
+# -- stored idempotent replies -----------------------------------------------------------------
+
+IDEMPOTENCY_CONTEXT = "profiles.idempotency_keys.body"
+UUID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def seal_body(body: Any) -> dict[str, Any]:
+    """A reply stored for Idempotency-Key replays, encrypted (it may quote personal data); the
+    ids it mentions stay clear so erasure can find and drop it."""
+    text = json.dumps(body, default=str)
+    return {
+        "ids": sorted(set(UUID_PATTERN.findall(text))),
+        "sealed": keyring().seal(text, IDEMPOTENCY_CONTEXT),
+    }
+
+
+def unseal_replay(replayed: JSONResponse) -> JSONResponse:
+    stored = json.loads(bytes(replayed.body))
+    if not isinstance(stored, dict) or "sealed" not in stored:
+        return replayed
+    body = json.loads(keyring().open(stored["sealed"], IDEMPOTENCY_CONTEXT))
+    skip = {"content-length", "content-type"}
+    headers = {k: v for k, v in replayed.headers.items() if k.lower() not in skip}
+    return JSONResponse(body, status_code=replayed.status_code, headers=headers)

@@ -131,6 +131,21 @@ async def test_raw_rows_show_ciphertext_not_personal_data(
     assert read.json()["addresses"] == customer["addresses"]
 
 
+async def test_stored_idempotent_replies_are_encrypted_and_still_replay(
+    client: httpx.AsyncClient, admin: dict[str, str], app: FastAPI
+) -> None:
+    payload, key = customer_payload(), f"k-{unique()}"
+    headers = {**admin, "Idempotency-Key": key}
+    first = await client.post("/customers", json=payload, headers=headers)
+    again = await client.post("/customers", json=payload, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again.headers["etag"] == first.headers["etag"]
+    async with raw_db(app) as conn:
+        stored = await conn.fetchval("SELECT body::text FROM idempotency_keys WHERE key = $1", key)
+    assert first.json()["email"] not in stored and '"sealed": "k1.' in stored
+    assert first.json()["id"] in stored  # kept clear so erasure can find and drop it
+
+
 async def test_duplicate_check_finds_the_same_email_and_phone_via_blind_index(
     client: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:

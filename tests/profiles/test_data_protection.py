@@ -444,10 +444,11 @@ def peer_app(name: str, erased: bool) -> FastAPI:
 
 
 @asynccontextmanager
-async def running(peer: FastAPI) -> AsyncIterator[str]:
+async def running(peer: FastAPI, lifespan: str = "off") -> AsyncIterator[str]:
+    """Serve an app over real HTTP on a free local port, in this event loop."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(peer, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(peer, log_level="warning", lifespan=lifespan))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event

@@ -215,11 +215,23 @@ class CustomerRead(BaseModel):
         description="`archived` after DELETE; `merged` when merged into `merged_into_id`.",
         examples=["active"],
     )
-    display_name: str = Field(examples=["Lianhua Trading"])
-    legal_name: str | None = Field(examples=["Shanghai Lianhua Trading Co., Ltd."])
-    email: str | None = Field(description="Lower-case.", examples=["li.wei@example.com"])
-    phone: str | None = Field(description="E.164.", examples=["+8613800138000"])
-    addresses: list[Address]
+    display_name: str = Field(
+        description="A person's name is shortened to its initial (`L***`) without `pii:read`; "
+        "an organisation's name is not personal data and always shown.",
+        examples=["Lianhua Trading"],
+    )
+    legal_name: str | None = Field(
+        description="Null without `pii:read`.", examples=["Shanghai Lianhua Trading Co., Ltd."]
+    )
+    email: str | None = Field(
+        description="Lower-case; masked (`l***@example.com`) without `pii:read`.",
+        examples=["li.wei@example.com"],
+    )
+    phone: str | None = Field(
+        description="E.164; masked (`+86*******8000`) without `pii:read`.",
+        examples=["+8613800138000"],
+    )
+    addresses: list[Address] = Field(description="Empty without `pii:read`.")
     company_name: str | None = Field(examples=["Lianhua Trading"])
     industry: str | None = Field(examples=["manufacturing"])
     region: str | None = Field(examples=["east"])
@@ -230,8 +242,13 @@ class CustomerRead(BaseModel):
     language: str | None = Field(examples=["zh-CN"])
     preferred_channel: str | None = Field(examples=["phone"])
     important_dates: list[ImportantDate]
-    notes: str | None = Field(examples=["Prefers calls after 3 pm."])
-    custom_attributes: dict[str, Any] = Field(examples=[{"erp_segment": "K2"}])
+    notes: str | None = Field(
+        description="Null without `pii:read`.", examples=["Prefers calls after 3 pm."]
+    )
+    custom_attributes: dict[str, Any] = Field(
+        description="Empty without `pii:read` (free JSON may hold personal data).",
+        examples=[{"erp_segment": "K2"}],
+    )
     external_ref: str | None = Field(description="Your system's id.", examples=["erp-100234"])
     merged_into_id: UUID | None = Field(
         None, description="Set when this record was merged into another (status `merged`)."

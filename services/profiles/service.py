@@ -244,9 +244,12 @@ async def read_customer(session: AsyncSession, customer_id: uuid.UUID) -> Custom
 def identity_keys(
     kind: str, name: str | None, company: str | None, email: str | None, phone: str | None
 ) -> list[str]:
-    keys = [f"e:{email}" if email else "", f"p:{phone}" if phone else ""]
-    if name and (kind == "organisation" or company):
-        keys.append(f"n:{kind}:{name.strip().lower()}:{(company or '').strip().lower()}")
+    """Lock keys of the duplicate check: the blind indexes, so no plaintext reaches the DB."""
+    keys = [
+        protection.email_index(email),
+        protection.phone_index(phone),
+        protection.duplicate_name_index(kind, name, company),
+    ]
     return [k for k in keys if k]
 
 

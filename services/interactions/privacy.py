@@ -22,6 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from asgi_correlation_id import correlation_id
+from cryptography.exceptions import InvalidTag
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,7 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.interactions.models import audit_log
 from shared import audit
 from shared.auth import Principal
-from shared.crypto import keyring
+from shared.crypto import KeyringError, keyring
+from shared.problems import Conflict
 
 REDACTED = "[redacted]"
 PII_FIELDS: dict[str, tuple[str, ...]] = {
@@ -125,10 +127,18 @@ def seal_body(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def unseal_replay(replayed: JSONResponse) -> JSONResponse:
+    """The first reply, decrypted. Replies are not re-encrypted on key rotation: one sealed
+    with a key since retired from the keyring is refused (409) rather than answered wrongly."""
     stored = json.loads(bytes(replayed.body))
     if not isinstance(stored, dict) or "sealed" not in stored:
         return replayed
-    body = json.loads(keyring().open(stored["sealed"], IDEMPOTENCY_CONTEXT))
+    try:
+        body = json.loads(keyring().open(stored["sealed"], IDEMPOTENCY_CONTEXT))
+    except (KeyringError, InvalidTag, ValueError) as exc:
+        raise Conflict(
+            "The stored reply of this Idempotency-Key was encrypted with a retired key and "
+            "cannot be replayed; look the record up instead of retrying"
+        ) from exc
     skip = {"content-length", "content-type"}
     headers = {k: v for k, v in replayed.headers.items() if k.lower() not in skip}
     return JSONResponse(body, status_code=replayed.status_code, headers=headers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import uuid
 from collections.abc import Callable
@@ -11,11 +12,14 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 
+from services.interactions import privacy
 from services.interactions.models import metadata
 from shared import crypto
 from shared.contracts.customers import CustomerErased
+from shared.problems import Conflict
 from tests.conftest import auth
 from tests.helpers import eventually
 from tests.interactions.factories import (
@@ -276,3 +280,17 @@ async def test_erasure_status_flips_and_no_table_keeps_the_personal_text(
         f"/audit?customer_id={records.customer}&action=erase", headers=admin
     )
     assert len(erase_entries.json()["items"]) == 1
+
+
+def test_a_reply_sealed_with_a_retired_key_is_refused_not_answered() -> None:
+    retired = crypto.Keyring(
+        keys={"gone": secrets.token_bytes(32)}, active="gone", index_key=secrets.token_bytes(32)
+    )
+    stale = {"customer_id": "c", "sealed": retired.seal("{}", privacy.IDEMPOTENCY_CONTEXT)}
+    with pytest.raises(Conflict):
+        privacy.unseal_replay(JSONResponse(stale, status_code=201))
+    fresh = privacy.unseal_replay(
+        JSONResponse(privacy.seal_body({"customer_id": "c", "x": 1}), headers={"ETag": '"1"'})
+    )
+    assert json.loads(bytes(fresh.body)) == {"customer_id": "c", "x": 1}
+    assert fresh.headers["etag"] == '"1"'

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -59,7 +59,21 @@ from shared.pagination import (
 )
 from shared.problems import Forbidden, problem_responses
 
-router = APIRouter()
+
+def purpose(
+    x_purpose: Annotated[
+        str | None,
+        Header(
+            description="Why you access the data (e.g. a ticket number); recorded with every "
+            "audit entry of the request (first 500 characters).",
+            examples=["support ticket T-1042"],
+        ),
+    ] = None,
+) -> None:
+    """Documents `X-Purpose` on every operation; `shared.audit` reads it from the request."""
+
+
+router = APIRouter(dependencies=[Depends(purpose)])
 Reader = Annotated[Principal, require("customers:read")]
 Writer = Annotated[Principal, require("customers:write")]
 PiiReader = Annotated[Principal, require("pii:read")]

@@ -6,6 +6,8 @@ redirect so complaints filed later for the duplicate land on the survivor.
 
 from __future__ import annotations
 
+import uuid
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -71,6 +73,10 @@ def handlers(ctx: service.Context) -> dict[str, EventHandler]:
         await privacy.changed(
             session, None, privacy.SYSTEM, "merge", "customer", duplicate, survivor, ["customer_id"]
         )
+        # The survivor was erased first (events of different customers come in any order):
+        # what the duplicate brings along is scrubbed too.
+        if await repo.is_erased(session, survivor):
+            await scrub_customer(session, survivor)
 
     async def erased(session: AsyncSession, event: CloudEvent) -> None:
         e = CustomerErased.model_validate(event.data)
@@ -79,56 +85,65 @@ def handlers(ctx: service.Context) -> dict[str, EventHandler]:
             .values(customer_id=e.customer_id, erased_at=e.occurred_at)
             .on_conflict_do_nothing()
         )
-        ids = sa.select(Complaint.id).where(Complaint.customer_id == e.customer_id)
-        # Keep category, severity, timings, SLA facts and ratings; drop who and what was said.
-        await session.execute(
-            sa.update(Complaint)
-            .where(Complaint.customer_id == e.customer_id)
-            .values(
-                complainant_name=None,
-                complainant_email=None,
-                complainant_phone=None,
-                subject=None,
-                description=None,
-                root_cause=None,
-                resolution=None,
-                rating_comment=None,
-                erased_at=sa.func.now(),
-                version=Complaint.version + 1,
-                updated_at=sa.func.now(),
-            )
-        )
-        await session.execute(sa.update(Note).where(Note.complaint_id.in_(ids)).values(body=None))
-        await session.execute(
-            sa.update(Transition).where(Transition.complaint_id.in_(ids)).values(note=None)
-        )
-        await session.execute(
-            sa.update(Action).where(Action.complaint_id.in_(ids)).values(description=None)
-        )
-        # Stored Idempotency-Key replies repeat the complainant's details: they go too.
-        await session.execute(
-            sa.delete(idempotency_keys).where(
-                idempotency_keys.c.body["customer_id"].astext == str(e.customer_id)
-            )
-        )
-        await privacy.changed(
-            session,
-            None,
-            privacy.SYSTEM,
-            "erase",
-            "customer",
-            e.customer_id,
-            e.customer_id,
-            [f"complaints.{f}" for f in privacy.PII_FIELDS["complaint"]]
-            + [
-                "complaint_notes.body",
-                "complaint_transitions.note",
-                "complaint_actions.description",
-            ],
-        )
+        await scrub_customer(session, e.customer_id)
 
     return {
         CustomerTierChanged.event_type(): tier_changed,
         CustomerMerged.event_type(): merged,
         CustomerErased.event_type(): erased,
     }
+
+
+async def scrub_customer(session: AsyncSession, customer_id: uuid.UUID) -> None:
+    """Remove the customer's personal data (values set to NULL, so no ciphertext remains)."""
+    ids = sa.select(Complaint.id).where(Complaint.customer_id == customer_id)
+    # Keep category, severity, timings, SLA facts and ratings; drop who and what was said.
+    await session.execute(
+        sa.update(Complaint)
+        .where(Complaint.customer_id == customer_id)
+        .values(
+            complainant_name=None,
+            complainant_email=None,
+            complainant_phone=None,
+            subject=None,
+            description=None,
+            root_cause=None,
+            resolution=None,
+            rating_comment=None,
+            erased_at=sa.func.now(),
+            version=Complaint.version + 1,
+            updated_at=sa.func.now(),
+        )
+    )
+    await session.execute(sa.update(Note).where(Note.complaint_id.in_(ids)).values(body=None))
+    await session.execute(
+        sa.update(Transition).where(Transition.complaint_id.in_(ids)).values(note=None)
+    )
+    await session.execute(
+        sa.update(Action).where(Action.complaint_id.in_(ids)).values(description=None)
+    )
+    # Stored Idempotency-Key replies repeat the complainant's details: they go too.
+    merged = await session.scalars(
+        sa.select(CustomerRedirect.merged_id).where(CustomerRedirect.survivor_id == customer_id)
+    )
+    every_id = [str(customer_id), *(str(m) for m in merged)]
+    await session.execute(
+        sa.delete(idempotency_keys).where(
+            idempotency_keys.c.body["customer_id"].astext.in_(every_id)
+        )
+    )
+    await privacy.changed(
+        session,
+        None,
+        privacy.SYSTEM,
+        "erase",
+        "customer",
+        customer_id,
+        customer_id,
+        [f"complaints.{f}" for f in privacy.PII_FIELDS["complaint"]]
+        + [
+            "complaint_notes.body",
+            "complaint_transitions.note",
+            "complaint_actions.description",
+        ],
+    )

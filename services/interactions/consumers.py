@@ -124,33 +124,17 @@ def handlers(settings: Settings) -> dict[str, EventHandler]:
         await privacy.changed(
             session, None, privacy.SYSTEM, "merge", "customer", old, survivor, ["customer_id"]
         )
+        # The survivor was erased before this merge arrived: what the duplicate brings along
+        # is scrubbed too.
+        if (await repo.customer_status(session, survivor))[1] is not None:
+            await scrub_customer(session, [survivor, old])
 
     async def erased(session: AsyncSession, event: CloudEvent) -> None:
         """Scrub free text and contact details; amounts, scores and dates stay."""
         e = CustomerErased.model_validate(event.data)
         customer_id = await repo.resolve_customer(session, e.customer_id)
         ids = list({customer_id, e.customer_id})
-        scrub: dict[Any, dict[str, Any]] = {
-            Interaction: {"contact_person": None, "subject": None, "summary": None},
-            Survey: {"comment": None},
-            Refund: {"reason": None},
-            # Care follow-ups' keys and notes name the important date: they go too.
-            Followup: {"note": None, "dedupe_key": None},
-        }
-        for model, cleared in scrub.items():
-            await session.execute(
-                sa.update(model)
-                .where(model.customer_id.in_(ids))
-                .values(**cleared)
-                .execution_options(synchronize_session=False)
-            )
-        # Nobody contacts an erased customer again.
-        await session.execute(
-            sa.update(Followup)
-            .where(Followup.customer_id.in_(ids), Followup.status == "open")
-            .values(status="cancelled", updated_at=sa.func.now(), version=Followup.version + 1)
-            .execution_options(synchronize_session=False)
-        )
+        await scrub_customer(session, ids)
         s = CustomerState
         values: dict[str, Any] = {
             "erased_at": e.occurred_at,
@@ -165,17 +149,6 @@ def handlers(settings: Settings) -> dict[str, EventHandler]:
                 .values(customer_id=cid, **values)
                 .on_conflict_do_update(index_elements=[s.customer_id], set_=values)
             )
-        # Stored Idempotency-Key replies repeat what was written: they go too.
-        await session.execute(
-            sa.delete(idempotency_keys).where(
-                idempotency_keys.c.body["customer_id"].astext.in_([str(i) for i in ids])
-            )
-        )
-        fields = [f"{m.__tablename__}.{c}" for m, cleared in scrub.items() for c in cleared]
-        for cid in ids:
-            await privacy.changed(
-                session, None, privacy.SYSTEM, "erase", "customer", cid, cid, fields
-            )
 
     return {
         CustomerCreated.event_type(): dimensions,
@@ -184,6 +157,43 @@ def handlers(settings: Settings) -> dict[str, EventHandler]:
         CustomerErased.event_type(): erased,
         CustomerTierChanged.event_type(): tier_changed,
     }
+
+
+SCRUB: dict[Any, dict[str, Any]] = {
+    Interaction: {"contact_person": None, "subject": None, "summary": None},
+    Survey: {"comment": None},
+    Refund: {"reason": None},
+    # Care follow-ups' keys and notes name the important date: they go too.
+    Followup: {"note": None, "dedupe_key": None},
+}
+
+
+async def scrub_customer(session: AsyncSession, ids: list[uuid.UUID]) -> None:
+    """Remove the personal text of these customers' records (set to NULL: no ciphertext
+    remains), cancel their open follow-ups and drop stored Idempotency-Key replies."""
+    for model, cleared in SCRUB.items():
+        await session.execute(
+            sa.update(model)
+            .where(model.customer_id.in_(ids))
+            .values(**cleared)
+            .execution_options(synchronize_session=False)
+        )
+    # Nobody contacts an erased customer again.
+    await session.execute(
+        sa.update(Followup)
+        .where(Followup.customer_id.in_(ids), Followup.status == "open")
+        .values(status="cancelled", updated_at=sa.func.now(), version=Followup.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    # Stored Idempotency-Key replies repeat what was written: they go too.
+    await session.execute(
+        sa.delete(idempotency_keys).where(
+            idempotency_keys.c.body["customer_id"].astext.in_([str(i) for i in ids])
+        )
+    )
+    fields = [f"{m.__tablename__}.{c}" for m, cleared in SCRUB.items() for c in cleared]
+    for cid in ids:
+        await privacy.changed(session, None, privacy.SYSTEM, "erase", "customer", cid, cid, fields)
 
 
 async def _merge_state(session: AsyncSession, old: uuid.UUID, survivor: uuid.UUID) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 
 from services.complaints.models import metadata
 from shared import crypto
-from shared.contracts.customers import CustomerErased
+from shared.contracts.customers import CustomerErased, CustomerMerged
 from shared.events.envelope import to_kafka
 from shared.kafka import new_producer
 from shared.outbox import build_event
@@ -301,3 +301,28 @@ async def test_erasure_status_flips_and_no_table_keeps_the_personal_data(
         f"/audit?customer_id={seeded.customer}&action=erase", headers=ADMIN
     )
     assert len(erase_entries.json()["items"]) == 1
+
+
+async def test_complaints_merged_into_an_already_erased_customer_lose_their_details(
+    app: FastAPI, client: httpx.AsyncClient, producer: AIOKafkaProducer
+) -> None:
+    survivor = uuid.uuid4()
+    duplicate = await seed(client)
+    for contract in (
+        CustomerErased(customer_id=survivor, occurred_at=datetime.now(UTC)),
+        CustomerMerged(
+            customer_id=survivor,
+            merged_customer_id=duplicate.customer,
+            occurred_at=datetime.now(UTC),
+        ),
+    ):
+        event = build_event(contract, "/kehu/test")
+        key, value, kafka_headers = to_kafka(event)
+        await producer.send_and_wait("kehu.customers", value, key=key, headers=kafka_headers)
+
+    async def scrubbed() -> bool:
+        body = (await client.get(f"/complaints/{duplicate.id}", headers=ADMIN)).json()
+        return body["customer_id"] == str(survivor) and body["complainant"] is None
+
+    await eventually(scrubbed, timeout=CONSUMER_TIMEOUT)
+    assert await stored_pii(app, duplicate) == []

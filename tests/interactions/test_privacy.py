@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from services.interactions import privacy
 from services.interactions.models import metadata
 from shared import crypto
-from shared.contracts.customers import CustomerErased
+from shared.contracts.customers import CustomerErased, CustomerMerged
 from shared.problems import Conflict
 from tests.conftest import auth
 from tests.helpers import eventually
@@ -294,3 +294,34 @@ def test_a_reply_sealed_with_a_retired_key_is_refused_not_answered() -> None:
     )
     assert json.loads(bytes(fresh.body)) == {"customer_id": "c", "x": 1}
     assert fresh.headers["etag"] == '"1"'
+
+
+async def test_records_merged_into_an_already_erased_customer_lose_their_text(
+    app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    survivor = uuid.uuid4()
+    duplicate = await seed(client, admin)
+    await produce(
+        app.state.settings,
+        CustomerErased(customer_id=survivor, occurred_at=now()),
+        CustomerMerged(
+            customer_id=survivor, merged_customer_id=duplicate.customer, occurred_at=now()
+        ),
+    )
+
+    async def scrubbed() -> bool:
+        seen = await client.get(f"/interactions/{duplicate.ids['interaction']}", headers=admin)
+        body = seen.json()
+        return body["customer_id"] == str(survivor) and body["summary"] is None
+
+    await eventually(scrubbed, timeout=CONSUMER_TIMEOUT)
+    async with app.state.engine.connect() as conn:
+        for table, columns in PII_COLUMNS.items():
+            left = await conn.scalar(
+                sa.text(
+                    f"SELECT count(*) FROM {table} WHERE customer_id = :c AND "
+                    f"({' OR '.join(f'{c} IS NOT NULL' for c in columns)})"
+                ),
+                {"c": survivor},
+            )
+            assert left == 0, table

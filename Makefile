@@ -52,5 +52,15 @@ token: install
 migrate: install
 	@$(PY) -m shared.migrate
 
+.PHONY: backup restore
+## Dump every service database into backups/<UTC stamp>/ (pg_dump -Fc, manifest with sha256).
+backup: install
+	@$(PY) -m shared.backup backup $(BACKUP_ARGS)
+
+## Verify and restore a backup: make restore BACKUP=backups/<stamp> [RESTORE_ARGS=--target-prefix drill_]
+restore: install
+	@test -n "$(BACKUP)" || { echo 'usage: make restore BACKUP=backups/<stamp> [RESTORE_ARGS=--target-prefix drill_]'; exit 2; }
+	@$(PY) -m shared.backup restore "$(BACKUP)" $(RESTORE_ARGS)
+
 clean:
 	rm -rf $(VENV) .kehu .pytest_cache .mypy_cache .ruff_cache

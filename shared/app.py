@@ -148,7 +148,7 @@ def events_router(outbox: sa.Table) -> APIRouter:
         Every event the service published is kept for the retention period, in the order of
         its `sequence`. Read from `after=0`, process the page, then ask again with
         `after=<next_after>`. The feed never skips an event: an event appears only once its
-        sequence is final.
+        sequence is final. Needs the `events:read` scope.
         """
         items = await read_feed(session, outbox, int(after), limit, type)
         return FeedPage(items=items, next_after=items[-1].sequence if items else after)

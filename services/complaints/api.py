@@ -643,12 +643,16 @@ async def update_action(
 async def put_agent(
     agent_id: Annotated[str, Path(min_length=1, max_length=200, examples=["agent-7"])],
     body: AgentUpsert,
+    request: Request,
     session: SessionDep,
-    _: Writer,
+    principal: Writer,
 ) -> AgentRead:
     """Agents (by their token subject) belong to one team; automatic assignment picks the
     active agent of a team with the fewest open complaints. Needs `complaints:write`."""
     await repo.upsert_agent(session, agent_id, body.team, body.active)
+    await privacy.changed(
+        session, request, principal, "update", "agent", agent_id, None, ["team", "active"]
+    )
     rows = await repo.agents_with_load(session, body.team, service.OPEN_STATUSES)
     row = next(r for r in rows if r.id == agent_id)
     return AgentRead(

@@ -482,7 +482,7 @@ async def customer_history(
         before = position["before"]
     entries = await repo.history(session, customer_id, before, limit + 1, entity)
     next_cursor = encode_cursor({"before": entries[limit - 1].id}) if len(entries) > limit else None
-    await audit_read(request, session, principal, "history", [customer_id], [])
+    await audit_read(request, session, principal, "history", [customer_id], ["changes"])
     return Page[HistoryRead](
         items=[HistoryRead.model_validate(e, from_attributes=True) for e in entries[:limit]],
         next_cursor=next_cursor,
@@ -671,7 +671,9 @@ async def import_customers(
         ctx(request, session, principal), rows, allow_duplicates, settings.import_batch_size
     )
     created = [r.customer_id for r in result.rows if r.status == "created" and r.customer_id]
-    await audit_change(request, session, principal, "import", "customer", created, ["*"])
+    sent = {key for row in rows if isinstance(row, dict) for key in row}
+    fields = sorted(sent & set(service.CUSTOMER_FIELDS))
+    await audit_change(request, session, principal, "import", "customer", created, fields)
     body = result.model_dump(mode="json")
     await idem.remember(session, 200, protection.seal_body(body))
     return JSONResponse(body)

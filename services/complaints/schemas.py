@@ -151,7 +151,9 @@ class TransitionRead(BaseModel):
     from_status: Status | None = Field(description="Null for the intake.")
     to_status: Status
     actor: str | None = Field(description="Subject of the caller, or `system`.")
-    note: str | None
+    note: str | None = Field(
+        description="`[redacted]` without `pii:read`; null after the customer was erased."
+    )
     at: datetime
 
 
@@ -198,10 +200,16 @@ class ComplaintRead(BaseModel):
     closed_at: datetime | None
     sla: SlaRead
     root_cause_category: RootCauseCategory | None
-    root_cause: str | None
-    resolution: str | None
+    root_cause: str | None = Field(
+        description="`[redacted]` without `pii:read`; null after the customer was erased."
+    )
+    resolution: str | None = Field(
+        description="`[redacted]` without `pii:read`; null after the customer was erased."
+    )
     rating: int | None
-    rating_comment: str | None
+    rating_comment: str | None = Field(
+        description="`[redacted]` without `pii:read`; null after the customer was erased."
+    )
     revisit_due_at: datetime | None = Field(description="When to revisit the customer.")
     revisit_outcome: RevisitOutcome | None
     reopen_count: int
@@ -222,7 +230,9 @@ class NoteRead(BaseModel):
 
     id: UUID
     author: str
-    body: str | None = Field(description="Null after the customer was erased.")
+    body: str | None = Field(
+        description="`[redacted]` without `pii:read`; null after the customer was erased."
+    )
     created_at: datetime
 
 
@@ -253,7 +263,9 @@ class ActionRead(BaseModel):
     id: UUID
     complaint_id: UUID
     kind: ActionKind
-    description: str | None
+    description: str | None = Field(
+        description="`[redacted]` without `pii:read`; null after the customer was erased."
+    )
     owner: str
     due_date: date | None
     status: ActionStatus

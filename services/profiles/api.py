@@ -92,7 +92,12 @@ OPENAPI_TAGS = [
 
 
 def ctx(request: Request, session: Any, principal: Principal) -> service.Ctx:
-    return service.Ctx(session, request.app.state.outbox, principal.subject)
+    return service.Ctx(
+        session,
+        request.app.state.outbox,
+        principal.subject,
+        protection.owner_limit(request, principal),
+    )
 
 
 def view(read: CustomerRead, principal: Principal) -> CustomerRead:

@@ -117,6 +117,8 @@ class Ctx:
     session: AsyncSession
     outbox: Outbox
     actor: str
+    # An agent limited to its own customers: others' ids are not disclosed (e.g. in a 409).
+    owner_scope: str | None = None
 
 
 # -- mapping -----------------------------------------------------------------------------------
@@ -254,20 +256,30 @@ def identity_keys(
 
 
 async def reject_duplicates(
-    session: AsyncSession, matches: list[tuple[Customer, list[str]]]
+    session: AsyncSession,
+    matches: list[tuple[Customer, list[str]]],
+    owner_scope: str | None = None,
 ) -> None:
-    """409 naming the first look-alike (and every candidate), if there is one."""
+    """409 naming the first look-alike (and every candidate), if there is one. A caller limited
+    to its own customers learns that a look-alike exists, but not which one unless it owns it."""
     if not matches:
         return
+
+    def visible(c: Customer) -> bool:
+        return owner_scope is None or c.owner_id == owner_scope
+
     first, matched_on = matches[0]
+    name = first.customer_number if visible(first) else "Another customer (not yours)"
     raise DuplicateCustomer(
-        f"Customer {first.customer_number} looks like the same customer "
+        f"{'Customer ' if visible(first) else ''}{name} looks like the same customer "
         f"(same {', '.join(matched_on)}); send allow_duplicate=true to go ahead anyway",
-        existing_customer_id=str(first.id),
-        existing_customer_number=first.customer_number,
+        existing_customer_id=str(first.id) if visible(first) else None,
+        existing_customer_number=first.customer_number if visible(first) else None,
         matched_on=matched_on,
         candidates=[
             {"customer_id": str(c.id), "customer_number": c.customer_number, "matched_on": m}
+            if visible(c)
+            else {"customer_id": None, "customer_number": None, "matched_on": m}
             for c, m in matches
         ],
     )
@@ -300,6 +312,7 @@ async def create_customer(ctx: Ctx, data: CustomerCreate, allow_duplicate: bool)
                 phone=data.phone,
                 limit=5,
             ),
+            ctx.owner_scope,
         )
     at = now()
     customer = Customer(
@@ -366,6 +379,7 @@ async def update_customer(
                 exclude=[customer.id],
                 limit=5,
             ),
+            ctx.owner_scope,
         )
     at = now()
     archived = False

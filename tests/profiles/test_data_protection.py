@@ -380,6 +380,13 @@ async def test_agents_limited_to_their_own_customers(
             "/customers", json=customer_payload(owner_id="someone-else"), headers=agent
         )
         assert refused.status_code == 403
+        # A look-alike owned by someone else is reported, but not identified.
+        clash = await client.post(
+            "/customers", json=customer_payload(email=other["email"], owner_id=None), headers=agent
+        )
+        assert clash.status_code == 409
+        assert clash.json().get("existing_customer_id") is None
+        assert other["id"] not in clash.text and other["customer_number"] not in clash.text
         created = await client.post(
             "/customers", json=customer_payload(owner_id=None), headers=agent
         )

@@ -25,6 +25,8 @@ comment, action descriptions) are encrypted at rest and shown only to callers wi
 (else masked: `[redacted]`, `m***@example.com`). Reads of unmasked personal data, every change
 and every export are in the append-only audit log (`GET /audit`, scope `audit:read`); say why
 in an `X-Purpose` header.
+A read of unmasked personal data is logged once per customer per request (`read_pii`, the
+record ids in `resource_id`, the fields returned in `fields`).
 """
 
 

@@ -18,6 +18,8 @@ each operation names the scope it requires. Errors are RFC 9457 `application/pro
 Free text and contact names are encrypted at rest and shown only to callers with `pii:read`
 (else `[redacted]`). Reads of unmasked personal data, every change and every export are in the
 append-only audit log (`GET /audit`, scope `audit:read`); say why in an `X-Purpose` header.
+A read of unmasked personal data is logged once per customer per request (`read_pii`, the
+record ids in `resource_id`, the fields returned in `fields`).
 
 Publishes on `kehu.interactions`: interaction.logged, followup.scheduled / completed /
 overdue, purchase.recorded / refunded / cancelled, survey.submitted. Consumes `kehu.customers`

@@ -281,3 +281,36 @@ def test_an_unreachable_server_is_reported_not_dumped(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "cannot connect to PostgreSQL at 127.0.0.1" in done.stderr
     assert list(tmp_path.iterdir()) == []  # no half-written backup folder
+
+
+async def test_restoring_over_an_existing_database_replaces_it_even_while_connected(
+    tmp_path: Path,
+) -> None:
+    folder = await asyncio.to_thread(backup.backup, tmp_path, ["subscriptions"])
+    prefix = f"drill_{uuid.uuid4().hex[:8]}_"
+    database = prefix + "kehu_subscriptions"
+    try:
+        await asyncio.to_thread(backup.restore, folder, prefix)
+        target = dsn(restored_url("subscriptions", database))
+        # Something written after the backup, and a client still connected (like a service).
+        conn = await asyncpg.connect(target)
+        await conn.execute("CREATE TABLE written_after_backup (id int)")
+        restored = await asyncio.to_thread(backup.restore, folder, prefix)
+        assert restored == {"subscriptions": database}
+        assert conn.is_closed() or not await _alive(conn)
+        fresh = await asyncpg.connect(target)
+        try:
+            assert await fresh.fetchval("SELECT to_regclass('written_after_backup')") is None
+            assert await fresh.fetchval("SELECT count(*) FROM alembic_version") == 1
+        finally:
+            await fresh.close()
+    finally:
+        await drop_databases([("subscriptions", database)])
+
+
+async def _alive(conn: asyncpg.Connection) -> bool:
+    try:
+        await conn.fetchval("SELECT 1")
+    except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
+        return False
+    return True

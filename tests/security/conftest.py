@@ -34,3 +34,12 @@ async def seeded(stack: Stack) -> Seeded:
     data = await seed(stack.clients, admin)
     await settle(stack.apps, stack.clients, data.customer["id"], admin)
     return data
+
+
+@pytest.fixture(scope="session")
+async def seeded_person(stack: Stack) -> Seeded:
+    """A private person (whose name is personal data too) with the same records."""
+    admin = headers("admin")
+    data = await seed(stack.clients, admin, kind="person")
+    await settle(stack.apps, stack.clients, data.customer["id"], admin)
+    return data

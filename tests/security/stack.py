@@ -189,7 +189,7 @@ class Seeded:
     def ids(self) -> dict[str, str]:
         return {
             "customer_id": self.customer["id"],
-            "contact_id": self.contact["id"],
+            **({"contact_id": self.contact["id"]} if self.contact else {}),
             "purchase_id": self.purchase["id"],
             "interaction_id": self.interaction["id"],
             "complaint_id": self.complaint["id"],
@@ -202,8 +202,11 @@ def phone_forms(phone: str) -> list[str]:
     return sorted({phone, digits[-11:], f"+86{digits[-11:]}", f"86{digits[-11:]}"})
 
 
-async def seed(clients: dict[str, httpx.AsyncClient], admin: dict[str, str]) -> Seeded:
-    """A customer (e-mail, phone, address, notes), a purchase, an interaction, a complaint."""
+async def seed(
+    clients: dict[str, httpx.AsyncClient], admin: dict[str, str], kind: str = "organisation"
+) -> Seeded:
+    """A customer (e-mail, phone, address, notes; an organisation also gets a contact person),
+    a purchase, an interaction, and a complaint with a note."""
     u = unique()
     email = f"Seeded.Person.{u}@Example.COM"
     phone = mobile()
@@ -212,8 +215,7 @@ async def seed(clients: dict[str, httpx.AsyncClient], admin: dict[str, str]) -> 
     response = await clients["profiles"].post(
         "/customers",
         json={
-            # An organisation, so it can have contacts (people with their own PII).
-            "kind": "organisation",
+            "kind": kind,
             "display_name": name,
             "email": email,
             "phone": phone,
@@ -230,19 +232,21 @@ async def seed(clients: dict[str, httpx.AsyncClient], admin: dict[str, str]) -> 
     customer_id = customer["id"]
     contact_email = f"assistant.{u}@example.org"
     contact_phone = mobile()
-    response = await clients["profiles"].post(
-        f"/customers/{customer_id}/contacts",
-        json={
-            "name": f"Assistant {u}",
-            "role": "assistant",
-            "email": contact_email,
-            "phone": contact_phone,
-            "notes": f"Reach {name} through {contact_email}",
-        },
-        headers=admin,
-    )
-    assert response.status_code == 201, response.text
-    contact = response.json()
+    contact: dict[str, Any] = {}
+    if kind == "organisation":
+        response = await clients["profiles"].post(
+            f"/customers/{customer_id}/contacts",
+            json={
+                "name": f"Assistant {u}",
+                "role": "assistant",
+                "email": contact_email,
+                "phone": contact_phone,
+                "notes": f"Reach {name} through {contact_email}",
+            },
+            headers=admin,
+        )
+        assert response.status_code == 201, response.text
+        contact = response.json()
     now = datetime.now(UTC)
     response = await clients["interactions"].post(
         "/purchases",
@@ -299,9 +303,9 @@ async def seed(clients: dict[str, httpx.AsyncClient], admin: dict[str, str]) -> 
         headers=admin,
     )
     assert response.status_code == 201, response.text
-    emails = [email, email.lower(), contact_email]
-    phones = [*phone_forms(phone), *phone_forms(contact_phone)]
-    names = [name, street, f"Assistant {u}"]
+    emails = [email, email.lower(), *([contact_email] if contact else [])]
+    phones = [*phone_forms(phone), *(phone_forms(contact_phone) if contact else [])]
+    names = [name, street, *([f"Assistant {u}"] if contact else [])]
     return Seeded(customer, contact, purchase, interaction, complaint, emails, phones, names)
 
 

@@ -3,6 +3,7 @@ service, whatever the endpoint returns (details, lists, timelines, exports, feed
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests.security.conftest import Stack
@@ -12,10 +13,8 @@ READS = [op for op in operations() if op.method == "get" and not op.public]
 ANALYST = headers("analyst", subject="analyst-1")
 
 
-@pytest.mark.parametrize("op", READS, ids=lambda op: op.id)
-async def test_analyst_never_sees_unmasked_email_or_phone(
-    stack: Stack, seeded: Seeded, op: Operation
-) -> None:
+async def analyst_reads(stack: Stack, seeded: Seeded, op: Operation) -> list[httpx.Response]:
+    """The analyst's answers to `op`, about the seeded customer where the op takes ids."""
     path, query = request_of(op, seeded.ids)
     # Lists filtered to the seeded customer (and unfiltered lists too) must mask as well.
     for param in op.parameters("query"):
@@ -31,11 +30,32 @@ async def test_analyst_never_sees_unmasked_email_or_phone(
         )
     for response in responses:
         assert response.status_code < 500, f"{op.id}: {response.status_code} {response.text[:300]}"
-        found = leaks(response.text, [*seeded.emails, *seeded.phones])
+    return responses
+
+
+def assert_no_leak(op: Operation, responses: list[httpx.Response], pii: list[str]) -> None:
+    for response in responses:
+        found = leaks(response.text, pii)
         assert not found, (
             f"{op.id} ({response.request.url}) answered the analyst "
             f"{response.status_code} with unmasked {found}: {response.text[:500]}"
         )
+
+
+@pytest.mark.parametrize("op", READS, ids=lambda op: op.id)
+async def test_analyst_never_sees_unmasked_email_or_phone(
+    stack: Stack, seeded: Seeded, op: Operation
+) -> None:
+    responses = await analyst_reads(stack, seeded, op)
+    assert_no_leak(op, responses, [*seeded.emails, *seeded.phones])
+
+
+@pytest.mark.parametrize("op", READS, ids=lambda op: op.id)
+async def test_analyst_never_sees_a_persons_name_email_phone_or_address(
+    stack: Stack, seeded_person: Seeded, op: Operation
+) -> None:
+    responses = await analyst_reads(stack, seeded_person, op)
+    assert_no_leak(op, responses, seeded_person.pii)
 
 
 async def test_the_analyst_reads_the_records_themselves(stack: Stack, seeded: Seeded) -> None:

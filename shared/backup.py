@@ -3,6 +3,7 @@
     python -m shared.backup backup  [--out backups] [--service NAME ...]
     python -m shared.backup verify  BACKUP_DIR
     python -m shared.backup restore BACKUP_DIR [--target-prefix PREFIX] [--service NAME ...]
+                                               [--allow-missing-keys]
 
 Each service's database is found exactly as the service finds it (`DATABASE_URL`, or
 `<SERVICE>_DATABASE_URL`; default: the `make dev` server on 127.0.0.1:55432). A backup is a
@@ -15,6 +16,11 @@ A restore checks every checksum before touching any database, restores each dump
 scratch database and only then swaps it in (dropping the old database, whose connections are
 closed), so a failed restore leaves the existing database as it was. `--target-prefix drill_`
 restores into `drill_kehu_profiles` ... instead, for restore drills next to the live data.
+
+PII is sealed by the services (shared.crypto) and the keys are not in the dumps: the manifest
+names the key ids the data was sealed with and a fingerprint of the blind-index key, and
+`verify`/`restore` refuse when this environment's keyring lacks them (`--allow-missing-keys`
+restores anyway). Back the keys up separately (in dev: `.kehu/dev-encryption-keys.json`).
 
 Each dump is a consistent snapshot of its database; dumps of different services are taken one
 after the other. Events published between two dumps are redelivered or replayed by the
@@ -158,6 +164,74 @@ async def server_version(target: Target) -> str:
         await conn.close()
 
 
+# A sealed value is `k1.<kid>.<base64url(nonce|ciphertext)>` (shared.crypto), also inside JSON.
+_SEALED = r"(?:^|[^A-Za-z0-9_.])k1\.([A-Za-z0-9]{1,64})\.[A-Za-z0-9_=-]{24,}"
+_TEXT_COLUMNS = (
+    "SELECT c.table_schema, c.table_name, c.column_name FROM information_schema.columns c "
+    "JOIN information_schema.tables t USING (table_schema, table_name) "
+    "WHERE t.table_type = 'BASE TABLE' "
+    "AND c.table_schema NOT IN ('pg_catalog', 'information_schema') "
+    "AND c.data_type IN ('text', 'character varying', 'json', 'jsonb')"
+)
+
+
+async def encryption_key_ids(target: Target) -> list[str]:
+    """The ids of the encryption keys the database's sealed values were written with."""
+    conn = await _connect(target)
+    try:
+        found: set[str] = set()
+        for schema, table, column in await conn.fetch(_TEXT_COLUMNS):
+            rows = await conn.fetch(
+                f'SELECT DISTINCT m[1] AS kid FROM "{schema}"."{table}" t, '
+                f"regexp_matches(t.\"{column}\"::text, $1, 'g') AS m "
+                f"WHERE t.\"{column}\"::text LIKE '%k1.%'",
+                _SEALED,
+            )
+            found.update(r["kid"] for r in rows)
+        return sorted(found)
+    finally:
+        await conn.close()
+
+
+def _keyring() -> Any:
+    """This environment's keyring (shared.crypto), as the services would load it."""
+    from shared.crypto import load_keyring
+    from shared.settings import ServiceSettings
+
+    settings = ServiceSettings()
+    return load_keyring(settings.env, settings.state_dir)
+
+
+def index_key_fingerprint(keyring: Any) -> str:
+    """Identifies the blind-index key without revealing it (an HMAC under the key itself)."""
+    return str(keyring.blind_index("kehu-backup", "fingerprint")[:16])
+
+
+def check_keys(manifest: dict[str, Any]) -> list[str]:
+    """What this environment lacks to read the backup's encrypted data (empty: all there)."""
+    needed = sorted({k for e in manifest["databases"] for k in e.get("encryption_key_ids", [])})
+    expected_index = manifest.get("blind_index_key_fingerprint")
+    if not needed and not expected_index:
+        return []
+    try:
+        keyring = _keyring()
+    except Exception as exc:  # KeyringError, unreadable key file, bad base64 ...
+        return [f"cannot load the encryption keyring: {exc}"]
+    problems = []
+    missing = [k for k in needed if k not in keyring.keys]
+    if missing:
+        problems.append(
+            f"data is sealed with key id(s) {', '.join(missing)} that KEHU_ENCRYPTION_KEYS "
+            f"lacks (configured: {', '.join(keyring.keys)})"
+        )
+    if expected_index and index_key_fingerprint(keyring) != expected_index:
+        problems.append(
+            "KEHU_BLIND_INDEX_KEY differs from the one the backup was made with: "
+            "exact lookups and duplicate checks would miss every restored record"
+        )
+    return problems
+
+
 def client_version(tool: str) -> str:
     done = subprocess.run([pg_bin(tool), "--version"], capture_output=True, text=True, check=True)
     return done.stdout.strip()
@@ -178,9 +252,12 @@ def backup(out: Path = DEFAULT_OUT, services: list[str] | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     partial.mkdir(mode=0o700)  # dumps hold customer data: owner-only
     try:
-        entries = []
+        entries: list[dict[str, Any]] = []
+        key_ids_used: set[str] = set()
         for target in chosen:
             version = asyncio.run(server_version(target))
+            key_ids = asyncio.run(encryption_key_ids(target))
+            key_ids_used.update(key_ids)
             file = f"{target.service}.dump"
             path = partial / file
             _run(
@@ -205,15 +282,24 @@ def backup(out: Path = DEFAULT_OUT, services: list[str] | None = None) -> Path:
                     "size": path.stat().st_size,
                     "sha256": sha256_of(path),
                     "server_version": version,
+                    "encryption_key_ids": key_ids,
                 }
             )
             log(f"{target.service}: dumped {target.display} ({path.stat().st_size} bytes)")
-        manifest = {
+        manifest: dict[str, Any] = {
             "format": FORMAT,
             "created_at": created_at.isoformat(),
             "pg_dump_version": client_version("pg_dump"),
             "databases": entries,
         }
+        if key_ids_used:
+            # The keys are not in the dumps: without them the restored PII is unreadable.
+            manifest["blind_index_key_fingerprint"] = index_key_fingerprint(_keyring())
+            log(
+                "the dumps hold data sealed with key id(s) "
+                f"{', '.join(sorted(key_ids_used))}: "
+                "keep those keys (and the blind-index key) backed up separately"
+            )
         (partial / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         (partial / MANIFEST).chmod(0o600)
         partial.rename(final)
@@ -268,6 +354,14 @@ def verify(folder: Path) -> dict[str, Any]:
     return manifest
 
 
+def verify_command(folder: Path) -> None:
+    """`verify`: the dumps, and whether this environment holds the keys to read them."""
+    manifest = verify(folder)
+    problems = check_keys(manifest)
+    if problems:
+        raise BackupError("the dumps are intact, but:\n  " + "\n  ".join(problems))
+
+
 def _check_name(name: str) -> str:
     if not _DB_NAME.match(name):
         raise BackupError(
@@ -309,7 +403,10 @@ async def _drop(target: Target, database: str) -> None:
 
 
 def restore(
-    folder: Path, target_prefix: str = "", services: list[str] | None = None
+    folder: Path,
+    target_prefix: str = "",
+    services: list[str] | None = None,
+    allow_missing_keys: bool = False,
 ) -> dict[str, str]:
     """Restore the backup's databases (all, or `services`); return service -> database name.
 
@@ -317,6 +414,15 @@ def restore(
     are restored under their own names on each service's server, replacing what is there.
     """
     manifest = verify(folder)
+    key_problems = check_keys(manifest)
+    if key_problems and not allow_missing_keys:
+        raise BackupError(
+            "this environment cannot read the backup's encrypted data, so nothing was "
+            "restored:\n  " + "\n  ".join(key_problems) + "\nConfigure the keys the backup "
+            "was made with, or pass --allow-missing-keys to restore anyway."
+        )
+    for problem in key_problems:
+        log(f"warning: {problem}")
     by_service = {e["service"]: e for e in manifest["databases"]}
     wanted = services or list(by_service)
     missing = [s for s in wanted if s not in by_service]
@@ -375,14 +481,22 @@ def main(argv: list[str] | None = None) -> int:
         help="restore into <prefix><database> instead of the live names (restore drills)",
     )
     r.add_argument("--service", action="append", help="only this service (repeatable)")
+    r.add_argument(
+        "--allow-missing-keys",
+        action="store_true",
+        help="restore even if this environment lacks the backup's encryption keys",
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "backup":
             print(backup(args.out, args.service))
         elif args.command == "verify":
-            verify(args.backup)
+            verify_command(args.backup)
         else:
-            for service, database in restore(args.backup, args.target_prefix, args.service).items():
+            restored = restore(
+                args.backup, args.target_prefix, args.service, args.allow_missing_keys
+            )
+            for service, database in restored.items():
                 print(f"{service}\t{database}")
     except BackupError as exc:
         print(f"[kehu backup] error: {exc}", file=sys.stderr)

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from shared import backup
+from shared.crypto import keyring
 from shared.devstack import free_port
 from shared.migrate import SERVICES, service_settings
 from tests.security.stack import (
@@ -177,6 +178,13 @@ async def test_a_restored_stack_serves_the_same_data_and_event_feeds(tmp_path: P
         assert entry["sha256"] == backup.sha256_of(folder / entry["file"])
         assert entry["server_version"]
     assert manifest["pg_dump_version"].startswith("pg_dump")
+    # The services seal PII: the manifest names the keys a restore needs (not the keys).
+    active = keyring().active
+    by_service = {e["service"]: e for e in manifest["databases"]}
+    for service in SERVED:
+        assert active in by_service[service]["encryption_key_ids"], by_service[service]
+    assert manifest["blind_index_key_fingerprint"] == backup.index_key_fingerprint(keyring())
+    assert str(keyring().keys[active]) not in (folder / "manifest.json").read_text()
 
     prefix = f"drill_{uuid.uuid4().hex[:8]}_"
     restored = await asyncio.to_thread(backup.restore, folder, prefix)
@@ -246,18 +254,7 @@ async def test_a_tampered_backup_fails_verification_and_restores_nothing(tmp_pat
     refused = run_cli("restore", str(folder), "--target-prefix", prefix)
     assert refused.returncode == 1
     assert "failed verification" in refused.stderr
-    conn = await asyncpg.connect(
-        make_url(source_dsn("subscriptions"))
-        .set(database="postgres")
-        .render_as_string(hide_password=False)
-    )
-    try:
-        names = await conn.fetch(
-            "SELECT datname FROM pg_database WHERE datname LIKE $1", prefix + "%"
-        )
-    finally:
-        await conn.close()
-    assert names == []
+    assert await databases_named(prefix) == []
 
 
 @pytest.mark.parametrize(
@@ -314,3 +311,42 @@ async def _alive(conn: asyncpg.Connection) -> bool:
     except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
         return False
     return True
+
+
+async def databases_named(prefix: str) -> list[str]:
+    admin = make_url(source_dsn("subscriptions")).set(database="postgres")
+    conn = await asyncpg.connect(admin.render_as_string(hide_password=False))
+    try:
+        rows = await conn.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE $1", prefix + "%"
+        )
+        return [r["datname"] for r in rows]
+    finally:
+        await conn.close()
+
+
+async def test_a_backup_whose_keys_this_environment_lacks_is_not_restored(tmp_path: Path) -> None:
+    folder = await asyncio.to_thread(backup.backup, tmp_path, ["subscriptions"])
+    manifest_path = folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["databases"][0]["encryption_key_ids"] = ["lost7"]
+    manifest["blind_index_key_fingerprint"] = "0" * 16
+    manifest_path.write_text(json.dumps(manifest))
+    prefix = f"drill_{uuid.uuid4().hex[:8]}_"
+
+    checked = run_cli("verify", str(folder))
+    assert checked.returncode == 1
+    assert "key id(s) lost7" in checked.stderr
+    refused = run_cli("restore", str(folder), "--target-prefix", prefix)
+    assert refused.returncode == 1
+    assert "key id(s) lost7" in refused.stderr
+    assert "KEHU_BLIND_INDEX_KEY differs" in refused.stderr
+    assert await databases_named(prefix) == []
+
+    forced = run_cli("restore", str(folder), "--target-prefix", prefix, "--allow-missing-keys")
+    try:
+        assert forced.returncode == 0, forced.stderr
+        assert "warning: data is sealed with key id(s) lost7" in forced.stderr
+        assert await databases_named(prefix) == [prefix + "kehu_subscriptions"]
+    finally:
+        await drop_databases([("subscriptions", prefix + "kehu_subscriptions")])

@@ -11,22 +11,25 @@ from tests.security.stack import Operation, Seeded, headers, leaks, operations, 
 
 READS = [op for op in operations() if op.method == "get" and not op.public]
 ANALYST = headers("analyst", subject="analyst-1")
+INTEGRATION = headers("integration", subject="erp-connector")
 
 
-async def analyst_reads(stack: Stack, seeded: Seeded, op: Operation) -> list[httpx.Response]:
-    """The analyst's answers to `op`, about the seeded customer where the op takes ids."""
+async def analyst_reads(
+    stack: Stack, seeded: Seeded, op: Operation, caller: dict[str, str] = ANALYST
+) -> list[httpx.Response]:
+    """The caller's answers to `op`, about the seeded customer where the op takes ids."""
     path, query = request_of(op, seeded.ids)
     # Lists filtered to the seeded customer (and unfiltered lists too) must mask as well.
     for param in op.parameters("query"):
         if param["name"] in seeded.ids:
             query[param["name"]] = seeded.ids[param["name"]]
     client = stack.clients[op.service]
-    responses = [await client.get(path, params=query, headers=ANALYST)]
+    responses = [await client.get(path, params=query, headers=caller)]
     if query and not any(p.get("required") for p in op.parameters("query")):
-        responses.append(await client.get(path, headers=ANALYST))
+        responses.append(await client.get(path, headers=caller))
     if op.path == "/events":
         responses.append(
-            await client.get(path, params={"after": "0", "limit": 1000}, headers=ANALYST)
+            await client.get(path, params={"after": "0", "limit": 1000}, headers=caller)
         )
     for response in responses:
         assert response.status_code < 500, f"{op.id}: {response.status_code} {response.text[:300]}"
@@ -47,6 +50,15 @@ async def test_analyst_never_sees_unmasked_email_or_phone(
     stack: Stack, seeded: Seeded, op: Operation
 ) -> None:
     responses = await analyst_reads(stack, seeded, op)
+    assert_no_leak(op, responses, [*seeded.emails, *seeded.phones])
+
+
+@pytest.mark.parametrize("op", READS, ids=lambda op: op.id)
+async def test_integration_without_pii_read_never_sees_unmasked_email_or_phone(
+    stack: Stack, seeded: Seeded, op: Operation
+) -> None:
+    """Other systems hold no `pii:read` unless granted: they get the analyst's masking."""
+    responses = await analyst_reads(stack, seeded, op, INTEGRATION)
     assert_no_leak(op, responses, [*seeded.emails, *seeded.phones])
 
 

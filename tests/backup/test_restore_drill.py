@@ -15,12 +15,15 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from shared import backup
 from shared.crypto import keyring
 from shared.devstack import free_port
 from shared.migrate import SERVICES, service_settings
+from tests.helpers import eventually
 from tests.security.stack import (
     Operation,
     feed,
@@ -31,7 +34,6 @@ from tests.security.stack import (
     running,
     seed,
     settings,
-    settle,
 )
 
 SERVED = ("profiles", "interactions", "complaints")
@@ -149,31 +151,47 @@ async def drop_databases(names: list[tuple[str, str]]) -> None:
             await conn.close()
 
 
-async def test_a_restored_stack_serves_the_same_data_and_event_feeds(tmp_path: Path) -> None:
+async def sequenced(app: FastAPI) -> bool:
+    """Whether every event in the app's outbox has its feed position."""
+    async with app.state.engine.connect() as conn:
+        pending = await conn.scalar(sa.text("SELECT count(*) FROM outbox WHERE position IS NULL"))
+        return pending == 0
+
+
+def offline_settings(service: str, database_url: str, broker: str) -> Any:
+    return settings(service, service_database_url=database_url, kafka_bootstrap_servers=broker)
+
+
+async def test_a_restored_stack_serves_the_same_data_and_event_feeds(
+    tmp_path: Path, fresh_database: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The drill runs on databases of its own and without a broker, so no other service of
+    # the test session (consumers, SLA jobs) can change the data between answers and dumps.
+    sources = {s: await fresh_database(s) for s in SERVICES}
+    offline = f"127.0.0.1:{free_port()}"
     ops = operations(SERVED)
-    sources = {n: make_app(n) for n in SERVED}
-    async with running(sources) as clients:
+    apps = {n: make_app(n, offline_settings(n, sources[n], offline)) for n in SERVED}
+    async with running(apps) as clients:
         seeded = await seed(clients, ADMIN)
-        # Quiet the stack first: every consumer has processed this customer's events, so
-        # nothing changes between the answers recorded here and the dump.
-        events = await settle(sources, clients, seeded.customer["id"], ADMIN)
-        assert events["profiles"], "profiles published no event for the seeded customer"
-        # From here on nothing may change the data (other tests' services keep publishing).
-        for app in sources.values():
-            for runner in app.state.consumers:
-                await runner.stop()
+        for app in apps.values():
+            await eventually(lambda a=app: sequenced(a), timeout=30)
         requests = readable(ops, seeded.ids)
         before = await answers(clients, requests)
     assert before["profiles GET /customers/{customer_id}"][0] == 200
     assert before["complaints GET /complaints/{complaint_id}"][0] == 200
     assert before["interactions GET /purchases/{purchase_id}"][0] == 200
+    assert all(before[f"{n} /events"] for n in SERVED), "a service's feed is empty"
 
-    source_prints = {s: await fingerprint(source_dsn(s)) for s in SERVICES}
+    source_prints = {s: await fingerprint(dsn(url)) for s, url in sources.items()}
+    # The tool finds each database as the services do: here <SERVICE>_DATABASE_URL.
+    for service, url in sources.items():
+        monkeypatch.setenv(f"{service.upper()}_DATABASE_URL", url)
     # The CLI functions block (pg_dump/pg_restore); keep the event loop free while they run.
     folder = await asyncio.to_thread(backup.backup, tmp_path / "backups")
     manifest = json.loads((folder / "manifest.json").read_text())
     assert [e["service"] for e in manifest["databases"]] == list(SERVICES)
     for entry in manifest["databases"]:
+        assert entry["database"] == make_url(sources[entry["service"]]).database
         assert entry["size"] == (folder / entry["file"]).stat().st_size > 0
         assert entry["sha256"] == backup.sha256_of(folder / entry["file"])
         assert entry["server_version"]
@@ -189,23 +207,13 @@ async def test_a_restored_stack_serves_the_same_data_and_event_feeds(tmp_path: P
     prefix = f"drill_{uuid.uuid4().hex[:8]}_"
     restored = await asyncio.to_thread(backup.restore, folder, prefix)
     try:
-        assert restored == {s: prefix + f"kehu_{s}" for s in SERVICES}
+        assert restored == {s: prefix + str(make_url(u).database) for s, u in sources.items()}
         for service, database in restored.items():
             restored_print = await fingerprint(dsn(restored_url(service, database)))
             assert restored_print == source_prints[service], f"{service} differs after restore"
 
-        # The restored services answer from their databases alone: with no broker to consume
-        # from, nothing published meanwhile can change what they serve.
-        offline = f"127.0.0.1:{free_port()}"
         apps = {
-            n: make_app(
-                n,
-                settings(
-                    n,
-                    service_database_url=restored_url(n, restored[n]),
-                    kafka_bootstrap_servers=offline,
-                ),
-            )
+            n: make_app(n, offline_settings(n, restored_url(n, restored[n]), offline))
             for n in SERVED
         }
         async with running(apps) as clients:

@@ -60,6 +60,10 @@ class Settings(ServiceSettings):
     rerank_debounce_s: float = Field(2.0, ge=0, validation_alias="ANALYTICS_RERANK_DEBOUNCE_S")
     rerank_max_delay_s: float = Field(30.0, ge=0, validation_alias="ANALYTICS_RERANK_MAX_DELAY_S")
     rerank_every_s: float = Field(3600.0, gt=0, validation_alias="ANALYTICS_RERANK_EVERY_S")
+    # Memory per sort/hash of the re-rank: the window functions sort every customer.
+    rerank_work_mem: str = Field(
+        "256MB", pattern=r"^\d+(kB|MB|GB)$", validation_alias="ANALYTICS_RERANK_WORK_MEM"
+    )
     rerank_poll_s: float = Field(0.5, gt=0, validation_alias="ANALYTICS_RERANK_POLL_S")
     rerank_statement_timeout_ms: int = Field(
         600_000, validation_alias="ANALYTICS_RERANK_STATEMENT_TIMEOUT_MS"

@@ -43,6 +43,7 @@ async def rerank(
     await session.execute(
         sa.text(f"SET LOCAL statement_timeout = {int(settings.rerank_statement_timeout_ms)}")
     )
+    await session.execute(sa.text(f"SET LOCAL work_mem = '{settings.rerank_work_mem}'"))
     if as_of is None:
         as_of = (await session.execute(sa.select(sa.func.now()))).scalar_one()
     clock = Clock.at(as_of, settings)

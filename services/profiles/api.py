@@ -286,7 +286,7 @@ async def list_customers(
             max_length=200,
             description="Substring of the customer number, an organisation's name or the "
             "company name; or exactly a full name, e-mail or phone (personal data is "
-            "encrypted and matched only as a whole).",
+            "encrypted and matched only as a whole, and only for callers with `pii:read`).",
             examples=["lianhua"],
         ),
     ] = None,
@@ -345,6 +345,7 @@ async def list_customers(
         lifecycle_stage=lifecycle_stage,
         statuses=list(status or []),
         q=q,
+        q_personal=principal.has("pii:read"),
         created_from=created_from,
         created_to=created_to,
         updated_from=updated_since,

@@ -184,6 +184,9 @@ class CustomerFilter:
     lifecycle_stage: str | None = None
     statuses: list[str] = field(default_factory=list)
     q: str | None = None
+    # Exact matches on personal data (blind indexes) only for callers who may read it, so
+    # the search cannot tell anyone else whether an e-mail or phone belongs to a customer.
+    q_personal: bool = False
     created_from: datetime | None = None
     created_to: datetime | None = None
     updated_from: datetime | None = None
@@ -198,7 +201,7 @@ SEARCH_TEXT: sa.ColumnElement[str] = sa.literal_column(
 )
 
 
-def _text_match(q: str) -> Any:
+def _text_match(q: str, personal: bool) -> Any:
     def pattern(value: str) -> str:
         escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         return f"%{escaped}%"
@@ -206,10 +209,10 @@ def _text_match(q: str) -> Any:
     from services.profiles.schemas import normalise_phone
 
     text = q.strip()
-    conditions = [
-        SEARCH_TEXT.ilike(pattern(text)),
-        Customer.display_name_index == protection.display_name_index(text),
-    ]
+    conditions: list[Any] = [SEARCH_TEXT.ilike(pattern(text))]
+    if not personal:
+        return conditions[0]
+    conditions.append(Customer.display_name_index == protection.display_name_index(text))
     if "@" in text:
         conditions.append(Customer.email_index == protection.email_index(text))
     if sum(ch.isdigit() for ch in text) >= 5:
@@ -248,7 +251,7 @@ async def list_customers(
         if value is not None:
             conditions.append(col == value)
     if f.q:
-        conditions.append(_text_match(f.q))
+        conditions.append(_text_match(f.q, f.q_personal))
     if f.created_from:
         conditions.append(Customer.created_at >= f.created_from)
     if f.created_to:

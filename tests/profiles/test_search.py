@@ -150,3 +150,16 @@ async def test_bad_cursor_is_400_and_bad_sort_is_422(
     assert (
         await client.get("/customers", params={"sort": "colour"}, headers=admin)
     ).status_code == 422
+
+
+async def test_exact_personal_search_only_for_callers_who_may_read_it(
+    client: httpx.AsyncClient, admin: dict[str, str], token: Callable[..., str]
+) -> None:
+    person = await create_customer(client, admin)
+    email, phone = person["email"], person["phone"]
+    analyst = {"Authorization": f"Bearer {token('analyst')}"}
+    for q in (email, phone, person["display_name"]):
+        assert await ids(client, admin, q=q) == [person["id"]]
+        # Otherwise the search would tell anyone whether an e-mail belongs to a customer.
+        assert await ids(client, analyst, q=q) == []
+    assert await ids(client, analyst, q=person["customer_number"]) == [person["id"]]

@@ -13,7 +13,7 @@ from services.analytics import service
 from services.analytics.config import Settings
 from services.analytics.errors import NoRebuild, RebuildRunning
 from services.analytics.rebuild import start_job
-from services.analytics.recompute import lock_state, rerank
+from services.analytics.recompute import rerank, try_lock_state
 from shared.auth import Principal, require
 from shared.contracts.common import Tier
 from shared.db import SessionDep
@@ -263,14 +263,15 @@ def _rerank_read(result: Any) -> s.RerankRead:
     "/recompute",
     summary="Re-rank every customer now",
     response_model=s.RerankRead,
-    responses=problem_responses(401, 403),
+    responses=problem_responses(401, 403, 409),
 )
 async def post_recompute(
     request: Request, session: SessionDep, _: Annotated[Principal, require("admin:write")]
 ) -> s.RerankRead:
     """Run the global re-rank (facts, lifecycle, churn risk, ABC, RFM) at once instead of
     waiting for the debounce. Publishes the changes it finds. Scope `admin:write`."""
-    await lock_state(session)
+    if not await try_lock_state(session):
+        raise RebuildRunning("A re-rank, rebuild or consumer batch holds the projections; retry")
     return _rerank_read(await rerank(session, _settings(request)))
 
 
@@ -314,7 +315,9 @@ async def post_rebuild(
     """
     current = getattr(request.app.state, "rebuild_job", None)
     if current is not None and current.status == "running":
-        raise RebuildRunning("A rebuild is already running", started_at=current.started_at)
+        raise RebuildRunning(
+            "A rebuild is already running", started_at=current.started_at.isoformat()
+        )
     job, task = start_job(
         _settings(request),
         getattr(request.app.state, "feed_clients", None),

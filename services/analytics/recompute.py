@@ -67,6 +67,14 @@ async def lock_state(session: AsyncSession) -> None:
     await session.execute(sa.text("SELECT 1 FROM recompute_state WHERE name = 'rerank' FOR UPDATE"))
 
 
+async def try_lock_state(session: AsyncSession) -> bool:
+    """Take the re-rank row if free right now (requests must not queue behind a rebuild)."""
+    claimed = await session.execute(
+        sa.text("SELECT 1 FROM recompute_state WHERE name = 'rerank' FOR UPDATE SKIP LOCKED")
+    )
+    return claimed.first() is not None
+
+
 async def rerank_if_due(settings: Settings, session: AsyncSession) -> bool:
     """Run the re-rank when due and no batch holds the state row; whether it ran."""
     claimed = await session.execute(

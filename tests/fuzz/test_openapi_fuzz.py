@@ -27,8 +27,12 @@ CHECKS = "not_a_server_error,response_schema_conformance,content_type_conformanc
 
 
 @pytest.fixture(params=SERVICES)
-def service_url(request: pytest.FixtureRequest) -> Iterator[str]:
+def service_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     port = free_port()
+    # A file, not a pipe: nobody reads a pipe until the end, and once its buffer is full the
+    # service blocks on its next log line (seen as minute-long "timeouts" under the fuzzer).
+    log_path = tmp_path / f"{request.param}.log"
+    log = log_path.open("w")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -45,8 +49,7 @@ def service_url(request: pytest.FixtureRequest) -> Iterator[str]:
         ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        stderr=log,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -64,9 +67,11 @@ def service_url(request: pytest.FixtureRequest) -> Iterator[str]:
         yield url
     finally:
         process.terminate()
-        _, stderr = process.communicate(timeout=30)
+        process.wait(timeout=30)
+        log.close()
         # Server-side tracebacks explain a 500 better than the fuzzer's report.
-        if "Traceback" in (stderr or ""):
+        stderr = log_path.read_text()
+        if "Traceback" in stderr:
             print(stderr[-5000:])
 
 

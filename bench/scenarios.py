@@ -6,6 +6,7 @@ import asyncio
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -284,7 +285,6 @@ async def service_endpoints(report: Report, env: dict[str, str]) -> None:
             note=f"status {response.status_code}",
         )
 
-        await freshness(report, services, headers)
         for name, process in services.processes.items():
             report.add(
                 Figure(
@@ -295,16 +295,22 @@ async def service_endpoints(report: Report, env: dict[str, str]) -> None:
                     meets_target=rss_mb(process) < 150,
                 )
             )
+        # The handbook's 500 writes/s, unless this machine's write maximum is below it.
+        await freshness(report, services, headers, rate=min(500, int(bought["rps"] * 0.8)))
     finally:
         services.stop()
 
 
-async def freshness(report: Report, services: Services, headers: dict[str, str]) -> None:
-    """Write-to-aggregate: a purchase posted at 500 writes/s until analytics shows its revenue."""
+async def freshness(
+    report: Report, services: Services, headers: dict[str, str], rate: int = 500
+) -> None:
+    """Write-to-aggregate: a purchase posted at `rate` writes/s until analytics shows it."""
     import httpx
 
     interactions, analytics = services.urls["interactions"], services.urls["analytics"]
-    rate, seconds, sample_every = 500, 4, 10
+    rate = max(rate, 10)
+    seconds, sample_every = 4, 10
+    failed = 0
     customers = [str(uuid.uuid4()) for _ in range(rate * seconds // sample_every)]
     delays: list[float] = []
     limits = httpx.Limits(max_connections=64)
@@ -337,7 +343,12 @@ async def freshness(report: Report, services: Services, headers: dict[str, str])
             }
 
             async def post(body: dict[str, Any] = body, sampled: bool = sampled) -> None:
-                response = await client.post(f"{interactions}/purchases", json=body)
+                nonlocal failed
+                try:
+                    response = await client.post(f"{interactions}/purchases", json=body)
+                except httpx.HTTPError:
+                    failed += 1
+                    return
                 if sampled and response.status_code < 300:
                     await watch(body["customer_id"], time.perf_counter())
 
@@ -347,17 +358,70 @@ async def freshness(report: Report, services: Services, headers: dict[str, str])
         delays.sort()
         report.add(
             Figure(
-                "write-to-aggregate freshness p50 at 500 writes/s", delays[len(delays) // 2], "ms"
+                f"write-to-aggregate freshness p50 at {rate} writes/s",
+                delays[len(delays) // 2],
+                "ms",
             )
         )
         p99 = delays[max(0, int(len(delays) * 0.99) - 1)]
         report.add(
             Figure(
-                "write-to-aggregate freshness p99 at 500 writes/s",
+                f"write-to-aggregate freshness p99 at {rate} writes/s",
                 p99,
                 "ms",
-                target="< 250 ms",
+                target="< 250 ms at 500 writes/s",
                 meets_target=p99 < 250,
-                note=f"{len(delays)} sampled purchases seen in analytics",
+                note=f"{len(delays)} sampled purchases seen in analytics; {failed} writes failed",
+            )
+        )
+
+
+@scenario
+async def analytics_pipeline_and_tiers(report: Report, env: dict[str, str]) -> None:
+    """bench/analytics_bench.py on its own stack: consumer drain and re-rank at scale."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    sizes = os.environ.get("KEHU_BENCH_TIER_SIZES", "100000,1000000")
+    out = Path(tempfile.mkdtemp()) / "analytics.json"
+    clean = {k: v for k, v in env.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
+    await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "bench.analytics_bench", "--sizes", sizes, "--out", str(out)],
+        cwd=ROOT,
+        env=clean,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        timeout=3000,
+    )
+    data = json.loads(out.read_text())
+    drain = data["consumer_drain"]
+    report.add(
+        Figure(
+            "analytics consumer drain (facts, lifecycle, churn per batch)",
+            drain["analytics_drain_events_per_s"],
+            "events/s",
+            "kafka_consume (its own run)",
+            drain["ratio"],
+            ">= 20,000 events/s",
+            drain["analytics_drain_events_per_s"] >= 20_000,
+            note=f"{drain['events']} events; raw consume in that run "
+            f"{drain['raw_consume_events_per_s']:,} msg/s",
+        )
+    )
+    for tier in data["tier_recompute"]:
+        n = tier["customers"]
+        at_scale = n >= 1_000_000
+        report.add(
+            Figure(
+                f"tier re-rank (ABC + RFM + lifecycle) at {n:,} customers, steady",
+                tier["steady_rerank_s"],
+                "s",
+                target="< 30 s at 1,000,000" if at_scale else None,
+                meets_target=tier["steady_rerank_s"] < 30 if at_scale else None,
+                note=f"first re-rank {tier['first_rerank_s']} s (publishes every first tier)",
             )
         )

@@ -7,6 +7,8 @@ they access data in an `X-Purpose` header; it is recorded with the entry.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -111,6 +113,51 @@ async def record(
             request_id=correlation_id.get(),
             fields=fields or [],
         )
+    )
+
+
+async def record_reads(
+    session: AsyncSession,
+    table: sa.Table,
+    request: Request,
+    principal: Principal,
+    records: Iterable[tuple[str, Any, Any]],
+    pii_fields: Mapping[str, Sequence[str]],
+) -> None:
+    """Log the unmasked personal data a response carries: one `read_pii` entry per customer.
+
+    `records` are (resource, ORM record, customer id) triples; a record is logged with the
+    fields of `pii_fields[resource]` it actually holds, and skipped when it holds none.
+    """
+    if not principal.has("pii:read"):
+        return
+    grouped: dict[tuple[str, str], list[str]] = defaultdict(list)
+    fields: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for resource, record, customer_id in records:
+        present = [f for f in pii_fields[resource] if getattr(record, f, None) is not None]
+        if present:
+            key = (resource, str(customer_id))
+            grouped[key].append(str(record.id))
+            fields[key].update(present)
+    if not grouped:
+        return
+    purpose = request.headers.get("x-purpose")
+    await session.execute(
+        sa.insert(table),
+        [
+            {
+                "actor": principal.subject,
+                "role": principal.role,
+                "action": "read_pii",
+                "resource": resource,
+                "resource_id": ",".join(dict.fromkeys(ids)),
+                "customer_id": customer_id,
+                "purpose": purpose[:500] if purpose else None,
+                "request_id": correlation_id.get(),
+                "fields": sorted(fields[(resource, customer_id)]),
+            }
+            for (resource, customer_id), ids in grouped.items()
+        ],
     )
 
 

@@ -16,12 +16,9 @@ Responses written back to the caller who made a change are covered by that chang
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-import sqlalchemy as sa
-from asgi_correlation_id import correlation_id
 from cryptography.exceptions import InvalidTag
 from fastapi import Request
 from fastapi.responses import JSONResponse
@@ -61,35 +58,13 @@ async def reads(
 
     `records` are (resource, ORM record) pairs; records without personal text are skipped.
     """
-    if not principal.has("pii:read"):
-        return
-    grouped: dict[tuple[str, str], list[str]] = defaultdict(list)
-    fields: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for resource, record in records:
-        present = [f for f in PII_FIELDS[resource] if getattr(record, f, None) is not None]
-        if present:
-            key = (resource, str(record.customer_id))
-            grouped[key].append(str(record.id))
-            fields[key].update(present)
-    if not grouped:
-        return
-    purpose = request.headers.get("x-purpose")
-    await session.execute(
-        sa.insert(audit_log),
-        [
-            {
-                "actor": principal.subject,
-                "role": principal.role,
-                "action": "read_pii",
-                "resource": resource,
-                "resource_id": ",".join(dict.fromkeys(ids)),
-                "customer_id": customer_id,
-                "purpose": purpose[:500] if purpose else None,
-                "request_id": correlation_id.get(),
-                "fields": sorted(fields[(resource, customer_id)]),
-            }
-            for (resource, customer_id), ids in grouped.items()
-        ],
+    await audit.record_reads(
+        session,
+        audit_log,
+        request,
+        principal,
+        ((resource, record, record.customer_id) for resource, record in records),
+        PII_FIELDS,
     )
 
 

@@ -41,10 +41,21 @@ def dlq_topic(group_id: str) -> str:
     return f"kehu.dlq.{group_id}"
 
 
+# Deadlocks, serialization failures and cancelled statements say nothing about the event:
+# the batch is rolled back and read again instead of parking the event.
+TRANSIENT_SQLSTATES = {"40001", "40P01", "57014", "55P03"}
+
+
 def _is_infrastructure_error(exc: BaseException) -> bool:
     if isinstance(exc, OperationalError | InterfaceError | ConnectionError | TimeoutError):
         return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
+            if getattr(candidate, "sqlstate", None) in TRANSIENT_SQLSTATES:
+                return True
+    return False
 
 
 class ConsumerRunner:

@@ -134,3 +134,18 @@ async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://kehu") as client:
             yield client
+
+
+async def rotate_back(engine: Any, metadata: Any, rotated: Any, before: Any) -> None:
+    """Undo a key-rotation test: every value back under the original key, keyring restored.
+
+    The shared test databases are also read by other processes (the fuzzer's services) that
+    only know the original keyring.
+    """
+    from shared import crypto
+
+    crypto.configure(
+        crypto.Keyring(keys=rotated.keys, active=before.active, index_key=before.index_key)
+    )
+    await crypto.reencrypt(engine, metadata)
+    crypto.configure(before)

@@ -23,7 +23,7 @@ from shared.kafka import new_producer
 from shared.outbox import build_event
 from shared.settings import ServiceSettings
 from tests.complaints.conftest import ADMIN, complaint_body, headers
-from tests.helpers import eventually
+from tests.helpers import eventually, rotate_back
 
 CONSUMER_TIMEOUT = 60
 ANALYST = headers("analyst", subject="analyst-1")
@@ -161,10 +161,9 @@ async def test_key_rotation_keeps_every_complaint_readable(
             assert f"{expected} {seeded.marker}" in text, expected
         assert f"{seeded.marker}@example.com" in text
     finally:
-        # Rows now use the new key: keep it for decryption, encrypt with the old one again.
-        crypto.configure(
-            crypto.Keyring(keys=rotated.keys, active=before.active, index_key=before.index_key)
-        )
+        # Rotate back: the shared test database is read by other processes (the fuzzer's
+        # services) that only know the original keyring.
+        await rotate_back(app.state.engine, metadata, rotated, before)
 
 
 async def test_an_analyst_never_receives_an_unmasked_email_or_text(

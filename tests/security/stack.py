@@ -376,7 +376,9 @@ async def settle(
     hdrs: dict[str, str],
     *,
     only: set[str] | None = None,
-    timeout: float = 60.0,
+    # Generous: the suite shares one broker, and earlier tests (a 10,000-row import) can leave
+    # every consumer a backlog to work through first.
+    timeout: float = 240.0,
 ) -> dict[str, list[dict[str, Any]]]:
     """Wait until every running consumer processed every event about `customer_id` (of the
     types in `only`, if given) that the services published; return those events per service."""
@@ -391,7 +393,12 @@ async def settle(
             if about(e, customer_id) and (only is None or e["type"] in only)
         ]
     published = [e for found in events.values() for e in found]
-    for app in apps.values():
+    for name, app in apps.items():
         wanted = {e["id"] for e in published if consumes(app, e["type"])}
-        await eventually(lambda a=app, w=wanted: processed(a, w), timeout=timeout)
+        try:
+            await eventually(lambda a=app, w=wanted: processed(a, w), timeout=timeout)
+        except AssertionError:
+            types = sorted({e["type"] for e in published if e["id"] in wanted})
+            lag = [(r.group_id, r.lag, r.last_error) for r in app.state.consumers]
+            raise AssertionError(f"{name} did not consume {types} in {timeout}s; {lag}") from None
     return events

@@ -5,9 +5,9 @@ it publishes reach profiles and interactions."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 

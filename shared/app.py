@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -32,6 +33,8 @@ from shared.openapi import install_openapi
 from shared.outbox import Outbox, OutboxRelay, read_feed
 from shared.problems import install_handlers, problem_responses
 from shared.settings import ServiceSettings
+
+logger = logging.getLogger("kehu.app")
 
 BackgroundTask = Callable[[FastAPI], Coroutine[Any, Any, None]]
 
@@ -156,6 +159,21 @@ def events_router(outbox: sa.Table) -> APIRouter:
     return router
 
 
+async def _bounded(step: str, work: Coroutine[Any, Any, Any], timeout: float) -> None:
+    """Run one shutdown step for at most `timeout` seconds; a stuck step is named and skipped.
+
+    A stop that waits forever on a dead broker or database would keep the process (and its
+    orchestrator's rollout) hanging; everything these steps release dies with the process.
+    """
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        task.cancel()
+        logger.warning("shutdown: %s did not stop within %.0fs; moving on", step, timeout)
+    elif not task.cancelled() and task.exception() is not None:
+        logger.warning("shutdown: %s failed: %r", step, task.exception())
+
+
 def create_service_app(spec: ServiceSpec) -> FastAPI:
     settings = spec.settings
     configure_logging(settings.service_name)
@@ -199,13 +217,13 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
         finally:
             for task in tasks:
                 task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            bound = settings.shutdown_step_timeout_s
+            if tasks:
+                await _bounded("background jobs", asyncio.wait(tasks), bound)
             for runner in app.state.consumers:
-                await runner.stop()
-            await relay.stop()
-            await engine.dispose()
+                await _bounded(f"consumer {runner.group_id}", runner.stop(), bound)
+            await _bounded("outbox relay", relay.stop(), bound)
+            await _bounded("database pool", engine.dispose(), bound)
 
     app = FastAPI(
         title=spec.title,

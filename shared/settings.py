@@ -43,6 +43,8 @@ class ServiceSettings(BaseSettings):
     service_database_url: str | None = None
     db_pool_size: int = 10
     db_statement_timeout_ms: int = 15_000
+    # Each shutdown step (background jobs, consumers, relay, pool) gets at most this long.
+    shutdown_step_timeout_s: float = 10.0
 
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:59092", validation_alias="KAFKA_BOOTSTRAP_SERVERS"

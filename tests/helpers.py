@@ -33,9 +33,13 @@ def unique_topic() -> str:
 
 
 async def read_topic(
-    bootstrap: str, topic: str, *, at_least: int, timeout: float = 30.0
+    bootstrap: str, topic: str, *, at_least: int = 0, timeout: float = 30.0
 ) -> list[ConsumerRecord[Any, Any]]:
-    """Every record of `topic` (all partitions, from the start) once `at_least` have arrived."""
+    """Every record of `topic` (all partitions, from the start).
+
+    Reads at least up to each partition's end offset as of the call, so a scan sees the whole
+    topic however long it is, and keeps reading until `at_least` records have arrived.
+    """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100
     )
@@ -52,15 +56,19 @@ async def read_topic(
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
         records: list[ConsumerRecord[Any, Any]] = []
-        while len(records) < at_least and time.monotonic() < deadline:
+
+        async def behind() -> bool:
+            for tp in tps:
+                if await consumer.position(tp) < ends[tp]:
+                    return True
+            return False
+
+        while (len(records) < at_least or await behind()) and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=300)
             for part in batch.values():
                 records.extend(part)
-        # A short grace read so a test can also see records beyond `at_least` (duplicates).
-        batch = await consumer.getmany(timeout_ms=500)
-        for part in batch.values():
-            records.extend(part)
         return records
     finally:
         await consumer.stop()
@@ -130,7 +138,7 @@ async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
     Use as `async for client in serve(app): ...` inside a fixture or test.
     """
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=60) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://kehu") as client:
             yield client

@@ -86,7 +86,7 @@ async def test_consumer_applies_batches_once_in_any_order_and_publishes_tier_cha
         # The relay publishes the tier changes; the shared topic also holds other tests' events.
         tiers: dict[str, str] = {}
 
-        async def tiers_published() -> bool:
+        async def tiers_published(tiers: dict[str, str] = tiers) -> bool:
             published = await read_topic(BOOTSTRAP, ANALYTICS_TOPIC)
             tiers.clear()
             tiers.update(

@@ -1,3 +1,5 @@
+from typing import Literal
+
 from pydantic import Field
 
 from shared.settings import ServiceSettings
@@ -74,3 +76,10 @@ class Settings(ServiceSettings):
     interactions_url: str = Field("http://127.0.0.1:8002", validation_alias="INTERACTIONS_URL")
     complaints_url: str = Field("http://127.0.0.1:8003", validation_alias="COMPLAINTS_URL")
     rebuild_page_size: int = Field(1000, ge=1, le=1000, validation_alias="ANALYTICS_REBUILD_PAGE")
+    # Catch-up: the repair path beside Kafka (see catchup.py). 0 turns it off.
+    catchup_every_s: float = Field(30.0, ge=0, validation_alias="ANALYTICS_CATCHUP_EVERY_S")
+    # Only events at least this old are checked: Kafka normally delivers them well before.
+    catchup_grace_s: float = Field(60.0, ge=0, validation_alias="ANALYTICS_CATCHUP_GRACE_S")
+    catchup_sources: list[Literal["profiles", "interactions", "complaints"]] = Field(
+        ["profiles", "interactions", "complaints"], validation_alias="ANALYTICS_CATCHUP_SOURCES"
+    )

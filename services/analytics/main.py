@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.analytics.api import admin_router, router
+from services.analytics.catchup import catch_up, feed_clients
 from services.analytics.config import Settings
 from services.analytics.models import inbox, outbox
 from services.analytics.projection import EVENT_TYPES, handle_batch
@@ -108,6 +109,31 @@ def rerank_task(settings: Settings) -> Callable[[FastAPI], Coroutine[Any, Any, N
     return run
 
 
+def catchup_task(settings: Settings) -> Callable[[FastAPI], Coroutine[Any, Any, None]]:
+    """Every `catchup_every_s`, read the source feeds for events Kafka did not deliver."""
+
+    async def run(app: FastAPI) -> None:
+        if not settings.consumer_enabled or not settings.catchup_every_s:
+            return
+        clients = feed_clients(settings)
+        sessions = session_factory(app.state.engine)
+        try:
+            while True:
+                await asyncio.sleep(settings.catchup_every_s)
+                feeds = getattr(app.state, "feed_clients", None) or clients  # tests inject
+                try:
+                    app.state.last_catchup = await catch_up(sessions, settings, feeds)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.exception("analytics catch-up failed; retrying")
+        finally:
+            for client in clients.values():
+                await client.aclose()
+
+    return run
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     return create_service_app(
@@ -123,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             background=[
                 consumer_task(settings),
                 rerank_task(settings),
+                catchup_task(settings),
             ],
             openapi_tags=[
                 {"name": "insights", "description": "One customer's tier, RFM, lifecycle, risk."},

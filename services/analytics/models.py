@@ -203,6 +203,14 @@ survey_answers = cast(sa.Table, SurveyAnswer.__table__)
 complaints = cast(sa.Table, Complaint.__table__)
 customer_aliases = cast(sa.Table, CustomerAlias.__table__)
 recompute_state = cast(sa.Table, RecomputeState.__table__)
+# How far each source service's event feed has been checked by the catch-up (`catchup.py`).
+feed_positions = sa.Table(
+    "feed_positions",
+    metadata,
+    sa.Column("source", sa.Text, primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("checked_at", TS, nullable=False),
+)
 PROJECTION_TABLES = (
     customer_facts,
     purchases,

@@ -63,15 +63,14 @@ def feed_urls(settings: Settings) -> dict[str, str]:
 
 
 async def read_feed(
-    client: httpx.AsyncClient, name: str, token: str, page_size: int
+    client: httpx.AsyncClient, name: str, token: str, page_size: int, after: int = 0
 ) -> AsyncIterator[list[CloudEvent]]:
-    """Pages of one service's event log, oldest first, from the start."""
-    after = "0"
+    """Pages of one service's event log, oldest first, after feed position `after`."""
     while True:
         try:
             response = await client.get(
                 "/events",
-                params={"after": after, "limit": page_size, "type": sorted(EVENT_TYPES)},
+                params={"after": str(after), "limit": page_size, "type": sorted(EVENT_TYPES)},
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=30,
             )
@@ -84,7 +83,24 @@ async def read_feed(
         if not items:
             return
         yield items
-        after = page["next_after"]
+        after = int(page["next_after"])
+
+
+async def positions(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(sa.select(m.feed_positions.c.source, m.feed_positions.c.position))
+    return {source: int(position) for source, position in rows.all()}
+
+
+async def save_position(session: AsyncSession, source: str, position: int) -> None:
+    stmt = insert(m.feed_positions).values(
+        source=source, position=position, checked_at=sa.func.now()
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[m.feed_positions.c.source],
+            set_={"position": stmt.excluded.position, "checked_at": stmt.excluded.checked_at},
+        )
+    )
 
 
 async def rebuild(
@@ -110,6 +126,7 @@ async def rebuild(
         counts[name] = 0
         async for events in read_feed(client, name, token, settings.rebuild_page_size):
             counts[name] += len(events)
+            await save_position(session, name, int(events[-1].sequence or 0))
             await handle_batch(session, events, settings, incremental=False)
             relevant = [e for e in events if e.type in EVENT_TYPES]
             if relevant:

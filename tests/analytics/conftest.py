@@ -58,6 +58,7 @@ def analytics_settings(url: str, **overrides: Any) -> Settings:
         "outbox_poll_interval_s": 0.2,
         "rerank_debounce_s": 0.2,
         "rerank_poll_s": 0.2,
+        "catchup_every_s": 0,  # no source feeds here unless a test serves them
         **overrides,
     }
     return Settings(**values)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
 import sqlalchemy as sa
 
 from services.analytics.main import create_app
@@ -105,10 +107,17 @@ async def test_consumer_applies_batches_once_in_any_order_and_publishes_tier_cha
 
 
 async def _producer_logs(
-    fresh_database: Any, prefix: str, events: list[CloudEvent]
+    fresh_database: Any,
+    prefix: str,
+    events: list[CloudEvent],
+    urls: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """Emit the events through each domain's outbox, relay them to `prefix` topics."""
-    urls = {name: await fresh_database(name) for name in ("profiles", "interactions", "complaints")}
+    """Emit the events through each domain's outbox, relay them to `prefix` topics.
+
+    Pass the `urls` of an earlier call to append to the same event logs.
+    """
+    if urls is None:
+        urls = {n: await fresh_database(n) for n in ("profiles", "interactions", "complaints")}
     by_topic = {"kehu.customers": "profiles", "kehu.interactions": "interactions"}
     for name, url in urls.items():
         settings = ServiceSettings(service_database_url=url, service_name=name)
@@ -135,6 +144,26 @@ async def _producer_logs(
         finally:
             await engine.dispose()
     return urls
+
+
+@contextlib.asynccontextmanager
+async def feed_services(urls: dict[str, str]) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    """Serve each source database's `GET /events` feed in-process: name -> client."""
+    async with contextlib.AsyncExitStack() as stack:
+        feeds = {}
+        for name, url in urls.items():
+            spec = ServiceSpec(
+                name=name,
+                title=name,
+                description=name,
+                settings=ServiceSettings(service_database_url=url, service_name=name),
+                outbox=FEED_OUTBOX,
+                inbox=FEED_INBOX,
+            )
+            served = serve(create_service_app(spec))
+            stack.push_async_callback(served.aclose)
+            feeds[name] = await served.__anext__()
+        yield feeds
 
 
 async def test_rebuild_from_the_feeds_equals_the_live_projection(
@@ -170,21 +199,7 @@ async def test_rebuild_from_the_feeds_equals_the_live_projection(
         live_state = await snapshot(live_db)
 
         # Rebuilding the live projection in place changes nothing, so publishes nothing.
-        feeds = {}
-        feed_apps = []
-        for name, url in urls.items():
-            spec = ServiceSpec(
-                name=name,
-                title=name,
-                description=name,
-                settings=ServiceSettings(service_database_url=url, service_name=name),
-                outbox=FEED_OUTBOX,
-                inbox=FEED_INBOX,
-            )
-            feed_apps.append(serve(create_service_app(spec)))
-        for name, gen in zip(urls, feed_apps, strict=True):
-            feeds[name] = await gen.__anext__()
-        try:
+        async with feed_services(urls) as feeds:
             live_app.state.feed_clients = feeds
             again = await rebuild_via_api(client, token)
             per_feed = {
@@ -206,9 +221,6 @@ async def test_rebuild_from_the_feeds_equals_the_live_projection(
                 rebuilt_db = AnalyticsDb(rebuilt, rebuilt_app.state.engine)
                 await rebuilt_db.rerank(NOW)
                 assert await snapshot(rebuilt_db) == live_state
-        finally:
-            for gen in feed_apps:
-                await gen.aclose()
 
 
 async def rebuild_via_api(

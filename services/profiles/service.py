@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -103,6 +103,13 @@ PII_BY_ENTITY = {
     "customer": set(Customer.PII_COLUMNS),
     "contact": set(Contact.PII_COLUMNS),
     "need": set(Need.PII_COLUMNS),
+}
+# Collections a PATCH may set to null, meaning empty (the archive never stores them as null).
+EMPTY_COLLECTIONS: dict[str, Callable[[], Any]] = {
+    "addresses": list,
+    "tags": list,
+    "important_dates": list,
+    "custom_attributes": dict,
 }
 
 
@@ -352,6 +359,9 @@ async def update_customer(
     ensure_changeable(customer)
     requested = patch.model_dump(mode="json", exclude_unset=True)
     new_status = requested.pop("status", None)
+    for name, empty in EMPTY_COLLECTIONS.items():  # null clears a collection to empty
+        if name in requested and requested[name] is None:
+            requested[name] = empty()
     before = {name: getattr(customer, name) for name in requested}
     changes = diff(before, requested)
     if "external_ref" in changes and requested["external_ref"] is not None:

@@ -98,6 +98,28 @@ async def test_stale_if_match_is_412_and_changes_nothing(
     assert [h["action"] for h in history] == ["updated", "created"]
 
 
+async def test_patch_null_empties_a_collection(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    customer = await create_customer(client, admin)
+    url = f"/customers/{customer['id']}"
+    filled = await client.patch(
+        url,
+        json={"tags": ["vip"], "custom_attributes": {"crm_id": 7}},
+        headers={**admin, "If-Match": '"1"'},
+    )
+    assert filled.status_code == 200, filled.text
+    cleared = await client.patch(
+        url,
+        json={"custom_attributes": None, "tags": None, "addresses": None, "important_dates": None},
+        headers={**admin, "If-Match": "*"},
+    )
+    assert cleared.status_code == 200, cleared.text
+    body = (await client.get(url, headers=admin)).json()
+    assert (body["custom_attributes"], body["tags"]) == ({}, [])
+    assert (body["addresses"], body["important_dates"]) == ([], [])
+
+
 async def test_patch_without_if_match_is_428(
     client: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:

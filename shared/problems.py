@@ -11,6 +11,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import asyncpg
 from asgi_correlation_id import correlation_id
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -142,6 +143,31 @@ def _sqlstate(exc: DBAPIError) -> str:
     return ""
 
 
+# Not the request's fault and likely gone on retry: serialization failures and deadlocks,
+# statement timeouts, and the server restarting (admin or crash shutdown, "starting up").
+_TRANSIENT_SQLSTATES = {"40001", "40P01", "57014", "57P01", "57P02", "57P03"}
+
+
+def _database_unreachable(exc: DBAPIError) -> bool:
+    """The database could not be reached or dropped the connection (class 08, refused, reset).
+
+    asyncpg reports these through SQLAlchemy as a plain DBAPIError, not an OperationalError.
+    """
+    if _sqlstate(exc).startswith(("08", "53")) or exc.connection_invalidated:
+        return True
+    cause: BaseException | None = exc.orig
+    for _ in range(4):
+        if cause is None:
+            break
+        if isinstance(cause, OSError) or type(cause).__name__ in (
+            "ConnectionDoesNotExistError",
+            "InterfaceError",
+        ):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def _first_line(error: object) -> str:
     return str(error).splitlines()[0][:200] if str(error) else "invalid value"
 
@@ -198,7 +224,7 @@ def install_handlers(app: FastAPI) -> None:
                 "Invalid data",
                 f"The input cannot be stored: {_first_line(exc.orig)}",
             )
-        if sqlstate in ("40001", "40P01", "57014") or exc.connection_invalidated:
+        if sqlstate in _TRANSIENT_SQLSTATES:
             return problem_response(
                 request,
                 503,
@@ -207,6 +233,8 @@ def install_handlers(app: FastAPI) -> None:
                 "The database could not complete the request in time; retry.",
                 {"Retry-After": "1"},
             )
+        if _database_unreachable(exc):
+            return await _db_down(request, exc)
         logger.exception("database error", exc_info=exc)
         return problem_response(
             request,
@@ -219,6 +247,11 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
     @app.exception_handler(TimeoutError)
+    # Raised as they are (not wrapped by SQLAlchemy) while a pool connects to a restarting
+    # server: refused or reset sockets, asyncpg's own connection errors.
+    @app.exception_handler(ConnectionError)
+    @app.exception_handler(asyncpg.PostgresConnectionError)
+    @app.exception_handler(asyncpg.InterfaceError)
     async def _db_down(request: Request, exc: Exception) -> JSONResponse:
         logger.warning("database unavailable: %s", exc)
         return problem_response(

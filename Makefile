@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 ROLE ?= admin
 PYTEST_ARGS ?=
 
-.PHONY: install dev test lint format token migrate bench demo docs clean
+.PHONY: install dev test lint format token migrate bench chaos demo docs clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ docs: install
 format: install
 	@$(VENV)/bin/ruff format shared services tests bench
 	@$(VENV)/bin/ruff check --fix shared services tests bench
+
+## The fault suite alone (it also runs in `make test`): broker and PostgreSQL restarted under
+## write load, a consumer killed mid-batch, duplicate deliveries; writes bench/chaos.md.
+chaos: install
+	@$(PY) -m shared.devstack test -- tests/chaos $(PYTEST_ARGS)
 
 ## Measure raw baselines and Kehu's figures in one run; writes bench/report.md and .json.
 bench: install

@@ -1,0 +1,204 @@
+"""The fault suite's own stack: a PostgreSQL, a broker and services it may kill and restart.
+
+Unlike the rest of the suite, nothing here is shared: each module gets a private embedded
+PostgreSQL, a private Tansu broker and the interactions and analytics services as real uvicorn
+processes, so a fault stays inside the module. `make chaos` runs only this folder; `make test`
+runs it too. Every scenario's figures are written to `bench/chaos.md` and `bench/chaos.json`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from alembic import command
+from sqlalchemy.engine import make_url
+
+from shared.devstack import ROOT, EmbeddedPostgres, TansuBroker, free_port, wait_for_port
+from shared.migrate import alembic_config, ensure_database
+
+SERVICES = ("interactions", "analytics")
+
+
+@dataclass
+class ServiceProcess:
+    """One service as `uvicorn` in its own process, logging to a file."""
+
+    name: str
+    env: dict[str, str]
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with self.log_path.open("a") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    f"services.{self.name}.main:create_app",
+                    "--factory",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        wait_for_port(self.port, timeout=60)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no commit, no LeaveGroup."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+@dataclass
+class ChaosStack:
+    postgres: EmbeddedPostgres
+    broker: TansuBroker
+    services: dict[str, ServiceProcess]
+
+    def database_url(self, service: str) -> str:
+        url = make_url(self.postgres.url).set(database=f"kehu_{service}")
+        return url.render_as_string(hide_password=False)
+
+    def restart_broker(self, down_for: float = 0) -> None:
+        """Kill the broker outright and start a new one on the same port (memory storage:
+        every topic, record and committed offset is gone)."""
+        assert self.broker.process is not None
+        self.broker.process.send_signal(signal.SIGKILL)
+        self.broker.process.wait()
+        time.sleep(down_for)
+        self.broker.start()
+
+    def restart_postgres(self, down_for: float = 0) -> None:
+        self.postgres.stop()
+        time.sleep(down_for)
+        self.postgres.start()
+
+
+def _migrate(url: str, service: str) -> None:
+    async_url = make_url(url).set(drivername="postgresql+asyncpg")
+    rendered = async_url.render_as_string(hide_password=False)
+    asyncio.run(ensure_database(rendered))
+    command.upgrade(alembic_config(service, rendered), "head")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosStack]:
+    root = tmp_path_factory.mktemp("chaos")
+    postgres = EmbeddedPostgres(root / "pgdata", free_port())
+    broker = TansuBroker(free_port())
+    postgres.start()
+    broker.start()
+    services: dict[str, ServiceProcess] = {}
+    try:
+        for service in SERVICES:
+            url = make_url(postgres.url).set(database=f"kehu_{service}")
+            _migrate(url.render_as_string(hide_password=False), service)
+        interactions_port = free_port()
+        env = {
+            **os.environ,
+            "DATABASE_URL": postgres.url,
+            "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+            "KEHU_RATE_LIMIT_PER_S": "0",
+            "KEHU_KAFKA_SESSION_TIMEOUT_MS": "6000",
+            "INTERACTIONS_URL": f"http://127.0.0.1:{interactions_port}",
+            "ANALYTICS_CATCHUP_SOURCES": '["interactions"]',
+            "ANALYTICS_CATCHUP_EVERY_S": "2",
+            "ANALYTICS_CATCHUP_GRACE_S": "5",
+            "ANALYTICS_RERANK_DEBOUNCE_S": "0.5",
+            "ANALYTICS_RERANK_MAX_DELAY_S": "3",
+            # Small batches, so a consumer killed mid-drain has committed some and not others.
+            "ANALYTICS_CONSUMER_BATCH_SIZE": "200",
+        }
+        services["interactions"] = ServiceProcess(
+            "interactions", env, root / "interactions.log", port=interactions_port
+        )
+        services["analytics"] = ServiceProcess("analytics", env, root / "analytics.log")
+        for service in services.values():
+            service.start()
+        chaos = ChaosStack(postgres, broker, services)
+        for service in services.values():
+            wait_ready(service.url)
+        yield chaos
+    finally:
+        for service in services.values():
+            service.stop()
+        broker.stop()
+        postgres.stop()
+        for service in services.values():
+            if service.log_path.exists() and "Traceback" in service.log_path.read_text():
+                print(f"--- {service.name} log ---\n{service.log_path.read_text()[-5000:]}")
+
+
+def wait_ready(url: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health/ready", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} not ready after {timeout}s")
+
+
+def record(scenario: str, figures: dict[str, Any]) -> None:
+    """Add a scenario's figures to `bench/chaos.json` and rewrite `bench/chaos.md` from it."""
+    path = ROOT / "bench" / "chaos.json"
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    report = json.loads(path.read_text()) if path.exists() else {"scenarios": {}}
+    report["generated_at"] = stamp
+    report["scenarios"][scenario] = {"measured_at": stamp, **figures}
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    lines = [
+        "# Fault suite report",
+        "",
+        "Written by `make chaos` (the same tests run in `make test`) on the embedded stack:",
+        "a private PostgreSQL, Tansu broker, and interactions and analytics as uvicorn",
+        "processes. After each fault, the purchases, revenue and profit contribution per",
+        "customer in analytics are reconciled with the interactions database, which must hold",
+        "every write the API accepted.",
+        "",
+    ]
+    for name, values in report["scenarios"].items():
+        lines += [f"## {name}", "", "| figure | value |", "|---|---|"]
+        lines += [f"| {key} | {value} |" for key, value in values.items()]
+        lines.append("")
+    (ROOT / "bench" / "chaos.md").write_text("\n".join(lines))

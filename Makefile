@@ -39,7 +39,7 @@ format: install
 ## The fault suite alone (it also runs in `make test`): broker and PostgreSQL restarted under
 ## write load, a consumer killed mid-batch, duplicate deliveries; writes bench/chaos.md.
 chaos: install
-	@$(PY) -m shared.devstack test -- tests/chaos $(PYTEST_ARGS)
+	@KEHU_CHAOS_REPORT=1 $(PY) -m shared.devstack test -- tests/chaos $(PYTEST_ARGS)
 
 ## Measure raw baselines and Kehu's figures in one run; writes bench/report.md and .json.
 bench: install

@@ -28,6 +28,7 @@ from services.subscriptions.delivery import (
 )
 from services.subscriptions.main import create_app
 from services.subscriptions.models import deliveries as deliveries_table
+from services.subscriptions.models import inbox as inbox_table
 from services.subscriptions.safety import check_target, parse_networks
 from services.subscriptions.signing import new_secret
 from shared.auth import issue_token
@@ -447,14 +448,25 @@ async def test_ping_sends_a_signed_test_event_and_reports_the_outcome(
 
 
 async def test_410_disables_the_subscription_with_an_event(
-    client: httpx.AsyncClient, producer: AIOKafkaProducer
+    app: FastAPI, client: httpx.AsyncClient, producer: AIOKafkaProducer
 ) -> None:
     customer = uuid.uuid4()
     async with running(Receiver(default=410)) as receiver:
         sub = await subscribe(client, receiver, customer)
         await publish(producer, received(customer), resolved(customer))
         await eventually(lambda: _disabled(client, sub["id"]), timeout=60)
-        await publish(producer, received(customer))
+        [while_disabled] = await publish(producer, received(customer))
+
+        async def consumed() -> bool:  # matched against the subscription while it is disabled
+            async with app.state.sessions() as session:
+                found = await session.execute(
+                    sa.select(inbox_table.c.event_id).where(
+                        inbox_table.c.event_id == while_disabled
+                    )
+                )
+                return found.first() is not None
+
+        await eventually(consumed, timeout=60)
         state = (await client.get(f"/subscriptions/{sub['id']}")).json()
         assert state["disabled_reason"] == "endpoint_gone"
         event = await _disabled_event(sub["id"])

@@ -311,7 +311,7 @@ async def freshness(
     rate = max(rate, 10)
     seconds, sample_every = 4, 10
     failed = 0
-    customers = [str(uuid.uuid4()) for _ in range(rate * seconds // sample_every)]
+    customers = [str(uuid.uuid4()) for _ in range(-(-rate * seconds // sample_every))]
     delays: list[float] = []
     limits = httpx.Limits(max_connections=64)
     async with httpx.AsyncClient(headers=headers, timeout=30, limits=limits) as client:

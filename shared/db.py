@@ -40,8 +40,8 @@ def create_engine(settings: ServiceSettings) -> AsyncEngine:
     return create_async_engine(
         settings.sqlalchemy_url,
         pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size,
-        pool_pre_ping=True,
+        max_overflow=settings.db_pool_overflow,
+        pool_pre_ping=settings.db_pool_pre_ping,
         pool_timeout=10,
         connect_args={
             "timeout": 5,

@@ -41,7 +41,13 @@ class ServiceSettings(BaseSettings):
         "postgresql://postgres@127.0.0.1:55432/postgres", validation_alias="DATABASE_URL"
     )
     service_database_url: str | None = None
-    db_pool_size: int = 10
+    # A fixed pool: connections beyond it would be opened and closed per request under load
+    # (connection churn costs more than waiting for a pooled one).
+    db_pool_size: int = Field(16, ge=1, validation_alias="KEHU_DB_POOL_SIZE")
+    db_pool_overflow: int = Field(0, ge=0, validation_alias="KEHU_DB_POOL_OVERFLOW")
+    # Pinging on every checkout costs a round trip per request; without it a restarted server
+    # fails one request per replica (a 503), after which the pool discards every old connection.
+    db_pool_pre_ping: bool = Field(False, validation_alias="KEHU_DB_POOL_PRE_PING")
     db_statement_timeout_ms: int = 15_000
     # Each shutdown step (background jobs, consumers, relay, pool) gets at most this long.
     shutdown_step_timeout_s: float = 10.0

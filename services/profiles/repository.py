@@ -48,6 +48,20 @@ async def get_customer(
     return (await session.execute(query)).scalar_one_or_none()
 
 
+async def get_customer_with_insights(
+    session: AsyncSession, customer_id: uuid.UUID
+) -> tuple[Customer, CustomerInsights | None] | None:
+    """The customer and its insights in one round trip."""
+    row = (
+        await session.execute(
+            sa.select(Customer, CustomerInsights)
+            .outerjoin(CustomerInsights, CustomerInsights.customer_id == Customer.id)
+            .where(Customer.id == customer_id)
+        )
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
 async def get_insights(
     session: AsyncSession, ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, CustomerInsights]:

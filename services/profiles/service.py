@@ -245,9 +245,12 @@ def ensure_changeable(customer: Customer) -> None:
 
 
 async def read_customer(session: AsyncSession, customer_id: uuid.UUID) -> CustomerRead:
-    customer = await load(session, customer_id)
-    insights = await repo.get_insights(session, [customer.id])
-    return to_read(customer, insights.get(customer.id))
+    found = await repo.get_customer_with_insights(session, customer_id)
+    if found is None:
+        raise CustomerNotFound(
+            f"Customer {customer_id} does not exist", customer_id=str(customer_id)
+        )
+    return to_read(*found)
 
 
 def identity_keys(

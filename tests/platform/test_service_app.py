@@ -16,8 +16,10 @@ from sqlalchemy.engine import make_url
 from services.profiles.config import Settings as ProfilesSettings
 from services.profiles.main import create_app
 from services.profiles.models import outbox as profiles_outbox
+from shared.auth import TokenVerifier, issue_token
 from shared.devstack import TansuBroker, free_port
 from shared.outbox import Outbox
+from shared.problems import Unauthorized
 from shared.settings import ServiceSettings
 from tests.conftest import auth
 from tests.helpers import TcpProxy, eventually, make_contract, serve, unique_topic
@@ -226,3 +228,14 @@ async def test_readiness_follows_database_and_broker() -> None:
         broker.stop()
         await proxy.cut()
         await asyncio.sleep(0)
+
+
+async def test_a_cached_token_still_expires_at_its_exp() -> None:
+    settings = ServiceSettings()
+    verifier = TokenVerifier(settings)
+    token = issue_token(settings, "analyst", subject="short-lived", ttl_s=2)
+    assert verifier.verify(token).subject == "short-lived"
+    assert verifier.verify(token).subject == "short-lived"  # from the cache
+    await asyncio.sleep(2.1)
+    with pytest.raises(Unauthorized, match="expired"):
+        verifier.verify(token)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
+from sqlalchemy.engine import make_url
 
 from bench.run import Figure, Report, scenario
 from services.analytics.models import inbox as analytics_inbox
@@ -295,46 +297,94 @@ async def service_endpoints(report: Report, env: dict[str, str]) -> None:
                     meets_target=rss_mb(process) < 150,
                 )
             )
-        # The handbook's 500 writes/s, unless this machine's write maximum is below it.
-        await freshness(report, services, headers, rate=min(500, int(bought["rps"] * 0.8)))
+        # The handbook's 500 writes/s, or half this machine's write maximum when that is lower
+        # (as for the p99 latency): near the maximum, queueing measures the saturation.
+        await freshness(report, services, headers, rate=min(500, int(bought["rps"] * 0.5)))
     finally:
         services.stop()
+
+
+async def drained(client: Any, urls: list[str], timeout: float = 300) -> int:
+    """Wait until the consumers of every service in `urls` report no lag three polls running
+    (a re-rank's tier wave can follow a moment of zero lag); the last total lag seen."""
+    lag, quiet = -1, 0
+    deadline = time.monotonic() + timeout
+    while quiet < 3 and time.monotonic() < deadline:
+        lag = 0
+        for url in urls:
+            checks = (await client.get(f"{url}/health/ready")).json()["checks"]
+            lag += sum(c.get("lag", 0) for n, c in checks.items() if n.startswith("consumer:"))
+        quiet = quiet + 1 if lag == 0 else 0
+        await asyncio.sleep(1)
+    return lag
 
 
 async def freshness(
     report: Report, services: Services, headers: dict[str, str], rate: int = 500
 ) -> None:
-    """Write-to-aggregate: a purchase posted at `rate` writes/s until analytics shows it."""
+    """Write-to-aggregate: a purchase posted at `rate` writes/s until analytics' facts show it.
+
+    Every tenth purchase is for a new customer whose revenue the analytics database is polled
+    for (one query for all pending customers every 10 ms; polling the analytics API instead
+    would load the very process whose consumer is being timed).
+    """
+    import asyncpg
     import httpx
 
-    interactions, analytics = services.urls["interactions"], services.urls["analytics"]
+    interactions = services.urls["interactions"]
     rate = max(rate, 10)
     seconds, sample_every = 4, 10
     failed = 0
-    customers = [str(uuid.uuid4()) for _ in range(-(-rate * seconds // sample_every))]
     delays: list[float] = []
+    pending: dict[uuid.UUID, float] = {}  # sampled customer -> when its purchase was accepted
+    dsn = make_url(os.environ["DATABASE_URL"]).set(database="kehu_analytics")
+    facts = await asyncpg.connect(dsn.render_as_string(hide_password=False))
     limits = httpx.Limits(max_connections=64)
     async with httpx.AsyncClient(headers=headers, timeout=30, limits=limits) as client:
+        # Steady state first: the earlier scenarios leave a backlog (the import alone is
+        # 10,000 customers, then a re-rank's wave of first tiers for every service to consume),
+        # and freshness behind a backlog measures the backlog. No re-rank pending...
+        for _ in range(600):
+            if (
+                await facts.fetchval("SELECT due_at FROM recompute_state WHERE name = 'rerank'")
+                is None
+            ):
+                break
+            await asyncio.sleep(0.2)
+        # ...and every consumer caught up.
+        lag = await drained(client, list(services.urls.values()))
+        done = asyncio.Event()
 
-        async def watch(customer_id: str, posted: float) -> None:
-            deadline = posted + 30
-            while time.perf_counter() < deadline:
-                r = await client.get(f"{analytics}/customers/{customer_id}/insights")
-                if r.status_code == 200 and float(r.json().get("revenue") or 0) > 0:
-                    delays.append((time.perf_counter() - posted) * 1000)
-                    return
+        async def poll() -> None:
+            deadline = None
+            while not (done.is_set() and not pending):
+                if done.is_set():
+                    deadline = deadline or time.perf_counter() + 30
+                    if time.perf_counter() > deadline:
+                        return
+                if pending:
+                    rows = await facts.fetch(
+                        "SELECT customer_id FROM customer_facts "
+                        "WHERE customer_id = ANY($1::uuid[]) AND revenue > 0",
+                        list(pending),
+                    )
+                    seen = time.perf_counter()
+                    for row in rows:
+                        t0 = pending.pop(row["customer_id"])
+                        delays.append((seen - t0) * 1000)
                 await asyncio.sleep(0.01)
 
-        watchers = []
+        poller = asyncio.create_task(poll())
+
+        posts = []
         started = time.perf_counter()
         for i in range(rate * seconds):
             scheduled = started + i / rate
             if (delay := scheduled - time.perf_counter()) > 0:
                 await asyncio.sleep(delay)
-            sampled = i % sample_every == 0
-            customer_id = customers[i // sample_every] if sampled else str(uuid.uuid4())
+            customer_id = uuid.uuid4()
             body = {
-                "customer_id": customer_id,
+                "customer_id": str(customer_id),
                 "external_ref": f"fr-{i}",
                 "occurred_at": datetime.now(UTC).isoformat(),
                 "amount": "10.00",
@@ -342,18 +392,25 @@ async def freshness(
                 "currency": "CNY",
             }
 
-            async def post(body: dict[str, Any] = body, sampled: bool = sampled) -> None:
+            async def post(
+                body: dict[str, Any] = body, sampled: bool = i % sample_every == 0
+            ) -> None:
                 nonlocal failed
                 try:
                     response = await client.post(f"{interactions}/purchases", json=body)
                 except httpx.HTTPError:
                     failed += 1
                     return
-                if sampled and response.status_code < 300:
-                    await watch(body["customer_id"], time.perf_counter())
+                if response.status_code >= 300:
+                    failed += 1
+                elif sampled:
+                    pending[uuid.UUID(body["customer_id"])] = time.perf_counter()
 
-            watchers.append(asyncio.create_task(post()))
-        await asyncio.gather(*watchers)
+            posts.append(asyncio.create_task(post()))
+        await asyncio.gather(*posts)
+        done.set()
+        await poller
+    await facts.close()
     if delays:
         delays.sort()
         report.add(
@@ -370,8 +427,11 @@ async def freshness(
                 p99,
                 "ms",
                 target="< 250 ms at 500 writes/s",
-                meets_target=p99 < 250,
-                note=f"{len(delays)} sampled purchases seen in analytics; {failed} writes failed",
+                meets_target=p99 < 250 and rate >= 500,
+                note=("" if rate >= 500 else f"at {rate}/s: half this machine's write maximum; ")
+                + f"{len(delays)} sampled purchases seen in analytics facts, {len(pending)} "
+                f"not within 30 s; {failed} writes failed"
+                + ("" if lag == 0 else f"; consumers still {lag} events behind at the start"),
             )
         )
 

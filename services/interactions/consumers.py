@@ -7,7 +7,6 @@ every handler upserts `customer_state` and ignores a change older than the one i
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,7 +29,7 @@ from services.interactions.models import (
 )
 from services.interactions.service import next_care_date, utcnow
 from shared.app import ConsumerSpec
-from shared.consumer import EventHandler
+from shared.consumer import BatchHandler, EventHandler
 from shared.contracts import ANALYTICS_TOPIC, CUSTOMERS_TOPIC
 from shared.contracts.analytics import CustomerTierChanged
 from shared.contracts.customers import (
@@ -44,7 +43,7 @@ from shared.events.envelope import CloudEvent
 GROUP_ID = "interactions"
 
 
-def _newer(column: Any, at: datetime) -> sa.ColumnElement[bool]:
+def _newer(column: Any, at: Any) -> sa.ColumnElement[bool]:
     return sa.or_(column.is_(None), column <= at)
 
 
@@ -225,5 +224,101 @@ async def _merge_state(session: AsyncSession, old: uuid.UUID, survivor: uuid.UUI
     )
 
 
+# The high-volume events (every new customer; a re-rank's wave of tier changes) are applied
+# set-based, a few statements per batch; the rare ones (merge, erasure) one at a time.
+BATCHED = frozenset(
+    {CustomerCreated.event_type(), CustomerUpdated.event_type(), CustomerTierChanged.event_type()}
+)
+
+
+def batch_handler(settings: Settings) -> BatchHandler:
+    """Apply a batch in order: runs of batchable events set-based, the others one by one."""
+    single = handlers(settings)
+
+    async def handle(session: AsyncSession, events: list[CloudEvent]) -> None:
+        run: list[CloudEvent] = []
+        for event in events:
+            if event.type in BATCHED:
+                run.append(event)
+                continue
+            await _apply_run(session, settings, run)
+            run = []
+            await single[event.type](session, event)
+        await _apply_run(session, settings, run)
+
+    return handle
+
+
+async def _apply_run(session: AsyncSession, settings: Settings, run: list[CloudEvent]) -> None:
+    """Dimensions and tiers touch different columns, so a run applies them in two statements;
+    within each, the newest event per customer wins, as the one-by-one guards would decide."""
+    s = CustomerState
+    today = utcnow().date()
+    dimensions: dict[uuid.UUID, dict[str, Any]] = {}
+    tiers: dict[uuid.UUID, CustomerTierChanged] = {}
+    for event in run:
+        if event.type == CustomerTierChanged.event_type():
+            t = CustomerTierChanged.model_validate(event.data)
+            if t.customer_id not in tiers or tiers[t.customer_id].occurred_at <= t.occurred_at:
+                tiers[t.customer_id] = t
+            continue
+        cls = CustomerCreated if event.type == CustomerCreated.event_type() else CustomerUpdated
+        e = cls.model_validate(event.data)
+        current = dimensions.get(e.customer_id)
+        if current is None or current["dimensions_at"] <= e.occurred_at:
+            dates = [d.model_dump() for d in e.dimensions.important_dates]
+            dimensions[e.customer_id] = {
+                "customer_id": e.customer_id,
+                "important_dates": dates,
+                "owner_id": e.dimensions.owner_id,
+                "dimensions_at": e.occurred_at,
+                "care_next_on": next_care_date(dates, today),
+            }
+    if dimensions:
+        stmt = insert(s)
+        x = stmt.excluded
+        await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[s.customer_id],
+                set_={
+                    "important_dates": x.important_dates,
+                    "owner_id": x.owner_id,
+                    "dimensions_at": x.dimensions_at,
+                    "care_next_on": x.care_next_on,
+                    "updated_at": sa.func.now(),
+                },
+                where=sa.and_(_newer(s.dimensions_at, x.dimensions_at), s.erased_at.is_(None)),
+            ),
+            list(dimensions.values()),
+        )
+    if tiers:
+        survivors = await repo.resolve_customers(session, list(tiers))
+        newest: dict[uuid.UUID, CustomerTierChanged] = {}
+        for customer_id, t in tiers.items():
+            survivor = survivors[customer_id]
+            if survivor not in newest or newest[survivor].occurred_at <= t.occurred_at:
+                newest[survivor] = t
+        stmt = insert(s)
+        x = stmt.excluded
+        await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[s.customer_id],
+                set_={"tier": x.tier, "tier_changed_at": x.tier_changed_at},
+                where=_newer(s.tier_changed_at, x.tier_changed_at),
+            ),
+            [
+                {"customer_id": c, "tier": t.tier, "tier_changed_at": t.occurred_at}
+                for c, t in newest.items()
+            ],
+        )
+        await repo.refresh_next_revisit(session, settings, list(newest))
+
+
 def consumer_spec(settings: Settings) -> ConsumerSpec:
-    return ConsumerSpec(GROUP_ID, [CUSTOMERS_TOPIC, ANALYTICS_TOPIC], handlers(settings))
+    return ConsumerSpec(
+        GROUP_ID,
+        [CUSTOMERS_TOPIC, ANALYTICS_TOPIC],
+        handlers(settings),
+        batch_handler=batch_handler(settings),
+        batch_types=frozenset(handlers(settings)),
+    )

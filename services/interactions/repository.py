@@ -79,6 +79,22 @@ async def ensure_state(session: AsyncSession, customer_id: uuid.UUID) -> None:
     )
 
 
+async def resolve_customers(
+    session: AsyncSession, customer_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, uuid.UUID]:
+    """Each id's surviving customer id, in one query (and one more per merged id)."""
+    rows = await session.execute(
+        sa.select(CustomerState.customer_id).where(
+            CustomerState.customer_id.in_(customer_ids), CustomerState.merged_into.is_not(None)
+        )
+    )
+    merged = set(rows.scalars())
+    return {
+        cid: (await resolve_customer(session, cid)) if cid in merged else cid
+        for cid in customer_ids
+    }
+
+
 async def resolve_customer(session: AsyncSession, customer_id: uuid.UUID) -> uuid.UUID:
     """The surviving customer id: records for a merged duplicate go to its survivor."""
     current = customer_id

@@ -302,3 +302,57 @@ async def test_an_older_profile_event_arriving_late_does_not_undo_a_newer_one(
     assert dates == []
     care = await client.get(f"/followups?customer_id={customer}&kind=care", headers=admin)
     assert care.json()["items"] == []
+
+
+async def test_batched_profile_and_tier_events_keep_merge_and_erasure_semantics(
+    app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    survivor, duplicate, erased = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    soon = (now() + timedelta(days=2)).date()
+    dates = [ImportantDate(kind="birthday", month=soon.month, day=soon.day)]
+
+    def created(customer: uuid.UUID) -> CustomerCreated:
+        return CustomerCreated(
+            customer_id=customer,
+            occurred_at=now(),
+            dimensions=CustomerDimensions(
+                kind="person", customer_number="C-9", important_dates=dates, owner_id="u-7"
+            ),
+        )
+
+    def tier(customer: uuid.UUID, value: str) -> CustomerTierChanged:
+        return CustomerTierChanged(
+            customer_id=customer,
+            occurred_at=now(),
+            tier=value,
+            previous_tier=None,
+            contribution=Decimal("10.00"),
+        )
+
+    # Profile events first (one topic; each customer's events in order on its partition)...
+    profile_events = await produce(
+        app.state.settings,
+        created(survivor),
+        created(duplicate),
+        created(erased),
+        CustomerMerged(customer_id=survivor, occurred_at=now(), merged_customer_id=duplicate),
+        CustomerErased(customer_id=erased, occurred_at=now()),  # right after its creation
+    )
+    for event_id in profile_events:
+        await eventually(lambda e=event_id: processed(app, e), timeout=CONSUMER_TIMEOUT)
+    # ...then a wave of tier changes, one for the merged duplicate.
+    tier_events = await produce(app.state.settings, tier(duplicate, "A"), tier(erased, "B"))
+    for event_id in tier_events:
+        await eventually(lambda e=event_id: processed(app, e), timeout=CONSUMER_TIMEOUT)
+    rows = {
+        c: await scalar(
+            app,
+            "SELECT json_build_object('tier', tier, 'owner', owner_id, 'dates', important_dates,"
+            " 'erased', erased_at IS NOT NULL) FROM customer_state WHERE customer_id = :c",
+            c=c,
+        )
+        for c in (survivor, erased)
+    }
+    assert rows[survivor]["tier"] == "A" and rows[survivor]["owner"] == "u-7"
+    assert rows[survivor]["dates"] == [d.model_dump(mode="json") for d in dates]
+    assert rows[erased] == {"tier": "B", "owner": None, "dates": [], "erased": True}

@@ -97,14 +97,12 @@ class ChaosStack:
         url = make_url(self.postgres.url).set(database=f"kehu_{service}")
         return url.render_as_string(hide_password=False)
 
-    def restart_broker(self, down_for: float = 0) -> None:
-        """Kill the broker outright and start a new one on the same port (memory storage:
-        every topic, record and committed offset is gone)."""
+    def kill_broker(self) -> None:
+        """SIGKILL the broker; `broker.start()` brings up a new one on the same port (memory
+        storage: every topic, record and committed offset is gone)."""
         assert self.broker.process is not None
         self.broker.process.send_signal(signal.SIGKILL)
         self.broker.process.wait()
-        time.sleep(down_for)
-        self.broker.start()
 
     def restart_postgres(self, down_for: float = 0) -> None:
         self.postgres.stop()

@@ -20,11 +20,12 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from shared.auth import issue_token
 from shared.settings import ServiceSettings
 from tests.chaos.conftest import ChaosStack, record, wait_ready
+from tests.helpers import read_topic
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
 CUSTOMERS = [uuid.uuid4() for _ in range(60)]
@@ -193,8 +194,7 @@ async def test_broker_killed_and_restarted_under_write_load(stack: ChaosStack) -
     readiness: Counter[int] = Counter()
 
     async def kill_broker() -> None:
-        await asyncio.to_thread(stack.broker.process.kill)  # type: ignore[union-attr]
-        await asyncio.to_thread(stack.broker.process.wait)  # type: ignore[union-attr]
+        await asyncio.to_thread(stack.kill_broker)
         async with httpx.AsyncClient() as client:
             for _ in range(12):  # six seconds without a broker, writes still coming in
                 readiness[(await client.get(f"{interactions}/health/ready")).status_code] += 1
@@ -303,34 +303,16 @@ async def test_duplicate_deliveries_are_counted_once(stack: ChaosStack) -> None:
 
 
 async def redeliver(bootstrap: str, topic: str) -> int:
-    """Produce a second copy of every record on `topic` (same key, value and headers)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    """Produce a second copy of every record on `topic` (same partition, key, value, headers)."""
+    records = await read_topic(bootstrap, topic)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await consumer.start()
     await producer.start()
     try:
-        await consumer._client.force_metadata_update()
-        partitions = consumer.partitions_for_topic(topic) or set()
-        assert partitions, f"no topic {topic}"
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        copied = 0
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            for part in (await consumer.getmany(timeout_ms=500)).values():
-                for r in part:
-                    if r.offset < ends[TopicPartition(topic, r.partition)]:
-                        await producer.send(
-                            topic,
-                            r.value,
-                            key=r.key,
-                            headers=list(r.headers),
-                            partition=r.partition,
-                        )
-                        copied += 1
+        for r in records:
+            await producer.send(
+                topic, r.value, key=r.key, headers=list(r.headers), partition=r.partition
+            )
         await producer.flush()
-        return copied
     finally:
         await producer.stop()
-        await consumer.stop()
+    return len(records)

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -58,6 +58,33 @@ def _is_infrastructure_error(exc: BaseException) -> bool:
     return False
 
 
+async def claim(
+    session: AsyncSession, inbox: sa.Table, consumer: str, events: Sequence[CloudEvent]
+) -> set[str]:
+    """Record the events in `consumer`'s inbox; the ids that were not there yet.
+
+    In the caller's transaction, with the effect: an event is applied by whoever claims it.
+    A concurrent claim of the same id waits for the other transaction and then finds the row,
+    so Kafka redeliveries, feed catch-ups and rebuilds never apply an event twice.
+    """
+    if not events:
+        return set()
+    # Arrays through unnest: one cached statement whatever the batch size (a multi-row
+    # VALUES is compiled anew for every batch size, which cost more than the insert).
+    statement = sa.text(
+        f"INSERT INTO {inbox.name} (consumer, event_id, type) "
+        "SELECT :consumer, u.event_id, u.type "
+        "FROM unnest(CAST(:ids AS text[]), CAST(:types AS text[])) AS u(event_id, type) "
+        f"ON CONFLICT DO NOTHING RETURNING {inbox.name}.event_id"
+    )
+    params = {
+        "consumer": consumer,
+        "ids": [e.id for e in events],
+        "types": [e.type for e in events],
+    }
+    return set((await session.execute(statement, params)).scalars())
+
+
 class ConsumerRunner:
     def __init__(
         self,
@@ -82,12 +109,6 @@ class ConsumerRunner:
         # insert and one savepoint per batch, falling back to one event at a time only to
         # isolate a poison event.
         self.batch_handler: BatchHandler = batch_handler or self._dispatch
-        self._inbox_insert = sa.text(
-            f"INSERT INTO {inbox.name} (consumer, event_id, type) "
-            "SELECT :consumer, u.event_id, u.type "
-            "FROM unnest(CAST(:ids AS text[]), CAST(:types AS text[])) AS u(event_id, type) "
-            f"ON CONFLICT DO NOTHING RETURNING {inbox.name}.event_id"
-        )
         self.batch_types = (
             frozenset(batch_types)
             if batch_types is not None
@@ -235,19 +256,8 @@ class ConsumerRunner:
             fresh_by_id.setdefault(event.id, (record, event))
         if not fresh_by_id:
             return
-        # Arrays through unnest: one cached statement whatever the batch size (a multi-row
-        # VALUES is compiled anew for every batch size, which cost more than the insert).
-        inserted = set(
-            (
-                await session.execute(
-                    self._inbox_insert,
-                    {
-                        "consumer": self.group_id,
-                        "ids": [e.id for _, e in fresh_by_id.values()],
-                        "types": [e.type for _, e in fresh_by_id.values()],
-                    },
-                )
-            ).scalars()
+        inserted = await claim(
+            session, self.inbox, self.group_id, [e for _, e in fresh_by_id.values()]
         )
         fresh = [(r, e) for r, e in fresh_by_id.values() if e.id in inserted]
         if seen > len(fresh):

@@ -24,7 +24,6 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import sqlalchemy as sa
 from prometheus_client import Counter
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.analytics import models as m
@@ -33,6 +32,7 @@ from services.analytics.errors import RebuildFailed
 from services.analytics.projection import EVENT_TYPES, handle_batch
 from services.analytics.rebuild import feed_urls, positions, read_feed, save_position
 from shared.auth import issue_token
+from shared.consumer import claim as inbox_claim
 from shared.events.envelope import CloudEvent
 
 logger = logging.getLogger("kehu.analytics.catchup")
@@ -55,17 +55,10 @@ class CatchUpResult:
 
 
 async def claim(session: AsyncSession, consumer: str, events: list[CloudEvent]) -> list[CloudEvent]:
-    """The events not yet in the inbox, now recorded there (in the caller's transaction).
-
-    The consumer inserts into the same inbox: if it is applying one of these events right now,
-    this insert waits for its transaction and then finds the row, so exactly one side applies.
-    """
+    """The events the consumer has not applied, now recorded in its inbox (the consumer's own
+    claim, in the caller's transaction: exactly one side applies an event)."""
     relevant = [e for e in events if e.type in EVENT_TYPES]
-    if not relevant:
-        return []
-    rows = [{"consumer": consumer, "event_id": e.id, "type": e.type} for e in relevant]
-    stmt = insert(m.inbox).values(rows).on_conflict_do_nothing().returning(m.inbox.c.event_id)
-    claimed = set((await session.execute(stmt)).scalars())
+    claimed = await inbox_claim(session, m.inbox, consumer, relevant)
     return [e for e in relevant if e.id in claimed]
 
 

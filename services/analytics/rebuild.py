@@ -28,6 +28,7 @@ from services.analytics.errors import RebuildFailed
 from services.analytics.projection import EVENT_TYPES, handle_batch
 from services.analytics.recompute import RerankResult, lock_state, rerank
 from shared.auth import issue_token
+from shared.consumer import claim
 from shared.db import create_engine, session_factory
 from shared.events.envelope import CloudEvent
 
@@ -129,17 +130,7 @@ async def rebuild(
             await save_position(session, name, int(events[-1].sequence or 0))
             await handle_batch(session, events, settings, incremental=False)
             relevant = [e for e in events if e.type in EVENT_TYPES]
-            if relevant:
-                await session.execute(
-                    insert(m.inbox)
-                    .values(
-                        [
-                            {"consumer": settings.consumer_group, "event_id": e.id, "type": e.type}
-                            for e in relevant
-                        ]
-                    )
-                    .on_conflict_do_nothing()
-                )
+            await claim(session, m.inbox, settings.consumer_group, relevant)
     assignments = ", ".join(f"{c} = d.{c}" for c in DERIVED)
     await session.execute(
         sa.text(

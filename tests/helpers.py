@@ -1,12 +1,18 @@
-"""Test helpers: event contracts made per test, a topic reader, a cuttable TCP proxy."""
+"""Test helpers: event contracts made per test, a topic reader, a cuttable TCP proxy, and
+services as real uvicorn processes."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
+from shared.devstack import ROOT, free_port, wait_for_port
 from shared.events.registry import EventContract, contract
 
 
@@ -157,3 +164,70 @@ async def rotate_back(engine: Any, metadata: Any, rotated: Any, before: Any) -> 
     )
     await crypto.reencrypt(engine, metadata)
     crypto.configure(before)
+
+
+@dataclass
+class ServiceProcess:
+    """One service as `uvicorn` in its own process, logging to a file."""
+
+    name: str
+    env: dict[str, str]
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with self.log_path.open("a") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    f"services.{self.name}.main:create_app",
+                    "--factory",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        wait_for_port(self.port, timeout=60)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no commit, no LeaveGroup."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+def wait_ready(url: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health/ready", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} not ready after {timeout}s")

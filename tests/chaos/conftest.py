@@ -12,79 +12,21 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from alembic import command
 from sqlalchemy.engine import make_url
 
-from shared.devstack import ROOT, EmbeddedPostgres, TansuBroker, free_port, wait_for_port
+from shared.devstack import ROOT, EmbeddedPostgres, TansuBroker, free_port
 from shared.migrate import alembic_config, ensure_database
+from tests.helpers import ServiceProcess, wait_ready
 
 SERVICES = ("interactions", "analytics")
-
-
-@dataclass
-class ServiceProcess:
-    """One service as `uvicorn` in its own process, logging to a file."""
-
-    name: str
-    env: dict[str, str]
-    log_path: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        with self.log_path.open("a") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    f"services.{self.name}.main:create_app",
-                    "--factory",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--log-level",
-                    "warning",
-                ],
-                cwd=ROOT,
-                env=self.env,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
-        wait_for_port(self.port, timeout=60)
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no commit, no LeaveGroup."""
-        if self.process is not None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait()
-            self.process = None
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
 
 
 @dataclass
@@ -163,18 +105,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosStack]:
         for service in services.values():
             if service.log_path.exists() and "Traceback" in service.log_path.read_text():
                 print(f"--- {service.name} log ---\n{service.log_path.read_text()[-5000:]}")
-
-
-def wait_ready(url: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health/ready", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} not ready after {timeout}s")
 
 
 def record(scenario: str, figures: dict[str, Any]) -> None:

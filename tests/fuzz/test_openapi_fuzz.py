@@ -9,17 +9,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from shared.auth import issue_token
-from shared.devstack import ROOT, free_port
 from shared.migrate import SERVICES
 from shared.settings import ServiceSettings
+from tests.helpers import ServiceProcess, wait_ready
 
 MAX_EXAMPLES = os.environ.get("KEHU_FUZZ_EXAMPLES", "15")
 MAX_TIME = os.environ.get("KEHU_FUZZ_SECONDS", "60")
@@ -28,49 +26,19 @@ CHECKS = "not_a_server_error,response_schema_conformance,content_type_conformanc
 
 @pytest.fixture(params=SERVICES)
 def service_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    # A file, not a pipe: nobody reads a pipe until the end, and once its buffer is full the
-    # service blocks on its next log line (seen as minute-long "timeouts" under the fuzzer).
-    log_path = tmp_path / f"{request.param}.log"
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            f"services.{request.param}.main:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    url = f"http://127.0.0.1:{port}"
+    # Its log goes to a file, not a pipe: nobody reads a pipe until the end, and once its buffer
+    # is full the service blocks on its next log line (seen as minute-long "timeouts").
+    service = ServiceProcess(request.param, dict(os.environ), tmp_path / f"{request.param}.log")
+    service.start()
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                # Ready, not just live: until its consumers have joined their groups a service
-                # answers 503 on readiness, which the fuzzer would count as a server error.
-                if httpx.get(f"{url}/health/ready", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            pytest.fail(f"{request.param} did not start")
-        yield url
+        # Ready, not just live: until its consumers have joined their groups a service answers
+        # 503 on readiness, which the fuzzer would count as a server error.
+        wait_ready(service.url)
+        yield service.url
     finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
+        service.stop()
         # Server-side tracebacks explain a 500 better than the fuzzer's report.
-        stderr = log_path.read_text()
+        stderr = service.log_path.read_text()
         if "Traceback" in stderr:
             print(stderr[-5000:])
 

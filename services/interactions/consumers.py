@@ -48,43 +48,9 @@ def _newer(column: Any, at: Any) -> sa.ColumnElement[bool]:
 
 
 def handlers(settings: Settings) -> dict[str, EventHandler]:
-    async def dimensions(session: AsyncSession, event: CloudEvent) -> None:
-        """Important dates and owner: care follow-ups are planned from them."""
-        cls = CustomerCreated if event.type == CustomerCreated.event_type() else CustomerUpdated
-        e = cls.model_validate(event.data)
-        dates = [d.model_dump() for d in e.dimensions.important_dates]
-        values = {
-            "important_dates": dates,
-            "owner_id": e.dimensions.owner_id,
-            "dimensions_at": e.occurred_at,
-            "care_next_on": next_care_date(dates, utcnow().date()),
-        }
-        s = CustomerState
-        await session.execute(
-            insert(s)
-            .values(customer_id=e.customer_id, **values)
-            .on_conflict_do_update(
-                index_elements=[s.customer_id],
-                set_={**values, "updated_at": sa.func.now()},
-                where=sa.and_(_newer(s.dimensions_at, e.occurred_at), s.erased_at.is_(None)),
-            )
-        )
-
-    async def tier_changed(session: AsyncSession, event: CloudEvent) -> None:
-        """The revisit cadence follows the tier: move the next revisit date."""
-        e = CustomerTierChanged.model_validate(event.data)
-        customer_id = await repo.resolve_customer(session, e.customer_id)
-        s = CustomerState
-        await session.execute(
-            insert(s)
-            .values(customer_id=customer_id, tier=e.tier, tier_changed_at=e.occurred_at)
-            .on_conflict_do_update(
-                index_elements=[s.customer_id],
-                set_={"tier": e.tier, "tier_changed_at": e.occurred_at},
-                where=_newer(s.tier_changed_at, e.occurred_at),
-            )
-        )
-        await repo.refresh_next_revisit(session, settings, [customer_id])
+    async def one(session: AsyncSession, event: CloudEvent) -> None:
+        """Profile dimensions or a tier change alone: the set-based path with one event."""
+        await _apply_run(session, settings, [event])
 
     async def merged(session: AsyncSession, event: CloudEvent) -> None:
         """Re-point every record of the duplicate to the survivor."""
@@ -150,11 +116,11 @@ def handlers(settings: Settings) -> dict[str, EventHandler]:
             )
 
     return {
-        CustomerCreated.event_type(): dimensions,
-        CustomerUpdated.event_type(): dimensions,
+        CustomerCreated.event_type(): one,
+        CustomerUpdated.event_type(): one,
         CustomerMerged.event_type(): merged,
         CustomerErased.event_type(): erased,
-        CustomerTierChanged.event_type(): tier_changed,
+        CustomerTierChanged.event_type(): one,
     }
 
 
@@ -231,9 +197,8 @@ BATCHED = frozenset(
 )
 
 
-def batch_handler(settings: Settings) -> BatchHandler:
+def batch_handler(settings: Settings, single: dict[str, EventHandler]) -> BatchHandler:
     """Apply a batch in order: runs of batchable events set-based, the others one by one."""
-    single = handlers(settings)
 
     async def handle(session: AsyncSession, events: list[CloudEvent]) -> None:
         run: list[CloudEvent] = []
@@ -315,10 +280,11 @@ async def _apply_run(session: AsyncSession, settings: Settings, run: list[CloudE
 
 
 def consumer_spec(settings: Settings) -> ConsumerSpec:
+    single = handlers(settings)
     return ConsumerSpec(
         GROUP_ID,
         [CUSTOMERS_TOPIC, ANALYTICS_TOPIC],
-        handlers(settings),
-        batch_handler=batch_handler(settings),
-        batch_types=frozenset(handlers(settings)),
+        single,
+        batch_handler=batch_handler(settings, single),
+        batch_types=frozenset(single),
     )

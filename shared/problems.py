@@ -159,10 +159,7 @@ def _database_unreachable(exc: DBAPIError) -> bool:
     for _ in range(4):
         if cause is None:
             break
-        if isinstance(cause, OSError) or type(cause).__name__ in (
-            "ConnectionDoesNotExistError",
-            "InterfaceError",
-        ):
+        if isinstance(cause, OSError | asyncpg.InterfaceError | asyncpg.PostgresConnectionError):
             return True
         cause = cause.__cause__ or cause.__context__
     return False

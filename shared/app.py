@@ -25,12 +25,16 @@ from shared.asyncapi import docs_router
 from shared.audit import audit_router
 from shared.auth import TokenVerifier, require
 from shared.consumer import BatchHandler, ConsumerRunner, EventHandler
+from shared.context import SYSTEM_CLOCK
 from shared.db import SessionDep, create_engine, session_factory
 from shared.events.envelope import CloudEvent
+from shared.gdpr import GdprSpec, gdpr_router
+from shared.idempotency import DEFAULT_SEAL_CONTEXT
 from shared.limits import BodySizeLimitMiddleware, RateLimitMiddleware
 from shared.logs import configure_logging
 from shared.openapi import install_openapi
 from shared.outbox import Outbox, OutboxRelay, read_feed
+from shared.privacy import Privacy
 from shared.problems import install_handlers, problem_responses
 from shared.settings import ServiceSettings
 
@@ -65,6 +69,11 @@ class ServiceSpec:
     background: Sequence[BackgroundTask] = ()
     openapi_tags: list[dict[str, Any]] = field(default_factory=list)
     audit: sa.Table | None = None  # the service's audit_log table, served at GET /audit
+    # Its personal-data declaration: masking and audit through the request context.
+    privacy: Privacy | None = None
+    idempotency: sa.Table | None = None  # its idempotency_keys table
+    idempotency_seal_context: str = DEFAULT_SEAL_CONTEXT
+    gdpr: GdprSpec | None = None  # per-customer export and erasure status, mounted if set
 
 
 class FeedPage(BaseModel):
@@ -185,6 +194,11 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
         app.state.token_verifier = TokenVerifier(settings)
+        app.state.privacy = spec.privacy
+        app.state.idempotency_table = spec.idempotency
+        app.state.idempotency_seal_context = spec.idempotency_seal_context
+        if not hasattr(app.state, "clock"):
+            app.state.clock = SYSTEM_CLOCK
         app.state.outbox = Outbox(spec.outbox, f"/kehu/{spec.name}")
         app.state.relay = relay = OutboxRelay(settings, engine, spec.outbox, set(spec.publishes))
         app.state.consumers = [
@@ -254,6 +268,8 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
     app.include_router(docs_router())
     if spec.audit is not None:
         app.include_router(audit_router(spec.audit))
+    if spec.gdpr is not None:
+        app.include_router(gdpr_router(spec.gdpr))
     app.include_router(health_router())
     app.add_route("/metrics", metrics.metrics_endpoint, include_in_schema=False)
     return app

@@ -33,7 +33,11 @@ RESOURCES = (
     "audit",
     "admin",
 )
-ALL_SCOPES = frozenset(f"{r}:{a}" for r in RESOURCES for a in READ_WRITE) | {"pii:read"}
+# Acts with consequences no agent should take alone: erasing or merging a customer, staffing.
+PRIVILEGED_SCOPES = frozenset({"customers:erase", "customers:merge", "agents:write"})
+ALL_SCOPES = (
+    frozenset(f"{r}:{a}" for r in RESOURCES for a in READ_WRITE) | {"pii:read"} | PRIVILEGED_SCOPES
+)
 
 ROLE_SCOPES: dict[str, frozenset[str]] = {
     "admin": ALL_SCOPES,

@@ -1,0 +1,248 @@
+"""One request context for every service: what a unit of work needs, built by one dependency.
+
+An endpoint asks for the context with the scope it needs::
+
+    Writer = Annotated[RequestContext, context("customers:write")]
+
+    @router.post("/customers")
+    async def create_customer(ctx: Writer, data: CustomerCreate) -> ...:
+        return await service.create_customer(ctx, data)
+
+and passes it to the service layer. It carries the request's transaction (`session`, committed
+once after the endpoint returns), the `outbox`, the caller (`principal`), the service's
+`settings`, the `clock` (tests move it instead of sleeping), the `request_id`, the caller's
+`purpose` and the service's `privacy` spec, through which masking and audit happen.
+
+**Audit of changes cannot be forgotten**: a write request (POST, PUT, PATCH, DELETE) whose
+transaction committed without any `audit_change` entry gets one generic entry at commit time
+(the action from the method, the route as the resource, the path's ids), so a new write
+endpoint is audited even before it records its own, more precise entry.
+
+Consumers and jobs build a context with `RequestContext.system(...)`: same service functions,
+no request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
+
+from asgi_correlation_id import correlation_id
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.auth import Principal, current_principal
+from shared.problems import Forbidden
+from shared.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from shared.outbox import Outbox
+    from shared.privacy import Privacy
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_METHOD_ACTION = {"POST": "create", "PUT": "update", "PATCH": "update", "DELETE": "delete"}
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """Wall-clock time, always timezone-aware UTC."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass
+class ManualClock:
+    """A clock tests move: `advance(minutes=30)` instead of sleeping."""
+
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def now(self) -> datetime:
+        return self.at
+
+    def advance(self, delta: timedelta | None = None, **parts: float) -> datetime:
+        self.at = self.at + (delta or timedelta(**parts))
+        return self.at
+
+    def set(self, at: datetime) -> None:
+        self.at = at
+
+
+SYSTEM_CLOCK = SystemClock()
+
+
+def clock_of(app: Any) -> Clock:
+    """The app's clock (`app.state.clock`, a `SystemClock` unless a test installed another)."""
+    return getattr(app.state, "clock", None) or SYSTEM_CLOCK
+
+
+def utcnow() -> datetime:
+    """Wall-clock UTC now, for code with no context at hand (prefer `ctx.now()`)."""
+    return SYSTEM_CLOCK.now()
+
+
+@dataclass
+class RequestContext:
+    session: AsyncSession
+    outbox: Outbox
+    principal: Principal
+    settings: ServiceSettings
+    clock: Clock = SYSTEM_CLOCK
+    privacy: Privacy | None = None
+    request_id: str | None = None
+    purpose: str | None = None
+    method: str | None = None
+    route: str | None = None
+    path_params: dict[str, Any] = field(default_factory=dict)
+    app_state: Any = None
+    request: Request | None = None
+    audited_changes: int = 0
+    replayed: bool = False  # an Idempotency-Key replay: nothing changed
+
+    # -- time -------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    # -- who --------------------------------------------------------------------------------
+
+    @property
+    def actor(self) -> str:
+        return self.principal.subject
+
+    @property
+    def can_read_pii(self) -> bool:
+        return self.principal.has("pii:read")
+
+    def require(self, scope: str) -> None:
+        """Refuse (403) unless the caller holds `scope`; for rules decided inside a service."""
+        if not self.principal.has(scope):
+            raise Forbidden(f"This operation needs the `{scope}` scope", required_scope=scope)
+
+    # -- privacy ----------------------------------------------------------------------------
+
+    @property
+    def pii(self) -> Privacy:
+        if self.privacy is None:
+            raise RuntimeError(f"service {self.settings.service_name} declared no privacy spec")
+        return self.privacy
+
+    def mask(self, resource: str, model: Any) -> Any:
+        """`model` as this caller may see it: personal fields masked without `pii:read`."""
+        return self.pii.view(self, resource, model)
+
+    async def audit_change(
+        self,
+        action: str,
+        resource: str,
+        resource_id: Any = None,
+        customer_id: Any = None,
+        fields: Iterable[str] = (),
+    ) -> None:
+        """Record a change in the caller's transaction (so it exists iff the change does)."""
+        await self.pii.record(
+            self, action, resource, resource_id=resource_id, customer_id=customer_id, fields=fields
+        )
+        self.audited_changes += 1
+
+    async def audit_reads(self, records: Iterable[tuple[str, Any, Any]]) -> None:
+        """Record that unmasked personal data went to this caller: one entry per customer.
+
+        `records` are (resource, record, customer id) triples; only callers with `pii:read`
+        are recorded (the others only ever see masked values)."""
+        await self.pii.record_reads(self, records)
+
+    async def audit_unaudited_write(self) -> None:
+        """The safety net: a committed write request with no change entry gets a generic one."""
+        if self.method not in WRITE_METHODS or self.audited_changes or self.replayed:
+            return
+        if self.privacy is None:
+            return
+        ids = [str(v) for v in self.path_params.values()]
+        customer_id = self.path_params.get("customer_id")
+        await self.audit_change(
+            _METHOD_ACTION[self.method],
+            self.route or "request",
+            resource_id=",".join(ids) or None,
+            customer_id=customer_id,
+        )
+
+    # -- consumers and jobs ------------------------------------------------------------------
+
+    @classmethod
+    def system(
+        cls,
+        session: AsyncSession,
+        app_state: Any,
+        subject: str | None = None,
+    ) -> RequestContext:
+        """A context for work no request started (a consumer, a scheduler)."""
+        settings: ServiceSettings = app_state.settings
+        return cls(
+            session=session,
+            outbox=app_state.outbox,
+            principal=Principal(
+                subject=subject or f"system:{settings.service_name}",
+                role="system",
+                scopes=frozenset(),
+            ),
+            settings=settings,
+            clock=getattr(app_state, "clock", None) or SYSTEM_CLOCK,
+            privacy=getattr(app_state, "privacy", None),
+            request_id=correlation_id.get(),
+            app_state=app_state,
+        )
+
+
+def _route_of(request: Request) -> str | None:
+    route = request.scope.get("route")
+    return getattr(route, "path", None)
+
+
+def context(*scopes: str) -> Any:
+    """Dependency: the request context of a caller holding every one of `scopes`.
+
+    It owns the request's transaction: the work commits once after the endpoint returns (so a
+    failed commit is an error response, never a success that did not persist) and rolls back
+    on any error.
+    """
+
+    async def _build(
+        request: Request,
+        principal: Annotated[Principal, Depends(current_principal)],
+    ) -> AsyncIterator[RequestContext]:
+        for scope in scopes:
+            if not principal.has(scope):
+                raise Forbidden(f"This operation needs the `{scope}` scope", required_scope=scope)
+        state = request.app.state
+        purpose = request.headers.get("x-purpose")
+        async with state.sessions() as session:
+            ctx = RequestContext(
+                session=session,
+                outbox=state.outbox,
+                principal=principal,
+                settings=state.settings,
+                clock=clock_of(request.app),
+                privacy=getattr(state, "privacy", None),
+                request_id=correlation_id.get(),
+                purpose=purpose[:500] if purpose else None,
+                method=request.method,
+                route=_route_of(request),
+                path_params=dict(request.path_params),
+                app_state=state,
+                request=request,
+            )
+            try:
+                yield ctx
+                await ctx.audit_unaudited_write()
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+
+    return Depends(_build, scope="function")

@@ -7,12 +7,14 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.complaints import consumers, service
-from services.complaints.api import agents_router, gdpr_router, router
+from services.complaints.api import OPENAPI_TAGS, ROUTERS
 from services.complaints.config import Settings
-from services.complaints.models import audit_log, inbox, outbox
+from services.complaints.gdpr import GDPR
+from services.complaints.models import audit_log, idempotency_keys, inbox, outbox
+from services.complaints.privacy import PRIVACY
 from shared.app import BackgroundTask, ConsumerSpec, ServiceSpec, create_service_app
+from shared.context import RequestContext
 from shared.contracts import ANALYTICS_TOPIC, COMPLAINTS_TOPIC, CUSTOMERS_TOPIC
-from shared.outbox import Outbox
 from shared.scheduler import periodic
 
 DESCRIPTION = """Complaint intake, SLA clocks, escalation, resolution and revisit.
@@ -30,26 +32,29 @@ record ids in `resource_id`, the fields returned in `fields`).
 """
 
 
+async def sla_pass(app: FastAPI, session: AsyncSession) -> int:
+    """One pass of the SLA scheduler in `session`, at the app's clock's time."""
+    return await service.run_sla_checks(RequestContext.system(session, app.state))
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    # The same source the platform gives app.state.outbox, so consumers emit like requests do.
-    ctx = service.Context.of(settings, Outbox(outbox, "/kehu/complaints"))
-
-    async def sla_job(app: FastAPI, session: AsyncSession) -> int:
-        return await service.run_sla_checks(ctx, session)
-
     background: list[Callable[[FastAPI], Awaitable[None]]] = []
     if settings.sla_scheduler_enabled:
         background.append(
-            periodic("complaints-sla", sla_job, lambda app: settings.sla_scheduler_interval_s)
+            periodic("complaints-sla", sla_pass, lambda app: settings.sla_scheduler_interval_s)
         )
+
+    def consumer_context(session: AsyncSession) -> RequestContext:
+        return RequestContext.system(session, app.state, subject=consumers.SUBJECT)
+
     consumer_specs = []
     if settings.consumers_enabled:
         consumer_specs.append(
             ConsumerSpec(
                 group_id=consumers.GROUP_ID,
                 topics=[ANALYTICS_TOPIC, CUSTOMERS_TOPIC],
-                handlers=consumers.handlers(ctx),
+                handlers=consumers.handlers(consumer_context),
             )
         )
     app = create_service_app(
@@ -60,20 +65,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings=settings,
             outbox=outbox,
             inbox=inbox,
-            routers=[router, agents_router, gdpr_router],
+            routers=ROUTERS,
             publishes=[COMPLAINTS_TOPIC],
             consumers=consumer_specs,
             background=cast(list[BackgroundTask], background),
-            openapi_tags=[
-                {
-                    "name": "complaints",
-                    "description": "Intake, lifecycle, SLA, investigation, resolution, revisit.",
-                },
-                {"name": "agents", "description": "Agents and teams for automatic assignment."},
-                {"name": "gdpr", "description": "Data export and erasure status of a customer."},
-            ],
+            openapi_tags=OPENAPI_TAGS,
             audit=audit_log,
+            privacy=PRIVACY,
+            idempotency=idempotency_keys,
+            gdpr=GDPR,
         )
     )
-    app.state.complaints = ctx
     return app

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.complaints.models import (
@@ -20,7 +21,9 @@ from services.complaints.models import (
     ErasedCustomer,
     Note,
     Transition,
+    idempotency_keys,
 )
+from shared.keyset import Keyset, SortKey
 
 INFINITY: sa.ColumnElement[Any] = sa.literal_column("'infinity'::timestamptz")
 
@@ -126,13 +129,23 @@ class QueueFilter:
     revisit_due_before: datetime | None = None
 
 
+def _parse_due(value: Any) -> Any:
+    """A cursor's deadline: the queue key of resolved and closed complaints is infinity."""
+    if value is None:
+        return INFINITY
+    return sa.literal(datetime.fromisoformat(str(value)), sa.DateTime(timezone=True))
+
+
+QUEUE_ORDER = Keyset(
+    SortKey(queue_key(), "next_due_at", parse=_parse_due),
+    SortKey(Complaint.id, "id", parse=uuid.UUID),
+)
+
+
 async def queue(
-    session: AsyncSession,
-    f: QueueFilter,
-    after: tuple[datetime | None, uuid.UUID] | None,
-    limit: int,
-) -> Sequence[Complaint]:
-    key = queue_key()
+    session: AsyncSession, f: QueueFilter, cursor: str | None, limit: int
+) -> tuple[list[Complaint], str | None]:
+    """One page of the work queue (nearest deadline first) and the next page's cursor."""
     stmt = sa.select(Complaint)
     for column, values in (
         (Complaint.status, f.status),
@@ -156,28 +169,52 @@ async def queue(
         stmt = stmt.where(
             Complaint.status == "resolved", Complaint.revisit_due_at <= f.revisit_due_before
         )
-    if after is not None:
-        due = INFINITY if after[0] is None else sa.literal(after[0], sa.DateTime(timezone=True))
-        stmt = stmt.where(sa.tuple_(key, Complaint.id) > sa.tuple_(due, sa.literal(after[1])))
-    stmt = stmt.order_by(key, Complaint.id).limit(limit)
+    rows = (await session.scalars(QUEUE_ORDER.apply(stmt, cursor, limit))).all()
+    return QUEUE_ORDER.page(rows, limit)
+
+
+async def _of_complaints(
+    session: AsyncSession, model: Any, complaint_ids: Sequence[uuid.UUID], *order: Any
+) -> Sequence[Any]:
+    """Rows of a complaint's child table for any number of complaints: one query."""
+    stmt = sa.select(model).where(model.complaint_id.in_(complaint_ids)).order_by(*order)
     return (await session.scalars(stmt)).all()
 
 
-async def transitions(session: AsyncSession, complaint_id: uuid.UUID) -> Sequence[Transition]:
+async def transitions(session: AsyncSession, *complaint_ids: uuid.UUID) -> Sequence[Transition]:
+    """The state changes of the complaints, oldest first."""
+    return await _of_complaints(session, Transition, complaint_ids, Transition.id)
+
+
+async def notes(session: AsyncSession, *complaint_ids: uuid.UUID) -> Sequence[Note]:
+    return await _of_complaints(session, Note, complaint_ids, Note.created_at, Note.id)
+
+
+async def actions(session: AsyncSession, *complaint_ids: uuid.UUID) -> Sequence[Action]:
+    return await _of_complaints(session, Action, complaint_ids, Action.created_at, Action.id)
+
+
+async def of_customer(session: AsyncSession, customer_id: uuid.UUID) -> Sequence[Complaint]:
+    """Every complaint of the customer, oldest first."""
     stmt = (
-        sa.select(Transition).where(Transition.complaint_id == complaint_id).order_by(Transition.id)
+        sa.select(Complaint)
+        .where(Complaint.customer_id == customer_id)
+        .order_by(Complaint.received_at, Complaint.id)
     )
     return (await session.scalars(stmt)).all()
 
 
-async def notes(session: AsyncSession, complaint_id: uuid.UUID) -> Sequence[Note]:
-    stmt = sa.select(Note).where(Note.complaint_id == complaint_id).order_by(Note.created_at)
-    return (await session.scalars(stmt)).all()
+async def has_complaints(session: AsyncSession, customer_id: uuid.UUID) -> bool:
+    found = await session.scalar(
+        sa.select(Complaint.id).where(Complaint.customer_id == customer_id).limit(1)
+    )
+    return found is not None
 
 
-async def actions(session: AsyncSession, complaint_id: uuid.UUID) -> Sequence[Action]:
-    stmt = sa.select(Action).where(Action.complaint_id == complaint_id).order_by(Action.created_at)
-    return (await session.scalars(stmt)).all()
+async def erased_at(session: AsyncSession, customer_id: uuid.UUID) -> datetime | None:
+    return await session.scalar(
+        sa.select(ErasedCustomer.erased_at).where(ErasedCustomer.customer_id == customer_id)
+    )
 
 
 async def get_action(
@@ -187,9 +224,11 @@ async def get_action(
     return (await session.scalars(stmt.with_for_update())).one_or_none()
 
 
-async def upsert_agent(session: AsyncSession, agent_id: str, team: str, active: bool) -> None:
-    from sqlalchemy.dialects.postgresql import insert
+async def agent(session: AsyncSession, agent_id: str) -> Agent | None:
+    return await session.get(Agent, agent_id)
 
+
+async def upsert_agent(session: AsyncSession, agent_id: str, team: str, active: bool) -> None:
     stmt = insert(Agent).values(id=agent_id, team=team, active=active, updated_at=sa.func.now())
     await session.execute(
         stmt.on_conflict_do_update(
@@ -211,3 +250,91 @@ async def agents_with_load(
     if team is not None:
         stmt = stmt.where(Agent.team == team)
     return (await session.execute(stmt.order_by(Agent.team, Agent.id))).all()
+
+
+# -- consumed customer events ------------------------------------------------------------------
+
+
+async def record_tier(
+    session: AsyncSession, customer_id: uuid.UUID, tier: str, as_of: datetime
+) -> bool:
+    """Keep the customer's newest tier; False when a newer one was known already."""
+    stmt = insert(CustomerTier).values(customer_id=customer_id, tier=tier, as_of=as_of)
+    upsert = stmt.on_conflict_do_update(
+        index_elements=[CustomerTier.customer_id],
+        set_={"tier": stmt.excluded.tier, "as_of": stmt.excluded.as_of},
+        where=CustomerTier.as_of <= stmt.excluded.as_of,
+    ).returning(CustomerTier.customer_id)
+    return (await session.execute(upsert)).first() is not None
+
+
+async def redirect_customer(
+    session: AsyncSession, duplicate: uuid.UUID, survivor: uuid.UUID
+) -> None:
+    """Complaints of `duplicate`, now and later, belong to `survivor`."""
+    await session.execute(
+        insert(CustomerRedirect)
+        .values(merged_id=duplicate, survivor_id=survivor)
+        .on_conflict_do_update(
+            index_elements=[CustomerRedirect.merged_id], set_={"survivor_id": survivor}
+        )
+    )
+    # Duplicates merged into the duplicate earlier now lead to the survivor too.
+    await session.execute(
+        sa.update(CustomerRedirect)
+        .where(CustomerRedirect.survivor_id == duplicate)
+        .values(survivor_id=survivor)
+    )
+    await session.execute(
+        sa.update(Complaint)
+        .where(Complaint.customer_id == duplicate)
+        .values(customer_id=survivor, version=Complaint.version + 1, updated_at=sa.func.now())
+    )
+
+
+async def mark_erased(session: AsyncSession, customer_id: uuid.UUID, at: datetime) -> None:
+    await session.execute(
+        insert(ErasedCustomer)
+        .values(customer_id=customer_id, erased_at=at)
+        .on_conflict_do_nothing()
+    )
+
+
+async def scrub_customer(session: AsyncSession, customer_id: uuid.UUID) -> None:
+    """Set the customer's personal data to NULL (so no ciphertext remains), replies included."""
+    ids = sa.select(Complaint.id).where(Complaint.customer_id == customer_id)
+    # Keep category, severity, timings, SLA facts and ratings; drop who and what was said.
+    await session.execute(
+        sa.update(Complaint)
+        .where(Complaint.customer_id == customer_id)
+        .values(
+            complainant_name=None,
+            complainant_email=None,
+            complainant_phone=None,
+            subject=None,
+            description=None,
+            root_cause=None,
+            resolution=None,
+            rating_comment=None,
+            erased_at=sa.func.now(),
+            version=Complaint.version + 1,
+            updated_at=sa.func.now(),
+        )
+    )
+    await session.execute(sa.update(Note).where(Note.complaint_id.in_(ids)).values(body=None))
+    await session.execute(
+        sa.update(Transition).where(Transition.complaint_id.in_(ids)).values(note=None)
+    )
+    await session.execute(
+        sa.update(Action).where(Action.complaint_id.in_(ids)).values(description=None)
+    )
+    # Stored Idempotency-Key replies repeat the complainant's details: they go too.
+    merged = await session.scalars(
+        sa.select(CustomerRedirect.merged_id).where(CustomerRedirect.survivor_id == customer_id)
+    )
+    every_id = [str(customer_id), *(str(m) for m in merged)]
+    await session.execute(
+        sa.delete(idempotency_keys).where(
+            idempotency_keys.c.body["customer_id"].astext.in_(every_id)
+        )
+    )

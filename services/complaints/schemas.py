@@ -323,27 +323,3 @@ class ComplaintExport(BaseModel):
     transitions: list[TransitionRead]
     notes: list[NoteRead]
     actions: list[ActionRead]
-
-
-class CustomerExport(BaseModel):
-    """Everything the complaints service holds about one customer, decrypted."""
-
-    service: Literal["complaints"] = "complaints"
-    customer_id: UUID = Field(examples=[CUSTOMER_ID_EXAMPLE])
-    exported_at: datetime
-    erased_at: datetime | None = Field(
-        description="When the customer's personal data was erased here (then text is null)."
-    )
-    tier: Literal["A", "B", "C"] | None = Field(description="The latest ABC tier known here.")
-    complaints: list[ComplaintExport] = Field(description="Oldest first, with their history.")
-
-
-class ErasureStatus(BaseModel):
-    """Whether this service has processed the customer's `customer.erased` event."""
-
-    service: Literal["complaints"] = Field("complaints", examples=["complaints"])
-    erased: bool = Field(description="True once this service scrubbed the customer's data.")
-    erased_at: datetime | None = Field(
-        description="The erasure time (of the `customer.erased` event), or null.",
-        examples=["2026-11-23T12:00:00Z"],
-    )

@@ -8,11 +8,9 @@ scheduler (or another request) committed meanwhile.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 from services.complaints import repository as repo
 from services.complaints.config import Settings
@@ -25,10 +23,11 @@ from services.complaints.errors import (
     ReopenWindowPassed,
     TransitionNotAllowed,
 )
-from services.complaints.models import Action, Agent, Complaint, Note, Transition
+from services.complaints.models import Action, Complaint, Note, Transition
 from services.complaints.schemas import (
     ActionCreate,
     ActionUpdate,
+    AgentUpsert,
     AssignmentRequest,
     ComplaintCreate,
     ComplaintUpdate,
@@ -36,9 +35,10 @@ from services.complaints.schemas import (
     TransitionRequest,
 )
 from services.complaints.sla import SlaClock
+from shared.context import RequestContext
 from shared.contracts import complaints as ev
 from shared.events.registry import EventContract
-from shared.outbox import Outbox
+from shared.http import check_if_match
 
 OPEN_STATUSES = ("received", "acknowledged", "investigating", "waiting_on_customer")
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -51,41 +51,32 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 }
 REOPENABLE = ("resolved", "closed")
 MANAGEMENT_LEVEL = 2
-SYSTEM = "system"
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+def settings_of(ctx: RequestContext) -> Settings:
+    return cast(Settings, ctx.settings)
 
 
-@dataclass
-class Context:
-    """What the rules need besides the session: settings, the SLA clock and the outbox."""
-
-    settings: Settings
-    clock: SlaClock
-    outbox: Outbox
-
-    @classmethod
-    def of(cls, settings: Settings, outbox: Outbox) -> Context:
-        return cls(settings, SlaClock(settings), outbox)
+def sla_clock(ctx: RequestContext) -> SlaClock:
+    """SLA time of the service's calendar (wall-clock time unless business hours are on)."""
+    return SlaClock(settings_of(ctx))
 
 
 # -- SLA ---------------------------------------------------------------------------------------
 
 
-def apply_targets(ctx: Context, c: Complaint) -> None:
+def apply_targets(ctx: RequestContext, c: Complaint) -> None:
     """Take the targets of the complaint's severity and tier from the matrix, then reschedule."""
-    targets = ctx.settings.targets(c.severity, c.tier)
+    targets = settings_of(ctx).targets(c.severity, c.tier)
     c.first_response_target_s = targets.first_response_s
     c.resolution_target_s = targets.resolution_s
     reschedule(ctx, c)
 
 
-def reschedule(ctx: Context, c: Complaint) -> None:
+def reschedule(ctx: RequestContext, c: Complaint) -> None:
     """Recompute deadlines (stored targets, pauses), the next check and the SLA status."""
-    ratio = ctx.settings.sla_warning_ratio
-    clock = ctx.clock
+    ratio = settings_of(ctx).sla_warning_ratio
+    clock = sla_clock(ctx)
     first, resolution = c.first_response_target_s, c.resolution_target_s
     # Waiting on the customer only happens after the first response, so pauses move only the
     # resolution deadline; the first-response deadline stays what it was at receipt.
@@ -125,7 +116,7 @@ def reschedule(ctx: Context, c: Complaint) -> None:
         c.sla_status = "on_track"
 
 
-def remaining_seconds(ctx: Context, c: Complaint, now: datetime) -> int | None:
+def remaining_seconds(ctx: RequestContext, c: Complaint, now: datetime) -> int | None:
     if c.status == "received":
         due = c.first_response_due_at
     elif c.status in OPEN_STATUSES:
@@ -134,8 +125,8 @@ def remaining_seconds(ctx: Context, c: Complaint, now: datetime) -> int | None:
         return None
     ref = c.paused_since or now
     if due >= ref:
-        return int(ctx.clock.elapsed(ref, due))
-    return -int(ctx.clock.elapsed(due, ref))
+        return int(sla_clock(ctx).elapsed(ref, due))
+    return -int(sla_clock(ctx).elapsed(due, ref))
 
 
 def _escalate(
@@ -152,7 +143,7 @@ def _escalate(
     )
 
 
-def check_sla(ctx: Context, c: Complaint, now: datetime) -> list[EventContract]:
+def check_sla(ctx: RequestContext, c: Complaint, now: datetime) -> list[EventContract]:
     """Warnings and breaches that fell due; each flag is set where its event is emitted."""
     events: list[EventContract] = []
     base = {"customer_id": c.customer_id, "occurred_at": now, "complaint_id": c.id}
@@ -191,27 +182,26 @@ def check_sla(ctx: Context, c: Complaint, now: datetime) -> list[EventContract]:
     return events
 
 
-async def run_sla_checks(ctx: Context, session: AsyncSession) -> int:
+async def run_sla_checks(ctx: RequestContext) -> int:
     """One scheduler pass: claim due complaints (SKIP LOCKED), flag and publish what fell due."""
-    now = utcnow()
-    due = await repo.claim_due_sla_checks(session, now, ctx.settings.sla_scheduler_batch)
+    now = ctx.now()
+    batch = settings_of(ctx).sla_scheduler_batch
+    due = await repo.claim_due_sla_checks(ctx.session, now, batch)
     events: list[EventContract] = []
     for c in due:
         events.extend(check_sla(ctx, c, now))
-    await session.flush()
-    await ctx.outbox.emit(session, *events)
+    await ctx.session.flush()
+    await ctx.outbox.emit(ctx.session, *events)
     return len(due)
 
 
 # -- intake ------------------------------------------------------------------------------------
 
 
-async def register(
-    ctx: Context, session: AsyncSession, data: ComplaintCreate, actor: str
-) -> Complaint:
-    now = utcnow()
+async def register(ctx: RequestContext, data: ComplaintCreate) -> Complaint:
+    session, now = ctx.session, ctx.now()
     customer_id = await repo.resolve_customer(session, data.customer_id)
-    tier = await repo.tier_of(session, customer_id) or ctx.settings.default_tier
+    tier = await repo.tier_of(session, customer_id) or settings_of(ctx).default_tier
     c = Complaint(
         id=uuid.uuid4(),
         customer_id=customer_id,
@@ -244,12 +234,12 @@ async def register(
         scrub(c, now)
     apply_targets(ctx, c)
     session.add(c)
-    session.add(Transition(complaint_id=c.id, to_status="received", actor=actor, at=now))
+    session.add(Transition(complaint_id=c.id, to_status="received", actor=ctx.actor, at=now))
     if data.assignee:
         c.assignee = data.assignee
     elif data.team:
         c.team = data.team
-        c.assignee = await _least_loaded_agent(session, data.team)
+        c.assignee = await _least_loaded_agent(ctx, data.team)
     events: list[EventContract] = [
         ev.ComplaintReceived(
             customer_id=customer_id,
@@ -266,6 +256,7 @@ async def register(
         events.append(_escalate(c, "critical_intake", now, MANAGEMENT_LEVEL))
     await session.flush()
     await ctx.outbox.emit(session, *events)
+    await _audit(ctx, "create", c, data.model_dump(exclude_none=True))
     return c
 
 
@@ -276,38 +267,88 @@ def scrub(c: Complaint, now: datetime) -> None:
     c.erased_at = now
 
 
-# -- lifecycle ---------------------------------------------------------------------------------
+async def _audit(ctx: RequestContext, action: str, c: Complaint, fields: Iterable[str]) -> None:
+    await ctx.audit_change(action, "complaint", c.id, c.customer_id, fields)
 
 
-async def get(session: AsyncSession, complaint_id: uuid.UUID, *, lock: bool = False) -> Complaint:
-    c = await repo.get(session, complaint_id, lock=lock)
+# -- reads -------------------------------------------------------------------------------------
+
+
+async def get(ctx: RequestContext, complaint_id: uuid.UUID, *, lock: bool = False) -> Complaint:
+    c = await repo.get(ctx.session, complaint_id, lock=lock)
     if c is None:
         raise ComplaintNotFound(f"Complaint {complaint_id} does not exist")
     return c
 
 
-def allowed_moves(ctx: Context, c: Complaint, now: datetime) -> list[str]:
+async def read(ctx: RequestContext, complaint_id: uuid.UUID) -> Complaint:
+    """The complaint; an unmasked read of its personal data is audited."""
+    c = await get(ctx, complaint_id)
+    await ctx.audit_reads([("complaint", c, c.customer_id)])
+    return c
+
+
+async def queue(
+    ctx: RequestContext, filters: repo.QueueFilter, cursor: str | None, limit: int
+) -> tuple[list[Complaint], str | None]:
+    items, next_cursor = await repo.queue(ctx.session, filters, cursor, limit)
+    await ctx.audit_reads([("complaint", c, c.customer_id) for c in items])
+    return items, next_cursor
+
+
+async def history(ctx: RequestContext, complaint_id: uuid.UUID) -> Sequence[Transition]:
+    c = await get(ctx, complaint_id)
+    rows = await repo.transitions(ctx.session, complaint_id)
+    await ctx.audit_reads([("complaint_transition", t, c.customer_id) for t in rows])
+    return rows
+
+
+async def notes(ctx: RequestContext, complaint_id: uuid.UUID) -> Sequence[Note]:
+    c = await get(ctx, complaint_id)
+    rows = await repo.notes(ctx.session, complaint_id)
+    await ctx.audit_reads([("complaint_note", n, c.customer_id) for n in rows])
+    return rows
+
+
+async def actions(ctx: RequestContext, complaint_id: uuid.UUID) -> Sequence[Action]:
+    c = await get(ctx, complaint_id)
+    rows = await repo.actions(ctx.session, complaint_id)
+    await ctx.audit_reads([("complaint_action", a, c.customer_id) for a in rows])
+    return rows
+
+
+# -- lifecycle ---------------------------------------------------------------------------------
+
+
+def allowed_moves(ctx: RequestContext, c: Complaint, now: datetime) -> list[str]:
     moves = list(TRANSITIONS[c.status])
     if c.status in REOPENABLE and not _within_reopen_window(ctx, c, now):
         moves.remove("investigating")
     return moves
 
 
-def _within_reopen_window(ctx: Context, c: Complaint, now: datetime) -> bool:
+def _within_reopen_window(ctx: RequestContext, c: Complaint, now: datetime) -> bool:
     resolved_at = c.resolved_at or c.updated_at
-    return now - resolved_at <= timedelta(days=ctx.settings.reopen_window_days)
+    return now - resolved_at <= timedelta(days=settings_of(ctx).reopen_window_days)
 
 
-def _resume_clock(ctx: Context, c: Complaint, now: datetime) -> None:
+def _resume_clock(ctx: RequestContext, c: Complaint, now: datetime) -> None:
     if c.paused_since is not None:
-        c.paused_seconds = (c.paused_seconds or 0.0) + ctx.clock.elapsed(c.paused_since, now)
+        c.paused_seconds = (c.paused_seconds or 0.0) + sla_clock(ctx).elapsed(c.paused_since, now)
         c.paused_since = None
 
 
 async def transition(
-    ctx: Context, session: AsyncSession, c: Complaint, req: TransitionRequest, actor: str
+    ctx: RequestContext,
+    complaint_id: uuid.UUID,
+    req: TransitionRequest,
+    if_match: str | None = None,
 ) -> Complaint:
-    now = utcnow()
+    """Move the complaint to `req.to_status`; `if_match` is checked when given."""
+    c = await get(ctx, complaint_id, lock=True)
+    if if_match is not None:
+        check_if_match(if_match, c.version)
+    now = ctx.now()
     current, target = c.status, req.to_status
     if target not in TRANSITIONS[current]:
         raise TransitionNotAllowed(
@@ -319,12 +360,12 @@ async def transition(
     reopening = current in REOPENABLE and target == "investigating"
     if reopening and not _within_reopen_window(ctx, c, now):
         raise ReopenWindowPassed(
-            f"The complaint can be reopened only within {ctx.settings.reopen_window_days:g} "
+            f"The complaint can be reopened only within {settings_of(ctx).reopen_window_days:g} "
             "days of its resolution",
             current_status=current,
             requested=target,
             allowed=allowed_moves(ctx, c, now),
-            reopen_window_days=ctx.settings.reopen_window_days,
+            reopen_window_days=settings_of(ctx).reopen_window_days,
         )
     if target == "resolved":
         if req.resolution:
@@ -341,15 +382,16 @@ async def transition(
             field="revisit_outcome",
         )
 
+    clock = sla_clock(ctx)
     base = {"customer_id": c.customer_id, "occurred_at": now, "complaint_id": c.id}
     events: list[EventContract] = [
-        ev.ComplaintStatusChanged(**base, from_status=current, to_status=target, actor_id=actor)
+        ev.ComplaintStatusChanged(**base, from_status=current, to_status=target, actor_id=ctx.actor)
     ]
     if current == "waiting_on_customer":
         _resume_clock(ctx, c, now)
     if target == "acknowledged":
         c.first_response_at = now
-        seconds = ctx.clock.elapsed(c.received_at, now)
+        seconds = clock.elapsed(c.received_at, now)
         met = seconds <= c.first_response_target_s and not c.first_response_breached
         events.append(
             ev.ComplaintAcknowledged(
@@ -360,8 +402,8 @@ async def transition(
         c.paused_since = now
     elif target == "resolved":
         c.resolved_at = now
-        c.revisit_due_at = now + timedelta(days=ctx.settings.revisit_after_days)
-        seconds = max(ctx.clock.elapsed(c.received_at, now) - (c.paused_seconds or 0.0), 0.0)
+        c.revisit_due_at = now + timedelta(days=settings_of(ctx).revisit_after_days)
+        seconds = max(clock.elapsed(c.received_at, now) - (c.paused_seconds or 0.0), 0.0)
         events.append(
             ev.ComplaintResolved(
                 **base,
@@ -379,7 +421,7 @@ async def transition(
     elif reopening:
         # The clock stood still while the complaint was resolved; it runs again from here.
         assert c.resolved_at is not None
-        c.paused_seconds = (c.paused_seconds or 0.0) + ctx.clock.elapsed(c.resolved_at, now)
+        c.paused_seconds = (c.paused_seconds or 0.0) + clock.elapsed(c.resolved_at, now)
         c.resolved_at = None
         c.closed_at = None
         c.revisit_due_at = None
@@ -391,24 +433,30 @@ async def transition(
     c.version += 1
     c.updated_at = now
     reschedule(ctx, c)
-    session.add(
+    ctx.session.add(
         Transition(
             complaint_id=c.id,
             from_status=current,
             to_status=target,
-            actor=actor,
+            actor=ctx.actor,
             note=req.note,
             at=now,
         )
     )
     # A pass over the clock right away: a reopened complaint may already be overdue.
     events.extend(check_sla(ctx, c, now) if reopening else [])
-    await session.flush()
-    await ctx.outbox.emit(session, *events)
+    await ctx.session.flush()
+    await ctx.outbox.emit(ctx.session, *events)
+    await _audit(ctx, "update", c, ["status", *req.model_dump(exclude_none=True)])
     return c
 
 
-async def update(ctx: Context, session: AsyncSession, c: Complaint, data: ComplaintUpdate) -> None:
+async def update(
+    ctx: RequestContext, complaint_id: uuid.UUID, data: ComplaintUpdate, if_match: str | None
+) -> Complaint:
+    """Change investigation details of the version the caller read (`if_match`, required)."""
+    c = await get(ctx, complaint_id, lock=True)
+    check_if_match(if_match, c.version)
     changes = data.model_dump(exclude_unset=True)
     for name, value in changes.items():
         if value is None:
@@ -416,67 +464,83 @@ async def update(ctx: Context, session: AsyncSession, c: Complaint, data: Compla
         setattr(c, name, value)
     if changes:
         c.version += 1
-        c.updated_at = utcnow()
+        c.updated_at = ctx.now()
         if "severity" in changes:
             apply_targets(ctx, c)
-        await session.flush()
+        await ctx.session.flush()
+    await _audit(ctx, "update", c, changes)
+    return c
 
 
-async def escalate(
-    ctx: Context, session: AsyncSession, c: Complaint, note: str | None, actor: str
-) -> None:
-    now = utcnow()
+async def escalate(ctx: RequestContext, complaint_id: uuid.UUID, note: str | None) -> Complaint:
+    c = await get(ctx, complaint_id, lock=True)
+    now = ctx.now()
     event = _escalate(c, "manual", now)
     c.version += 1
     c.updated_at = now
-    session.add(Note(id=uuid.uuid4(), complaint_id=c.id, author=actor, body=note, created_at=now))
-    await session.flush()
-    await ctx.outbox.emit(session, event)
+    ctx.session.add(
+        Note(id=uuid.uuid4(), complaint_id=c.id, author=ctx.actor, body=note, created_at=now)
+    )
+    await ctx.session.flush()
+    await ctx.outbox.emit(ctx.session, event)
+    await _audit(ctx, "update", c, ["escalation_level", *(["note"] if note else [])])
+    return c
 
 
-async def rate(ctx: Context, session: AsyncSession, c: Complaint, data: RatingRequest) -> None:
+async def rate(ctx: RequestContext, complaint_id: uuid.UUID, data: RatingRequest) -> Complaint:
+    c = await get(ctx, complaint_id, lock=True)
     if c.status not in ("resolved", "closed"):
         raise NotRateable(
             f"Only resolved or closed complaints can be rated; this one is {c.status}",
             current_status=c.status,
         )
-    now = utcnow()
+    now = ctx.now()
     c.rating, c.rating_comment, c.rated_at = data.rating, data.comment, now
     c.version += 1
     c.updated_at = now
-    await session.flush()
+    await ctx.session.flush()
     await ctx.outbox.emit(
-        session,
+        ctx.session,
         ev.ComplaintRated(
             customer_id=c.customer_id, occurred_at=now, complaint_id=c.id, rating=data.rating
         ),
     )
+    await _audit(ctx, "update", c, data.model_dump(exclude_none=True))
+    return c
 
 
 # -- notes and actions -------------------------------------------------------------------------
 
 
-async def add_note(session: AsyncSession, c: Complaint, body: str, author: str) -> Note:
-    note = Note(id=uuid.uuid4(), complaint_id=c.id, author=author, body=body, created_at=utcnow())
-    session.add(note)
-    await session.flush()
+async def add_note(ctx: RequestContext, complaint_id: uuid.UUID, body: str) -> Note:
+    c = await get(ctx, complaint_id)
+    note = Note(
+        id=uuid.uuid4(), complaint_id=c.id, author=ctx.actor, body=body, created_at=ctx.now()
+    )
+    ctx.session.add(note)
+    await ctx.session.flush()
+    await ctx.audit_change("create", "complaint_note", note.id, c.customer_id, ["body"])
     return note
 
 
-async def add_action(session: AsyncSession, c: Complaint, data: ActionCreate) -> Action:
-    now = utcnow()
+async def add_action(ctx: RequestContext, complaint_id: uuid.UUID, data: ActionCreate) -> Action:
+    c = await get(ctx, complaint_id)
+    now = ctx.now()
     action = Action(id=uuid.uuid4(), complaint_id=c.id, created_at=now, updated_at=now)
     for name, value in data.model_dump().items():
         setattr(action, name, value)
-    session.add(action)
-    await session.flush()
+    ctx.session.add(action)
+    await ctx.session.flush()
+    await ctx.audit_change(
+        "create", "complaint_action", action.id, c.customer_id, data.model_dump(exclude_none=True)
+    )
     return action
 
 
 async def update_action(
-    session: AsyncSession, complaint_id: uuid.UUID, action_id: uuid.UUID, data: ActionUpdate
+    ctx: RequestContext, complaint_id: uuid.UUID, action_id: uuid.UUID, data: ActionUpdate
 ) -> Action:
-    action = await repo.get_action(session, complaint_id, action_id)
+    action = await repo.get_action(ctx.session, complaint_id, action_id)
     if action is None:
         raise ActionNotFound(f"Action {action_id} of complaint {complaint_id} does not exist")
     changes = data.model_dump(exclude_unset=True)
@@ -484,49 +548,105 @@ async def update_action(
         if value is None and name != "due_date":
             raise MissingField(f"`{name}` cannot be cleared", field=name)
         setattr(action, name, value)
-    action.updated_at = utcnow()
-    await session.flush()
+    action.updated_at = ctx.now()
+    await ctx.session.flush()
+    c = await get(ctx, complaint_id)
+    await ctx.audit_change("update", "complaint_action", action.id, c.customer_id, changes)
     return action
 
 
 # -- assignment --------------------------------------------------------------------------------
 
 
-async def _least_loaded_agent(session: AsyncSession, team: str) -> str:
-    agent = await repo.least_loaded_agent(session, team, OPEN_STATUSES)
+async def _least_loaded_agent(ctx: RequestContext, team: str) -> str:
+    agent = await repo.least_loaded_agent(ctx.session, team, OPEN_STATUSES)
     if agent is None:
         raise NoAgentAvailable(f"Team {team} has no active agent", team=team)
     return agent
 
 
-async def assign(session: AsyncSession, c: Complaint, req: AssignmentRequest) -> None:
+async def assign(ctx: RequestContext, complaint_id: uuid.UUID, req: AssignmentRequest) -> Complaint:
+    c = await get(ctx, complaint_id, lock=True)
     if req.team is not None:
         c.team = req.team
-        c.assignee = await _least_loaded_agent(session, req.team)
+        c.assignee = await _least_loaded_agent(ctx, req.team)
     else:
         assert req.assignee is not None
-        agent = await session.get(Agent, req.assignee)
+        agent = await repo.agent(ctx.session, req.assignee)
         c.assignee = req.assignee
         c.team = agent.team if agent is not None else None
     c.version += 1
-    c.updated_at = utcnow()
-    await session.flush()
+    c.updated_at = ctx.now()
+    await ctx.session.flush()
+    await _audit(ctx, "update", c, ["assignee", "team"])
+    return c
+
+
+async def put_agent(ctx: RequestContext, agent_id: str, data: AgentUpsert) -> Any:
+    """Register or change an agent; returns the agent with their open complaint load."""
+    await repo.upsert_agent(ctx.session, agent_id, data.team, data.active)
+    await ctx.audit_change("update", "agent", agent_id, None, ["team", "active"])
+    rows = await repo.agents_with_load(ctx.session, data.team, OPEN_STATUSES)
+    return next(r for r in rows if r.id == agent_id)
+
+
+async def agents(ctx: RequestContext, team: str | None) -> Sequence[Any]:
+    return await repo.agents_with_load(ctx.session, team, OPEN_STATUSES)
 
 
 # -- consumed customer events ------------------------------------------------------------------
 
 
-async def retarget_customer(
-    ctx: Context, session: AsyncSession, customer_id: uuid.UUID, tier: str
-) -> int:
+async def retarget_customer(ctx: RequestContext, customer_id: uuid.UUID, tier: str) -> int:
     """A tier change: the open complaints of the customer follow the new tier's targets."""
-    open_complaints = await repo.open_of_customer(session, customer_id, OPEN_STATUSES)
-    now = utcnow()
+    open_complaints = await repo.open_of_customer(ctx.session, customer_id, OPEN_STATUSES)
+    now = ctx.now()
     for c in open_complaints:
         if c.tier != tier:
             c.tier = tier
             c.version += 1
             c.updated_at = now
             apply_targets(ctx, c)
-    await session.flush()
+    await ctx.session.flush()
     return len(open_complaints)
+
+
+async def tier_changed(
+    ctx: RequestContext, customer_id: uuid.UUID, tier: str, as_of: datetime
+) -> None:
+    if await repo.record_tier(ctx.session, customer_id, tier, as_of):  # newer than we knew
+        await retarget_customer(ctx, customer_id, tier)
+
+
+async def merge_customers(ctx: RequestContext, survivor: uuid.UUID, duplicate: uuid.UUID) -> None:
+    """The duplicate's complaints, now and later, belong to the survivor."""
+    await repo.redirect_customer(ctx.session, duplicate, survivor)
+    tier = await repo.tier_of(ctx.session, survivor)
+    if tier is not None:
+        await retarget_customer(ctx, survivor, tier)
+    await ctx.audit_change("merge", "customer", duplicate, survivor, ["customer_id"])
+    # The survivor was erased first (events of different customers come in any order):
+    # what the duplicate brings along is scrubbed too.
+    if await repo.is_erased(ctx.session, survivor):
+        await _scrub_customer(ctx, survivor)
+
+
+async def erase_customer(ctx: RequestContext, customer_id: uuid.UUID, at: datetime) -> None:
+    await repo.mark_erased(ctx.session, customer_id, at)
+    await _scrub_customer(ctx, customer_id)
+
+
+async def _scrub_customer(ctx: RequestContext, customer_id: uuid.UUID) -> None:
+    await repo.scrub_customer(ctx.session, customer_id)
+    await ctx.audit_change(
+        "erase",
+        "customer",
+        customer_id,
+        customer_id,
+        [f"complaints.{f}" for f in ctx.pii.fields_of("complaint")]
+        + [
+            "complaint_notes.body",
+            "complaint_transitions.note",
+            "complaint_actions.description",
+        ],
+    )

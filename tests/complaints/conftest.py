@@ -12,9 +12,10 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from services.complaints.config import SEVERITIES, TIERS, Settings
-from services.complaints.main import create_app
+from services.complaints.main import create_app, sla_pass
 from services.complaints.models import outbox
 from shared.auth import issue_token
+from shared.context import ManualClock
 from shared.settings import ServiceSettings
 from tests.helpers import serve
 
@@ -47,6 +48,19 @@ def matrix(first_response_s: int, resolution_s: int, a_factor: float = 1.0) -> d
 def make_app(**overrides: Any) -> FastAPI:
     """An app without consumers (one shared app consumes; see `consuming`)."""
     return create_app(Settings(**{**FAST, "consumers_enabled": False, **overrides}))
+
+
+def clocked(**overrides: Any) -> tuple[FastAPI, ManualClock]:
+    """An app (see `make_app`) whose time moves only when the test moves its clock."""
+    app = make_app(**overrides)
+    app.state.clock = clock = ManualClock()
+    return app, clock
+
+
+async def check_sla(app: FastAPI) -> int:
+    """One pass of the app's SLA scheduler, now, at its clock's time."""
+    async with app.state.sessions.begin() as session:
+        return await sla_pass(app, session)
 
 
 @pytest.fixture(scope="session")

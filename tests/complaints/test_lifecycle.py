@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 from fastapi import FastAPI
 
 from tests.complaints.conftest import (
     ADMIN,
+    clocked,
     event_types,
     events_of,
     file_complaint,
     headers,
-    make_app,
     move,
     walk,
 )
-from tests.helpers import eventually, serve
+from tests.helpers import serve
 
 
 async def test_full_lifecycle_publishes_every_transition_and_records_who_and_why(
@@ -123,10 +121,11 @@ async def test_reopen_within_the_window_publishes_reopened(
 
 
 async def test_reopening_after_the_window_is_409() -> None:
-    async for client in serve(make_app(reopen_window_days=1 / 86400)):  # one second
+    app, clock = clocked(reopen_window_days=1)
+    async for client in serve(app):
         c = await file_complaint(client)
         await walk(client, c["id"], "acknowledged", "investigating", "resolved")
-        await asyncio.sleep(1.5)
+        clock.advance(days=1, seconds=1)
         response = await move(client, c["id"], "investigating")
         assert response.status_code == 409
         problem = response.json()
@@ -236,7 +235,8 @@ async def test_manual_escalation_raises_the_level(client: httpx.AsyncClient, app
 
 
 async def test_revisit_falls_due_after_resolution_and_closing_records_its_outcome() -> None:
-    async for client in serve(make_app(revisit_after_days=1 / 86400)):  # one second
+    app, clock = clocked(revisit_after_days=7)
+    async for client in serve(app):
         c = await file_complaint(client)
         await walk(client, c["id"], "acknowledged", "investigating", "resolved")
         query = {"customer_id": c["customer_id"], "revisit_due": "true"}
@@ -247,7 +247,9 @@ async def test_revisit_falls_due_after_resolution_and_closing_records_its_outcom
             page = (await client.get("/complaints", params=query, headers=ADMIN)).json()
             return [x["id"] for x in page["items"]] == [cid]
 
-        await eventually(listed, timeout=10, interval=0.2)
+        assert not await listed()
+        clock.advance(days=7, seconds=1)
+        assert await listed()
         closed = await move(client, c["id"], "closed", revisit_outcome="partially_satisfied")
         assert closed.json()["revisit_outcome"] == "partially_satisfied"
         assert not await listed()

@@ -22,8 +22,8 @@ from shared.events.envelope import to_kafka
 from shared.kafka import new_producer
 from shared.outbox import build_event
 from shared.settings import ServiceSettings
-from tests.complaints.conftest import ADMIN, complaint_body, headers
-from tests.helpers import eventually, rotate_back
+from tests.complaints.conftest import ADMIN, complaint_body, headers, make_app
+from tests.helpers import eventually, rotate_back, serve
 
 CONSUMER_TIMEOUT = 60
 ANALYST = headers("analyst", subject="analyst-1")
@@ -238,8 +238,9 @@ async def test_export_returns_the_customers_complaints_decrypted_and_is_audited(
     response = await client.get(f"/customers/{seeded.customer}/export", headers=ADMIN)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["service"] == "complaints" and body["erased_at"] is None
-    [exported] = body["complaints"]
+    assert (body["service"], body["status"], body["erased_at"]) == ("complaints", "ok", None)
+    assert body["customer_id"] == str(seeded.customer)
+    [exported] = body["data"]["complaints"]
     assert exported["complaint"]["id"] == seeded.id
     assert exported["complaint"]["complainant"]["name"] == f"Maija {seeded.marker}"
     assert exported["complaint"]["rating_comment"] == f"Thanks {seeded.marker}"
@@ -254,7 +255,38 @@ async def test_export_returns_the_customers_complaints_decrypted_and_is_audited(
     audit = await client.get(f"/audit?customer_id={seeded.customer}&action=export", headers=ADMIN)
     assert [e["actor"] for e in audit.json()["items"]] == ["tester"]
     nobody = await client.get(f"/customers/{uuid.uuid4()}/export", headers=ADMIN)
-    assert nobody.status_code == 200 and nobody.json()["complaints"] == []
+    assert nobody.status_code == 200
+    assert nobody.json()["status"] == "holds_nothing"
+    assert nobody.json()["data"]["complaints"] == []
+
+
+async def test_export_reads_a_fixed_number_of_queries_however_many_complaints(
+    client: httpx.AsyncClient,
+) -> None:
+    app = make_app(sla_scheduler_enabled=False)
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "FROM complaint" in statement or "FROM customer_tiers" in statement:
+            statements.append(statement)
+
+    async for own in serve(app):
+        one, many = await seed(own), await seed(own)
+        for _ in range(3):
+            more = complaint_body(many.customer)
+            assert (await own.post("/complaints", json=more, headers=ADMIN)).status_code == 201
+        sa.event.listen(app.state.engine.sync_engine, "before_cursor_execute", count)
+        try:
+            queries = []
+            for seeded, expected in ((one, 1), (many, 4)):
+                statements.clear()
+                response = await own.get(f"/customers/{seeded.customer}/export", headers=ADMIN)
+                assert len(response.json()["data"]["complaints"]) == expected
+                queries.append(len(statements))
+        finally:
+            sa.event.remove(app.state.engine.sync_engine, "before_cursor_execute", count)
+    # The complaints, their transitions, notes and actions, the tier: one query each.
+    assert queries == [5, 5]
 
 
 async def test_erasure_status_flips_and_no_table_keeps_the_personal_data(
@@ -263,7 +295,14 @@ async def test_erasure_status_flips_and_no_table_keeps_the_personal_data(
     seeded = await seed(client)
     status = f"/customers/{seeded.customer}/erasure"
     before = (await client.get(status, headers=ADMIN)).json()
-    assert before == {"service": "complaints", "erased": False, "erased_at": None}
+    assert before == {
+        "service": "complaints",
+        "customer_id": str(seeded.customer),
+        "status": "pending",
+        "erased": False,
+        "erased_at": None,
+        "kept": [],
+    }
     event = build_event(
         CustomerErased(customer_id=seeded.customer, occurred_at=datetime.now(UTC)), "/kehu/test"
     )
@@ -274,7 +313,9 @@ async def test_erasure_status_flips_and_no_table_keeps_the_personal_data(
         return bool((await client.get(status, headers=ADMIN)).json()["erased"])
 
     await eventually(erased, timeout=CONSUMER_TIMEOUT)
-    assert (await client.get(status, headers=ADMIN)).json()["erased_at"] is not None
+    after = (await client.get(status, headers=ADMIN)).json()
+    assert after["status"] == "erased" and after["erased_at"] is not None
+    assert after["kept"], "the report says what stays for the aggregates"
     assert await stored_pii(app, seeded) == [], "the ciphertexts are gone, not re-encrypted"
     async with app.state.engine.connect() as conn:
         tables = (

@@ -8,7 +8,7 @@ from collections import Counter
 
 import httpx
 
-from tests.complaints.conftest import ADMIN, file_complaint, walk
+from tests.complaints.conftest import ADMIN, file_complaint, headers, walk
 
 
 async def register_team(client: httpx.AsyncClient, *agents: str, inactive: str = "") -> str:
@@ -157,3 +157,17 @@ async def test_concurrent_automatic_assignments_spread_over_the_team(
     team = await register_team(client, *agents)
     made = await asyncio.gather(*(file_complaint(client, team=team) for _ in range(6)))
     assert Counter(c["assignee"] for c in made) == {agent: 2 for agent in agents}
+
+
+async def test_only_managers_and_admins_staff_the_teams(client: httpx.AsyncClient) -> None:
+    agent_id, team = f"agent-{uuid.uuid4().hex[:8]}", f"team-{uuid.uuid4().hex[:8]}"
+    as_agent = await client.put(
+        f"/agents/{agent_id}", json={"team": team}, headers=headers("agent")
+    )
+    assert as_agent.status_code == 403
+    assert as_agent.json()["required_scope"] == "agents:write"
+    as_manager = await client.put(
+        f"/agents/{agent_id}", json={"team": team}, headers=headers("manager")
+    )
+    assert as_manager.status_code == 200, as_manager.text
+    assert as_manager.json() == {"id": agent_id, "team": team, "active": True, "open_complaints": 0}

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 from fastapi import FastAPI
@@ -14,16 +13,38 @@ from fastapi import FastAPI
 from services.complaints.config import Settings
 from services.complaints.models import CustomerTier
 from services.complaints.sla import SlaClock
-from tests.complaints.conftest import ADMIN, events_of, file_complaint, make_app, matrix, walk
+from tests.complaints.conftest import (
+    ADMIN,
+    check_sla,
+    clocked,
+    events_of,
+    file_complaint,
+    make_app,
+    matrix,
+    walk,
+)
 from tests.helpers import eventually, serve
 
 
 async def test_two_schedulers_publish_exactly_one_warning_and_one_breach_per_target() -> None:
-    short = {"sla_matrix": matrix(first_response_s=2, resolution_s=3)}
-    first, second = make_app(**short), make_app(**short)
+    hour = 3600
+    short = {"sla_matrix": matrix(first_response_s=hour, resolution_s=4 * hour)}
+    first, clock = clocked(**short)
+    second = make_app(**short)
+    second.state.clock = clock  # two replicas, one time
+    start = clock.now()
     async for client in serve(first):
         async for _ in serve(second):
             ids = [(await file_complaint(client))["id"] for _ in range(8)]
+
+            async def passes() -> None:
+                """Both replicas' schedulers at once, on top of their periodic passes."""
+                await asyncio.gather(*(check_sla(app) for app in (first, second, first, second)))
+
+            # Past each warning and each deadline in turn: 80 % and 100 % of 1 h, then of 4 h.
+            for hours in (0.85, 1.05, 3.3, 4.05):
+                clock.set(start + timedelta(hours=hours))
+                await passes()
 
             async def all_breached(ids: list[str] = ids) -> bool:
                 for complaint_id in ids:
@@ -33,7 +54,8 @@ async def test_two_schedulers_publish_exactly_one_warning_and_one_breach_per_tar
                 return True
 
             await eventually(all_breached, timeout=20, interval=0.3)
-            await asyncio.sleep(1.0)  # several more passes of both schedulers
+            clock.advance(hours=1)
+            await passes()
 
             for complaint_id in ids:
                 events = await events_of(first, complaint_id)
@@ -62,26 +84,28 @@ async def test_two_schedulers_publish_exactly_one_warning_and_one_breach_per_tar
 
 
 async def test_time_waiting_on_the_customer_does_not_count_against_the_sla() -> None:
-    app = make_app(sla_matrix=matrix(first_response_s=60, resolution_s=4))
+    hour = 3600
+    app, clock = clocked(sla_matrix=matrix(first_response_s=hour, resolution_s=4 * hour))
     async for client in serve(app):
         c = await file_complaint(client)
-        started = time.monotonic()
         await walk(client, c["id"], "acknowledged", "investigating", "waiting_on_customer")
         url = f"/complaints/{c['id']}"
         paused = (await client.get(url, headers=ADMIN)).json()["sla"]
-        await asyncio.sleep(3.0)
+        clock.advance(hours=3)
         still = (await client.get(url, headers=ADMIN)).json()["sla"]
         assert paused["paused"] is True
         assert still["remaining_seconds"] == paused["remaining_seconds"]  # the clock stood still
 
         resumed = await walk(client, c["id"], "investigating")
-        assert resumed["sla"]["paused"] is False and resumed["sla"]["paused_seconds"] >= 3
+        assert resumed["sla"]["paused"] is False
+        assert resumed["sla"]["paused_seconds"] == 3 * hour
         received = datetime.fromisoformat(resumed["received_at"])
         due = datetime.fromisoformat(resumed["sla"]["resolution_due_at"])
-        assert (due - received).total_seconds() >= 4 + 3
+        assert (due - received).total_seconds() == (4 + 3) * hour
 
-        # Past the unpaused 4 s target: without the pause this would have breached by now.
-        await asyncio.sleep(max(0.0, 4.8 - (time.monotonic() - started)))
+        # 4.8 h after receipt: without the pause this would have breached (and warned) by now.
+        clock.advance(hours=1.8)
+        await check_sla(app)
         types = [t for t, _ in await events_of(app, c["id"])]
         assert "complaint.sla_breached" not in types
         assert "complaint.sla_warning" not in types
@@ -90,7 +114,7 @@ async def test_time_waiting_on_the_customer_does_not_count_against_the_sla() -> 
         assert resolved["sla"]["resolution_breached"] is False
         event = next(d for t, d in await events_of(app, c["id"]) if t == "complaint.resolved")
         assert event["resolution_met"] is True
-        assert event["resolution_seconds"] < 4
+        assert event["resolution_seconds"] == int(1.8 * hour)
 
 
 async def test_a_tier_customers_get_tighter_targets(app: FastAPI) -> None:
@@ -147,14 +171,15 @@ def test_without_the_calendar_sla_time_is_wall_clock_time() -> None:
 
 
 async def test_with_the_business_calendar_deadlines_count_only_business_hours() -> None:
-    today = datetime.now(UTC).date()
+    today = date(2026, 11, 18)
     tomorrow = today + timedelta(days=1)
-    app = make_app(
+    app, clock = clocked(
         sla_matrix=matrix(first_response_s=3600, resolution_s=2 * 3600),
         business_hours_enabled=True,
         business_timezone="UTC",
         business_weekdays=[tomorrow.weekday()],  # today is closed
     )
+    clock.set(datetime(today.year, today.month, today.day, 12, tzinfo=UTC))
     async for client in serve(app):
         c = await file_complaint(client)
         due = datetime.fromisoformat(c["sla"]["first_response_due_at"])

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Query
 from pydantic import AwareDatetime
@@ -14,6 +14,7 @@ from services.interactions import schemas
 from services.interactions.models import Followup, Interaction, Refund, Survey
 from services.interactions.service import settings_of
 from shared.context import RequestContext, context
+from shared.http import etag_of
 from shared.pagination import MAX_LIMIT
 from shared.problems import problem_responses
 
@@ -26,6 +27,9 @@ PurchasesReader = Annotated[RequestContext, context("purchases:read")]
 PurchasesWriter = Annotated[RequestContext, context("purchases:write")]
 SurveysReader = Annotated[RequestContext, context("surveys:read")]
 SurveysWriter = Annotated[RequestContext, context("surveys:write")]
+
+R = TypeVar("R")
+V = TypeVar("V")
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")]
 Cursor = Annotated[
@@ -69,6 +73,18 @@ def cadence_read(ctx: RequestContext, state: Any) -> schemas.CadenceRead:
     return schemas.CadenceRead.of(state, settings_of(ctx).cadence_days(state.tier))
 
 
-async def audit_reads(ctx: RequestContext, resource: str, records: Iterable[Any]) -> None:
-    """Log the unmasked personal data these records carry to the caller (one entry a customer)."""
-    await ctx.audit_reads((resource, r, r.customer_id) for r in records)
+async def shown(
+    ctx: RequestContext,
+    resource: str,
+    records: Sequence[R],
+    view: Callable[[RequestContext, R], V],
+) -> list[V]:
+    """The records as this caller may see them; the unmasked personal data they carry to the
+    caller is written to the audit log (one entry per customer)."""
+    await ctx.audit_reads((resource, r, getattr(r, "customer_id", None)) for r in records)
+    return [view(ctx, r) for r in records]
+
+
+def created_headers(record: Any, location: str) -> dict[str, str]:
+    """The ETag and Location of a newly created record."""
+    return {"ETag": etag_of(record.version), "Location": f"{location}/{record.id}"}

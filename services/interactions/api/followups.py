@@ -23,10 +23,11 @@ from services.interactions.api.common import (
     FollowupsReader,
     FollowupsWriter,
     Limit,
-    audit_reads,
+    created_headers,
     followup_read,
+    shown,
 )
-from shared.http import IdempotencyKeyHeader, IfMatch, check_if_match, etag_of, set_etag
+from shared.http import IdempotencyKeyHeader, IfMatch, check_if_match, set_etag
 from shared.idempotency import Reply, idempotent
 from shared.pagination import DEFAULT_LIMIT, Page
 from shared.problems import Unprocessable
@@ -55,7 +56,7 @@ async def schedule_followup(
 
     async def create() -> Reply:
         followup = await service.schedule_followup(ctx, body)
-        headers = {"ETag": etag_of(followup.version), "Location": f"/followups/{followup.id}"}
+        headers = created_headers(followup, "/followups")
         return Reply(followup_read(ctx, followup), 201, headers)
 
     return await idempotent(ctx, idempotency_key, create)
@@ -72,9 +73,9 @@ async def get_followup(
 ) -> schemas.FollowupRead:
     """One follow-up (needs `followups:read`)."""
     followup = await service.get_followup(ctx, followup_id)
-    await audit_reads(ctx, "followup", [followup])
     set_etag(response, followup.version)
-    return followup_read(ctx, followup)
+    [shown_one] = await shown(ctx, "followup", [followup], followup_read)
+    return shown_one
 
 
 @router.get(
@@ -109,8 +110,8 @@ async def list_followups(
         cursor=cursor,
         limit=limit,
     )
-    await audit_reads(ctx, "followup", rows)
-    return Page(items=[followup_read(ctx, f, now) for f in rows], next_cursor=next_cursor)
+    items = await shown(ctx, "followup", rows, lambda c, f: followup_read(c, f, now))
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.patch(
@@ -218,7 +219,7 @@ async def agenda(
     end_of_today = (local_midnight + timedelta(days=1)).astimezone(UTC)
     horizon = (local_midnight + timedelta(days=1 + days)).astimezone(UTC)
     groups = await repo.agenda(ctx.session, agent, [now, end_of_today, horizon], AGENDA_MAX)
-    await audit_reads(ctx, "followup", [f for group in groups for f in group])
+    await ctx.audit_reads(("followup", f, f.customer_id) for group in groups for f in group)
     overdue, due_today, upcoming = ([followup_read(ctx, f, now) for f in g] for g in groups)
     return schemas.Agenda(
         assignee_id=agent, overdue=overdue, due_today=due_today, upcoming=upcoming

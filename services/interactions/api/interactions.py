@@ -22,10 +22,11 @@ from services.interactions.api.common import (
     Limit,
     Since,
     Until,
-    audit_reads,
+    created_headers,
     interaction_read,
+    shown,
 )
-from shared.http import IdempotencyKeyHeader, IfMatch, check_if_match, etag_of, set_etag
+from shared.http import IdempotencyKeyHeader, IfMatch, check_if_match, set_etag
 from shared.idempotency import Reply, idempotent
 from shared.pagination import DEFAULT_LIMIT, Page
 
@@ -54,10 +55,7 @@ async def log_interaction(
 
     async def create() -> Reply:
         interaction = await service.log_interaction(ctx, body)
-        headers = {
-            "ETag": etag_of(interaction.version),
-            "Location": f"/interactions/{interaction.id}",
-        }
+        headers = created_headers(interaction, "/interactions")
         return Reply(interaction_read(ctx, interaction), 201, headers)
 
     return await idempotent(ctx, idempotency_key, create)
@@ -74,9 +72,9 @@ async def get_interaction(
 ) -> schemas.InteractionRead:
     """One interaction (needs `interactions:read`; names and free text need `pii:read`)."""
     interaction = await service.get_interaction(ctx, interaction_id)
-    await audit_reads(ctx, "interaction", [interaction])
     set_etag(response, interaction.version)
-    return interaction_read(ctx, interaction)
+    [shown_one] = await shown(ctx, "interaction", [interaction], interaction_read)
+    return shown_one
 
 
 @router.get(
@@ -111,8 +109,9 @@ async def list_interactions(
         cursor=cursor,
         limit=limit,
     )
-    await audit_reads(ctx, "interaction", rows)
-    return Page(items=[interaction_read(ctx, i) for i in rows], next_cursor=next_cursor)
+    return Page(
+        items=await shown(ctx, "interaction", rows, interaction_read), next_cursor=next_cursor
+    )
 
 
 @router.patch(

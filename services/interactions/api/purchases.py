@@ -21,8 +21,9 @@ from services.interactions.api.common import (
     PurchasesWriter,
     Since,
     Until,
-    audit_reads,
+    created_headers,
     refund_read,
+    shown,
 )
 from shared.http import IdempotencyKeyHeader, IfMatch, check_if_match, etag_of, set_etag
 from shared.idempotency import Reply, idempotent
@@ -65,7 +66,7 @@ async def record_purchase(
 
     async def create() -> Reply:
         purchase, created = await service.record_purchase(ctx, body)
-        headers = {"ETag": etag_of(purchase.version), "Location": f"/purchases/{purchase.id}"}
+        headers = created_headers(purchase, "/purchases")
         return Reply(schemas.PurchaseRead.of(purchase), 201 if created else 200, headers)
 
     return await idempotent(ctx, idempotency_key, create)
@@ -178,5 +179,4 @@ async def list_refunds(purchase_id: uuid.UUID, ctx: PurchasesReader) -> list[sch
     """Every refund of a purchase, oldest first (needs `purchases:read`)."""
     await service.get_purchase(ctx, purchase_id)
     found = await repo.refunds_of(ctx.session, purchase_id)
-    await audit_reads(ctx, "refund", found)
-    return [refund_read(ctx, r) for r in found]
+    return await shown(ctx, "refund", found, refund_read)

@@ -18,7 +18,7 @@ from services.interactions.api.common import (
     SurveysReader,
     SurveysWriter,
     Until,
-    audit_reads,
+    shown,
     survey_read,
 )
 from shared.http import IdempotencyKeyHeader
@@ -64,9 +64,10 @@ async def submit_survey(
 )
 async def get_survey(survey_id: uuid.UUID, ctx: SurveysReader) -> schemas.SurveyRead:
     """One survey response (needs `surveys:read`; the comment needs `pii:read`)."""
-    survey = await service.get_survey(ctx, survey_id)
-    await audit_reads(ctx, "survey", [survey])
-    return survey_read(ctx, survey)
+    [shown_one] = await shown(
+        ctx, "survey", [await service.get_survey(ctx, survey_id)], survey_read
+    )
+    return shown_one
 
 
 @router.get(
@@ -95,8 +96,7 @@ async def list_surveys(
         cursor=cursor,
         limit=limit,
     )
-    await audit_reads(ctx, "survey", rows)
-    return Page(items=[survey_read(ctx, s) for s in rows], next_cursor=next_cursor)
+    return Page(items=await shown(ctx, "survey", rows, survey_read), next_cursor=next_cursor)
 
 
 @router.post(

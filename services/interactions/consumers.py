@@ -46,13 +46,14 @@ from shared.outbox import Outbox
 
 GROUP_ID = "interactions"
 CONSUMER = Principal(subject="system:interactions-consumer", role="system", scopes=frozenset())
+OUTBOX = Outbox(outbox, "/kehu/interactions")
 
 
 def _system(session: AsyncSession, settings: Settings) -> RequestContext:
     """The consumer's context: its merges and erasures are audited as the consumer's."""
     return RequestContext(
         session=session,
-        outbox=Outbox(outbox, "/kehu/interactions"),
+        outbox=OUTBOX,
         principal=CONSUMER,
         settings=settings,
         privacy=PRIVACY,

@@ -14,7 +14,6 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from services.interactions import privacy
 from services.interactions import repository as repo
 from services.interactions.config import Settings
 from services.interactions.models import (
@@ -26,10 +25,14 @@ from services.interactions.models import (
     Survey,
     SurveyInvitation,
     idempotency_keys,
+    outbox,
 )
-from services.interactions.service import next_care_date, utcnow
+from services.interactions.privacy import PRIVACY
+from services.interactions.service import next_care_date
 from shared.app import ConsumerSpec
+from shared.auth import Principal
 from shared.consumer import BatchHandler, EventHandler
+from shared.context import RequestContext, utcnow
 from shared.contracts import ANALYTICS_TOPIC, CUSTOMERS_TOPIC
 from shared.contracts.analytics import CustomerTierChanged
 from shared.contracts.customers import (
@@ -39,8 +42,22 @@ from shared.contracts.customers import (
     CustomerUpdated,
 )
 from shared.events.envelope import CloudEvent
+from shared.outbox import Outbox
 
 GROUP_ID = "interactions"
+CONSUMER = Principal(subject="system:interactions-consumer", role="system", scopes=frozenset())
+OUTBOX = Outbox(outbox, "/kehu/interactions")
+
+
+def _system(session: AsyncSession, settings: Settings) -> RequestContext:
+    """The consumer's context: its merges and erasures are audited as the consumer's."""
+    return RequestContext(
+        session=session,
+        outbox=OUTBOX,
+        principal=CONSUMER,
+        settings=settings,
+        privacy=PRIVACY,
+    )
 
 
 def _newer(column: Any, at: Any) -> sa.ColumnElement[bool]:
@@ -86,20 +103,19 @@ def handlers(settings: Settings) -> dict[str, EventHandler]:
         )
         await _merge_state(session, old, survivor)
         await repo.refresh_contact(session, settings, [survivor])
-        await privacy.changed(
-            session, None, privacy.SYSTEM, "merge", "customer", old, survivor, ["customer_id"]
-        )
+        ctx = _system(session, settings)
+        await ctx.audit_change("merge", "customer", old, survivor, ["customer_id"])
         # The survivor was erased before this merge arrived: what the duplicate brings along
         # is scrubbed too.
         if (await repo.customer_status(session, survivor))[1] is not None:
-            await scrub_customer(session, [survivor, old])
+            await scrub_customer(ctx, [survivor, old])
 
     async def erased(session: AsyncSession, event: CloudEvent) -> None:
         """Scrub free text and contact details; amounts, scores and dates stay."""
         e = CustomerErased.model_validate(event.data)
         customer_id = await repo.resolve_customer(session, e.customer_id)
         ids = list({customer_id, e.customer_id})
-        await scrub_customer(session, ids)
+        await scrub_customer(_system(session, settings), ids)
         s = CustomerState
         values: dict[str, Any] = {
             "erased_at": e.occurred_at,
@@ -133,9 +149,10 @@ SCRUB: dict[Any, dict[str, Any]] = {
 }
 
 
-async def scrub_customer(session: AsyncSession, ids: list[uuid.UUID]) -> None:
+async def scrub_customer(ctx: RequestContext, ids: list[uuid.UUID]) -> None:
     """Remove the personal text of these customers' records (set to NULL: no ciphertext
     remains), cancel their open follow-ups and drop stored Idempotency-Key replies."""
+    session = ctx.session
     for model, cleared in SCRUB.items():
         await session.execute(
             sa.update(model)
@@ -158,7 +175,7 @@ async def scrub_customer(session: AsyncSession, ids: list[uuid.UUID]) -> None:
     )
     fields = [f"{m.__tablename__}.{c}" for m, cleared in SCRUB.items() for c in cleared]
     for cid in ids:
-        await privacy.changed(session, None, privacy.SYSTEM, "erase", "customer", cid, cid, fields)
+        await ctx.audit_change("erase", "customer", cid, cid, fields)
 
 
 async def _merge_state(session: AsyncSession, old: uuid.UUID, survivor: uuid.UUID) -> None:

@@ -1,4 +1,6 @@
-"""Replica-safe periodic jobs: overdue follow-ups, due revisits and care dates."""
+"""Replica-safe periodic jobs: overdue follow-ups, due revisits and care dates.
+
+Each job reads time from the app's clock (`app.state.clock`), so tests move it."""
 
 from __future__ import annotations
 
@@ -7,19 +9,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.interactions import service
 from services.interactions.config import Settings
+from shared.context import RequestContext
 from shared.scheduler import periodic
 
 
-def _ctx(app: FastAPI, session: AsyncSession) -> service.Ctx:
-    return service.Ctx(session, app.state.outbox, app.state.settings)
-
-
 async def overdue_job(app: FastAPI, session: AsyncSession) -> int:
-    return await service.publish_overdue(_ctx(app, session))
+    return await service.publish_overdue(RequestContext.system(session, app.state))
 
 
 async def revisit_job(app: FastAPI, session: AsyncSession) -> int:
-    ctx = _ctx(app, session)
+    ctx = RequestContext.system(session, app.state)
     return await service.create_due_revisits(ctx) + await service.create_due_care(ctx)
 
 

@@ -5,8 +5,10 @@ from fastapi import FastAPI
 from services.interactions.api import OPENAPI_TAGS, ROUTERS
 from services.interactions.config import Settings
 from services.interactions.consumers import consumer_spec
+from services.interactions.gdpr import GDPR
 from services.interactions.jobs import overdue_scheduler, revisit_scheduler
-from services.interactions.models import audit_log, inbox, outbox
+from services.interactions.models import audit_log, idempotency_keys, inbox, outbox
+from services.interactions.privacy import PRIVACY
 from shared.app import ServiceSpec, create_service_app
 from shared.contracts import INTERACTIONS_TOPIC
 
@@ -45,5 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             else [],
             openapi_tags=OPENAPI_TAGS,
             audit=audit_log,
+            privacy=PRIVACY,
+            idempotency=idempotency_keys,
+            gdpr=GDPR,
         )
     )

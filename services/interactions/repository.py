@@ -10,7 +10,6 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 
 from services.interactions.config import Settings
 from services.interactions.models import (
@@ -23,7 +22,7 @@ from services.interactions.models import (
     Survey,
     SurveyInvitation,
 )
-from shared.pagination import InvalidCursor, decode_cursor, encode_cursor
+from shared.keyset import Keyset, SortKey, parse_datetime
 
 M = TypeVar("M", bound=Model)
 # Merges can chain (A into B, later B into C); follow a few hops, never loop forever.
@@ -36,38 +35,177 @@ async def get(
     return await session.get(model, id_, with_for_update=lock)
 
 
-# -- keyset pagination --------------------------------------------------------------------------
+# -- lists: filters and keyset paging ----------------------------------------------------------
+
+Window = tuple[datetime | None, datetime | None]  # [from, to)
 
 
-async def keyset_page(
+def _newest_first(time_col: Any, id_col: Any, *, descending: bool = True) -> Keyset:
+    return Keyset(
+        SortKey(time_col, "t", descending=descending, parse=parse_datetime),
+        SortKey(id_col, "id", descending=descending, parse=uuid.UUID),
+    )
+
+
+INTERACTION_ORDER = _newest_first(Interaction.occurred_at, Interaction.id)
+FOLLOWUP_ORDER = _newest_first(Followup.due_at, Followup.id, descending=False)
+PURCHASE_ORDER = _newest_first(Purchase.occurred_at, Purchase.id)
+SURVEY_ORDER = _newest_first(Survey.submitted_at, Survey.id)
+
+
+def _where(
+    *conditions: sa.ColumnElement[bool] | None, column: Any = None, window: Window = (None, None)
+) -> list[sa.ColumnElement[bool]]:
+    """The conditions given (None: no filter), and `column` within [from, to)."""
+    since, until = window
+    return [
+        c
+        for c in (
+            *conditions,
+            None if since is None else column >= since,
+            None if until is None else column < until,
+        )
+        if c is not None
+    ]
+
+
+def _eq(column: Any, value: Any) -> sa.ColumnElement[bool] | None:
+    return None if value is None else column == value
+
+
+async def _page(
     session: AsyncSession,
-    stmt: sa.Select[Any],
-    time_col: InstrumentedAttribute[Any],
-    id_col: InstrumentedAttribute[Any],
+    model: type[M],
+    order: Keyset,
+    conditions: list[sa.ColumnElement[bool]],
     cursor: str | None,
     limit: int,
+) -> tuple[list[M], str | None]:
+    """One keyset page of `model` rows matching `conditions`, and the next page's cursor."""
+    query = order.apply(sa.select(model).where(*conditions), cursor, limit)
+    rows = (await session.scalars(query)).all()
+    # The cursor names its keys `t` and `id` whatever the columns are called.
+    attribute = {key.name: key.column.key for key in order.keys}
+    return order.page(rows, limit, lambda row, name: getattr(row, attribute[name]))
+
+
+async def list_interactions(
+    session: AsyncSession,
     *,
-    descending: bool = True,
-) -> tuple[list[Any], str | None]:
-    """One page of ORM rows ordered by (time, id), and the cursor of the next page."""
-    after = decode_cursor(cursor)
-    if after is not None:
-        try:
-            at, last_id = datetime.fromisoformat(after["t"]), uuid.UUID(after["id"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidCursor("The cursor is not one this API issued") from exc
-        key = sa.tuple_(time_col, id_col)
-        stmt = stmt.where(key < (at, last_id) if descending else key > (at, last_id))
-    order = (time_col.desc(), id_col.desc()) if descending else (time_col.asc(), id_col.asc())
-    rows = list((await session.scalars(stmt.order_by(*order).limit(limit + 1))).all())
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        next_cursor = encode_cursor(
-            {"t": getattr(last, time_col.key).isoformat(), "id": str(getattr(last, id_col.key))}
+    customer_id: uuid.UUID | None,
+    channels: Sequence[str] | None,
+    direction: str | None,
+    agent_id: str | None,
+    outcome: str | None,
+    window: Window,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Interaction], str | None]:
+    i = Interaction
+    conditions = _where(
+        _eq(i.customer_id, customer_id),
+        i.channel.in_(channels) if channels else None,
+        _eq(i.direction, direction),
+        _eq(i.agent_id, agent_id),
+        _eq(i.outcome, outcome),
+        column=i.occurred_at,
+        window=window,
+    )
+    return await _page(session, Interaction, INTERACTION_ORDER, conditions, cursor, limit)
+
+
+async def list_followups(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    customer_id: uuid.UUID | None,
+    assignee_id: str | None,
+    status: str | None,
+    kind: str | None,
+    overdue: bool | None,
+    window: Window,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Followup], str | None]:
+    f = Followup
+    late = sa.and_(f.status == "open", f.due_at < now)
+    conditions = _where(
+        _eq(f.customer_id, customer_id),
+        _eq(f.assignee_id, assignee_id),
+        _eq(f.status, status),
+        _eq(f.kind, kind),
+        None if overdue is None else (late if overdue else sa.not_(late)),
+        column=f.due_at,
+        window=window,
+    )
+    return await _page(session, Followup, FOLLOWUP_ORDER, conditions, cursor, limit)
+
+
+async def agenda(
+    session: AsyncSession, assignee_id: str, bounds: Sequence[datetime], limit: int
+) -> list[list[Followup]]:
+    """An agent's open follow-ups due in each [bounds[n], bounds[n+1]), earliest first; the
+    first group is everything due before bounds[0]."""
+    f = Followup
+    groups = []
+    for start, end in zip([None, *bounds[:-1]], bounds, strict=True):
+        query = (
+            sa.select(f)
+            .where(
+                *_where(
+                    f.assignee_id == assignee_id,
+                    f.status == "open",
+                    column=f.due_at,
+                    window=(start, end),
+                )
+            )
+            .order_by(f.due_at, f.id)
+            .limit(limit)
         )
-    return rows, next_cursor
+        groups.append(list((await session.scalars(query)).all()))
+    return groups
+
+
+async def list_purchases(
+    session: AsyncSession,
+    *,
+    customer_id: uuid.UUID | None,
+    status: str | None,
+    external_ref: str | None,
+    window: Window,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Purchase], str | None]:
+    p = Purchase
+    conditions = _where(
+        _eq(p.customer_id, customer_id),
+        _eq(p.status, status),
+        _eq(p.external_ref, external_ref),
+        column=p.occurred_at,
+        window=window,
+    )
+    return await _page(session, Purchase, PURCHASE_ORDER, conditions, cursor, limit)
+
+
+async def list_surveys(
+    session: AsyncSession,
+    *,
+    customer_id: uuid.UUID | None,
+    context_type: str | None,
+    context_id: uuid.UUID | None,
+    window: Window,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Survey], str | None]:
+    s = Survey
+    conditions = _where(
+        _eq(s.customer_id, customer_id),
+        _eq(s.context_type, context_type),
+        _eq(s.context_id, context_id),
+        column=s.submitted_at,
+        window=window,
+    )
+    return await _page(session, Survey, SURVEY_ORDER, conditions, cursor, limit)
 
 
 # -- customer state -----------------------------------------------------------------------------
@@ -283,22 +421,15 @@ async def timeline_page(
             part = part.where(at < until)
         parts.append(part)
     stream = sa.union_all(*parts).subquery("stream")
-    stmt = sa.select(stream.c.type, stream.c.id, stream.c.at)
-    after = decode_cursor(cursor)
-    if after is not None:
-        try:
-            key = (datetime.fromisoformat(after["t"]), str(after["k"]), uuid.UUID(after["id"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidCursor("The cursor is not one this API issued") from exc
-        stmt = stmt.where(sa.tuple_(stream.c.at, stream.c.type, stream.c.id) < key)
-    stmt = stmt.order_by(stream.c.at.desc(), stream.c.type.desc(), stream.c.id.desc())
-    rows = [(r.type, r.id, r.at) for r in (await session.execute(stmt.limit(limit + 1))).all()]
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        kind, last_id, at = rows[-1]
-        next_cursor = encode_cursor({"t": at.isoformat(), "k": kind, "id": str(last_id)})
-    return rows, next_cursor
+    order = Keyset(
+        SortKey(stream.c.at, "t", descending=True, parse=parse_datetime),
+        SortKey(stream.c.type, "k", descending=True, parse=str),
+        SortKey(stream.c.id, "id", descending=True, parse=uuid.UUID),
+    )
+    query = order.apply(sa.select(stream.c.type, stream.c.id, stream.c.at), cursor, limit)
+    rows = [(r.type, r.id, r.at) for r in (await session.execute(query)).all()]
+    position = {"k": 0, "id": 1, "t": 2}
+    return order.page(rows, limit, lambda row, name: row[position[name]])
 
 
 async def by_ids(
@@ -310,7 +441,43 @@ async def by_ids(
     return {row.id: row for row in rows.all()}  # type: ignore[attr-defined]
 
 
-async def last_invitation(
-    session: AsyncSession, invitation_id: uuid.UUID
-) -> SurveyInvitation | None:
-    return await session.get(SurveyInvitation, invitation_id, with_for_update=True)
+# -- GDPR ---------------------------------------------------------------------------------------
+
+# What the service holds about a customer, by kind, in the order an export lists it.
+CUSTOMER_RECORDS: dict[str, tuple[type[Model], Any]] = {
+    "interactions": (Interaction, Interaction.occurred_at),
+    "followups": (Followup, Followup.due_at),
+    "purchases": (Purchase, Purchase.occurred_at),
+    "refunds": (Refund, Refund.occurred_at),
+    "surveys": (Survey, Survey.submitted_at),
+    "survey_invitations": (SurveyInvitation, SurveyInvitation.sent_at),
+}
+
+
+async def records_of(session: AsyncSession, customer_id: uuid.UUID) -> dict[str, list[Any]]:
+    """Every record of the customer, by kind (records of merged duplicates were moved to it)."""
+    found = {}
+    for kind, (model, at) in CUSTOMER_RECORDS.items():
+        query = (
+            sa.select(model)
+            .where(model.customer_id == customer_id)  # type: ignore[attr-defined]
+            .order_by(at, model.id)  # type: ignore[attr-defined]
+        )
+        found[kind] = list((await session.scalars(query)).all())
+    return found
+
+
+async def holds_customer(session: AsyncSession, customer_id: uuid.UUID) -> bool:
+    """Whether any record or the local state of this customer exists here."""
+    held = [
+        sa.select(model.customer_id).where(model.customer_id == customer_id)  # type: ignore[attr-defined]
+        for model, _ in CUSTOMER_RECORDS.values()
+    ]
+    held.append(
+        sa.select(CustomerState.customer_id).where(CustomerState.customer_id == customer_id)
+    )
+    return bool(await session.scalar(sa.select(sa.union_all(*held).subquery().c[0]).limit(1)))
+
+
+async def state_of(session: AsyncSession, customer_id: uuid.UUID) -> CustomerState | None:
+    return await session.get(CustomerState, customer_id, populate_existing=True)

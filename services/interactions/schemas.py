@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -205,6 +205,12 @@ class FollowupRead(Read):
     created_at: datetime
     updated_at: datetime
 
+    @classmethod
+    def of(cls, f: Any, now: datetime) -> FollowupRead:
+        """The follow-up as read at `now` (which decides `overdue`)."""
+        fields = {name: getattr(f, name) for name in cls.model_fields if name != "overdue"}
+        return cls(**fields, overdue=f.status == "open" and f.due_at < now)
+
 
 class Agenda(BaseModel):
     """An agent's open follow-ups, grouped by when they are due."""
@@ -237,6 +243,19 @@ class CadenceRead(BaseModel):
     next_revisit_at: datetime | None = Field(
         description="last contact + effective cadence; a revisit follow-up is created then."
     )
+
+    @classmethod
+    def of(cls, state: Any, default_cadence_days: int) -> CadenceRead:
+        """The plan of a `customer_state` row, given its tier's default cadence."""
+        return cls(
+            customer_id=state.customer_id,
+            tier=state.tier,
+            default_cadence_days=default_cadence_days,
+            cadence_days_override=state.cadence_days_override,
+            effective_cadence_days=state.cadence_days_override or default_cadence_days,
+            last_contact_at=state.last_contact_at,
+            next_revisit_at=state.next_revisit_at,
+        )
 
 
 # -- purchases ----------------------------------------------------------------------------------
@@ -335,6 +354,16 @@ class PurchaseRead(Read):
     version: int
     created_at: datetime
     updated_at: datetime
+
+    @classmethod
+    def of(cls, p: Any) -> PurchaseRead:
+        derived = {"items", "refundable_amount"}
+        fields = {name: getattr(p, name) for name in cls.model_fields if name not in derived}
+        return cls(
+            **fields,
+            items=[PurchaseItemRead.model_validate(item) for item in p.items],
+            refundable_amount=p.amount - p.refunded_amount,
+        )
 
 
 # -- surveys ------------------------------------------------------------------------------------
@@ -474,35 +503,3 @@ class ImportantDate(BaseModel):
     kind: str = Field(examples=["birthday"])
     month: int = Field(ge=1, le=12)
     day: int = Field(ge=1, le=31)
-
-
-class CustomerExport(BaseModel):
-    """Everything the interactions service holds about one customer, decrypted."""
-
-    service: Literal["interactions"] = "interactions"
-    customer_id: UUID = Field(examples=[CUSTOMER_ID_EXAMPLE])
-    exported_at: datetime
-    erased_at: datetime | None = Field(
-        description="When the customer's personal data was erased here (then text is null)."
-    )
-    cadence: CadenceRead | None = Field(description="The revisit plan, if one is known.")
-    important_dates: list[ImportantDate] = Field(
-        description="Dates known from profiles that care follow-ups are planned from."
-    )
-    interactions: list[InteractionRead]
-    followups: list[FollowupRead]
-    purchases: list[PurchaseRead]
-    refunds: list[RefundRead]
-    surveys: list[SurveyRead]
-    survey_invitations: list[InvitationRead]
-
-
-class ErasureStatus(BaseModel):
-    """Whether this service has processed the customer's `customer.erased` event."""
-
-    service: Literal["interactions"] = Field("interactions", examples=["interactions"])
-    erased: bool = Field(description="True once this service scrubbed the customer's data.")
-    erased_at: datetime | None = Field(
-        description="The erasure time (of the `customer.erased` event), or null.",
-        examples=["2026-11-23T12:00:00Z"],
-    )

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import calendar
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.interactions import repository as repo
 from services.interactions import schemas
@@ -34,6 +32,7 @@ from services.interactions.models import (
     Survey,
     SurveyInvitation,
 )
+from shared.context import RequestContext
 from shared.contracts.interactions import (
     FollowupCompleted,
     FollowupOverdue,
@@ -45,27 +44,19 @@ from shared.contracts.interactions import (
     SurveySubmitted,
 )
 from shared.events.registry import EventContract
-from shared.outbox import Outbox
 from shared.problems import Unprocessable
 
 CENT = Decimal("0.0001")
 PURCHASE_FLOW = {"placed": 0, "paid": 1, "delivered": 2}
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+def settings_of(ctx: RequestContext) -> Settings:
+    """The context's settings as this service's own (the cadence, the schedulers)."""
+    settings: Settings = ctx.settings  # type: ignore[assignment]
+    return settings
 
 
-@dataclass
-class Ctx:
-    """What a unit of work needs: the transaction, the outbox and the settings."""
-
-    session: AsyncSession
-    outbox: Outbox
-    settings: Settings
-
-
-async def _writable_customer(ctx: Ctx, customer_id: uuid.UUID) -> uuid.UUID:
+async def _writable_customer(ctx: RequestContext, customer_id: uuid.UUID) -> uuid.UUID:
     """The survivor of `customer_id`; refuses new contact records for an erased customer."""
     survivor, erased = await repo.customer_status(ctx.session, customer_id)
     if erased is not None:
@@ -76,19 +67,26 @@ async def _writable_customer(ctx: Ctx, customer_id: uuid.UUID) -> uuid.UUID:
     return survivor
 
 
-async def _insert(ctx: Ctx, record: Model) -> None:
+async def _insert(ctx: RequestContext, record: Model) -> None:
     """One Core INSERT of a fully built record (the write path skips the ORM unit of work)."""
     model = type(record)
     values = {attr.key: getattr(record, attr.key) for attr in sa.inspect(model).column_attrs}
     await ctx.session.execute(sa.insert(model).values(values))
 
 
+async def _audit(
+    ctx: RequestContext, action: str, resource: str, record: Any, fields: Any = ()
+) -> None:
+    """The change's audit entry, in the same transaction as the change."""
+    await ctx.audit_change(action, resource, record.id, record.customer_id, fields)
+
+
 # -- interactions -------------------------------------------------------------------------------
 
 
-async def log_interaction(ctx: Ctx, data: schemas.InteractionCreate) -> Interaction:
+async def log_interaction(ctx: RequestContext, data: schemas.InteractionCreate) -> Interaction:
     customer_id = await _writable_customer(ctx, data.customer_id)
-    now = utcnow()
+    now = ctx.now()
     interaction = Interaction(
         id=uuid.uuid4(),
         **data.model_dump(exclude={"customer_id"}),
@@ -101,15 +99,18 @@ async def log_interaction(ctx: Ctx, data: schemas.InteractionCreate) -> Interact
     events: list[EventContract] = [_logged(interaction)]
     if interaction.outcome != "no_answer":
         planned = await repo.note_contact(
-            ctx.session, ctx.settings, customer_id, interaction.occurred_at
+            ctx.session, settings_of(ctx), customer_id, interaction.occurred_at
         )
         if planned:
             events += await _complete_planned_revisits(ctx, interaction)
     await ctx.outbox.emit(ctx.session, *events)
+    await _audit(ctx, "create", "interaction", interaction, data.model_dump(exclude_none=True))
     return interaction
 
 
-async def _complete_planned_revisits(ctx: Ctx, interaction: Interaction) -> list[FollowupCompleted]:
+async def _complete_planned_revisits(
+    ctx: RequestContext, interaction: Interaction
+) -> list[FollowupCompleted]:
     """A contact is the revisit the cadence planned: close those, linking this interaction."""
     done = (
         await ctx.session.execute(
@@ -159,7 +160,7 @@ def _logged(i: Interaction) -> InteractionLogged:
 
 
 async def get_interaction(
-    ctx: Ctx, interaction_id: uuid.UUID, *, lock: bool = False
+    ctx: RequestContext, interaction_id: uuid.UUID, *, lock: bool = False
 ) -> Interaction:
     interaction = await repo.get(ctx.session, Interaction, interaction_id, lock=lock)
     if interaction is None:
@@ -168,7 +169,7 @@ async def get_interaction(
 
 
 async def correct_interaction(
-    ctx: Ctx, interaction: Interaction, data: schemas.InteractionUpdate
+    ctx: RequestContext, interaction: Interaction, data: schemas.InteractionUpdate
 ) -> Interaction:
     """Apply a correction. The log keeps its original event: corrections publish nothing."""
     changes = data.model_dump(exclude_unset=True)
@@ -179,10 +180,11 @@ async def correct_interaction(
         setattr(interaction, name, value)
     if changes:
         interaction.version += 1
-        interaction.updated_at = utcnow()
+        interaction.updated_at = ctx.now()
         await ctx.session.flush()
         if {"occurred_at", "outcome"} & changes.keys():
-            await repo.refresh_contact(ctx.session, ctx.settings, [interaction.customer_id])
+            await repo.refresh_contact(ctx.session, settings_of(ctx), [interaction.customer_id])
+    await _audit(ctx, "update", "interaction", interaction, changes)
     return interaction
 
 
@@ -199,9 +201,9 @@ def _followup_fields(f: Followup) -> dict[str, Any]:
     }
 
 
-async def schedule_followup(ctx: Ctx, data: schemas.FollowupCreate) -> Followup:
+async def schedule_followup(ctx: RequestContext, data: schemas.FollowupCreate) -> Followup:
     customer_id = await _writable_customer(ctx, data.customer_id)
-    now = utcnow()
+    now = ctx.now()
     followup = Followup(
         id=uuid.uuid4(),
         **data.model_dump(exclude={"customer_id"}),
@@ -216,10 +218,13 @@ async def schedule_followup(ctx: Ctx, data: schemas.FollowupCreate) -> Followup:
     await ctx.outbox.emit(
         ctx.session, FollowupScheduled(occurred_at=now, **_followup_fields(followup))
     )
+    await _audit(ctx, "create", "followup", followup, data.model_dump(exclude_none=True))
     return followup
 
 
-async def get_followup(ctx: Ctx, followup_id: uuid.UUID, *, lock: bool = False) -> Followup:
+async def get_followup(
+    ctx: RequestContext, followup_id: uuid.UUID, *, lock: bool = False
+) -> Followup:
     followup = await repo.get(ctx.session, Followup, followup_id, lock=lock)
     if followup is None:
         raise NotFound(f"Follow-up {followup_id} does not exist")
@@ -233,7 +238,9 @@ def _require_open(followup: Followup, action: str) -> None:
         )
 
 
-async def update_followup(ctx: Ctx, followup: Followup, data: schemas.FollowupUpdate) -> Followup:
+async def update_followup(
+    ctx: RequestContext, followup: Followup, data: schemas.FollowupUpdate
+) -> Followup:
     """Reschedule/reassign; a new due time is announced again and may go overdue again."""
     _require_open(followup, "changed")
     changes = data.model_dump(exclude_unset=True)
@@ -241,7 +248,7 @@ async def update_followup(ctx: Ctx, followup: Followup, data: schemas.FollowupUp
         setattr(followup, name, value)
     if changes:
         followup.version += 1
-        followup.updated_at = utcnow()
+        followup.updated_at = ctx.now()
         if "due_at" in changes or "assignee_id" in changes:
             followup.overdue_notified_at = None
             await ctx.outbox.emit(
@@ -249,11 +256,12 @@ async def update_followup(ctx: Ctx, followup: Followup, data: schemas.FollowupUp
                 FollowupScheduled(occurred_at=followup.updated_at, **_followup_fields(followup)),
             )
         await ctx.session.flush()
+    await _audit(ctx, "update", "followup", followup, changes)
     return followup
 
 
 async def complete_followup(
-    ctx: Ctx, followup: Followup, data: schemas.FollowupComplete
+    ctx: RequestContext, followup: Followup, data: schemas.FollowupComplete
 ) -> Followup:
     _require_open(followup, "completed")
     if data.interaction_id is not None:
@@ -269,7 +277,7 @@ async def complete_followup(
                     }
                 ],
             )
-    now = utcnow()
+    now = ctx.now()
     followup.status = "done"
     followup.completed_at = now
     followup.interaction_id = data.interaction_id
@@ -282,44 +290,53 @@ async def complete_followup(
             occurred_at=now, interaction_id=data.interaction_id, **_followup_fields(followup)
         ),
     )
+    await _audit(
+        ctx, "update", "followup", followup, ["status", *data.model_dump(exclude_unset=True)]
+    )
     return followup
 
 
-async def cancel_followup(ctx: Ctx, followup: Followup) -> Followup:
+async def cancel_followup(ctx: RequestContext, followup: Followup) -> Followup:
     _require_open(followup, "cancelled")
     followup.status = "cancelled"
     followup.version += 1
-    followup.updated_at = utcnow()
+    followup.updated_at = ctx.now()
     await ctx.session.flush()
+    await _audit(ctx, "update", "followup", followup, ["status"])
     return followup
 
 
 # -- cadence ------------------------------------------------------------------------------------
 
 
-async def set_cadence(ctx: Ctx, customer_id: uuid.UUID, days: int | None) -> CustomerState:
-    customer_id = await repo.resolve_customer(ctx.session, customer_id)
-    state = await repo.lock_state(ctx.session, customer_id)
+async def set_cadence(
+    ctx: RequestContext, customer_id: uuid.UUID, days: int | None
+) -> CustomerState:
+    survivor = await repo.resolve_customer(ctx.session, customer_id)
+    state = await repo.lock_state(ctx.session, survivor)
     state.cadence_days_override = days
     await ctx.session.flush()
-    await repo.refresh_next_revisit(ctx.session, ctx.settings, [customer_id])
+    await repo.refresh_next_revisit(ctx.session, settings_of(ctx), [survivor])
     await ctx.session.refresh(state)
+    await ctx.audit_change("update", "cadence", customer_id, customer_id, ["cadence_days"])
     return state
 
 
-async def cadence_state(ctx: Ctx, customer_id: uuid.UUID) -> CustomerState:
+async def cadence_state(ctx: RequestContext, customer_id: uuid.UUID) -> CustomerState:
     customer_id = await repo.resolve_customer(ctx.session, customer_id)
-    state = await ctx.session.get(CustomerState, customer_id, populate_existing=True)
+    state = await repo.state_of(ctx.session, customer_id)
     return state or CustomerState(customer_id=customer_id)
 
 
 # -- purchases ----------------------------------------------------------------------------------
 
 
-async def record_purchase(ctx: Ctx, data: schemas.PurchaseCreate) -> tuple[Purchase, bool]:
+async def record_purchase(
+    ctx: RequestContext, data: schemas.PurchaseCreate
+) -> tuple[Purchase, bool]:
     """Store a purchase once per (customer, external_ref); (purchase, created)."""
     customer_id = await repo.resolve_customer(ctx.session, data.customer_id)
-    now = utcnow()
+    now = ctx.now()
     margin = data.amount - data.cost
     values: dict[str, Any] = {
         "id": uuid.uuid4(),
@@ -352,6 +369,7 @@ async def record_purchase(ctx: Ctx, data: schemas.PurchaseCreate) -> tuple[Purch
                 "customer (amount, cost or currency differ)",
                 existing_purchase_id=str(existing.id),
             )
+        ctx.replayed = True  # the same purchase again: nothing changed, nothing to audit
         return existing, False
     purchase = Purchase(**values)  # exactly what was inserted; no read back needed
     await ctx.outbox.emit(
@@ -368,24 +386,28 @@ async def record_purchase(ctx: Ctx, data: schemas.PurchaseCreate) -> tuple[Purch
             status=data.status,
         ),
     )
+    await _audit(ctx, "create", "purchase", purchase, data.model_dump(exclude_none=True))
     return purchase, True
 
 
-async def get_purchase(ctx: Ctx, purchase_id: uuid.UUID, *, lock: bool = False) -> Purchase:
+async def get_purchase(
+    ctx: RequestContext, purchase_id: uuid.UUID, *, lock: bool = False
+) -> Purchase:
     purchase = await repo.get(ctx.session, Purchase, purchase_id, lock=lock)
     if purchase is None:
         raise NotFound(f"Purchase {purchase_id} does not exist")
     return purchase
 
 
-async def change_purchase_status(ctx: Ctx, purchase: Purchase, status: str) -> Purchase:
+async def change_purchase_status(ctx: RequestContext, purchase: Purchase, status: str) -> Purchase:
+    await _audit(ctx, "update", "purchase", purchase, ["status"])
     if status == purchase.status:
         return purchase
     if purchase.status == "cancelled":
         raise InvalidTransition(
             "A cancelled purchase cannot change", current_status=purchase.status
         )
-    now = utcnow()
+    now = ctx.now()
     if status == "cancelled":
         if purchase.refunded_amount > 0:
             raise InvalidTransition(
@@ -411,7 +433,9 @@ async def change_purchase_status(ctx: Ctx, purchase: Purchase, status: str) -> P
     return purchase
 
 
-async def refund_purchase(ctx: Ctx, purchase: Purchase, data: schemas.RefundCreate) -> Refund:
+async def refund_purchase(
+    ctx: RequestContext, purchase: Purchase, data: schemas.RefundCreate
+) -> Refund:
     """Refund part or all; the margin given back is amount x (margin / amount)."""
     if purchase.status == "cancelled":
         raise InvalidTransition(
@@ -435,7 +459,7 @@ async def refund_purchase(ctx: Ctx, purchase: Purchase, data: schemas.RefundCrea
         margin = purchase.margin - purchase.refunded_margin
     else:
         margin = (data.amount * purchase.margin / purchase.amount).quantize(CENT, ROUND_HALF_EVEN)
-    now = utcnow()
+    now = ctx.now()
     refund = Refund(
         id=uuid.uuid4(),
         purchase_id=purchase.id,
@@ -464,22 +488,37 @@ async def refund_purchase(ctx: Ctx, purchase: Purchase, data: schemas.RefundCrea
             currency=purchase.currency,
         ),
     )
+    await _audit(ctx, "create", "refund", refund, data.model_dump(exclude_none=True))
     return refund
 
 
 # -- surveys ------------------------------------------------------------------------------------
 
 
-async def invite_to_survey(ctx: Ctx, data: schemas.InvitationCreate) -> SurveyInvitation:
+async def get_survey(ctx: RequestContext, survey_id: uuid.UUID) -> Survey:
+    survey = await repo.get(ctx.session, Survey, survey_id)
+    if survey is None:
+        raise NotFound(f"Survey {survey_id} does not exist")
+    return survey
+
+
+async def get_invitation(ctx: RequestContext, invitation_id: uuid.UUID) -> SurveyInvitation:
+    invitation = await repo.get(ctx.session, SurveyInvitation, invitation_id)
+    if invitation is None:
+        raise NotFound(f"Survey invitation {invitation_id} does not exist")
+    return invitation
+
+
+async def invite_to_survey(ctx: RequestContext, data: schemas.InvitationCreate) -> SurveyInvitation:
     """Record an invitation unless the customer was invited within the suppression window."""
     customer_id = await _writable_customer(ctx, data.customer_id)
     state = await repo.lock_state(ctx.session, customer_id)  # serialises concurrent invites
-    now = utcnow()
-    window = timedelta(days=ctx.settings.survey_suppression_days)
+    now = ctx.now()
+    window = timedelta(days=settings_of(ctx).survey_suppression_days)
     if state.last_invited_at is not None and now - state.last_invited_at < window:
         raise SurveySuppressed(
             f"The customer was invited on {state.last_invited_at.isoformat()}; no customer is "
-            f"asked more than once per {ctx.settings.survey_suppression_days} days",
+            f"asked more than once per {settings_of(ctx).survey_suppression_days} days",
             last_invited_at=state.last_invited_at.isoformat(),
             suppressed_until=(state.last_invited_at + window).isoformat(),
         )
@@ -494,10 +533,11 @@ async def invite_to_survey(ctx: Ctx, data: schemas.InvitationCreate) -> SurveyIn
     )
     ctx.session.add(invitation)
     await ctx.session.flush()
+    await _audit(ctx, "create", "survey_invitation", invitation, data.model_dump(exclude_none=True))
     return invitation
 
 
-async def submit_survey(ctx: Ctx, data: schemas.SurveyCreate) -> Survey:
+async def submit_survey(ctx: RequestContext, data: schemas.SurveyCreate) -> Survey:
     customer_id, erased = await repo.customer_status(ctx.session, data.customer_id)
     invitation = None
     if data.invitation_id is not None:
@@ -510,7 +550,7 @@ async def submit_survey(ctx: Ctx, data: schemas.SurveyCreate) -> Survey:
             raise Conflict(
                 "This invitation was already answered", survey_id=str(invitation.survey_id)
             )
-    now = utcnow()
+    now = ctx.now()
     scores = data.scores.model_dump(exclude_none=True)
     survey = Survey(
         id=uuid.uuid4(),
@@ -545,15 +585,16 @@ async def submit_survey(ctx: Ctx, data: schemas.SurveyCreate) -> Survey:
             effort=survey.effort,
         ),
     )
+    await _audit(ctx, "create", "survey", survey, data.model_dump(exclude_none=True))
     return survey
 
 
 # -- schedulers ---------------------------------------------------------------------------------
 
 
-async def publish_overdue(ctx: Ctx, now: datetime | None = None) -> int:
+async def publish_overdue(ctx: RequestContext, now: datetime | None = None) -> int:
     """Mark open follow-ups past due as overdue and publish `followup.overdue` once for each."""
-    now = now or utcnow()
+    now = now or ctx.now()
     claimed = (
         await ctx.session.scalars(
             sa.select(Followup)
@@ -563,7 +604,7 @@ async def publish_overdue(ctx: Ctx, now: datetime | None = None) -> int:
                 Followup.due_at < now,
             )
             .order_by(Followup.due_at)
-            .limit(ctx.settings.scheduler_batch_size)
+            .limit(settings_of(ctx).scheduler_batch_size)
             .with_for_update(skip_locked=True)
         )
     ).all()
@@ -581,11 +622,11 @@ async def publish_overdue(ctx: Ctx, now: datetime | None = None) -> int:
     return len(claimed)
 
 
-async def _create_auto_followups(ctx: Ctx, rows: list[dict[str, Any]]) -> None:
+async def _create_auto_followups(ctx: RequestContext, rows: list[dict[str, Any]]) -> None:
     """Insert service-made follow-ups (deduplicated) and announce the ones actually created."""
     if not rows:
         return
-    now = utcnow()
+    now = ctx.now()
     for row in rows:
         row.update(id=uuid.uuid4(), status="open", version=1, created_at=now, updated_at=now)
     created = (
@@ -618,9 +659,9 @@ async def _create_auto_followups(ctx: Ctx, rows: list[dict[str, Any]]) -> None:
     )
 
 
-async def create_due_revisits(ctx: Ctx, now: datetime | None = None) -> int:
+async def create_due_revisits(ctx: RequestContext, now: datetime | None = None) -> int:
     """Create the revisit follow-up of every customer whose next revisit has come."""
-    now = now or utcnow()
+    now = now or ctx.now()
     s = CustomerState
     claimed = (
         await ctx.session.execute(
@@ -632,7 +673,7 @@ async def create_due_revisits(ctx: Ctx, now: datetime | None = None) -> int:
                 s.revisit_scheduled_for.is_distinct_from(s.next_revisit_at),
             )
             .order_by(s.next_revisit_at)
-            .limit(ctx.settings.scheduler_batch_size)
+            .limit(settings_of(ctx).scheduler_batch_size)
             .with_for_update(skip_locked=True)
         )
     ).all()
@@ -716,17 +757,17 @@ def next_care_date(important_dates: list[dict[str, Any]], on_or_after: date) -> 
     return min(dates, default=None)
 
 
-async def create_due_care(ctx: Ctx, today: date | None = None) -> int:
+async def create_due_care(ctx: RequestContext, today: date | None = None) -> int:
     """Create care follow-ups `care_lead_days` before each customer's important dates."""
-    today = today or utcnow().date()
-    horizon = today + timedelta(days=ctx.settings.care_lead_days)
+    today = today or ctx.now().date()
+    horizon = today + timedelta(days=settings_of(ctx).care_lead_days)
     s = CustomerState
     claimed = (
         await ctx.session.execute(
             sa.select(s.customer_id, s.care_next_on, s.important_dates, s.owner_id)
             .where(s.care_next_on <= horizon, s.erased_at.is_(None), s.merged_into.is_(None))
             .order_by(s.care_next_on)
-            .limit(ctx.settings.scheduler_batch_size)
+            .limit(settings_of(ctx).scheduler_batch_size)
             .with_for_update(skip_locked=True)
         )
     ).all()

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from services.interactions.jobs import overdue_job
 from services.interactions.models import Followup, outbox
+from shared.context import SYSTEM_CLOCK, ManualClock
 from shared.db import create_engine, session_factory
 from shared.outbox import Outbox
 from shared.scheduler import periodic
@@ -118,22 +119,32 @@ async def test_agenda_groups_an_agents_open_followups(
     assert bad_zone.status_code == 422
 
 
+async def run_overdue_job(app: FastAPI) -> None:
+    """One round of the overdue scheduler, as the background task runs it."""
+    async with app.state.sessions.begin() as session:
+        await overdue_job(app, session)
+
+
 async def test_overdue_followup_publishes_followup_overdue_once(
     app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:
-    body = followup_body(due_at=iso(now() - timedelta(minutes=5)))
-    followup = (await client.post("/followups", json=body, headers=admin)).json()
+    clock = app.state.clock = ManualClock()
+    try:
+        body = followup_body(due_at=iso(clock.now() + timedelta(minutes=10)))
+        followup = (await client.post("/followups", json=body, headers=admin)).json()
+        overdue_list = f"/followups?customer_id={body['customer_id']}&overdue=true"
+        await run_overdue_job(app)
+        assert await events(app, "followup.overdue", followup_id=followup["id"]) == []
+        assert (await client.get(overdue_list, headers=admin)).json()["items"] == []
 
-    async def announced() -> bool:
-        return bool(await events(app, "followup.overdue", followup_id=followup["id"]))
-
-    await eventually(announced, timeout=30)
-    await asyncio.sleep(1.0)  # several more scheduler rounds (0.2 s) must not announce it again
-    assert len(await events(app, "followup.overdue", followup_id=followup["id"])) == 1
-    listed = await client.get(
-        f"/followups?customer_id={body['customer_id']}&overdue=true", headers=admin
-    )
-    assert [f["id"] for f in listed.json()["items"]] == [followup["id"]]
+        clock.advance(minutes=11)
+        for _ in range(3):  # later rounds must not announce it again
+            await run_overdue_job(app)
+        assert len(await events(app, "followup.overdue", followup_id=followup["id"])) == 1
+        listed = (await client.get(overdue_list, headers=admin)).json()["items"]
+        assert [(f["id"], f["overdue"]) for f in listed] == [(followup["id"], True)]
+    finally:
+        app.state.clock = SYSTEM_CLOCK
 
 
 async def test_two_scheduler_instances_publish_exactly_one_followup_overdue(
@@ -197,7 +208,6 @@ async def test_two_scheduler_instances_publish_exactly_one_followup_overdue(
 
         try:
             await eventually(all_announced, timeout=30)
-            await asyncio.sleep(0.5)
         finally:
             for task in replicas:
                 task.cancel()

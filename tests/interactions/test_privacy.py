@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import uuid
@@ -12,14 +13,12 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 
-from services.interactions import privacy
-from services.interactions.models import metadata
+from services.interactions.models import idempotency_keys, metadata
 from shared import crypto
 from shared.contracts.customers import CustomerErased, CustomerMerged
-from shared.problems import Conflict
+from shared.idempotency import DEFAULT_SEAL_CONTEXT as SEAL_CONTEXT
 from tests.conftest import auth
 from tests.helpers import eventually, rotate_back
 from tests.interactions.factories import (
@@ -224,15 +223,19 @@ async def test_export_returns_the_customers_records_decrypted_and_is_audited(
     response = await client.get(f"/customers/{records.customer}/export", headers=admin)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["service"] == "interactions" and body["erased_at"] is None
+    assert (body["service"], body["status"], body["erased_at"]) == ("interactions", "ok", None)
+    data = body["data"]
     for kind in ("interaction", "followup", "survey", "purchase", "refund"):
-        assert [r["id"] for r in body[f"{kind}s"]] == [records.ids[kind]], kind
-    assert body["interactions"][0]["summary"] == f"Summary {records.marker}"
-    assert body["refunds"][0]["reason"] == f"Broken {records.marker}"
+        assert [r["id"] for r in data[f"{kind}s"]] == [records.ids[kind]], kind
+    assert data["interactions"][0]["summary"] == f"Summary {records.marker}"
+    assert data["refunds"][0]["reason"] == f"Broken {records.marker}"
+    assert data["followups"][0]["note"] == f"Note {records.marker}"
     audit = await client.get(f"/audit?customer_id={records.customer}&action=export", headers=admin)
     assert [e["resource"] for e in audit.json()["items"]] == ["customer"]
     nobody = await client.get(f"/customers/{uuid.uuid4()}/export", headers=admin)
-    assert nobody.status_code == 200 and nobody.json()["interactions"] == []
+    assert nobody.status_code == 200
+    assert nobody.json()["status"] == "holds_nothing", "an unknown customer is not an error"
+    assert nobody.json()["data"]["interactions"] == []
 
 
 async def test_erasure_status_flips_and_no_table_keeps_the_personal_text(
@@ -241,7 +244,14 @@ async def test_erasure_status_flips_and_no_table_keeps_the_personal_text(
     records = await seed(client, admin, idempotency=True)
     status = f"/customers/{records.customer}/erasure"
     before = (await client.get(status, headers=admin)).json()
-    assert before == {"service": "interactions", "erased": False, "erased_at": None}
+    assert (before["service"], before["status"], before["erased"]) == (
+        "interactions",
+        "pending",
+        False,
+    )
+    assert before["erased_at"] is None and before["kept"] == []
+    unknown = (await client.get(f"/customers/{uuid.uuid4()}/erasure", headers=admin)).json()
+    assert (unknown["status"], unknown["erased"]) == ("holds_nothing", True)
     await produce(
         app.state.settings, CustomerErased(customer_id=records.customer, occurred_at=now())
     )
@@ -250,7 +260,9 @@ async def test_erasure_status_flips_and_no_table_keeps_the_personal_text(
         return bool((await client.get(status, headers=admin)).json()["erased"])
 
     await eventually(erased, timeout=CONSUMER_TIMEOUT)
-    assert (await client.get(status, headers=admin)).json()["erased_at"] is not None
+    after = (await client.get(status, headers=admin)).json()
+    assert after["status"] == "erased" and after["erased_at"] is not None
+    assert any("surveys: scores" in kept for kept in after["kept"])
     assert await raw_pii(app, records) == [], "ciphertexts of the scrubbed text are gone"
     async with app.state.engine.connect() as conn:
         tables = (
@@ -281,18 +293,31 @@ async def test_erasure_status_flips_and_no_table_keeps_the_personal_text(
     assert len(erase_entries.json()["items"]) == 1
 
 
-def test_a_reply_sealed_with_a_retired_key_is_refused_not_answered() -> None:
+async def test_a_reply_sealed_with_a_retired_key_is_refused_not_answered(
+    app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    """A retry whose stored reply no key of the keyring opens is a 409, never a 500."""
+    key, body = f"retired-{uuid.uuid4().hex}", json.dumps(interaction_body()).encode()
     retired = crypto.Keyring(
         keys={"gone": secrets.token_bytes(32)}, active="gone", index_key=secrets.token_bytes(32)
     )
-    stale = {"customer_id": "c", "sealed": retired.seal("{}", privacy.IDEMPOTENCY_CONTEXT)}
-    with pytest.raises(Conflict):
-        privacy.unseal_replay(JSONResponse(stale, status_code=201))
-    fresh = privacy.unseal_replay(
-        JSONResponse(privacy.seal_body({"customer_id": "c", "x": 1}), headers={"ETag": '"1"'})
-    )
-    assert json.loads(bytes(fresh.body)) == {"customer_id": "c", "x": 1}
-    assert fresh.headers["etag"] == '"1"'
+    sealed = {"customer_id": None, "ids": [], "sealed": retired.seal("{}", SEAL_CONTEXT)}
+    fingerprint = hashlib.sha256(b"POST/interactions\0" + body).hexdigest()
+    async with app.state.engine.begin() as conn:
+        await conn.execute(
+            sa.insert(idempotency_keys).values(
+                key=key,
+                principal="dev-user",  # the subject of the admin token
+                fingerprint=fingerprint,
+                status_code=201,
+                body=sealed,
+                headers={},
+            )
+        )
+    headers = {**admin, "Idempotency-Key": key, "Content-Type": "application/json"}
+    retry = await client.post("/interactions", content=body, headers=headers)
+    assert retry.status_code == 409, retry.text
+    assert "retired key" in retry.json()["detail"]
 
 
 async def test_records_merged_into_an_already_erased_customer_lose_their_text(

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 ROLE ?= admin
 PYTEST_ARGS ?=
 
-.PHONY: install dev test lint format token migrate bench chaos demo docs clean
+.PHONY: install dev test unit lint format token migrate bench chaos demo docs clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ dev: install
 ## Run the whole test suite against a throwaway PostgreSQL and broker.
 test: install
 	@$(PY) -m shared.devstack test -- $(PYTEST_ARGS)
+
+## The inner loop: the tests that need neither PostgreSQL nor the broker (tests/unit), no stack.
+unit: install
+	@$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 lint: install
 	@$(VENV)/bin/ruff check shared services tests bench

@@ -1,10 +1,15 @@
-"""Fixtures shared by every test: the real PostgreSQL and broker started by `make test`."""
+"""Fixtures of the integration tests (the real PostgreSQL and broker started by `make test`),
+and the collection order of every folder under tests/.
+
+The stack is needed only by what is collected outside tests/unit: `make unit` runs without it.
+"""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -14,11 +19,36 @@ from sqlalchemy.engine import make_url
 from shared.migrate import alembic_config, ensure_database
 from shared.settings import ServiceSettings
 
-if not os.environ.get("DATABASE_URL") or not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-    raise pytest.UsageError(
-        "Run the suite with `make test`: it starts PostgreSQL and the broker and sets "
-        "DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS."
-    )
+TESTS = Path(__file__).parent
+UNIT = TESTS / "unit"
+# Every folder under tests/ is collected (`testpaths = ["tests"]`); only the order is set here.
+# The unit tests go first (they fail fastest). The webhook tests run before the rest, ahead of
+# the backlog other tests (a 10,000-row import among them) leave every consumer on the one
+# shared broker, which their timing would wait behind; the fault suite restarts
+# infrastructure and goes last. Any other folder runs in between, alphabetically.
+FIRST = ("unit", "subscriptions", "platform")
+LAST = ("chaos",)
+
+
+def _folder_rank(item: pytest.Item) -> tuple[int, str]:
+    folder = item.path.relative_to(TESTS).parts[0] if item.path.is_relative_to(TESTS) else ""
+    if folder in FIRST:
+        return FIRST.index(folder), ""
+    return (len(FIRST) + 1 if folder in LAST else len(FIRST)), folder
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Order the folders, and refuse to run integration tests without the stack."""
+    items.sort(key=_folder_rank)  # stable: the order inside a folder is kept
+    needs_stack = any(not item.path.is_relative_to(UNIT) for item in items)
+    has_stack = os.environ.get("DATABASE_URL") and os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if needs_stack and not has_stack and not config.option.collectonly:
+        raise pytest.UsageError(
+            "Integration tests need the stack: run them with `make test`, which starts "
+            "PostgreSQL and the broker and sets DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS. "
+            "`make unit` (pytest tests/unit) runs the tests that need neither."
+        )
 
 
 def server_url(database: str) -> str:

@@ -1,4 +1,4 @@
-"""ABC tiers and RFM against hand-computed cases, in SQL and as the pure reference."""
+"""ABC tiers and RFM in SQL against hand-computed cases and the pure reference (tests/unit)."""
 
 from __future__ import annotations
 
@@ -111,15 +111,6 @@ async def test_rfm_quintiles_hand_computed_with_ties(analytics_db: AnalyticsDb) 
     assert facts[c[4]].rfm_segment == "champions"
     assert facts[c[0]].rfm_segment == "lost"
     assert facts[c[2]].rfm_segment == rfm_segment(3, 3, 3) == "need_attention"
-
-
-def test_quintiles_give_ties_one_score() -> None:
-    a, b, c, d = ids(4)
-    scores = quintile_scores({a: 1, b: 1, c: 2, d: 3}, higher_is_better=True)
-    # at-or-below shares: 2/4, 2/4, 3/4, 4/4 -> ceil(5x): 3, 3, 4, 5
-    assert scores == {a: 3, b: 3, c: 4, d: 5}
-    recency = quintile_scores({a: 30, b: 1}, higher_is_better=False)
-    assert recency == {a: 3, b: 5}
 
 
 async def test_sql_rfm_matches_the_reference(analytics_db: AnalyticsDb) -> None:

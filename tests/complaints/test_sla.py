@@ -1,4 +1,5 @@
-"""Point 4: SLA clocks, warnings and breaches exactly once, pauses, tiers, business hours."""
+"""Point 4: SLA warnings and breaches exactly once, pauses, tiers, business hours (the clock's
+arithmetic alone: tests/unit/test_sla_clock.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from services.complaints.config import Settings
 from services.complaints.models import CustomerTier
-from services.complaints.sla import SlaClock
 from tests.complaints.conftest import (
     ADMIN,
     check_sla,
@@ -134,40 +133,6 @@ async def test_a_tier_customers_get_tighter_targets(app: FastAPI) -> None:
         assert a["sla"]["resolution_target_s"] == 500
         assert c["sla"]["first_response_target_s"] == 100
         assert a["sla"]["first_response_due_at"] < c["sla"]["first_response_due_at"]
-
-
-def business_clock() -> SlaClock:
-    return SlaClock(
-        Settings(
-            business_hours_enabled=True,
-            business_timezone="Europe/Helsinki",
-            business_day_start_hour=9,
-            business_day_end_hour=17,
-        )
-    )
-
-
-def helsinki(day: int, hour: int, minute: int = 0) -> datetime:
-    from zoneinfo import ZoneInfo
-
-    return datetime(2026, 11, day, hour, minute, tzinfo=ZoneInfo("Europe/Helsinki"))
-
-
-def test_business_hours_clock_skips_nights_and_weekends() -> None:
-    clock = business_clock()
-    friday_4pm = helsinki(20, 16)  # 2026-11-20 is a Friday
-    assert clock.add(friday_4pm, 2 * 3600) == helsinki(23, 10)  # Monday 10:00
-    assert clock.elapsed(friday_4pm, helsinki(23, 10)) == 2 * 3600
-    saturday = helsinki(21, 12)
-    assert clock.add(saturday, 0) == helsinki(23, 9)
-    assert clock.elapsed(saturday, helsinki(22, 23)) == 0
-
-
-def test_without_the_calendar_sla_time_is_wall_clock_time() -> None:
-    clock = SlaClock(Settings())
-    start = helsinki(20, 16)
-    assert clock.add(start, 2 * 3600) == helsinki(20, 18)
-    assert clock.elapsed(start, helsinki(21, 16)) == 24 * 3600
 
 
 async def test_with_the_business_calendar_deadlines_count_only_business_hours() -> None:

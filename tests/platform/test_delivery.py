@@ -341,20 +341,3 @@ async def test_parked_event_replays_once_the_cause_is_fixed(
     finally:
         await runner.stop()
     assert await count_effects(consumer_engine) == {0: 1, 1: 1, 2: 1}
-
-
-def test_deadlocks_and_serialization_failures_are_retried_not_parked() -> None:
-    import asyncpg
-    from sqlalchemy.exc import DBAPIError as SADBAPIError
-
-    from shared.consumer import _is_infrastructure_error
-
-    for error in (
-        asyncpg.exceptions.DeadlockDetectedError("deadlock detected"),
-        asyncpg.exceptions.SerializationError("could not serialize"),
-    ):
-        wrapped = SADBAPIError("UPDATE ...", {}, error)
-        assert _is_infrastructure_error(wrapped), type(error).__name__
-    assert not _is_infrastructure_error(ValueError("a real bug in the handler"))
-    unique = SADBAPIError("INSERT ...", {}, asyncpg.exceptions.UniqueViolationError("dup"))
-    assert not _is_infrastructure_error(unique)

@@ -1,0 +1,194 @@
+"""The bench harness: figures, the report, and the tools that load a service and time it.
+
+`bench/run.py` runs the raw baselines and then every scenario of `bench/scenarios.py`; both
+measure with what is here and add their figures to one `Report`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shared.devstack import ROOT, free_port, wait_for_port
+
+BENCH_DIR = ROOT / "bench"
+
+
+@dataclass
+class Figure:
+    name: str
+    value: float
+    unit: str
+    baseline: str | None = None
+    ratio: float | None = None
+    target: str | None = None
+    meets_target: bool | None = None
+    note: str = ""
+
+
+@dataclass
+class Report:
+    started_at: str
+    machine: dict[str, Any]
+    figures: list[Figure] = field(default_factory=list)
+    raw: dict[str, float] = field(default_factory=dict)
+
+    def add(self, figure: Figure) -> Figure:
+        self.figures.append(figure)
+        print(
+            f"  {figure.name:<58} {figure.value:>12,.1f} {figure.unit}"
+            + (f"  ({figure.ratio:.2f}x {figure.baseline})" if figure.ratio else ""),
+            flush=True,
+        )
+        return figure
+
+    def raw_figure(self, key: str, name: str, value: float, unit: str) -> None:
+        self.raw[key] = value
+        self.add(Figure(name, value, unit, note="raw baseline"))
+
+    def compared(
+        self,
+        name: str,
+        value: float,
+        unit: str,
+        baseline_key: str,
+        target_ratio: float | None = None,
+        note: str = "",
+    ) -> None:
+        base = self.raw.get(baseline_key)
+        ratio = value / base if base else None
+        target = f">= {target_ratio}x {baseline_key}" if target_ratio else None
+        meets = (ratio >= target_ratio) if (ratio is not None and target_ratio) else None
+        self.add(Figure(name, value, unit, baseline_key, ratio, target, meets, note))
+
+
+# -- loading a service -------------------------------------------------------------------------
+
+
+def start_uvicorn(target: str, env: dict[str, str], factory: bool = False) -> tuple[Any, int]:
+    port = free_port()
+    args = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        target,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    if factory:
+        args.append("--factory")
+    # Warnings and errors of the services under load go to a log, for when a figure is odd.
+    log_dir = Path(tempfile.gettempdir()) / "kehu-bench-logs"
+    log_dir.mkdir(exist_ok=True)
+    with (log_dir / f"{target.split(':')[0]}.log").open("a") as log:
+        process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    wait_for_port(port, 60)
+    time.sleep(0.5)
+    return process, port
+
+
+def stop(process: Any) -> None:
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def rss_mb(process: Any) -> float:
+    import psutil
+
+    return float(psutil.Process(process.pid).memory_info().rss) / 2**20
+
+
+def wrk(
+    url: str,
+    seconds: int = 8,
+    connections: int = 32,
+    script: str | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, float]:
+    """Closed-loop maximum throughput (req/s) and latency percentiles (ms) with wrk."""
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if script:
+        args += ["-s", script]
+    done = subprocess.run(
+        [*args, url],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        env={**os.environ, **(env or {})},
+    )
+    out = done.stdout
+    if done.stderr.strip():  # the scripts report their first non-2xx answer here
+        print(done.stderr.strip()[:600], file=sys.stderr)
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    result = {"rps": rate, "non2xx": float(non2xx.group(1)) if non2xx else 0.0}
+    for pct in ("50", "99"):
+        m = re.search(rf"\s{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s)", out)
+        if m:
+            value, unit = float(m.group(1)), m.group(2)
+            result[f"p{pct}_ms"] = (
+                value / 1000 if unit == "us" else value * (1000 if unit == "s" else 1)
+            )
+    return result
+
+
+async def fixed_rate(
+    send: Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]],
+    base_url: str,
+    rate: float,
+    seconds: float = 6.0,
+) -> dict[str, float]:
+    """Open-loop load at `rate` req/s: latency percentiles without coordinated omission."""
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=10) as client:
+        started = time.perf_counter()
+        total = int(rate * seconds)
+        tasks = []
+
+        async def one(i: int, scheduled: float) -> None:
+            nonlocal errors
+            try:
+                response = await send(client, i)
+            except httpx.HTTPError:
+                errors += 1
+                return
+            latencies.append((time.perf_counter() - scheduled) * 1000)
+            if response.status_code >= 400:
+                errors += 1
+
+        for i in range(total):
+            scheduled = started + i / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i, scheduled)))
+        await asyncio.gather(*tasks)
+    latencies.sort()
+    return {
+        "rate": rate,
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
+        "errors": errors,
+    }

@@ -115,10 +115,12 @@ def _client_key(scope: Scope) -> str:
     if auth.lower().startswith("bearer ") and auth.count(".") == 2:
         try:  # unverified: only to tell clients apart; auth itself is checked later
             payload = auth.split(".")[1]
-            claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * 4))
+            claims: Any = json.loads(base64.urlsafe_b64decode(payload + "=" * 4))
+        except (ValueError, RecursionError):  # not base64, not JSON, too deep, huge numbers
+            claims = None
+        # Any JSON parses; only an object has claims.
+        if isinstance(claims, dict):
             return f"sub:{claims.get('sub')}"
-        except ValueError:
-            pass
     client = scope.get("client")
     return f"ip:{client[0] if client else 'unknown'}"
 

@@ -39,7 +39,7 @@ def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         value = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:
         raise InvalidCursor("The cursor is not one this API issued") from exc
     if not isinstance(value, dict):
         raise InvalidCursor("The cursor is not one this API issued")

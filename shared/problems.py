@@ -7,8 +7,10 @@ them, request-validation failures, HTTP errors and unexpected exceptions to
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -76,6 +78,10 @@ class InvalidTransition(ProblemError):
 
 class Unprocessable(ProblemError):
     status, slug, title = 422, "unprocessable", "Unprocessable content"
+
+
+class InvalidJson(Unprocessable):
+    slug, title = "invalid-json", "Invalid JSON"
 
 
 class PreconditionFailed(ProblemError):
@@ -169,6 +175,45 @@ def _first_line(error: object) -> str:
     return str(error).splitlines()[0][:200] if str(error) else "invalid value"
 
 
+# -- request bodies that are not JSON ------------------------------------------------------------
+
+
+def json_error_detail(error: BaseException | None, what: str = "The body") -> str | None:
+    """What is wrong with a JSON text that `json.loads` refused, or None for any other error.
+
+    Besides `JSONDecodeError` the parser raises a plain `ValueError` for an integer longer than
+    `sys.get_int_max_str_digits()` (4300 by default), `UnicodeDecodeError` for bytes that are
+    not UTF-8/16/32, and `RecursionError` for arrays or objects nested thousands deep.
+    """
+    if isinstance(error, json.JSONDecodeError):
+        if not error.doc.strip():
+            return f"{what} is empty; send a JSON document"
+        return f"{what} is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
+    if isinstance(error, UnicodeDecodeError):
+        return f"{what} is not valid JSON: it is not UTF-8 text"
+    if isinstance(error, RecursionError):
+        return f"{what} nests arrays or objects too deeply"
+    if isinstance(error, ValueError):  # the only other ValueError json.loads raises
+        limit = sys.get_int_max_str_digits()
+        return f"{what} holds a number with more than {limit} digits"
+    return None
+
+
+def loads_json(text: str | bytes, what: str = "The body") -> Any:
+    """`json.loads` for input from a client: anything it cannot parse is an `InvalidJson` (422)."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidJson(json_error_detail(exc, what)) from exc
+
+
+def validation_detail(errors: Sequence[Mapping[str, Any]]) -> str:
+    """The `detail` of a 422 for FastAPI's request validation errors: names the problem."""
+    if any(tuple(e["loc"]) == ("body",) and e["type"] == "missing" for e in errors):
+        return "The request body is empty; this operation needs a JSON document"
+    return "Invalid fields: " + ", ".join(_field_path(e["loc"]) for e in errors)
+
+
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _domain(request: Request, exc: ProblemError) -> JSONResponse:
@@ -183,18 +228,25 @@ def install_handlers(app: FastAPI) -> None:
             {"field": _field_path(err["loc"]), "message": err["msg"], "type": err["type"]}
             for err in exc.errors()
         ]
-        fields = ", ".join(e["field"] for e in errors)
+        if detail := json_error_detail(exc.__cause__):
+            # FastAPI's own body parsing: the same problem as a body a route parses itself.
+            return problem_response(request, 422, InvalidJson.slug, InvalidJson.title, detail)
         return problem_response(
             request,
             422,
             "validation",
             "Request validation failed",
-            f"Invalid fields: {fields}",
+            validation_detail(exc.errors()),
             errors=errors,
         )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI answers a body its JSON parser failed on other than with `JSONDecodeError` (a
+        # number over the digit limit, nesting too deep) with a bare 400 "There was an error
+        # parsing the body"; the parser's error is the cause and names the problem.
+        if exc.status_code == 400 and (detail := json_error_detail(exc.__cause__)):
+            return problem_response(request, 422, InvalidJson.slug, InvalidJson.title, detail)
         slug, title = _HTTP_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
         detail = exc.detail if isinstance(exc.detail, str) else None
         return problem_response(request, exc.status_code, slug, title, detail, exc.headers)

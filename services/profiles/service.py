@@ -67,7 +67,7 @@ from shared.contracts.customers import (
 )
 from shared.http import check_if_match
 from shared.outbox import Outbox
-from shared.problems import Conflict, Unprocessable
+from shared.problems import Conflict, InvalidJson, Unprocessable, loads_json
 
 # Every customer field a caller can set, in a stable order (history, merge, events).
 CUSTOMER_FIELDS = (
@@ -926,12 +926,11 @@ def parse_import(body: bytes, content_type: str, max_rows: int) -> list[dict[str
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise Unprocessable("The import must be UTF-8 text") from exc
+    if not text.strip():
+        raise Unprocessable("The import is empty; send at least one row")
     rows: list[dict[str, Any] | str] = []
     if media == "application/json":
-        try:
-            document = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise Unprocessable(f"The body is not valid JSON: {exc.msg}") from exc
+        document = loads_json(text)
         if not isinstance(document, list):
             raise Unprocessable("A JSON import is an array of customer objects")
         rows = [
@@ -943,32 +942,18 @@ def parse_import(body: bytes, content_type: str, max_rows: int) -> list[dict[str
             if not line.strip():
                 continue
             try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                rows.append(f"not valid JSON: {exc.msg}")
+                value = loads_json(line, "The line")
+            except InvalidJson as exc:
+                rows.append(exc.detail or InvalidJson.title)
                 continue
             rows.append(value if isinstance(value, dict) else "each line must be a JSON object")
             if len(rows) > max_rows:
                 break
     elif media == "text/csv":
-        reader = csv.DictReader(io.StringIO(text))
-        for record in reader:
-            row: dict[str, Any] = {}
-            for key, value in record.items():
-                if key is None or value in (None, ""):
-                    continue
-                if key in ("tags",):
-                    row[key] = [t for t in value.split(CSV_LIST_SEPARATOR) if t.strip()]
-                elif key in ("addresses", "important_dates", "custom_attributes"):
-                    try:
-                        row[key] = json.loads(value)
-                    except json.JSONDecodeError:
-                        row[key] = value  # validation reports the field
-                else:
-                    row[key] = value
-            rows.append(row)
-            if len(rows) > max_rows:
-                break
+        try:
+            rows.extend(_csv_rows(text, max_rows))
+        except csv.Error as exc:  # e.g. a field over csv.field_size_limit()
+            raise Unprocessable(f"The CSV is malformed: {exc}") from exc
     else:
         raise UnsupportedImportFormat(
             "Send text/csv, application/json or application/x-ndjson, "
@@ -978,6 +963,29 @@ def parse_import(body: bytes, content_type: str, max_rows: int) -> list[dict[str
         raise ImportTooLarge(f"At most {max_rows} rows per import", max_rows=max_rows)
     if not rows:
         raise Unprocessable("The import has no rows")
+    return rows
+
+
+def _csv_rows(text: str, max_rows: int) -> list[dict[str, Any] | str]:
+    rows: list[dict[str, Any] | str] = []
+    reader = csv.DictReader(io.StringIO(text))
+    for record in reader:
+        row: dict[str, Any] = {}
+        for key, value in record.items():
+            if key is None or value in (None, ""):
+                continue
+            if key in ("tags",):
+                row[key] = [t for t in value.split(CSV_LIST_SEPARATOR) if t.strip()]
+            elif key in ("addresses", "important_dates", "custom_attributes"):
+                try:
+                    row[key] = loads_json(value)
+                except InvalidJson:
+                    row[key] = value  # validation reports the field
+            else:
+                row[key] = value
+        rows.append(row)
+        if len(rows) > max_rows:
+            break
     return rows
 
 

@@ -111,6 +111,11 @@ def mentions(customer_id: uuid.UUID) -> sa.ColumnElement[bool]:
     )
 
 
+def filters_on(customer_id: uuid.UUID) -> sa.ColumnElement[bool]:
+    """Subscriptions whose customer filter names the customer."""
+    return sa.literal(str(customer_id)) == sa.any_(subscriptions.c.customer_ids)
+
+
 async def deliveries_of_customer(session: AsyncSession, customer_id: uuid.UUID) -> list[Any]:
     d = deliveries.c
     rows = await session.execute(
@@ -136,7 +141,7 @@ async def subscriptions_filtering(session: AsyncSession, customer_id: uuid.UUID)
     s = subscriptions.c
     rows = await session.execute(
         sa.select(s.id, s.description, s.event_types, s.created_at)
-        .where(s.customer_ids.any(str(customer_id)))
+        .where(filters_on(customer_id))
         .order_by(s.created_at, s.id)
     )
     return list(rows.all())
@@ -149,13 +154,12 @@ async def erased_at(session: AsyncSession, customer_id: uuid.UUID) -> datetime |
 
 
 async def holds_customer(session: AsyncSession, customer_id: uuid.UUID) -> bool:
-    s = subscriptions.c
     return bool(
         await session.scalar(
             sa.select(
                 sa.or_(
                     sa.exists().where(mentions(customer_id)),
-                    sa.exists().where(s.customer_ids.any(str(customer_id))),
+                    sa.exists().where(filters_on(customer_id)),
                 )
             )
         )
@@ -213,7 +217,7 @@ async def redact_customer(session: AsyncSession, customer_id: uuid.UUID, at: dat
     s = subscriptions.c
     await session.execute(
         sa.update(subscriptions)
-        .where(s.customer_ids.any(str(customer_id)))
+        .where(filters_on(customer_id))
         .values(customer_ids=sa.func.array_remove(s.customer_ids, str(customer_id)))
     )
     return len(ids)

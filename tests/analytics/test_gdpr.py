@@ -4,13 +4,11 @@ anonymous aggregates, over the consumer's own batch code and the real database."
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 
 import httpx
-import pytest
 
-from services.analytics.main import create_app
 from shared.contracts.customers import CustomerErased, CustomerMerged
 from tests.analytics.conftest import AnalyticsDb
 from tests.analytics.factories import (
@@ -24,17 +22,6 @@ from tests.analytics.factories import (
     survey,
 )
 from tests.conftest import auth
-from tests.helpers import serve
-
-
-@pytest.fixture
-async def client(analytics_db: AnalyticsDb) -> AsyncIterator[httpx.AsyncClient]:
-    analytics_db.settings.rerank_every_s = 86_400
-    analytics_db.settings.rerank_debounce_s = 3_600
-    analytics_db.settings.rerank_max_delay_s = 3_600
-    analytics_db.settings.consumer_enabled = False
-    async for c in serve(create_app(analytics_db.settings)):
-        yield c
 
 
 async def test_export_shows_the_profiling_data_with_its_definitions(

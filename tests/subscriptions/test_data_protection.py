@@ -5,25 +5,20 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
-from services.subscriptions.main import create_app
 from services.subscriptions.models import metadata
 from shared import crypto
 from shared.auth import issue_token
-from shared.contracts import DOMAIN_TOPICS
 from shared.contracts.customers import CustomerErased
-from shared.kafka import ensure_topics, new_producer
 from shared.settings import ServiceSettings
 from tests.conftest import auth
-from tests.helpers import eventually, rotate_back, serve
+from tests.helpers import eventually, rotate_back
 from tests.subscriptions.receiver import Receiver, running
 from tests.subscriptions.test_webhooks import (
     _delivered,
@@ -32,30 +27,8 @@ from tests.subscriptions.test_webhooks import (
     publish,
     received,
     resolved,
-    settings,
     subscribe,
 )
-
-
-@pytest.fixture(scope="module")
-def app() -> FastAPI:
-    return create_app(settings())
-
-
-@pytest.fixture(scope="module")
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    await ensure_topics(ServiceSettings(), DOMAIN_TOPICS)
-    async for c in serve(app):
-        c.headers.update(auth(issue_token(ServiceSettings(), "integration")))
-        yield c
-
-
-@pytest.fixture(scope="module")
-async def producer() -> AsyncIterator[AIOKafkaProducer]:
-    p = new_producer(ServiceSettings())
-    await p.start()
-    yield p
-    await p.stop()
 
 
 def admin() -> dict[str, str]:

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 
 from services.analytics import schemas as s
 from services.analytics import service
-from services.analytics.config import Settings
 from services.analytics.errors import NoRebuild, RebuildRunning
 from services.analytics.rebuild import start_job
-from services.analytics.recompute import rerank, try_lock_state
-from shared.auth import Principal, require
+from shared.context import RequestContext, context
 from shared.contracts.common import Tier
-from shared.db import SessionDep
 from shared.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from shared.problems import problem_responses
 
@@ -24,7 +21,9 @@ router = APIRouter()
 admin_router = APIRouter(prefix="/admin", tags=["admin"])
 
 TEXT = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
-Reader = Annotated[Principal, require("analytics:read")]
+Reader = Annotated[RequestContext, context("analytics:read")]
+Admin = Annotated[RequestContext, context("admin:write")]
+AdminReader = Annotated[RequestContext, context("admin:read")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")]
 Cursor = Annotated[
     str | None, Query(description="`next_cursor` of the previous page; omit for the first.")
@@ -43,15 +42,6 @@ To = Annotated[
 ]
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 @router.get(
     "/customers/{customer_id}/insights",
     tags=["insights"],
@@ -60,9 +50,7 @@ def _now() -> datetime:
     responses=problem_responses(401, 403, 404, 422),
 )
 async def get_insights(
-    request: Request,
-    session: SessionDep,
-    _: Reader,
+    ctx: Reader,
     customer_id: Annotated[uuid.UUID, Path(description="The customer (profiles' id).")],
 ) -> s.CustomerInsights:
     """Everything analytics derived for one customer. Scope `analytics:read`.
@@ -86,7 +74,7 @@ async def get_insights(
 
     A merged-away customer id answers with its survivor's insights.
     """
-    return await service.insights(session, _settings(request), customer_id, _now())
+    return await service.insights(ctx, customer_id)
 
 
 @router.get(
@@ -97,9 +85,7 @@ async def get_insights(
     responses=problem_responses(400, 401, 403, 422),
 )
 async def get_tiers(
-    request: Request,
-    session: SessionDep,
-    _: Reader,
+    ctx: Reader,
     tier: Annotated[Tier | None, Query(description="Only members of this tier.")] = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
@@ -115,7 +101,7 @@ async def get_tiers(
     contribution as a share of `total_positive_contribution`. `members` pages through the
     ranking (optionally one tier) with `rank` = position in the full ranking.
     """
-    return await service.tiers(session, _settings(request), tier, cursor, limit)
+    return await service.tiers(ctx, tier, cursor, limit)
 
 
 @router.get(
@@ -127,9 +113,7 @@ async def get_tiers(
     responses=problem_responses(401, 403, 422),
 )
 async def get_satisfaction(
-    request: Request,
-    session: SessionDep,
-    _: Reader,
+    ctx: Reader,
     group_by: Annotated[
         s.GroupBy,
         Query(
@@ -160,8 +144,7 @@ async def get_satisfaction(
     Figures with nothing to count are null; groups without data are left out (except the
     single group of `group_by=none`).
     """
-    settings = _settings(request)
-    since, until = service.period(settings, since, until, _now())
+    since, until = service.period(ctx, since, until)
     filters = {
         "tier": tier,
         "industry": industry,
@@ -169,7 +152,7 @@ async def get_satisfaction(
         "channel": channel,
         "owner_id": owner_id,
     }
-    return await service.satisfaction(session, settings, group_by, since, until, filters)
+    return await service.satisfaction(ctx, group_by, since, until, filters)
 
 
 @router.get(
@@ -181,9 +164,7 @@ async def get_satisfaction(
     responses=problem_responses(401, 403, 422),
 )
 async def get_complaint_stats(
-    request: Request,
-    session: SessionDep,
-    _: Reader,
+    ctx: Reader,
     group_by: Annotated[
         s.ComplaintGroupBy,
         Query(description="Period of receipt (UTC), a complaint attribute, or `none`."),
@@ -200,8 +181,8 @@ async def get_complaint_stats(
     `sla_compliance_pct` the same over both targets; `reopen_rate_pct` = complaints reopened
     at least once as % of complaints ever resolved.
     """
-    since, until = service.period(_settings(request), since, until, _now())
-    return await service.complaint_stats(session, group_by, since, until)
+    since, until = service.period(ctx, since, until)
+    return await service.complaint_stats(ctx, group_by, since, until)
 
 
 @router.get(
@@ -212,8 +193,7 @@ async def get_complaint_stats(
     responses=problem_responses(400, 401, 403, 422),
 )
 async def get_churn_risk(
-    session: SessionDep,
-    _: Reader,
+    ctx: Reader,
     min_score: Annotated[int, Query(ge=0, le=100, description="Lowest score to list.")] = 1,
     level: Annotated[s.ChurnLevel | None, Query(description="Only this level.")] = None,
     tier: Annotated[Tier | None, Query(description="Only this ABC tier.")] = None,
@@ -226,7 +206,7 @@ async def get_churn_risk(
     The score (0-100) and its `reasons` are defined under `GET /customers/{id}/insights`;
     levels: low < 40 <= medium < 70 <= high (settings).
     """
-    return await service.churn_risk(session, min_score, level, tier, owner_id, cursor, limit)
+    return await service.churn_risk(ctx, min_score, level, tier, owner_id, cursor, limit)
 
 
 @router.get(
@@ -236,7 +216,7 @@ async def get_churn_risk(
     response_model=s.RfmSegments,
     responses=problem_responses(401, 403),
 )
-async def get_rfm_segments(session: SessionDep, _: Reader) -> s.RfmSegments:
+async def get_rfm_segments(ctx: Reader) -> s.RfmSegments:
     """Every RFM segment, also empty ones. Scope `analytics:read`.
 
     R, F and M are scored 1-5 by quintile among customers with a purchase: score =
@@ -246,7 +226,7 @@ async def get_rfm_segments(session: SessionDep, _: Reader) -> s.RfmSegments:
     potential_loyalists (R>=4, F>=2), new_customers (R>=4), need_attention (R=3),
     cant_lose_them (R<=2, F>=4), at_risk (R=2), lost (R=1).
     """
-    return await service.rfm_segments(session)
+    return await service.rfm_segments(ctx)
 
 
 def _rerank_read(result: Any) -> s.RerankRead:
@@ -265,14 +245,10 @@ def _rerank_read(result: Any) -> s.RerankRead:
     response_model=s.RerankRead,
     responses=problem_responses(401, 403, 409),
 )
-async def post_recompute(
-    request: Request, session: SessionDep, _: Annotated[Principal, require("admin:write")]
-) -> s.RerankRead:
+async def post_recompute(ctx: Admin) -> s.RerankRead:
     """Run the global re-rank (facts, lifecycle, churn risk, ABC, RFM) at once instead of
     waiting for the debounce. Publishes the changes it finds. Scope `admin:write`."""
-    if not await try_lock_state(session):
-        raise RebuildRunning("A re-rank, rebuild or consumer batch holds the projections; retry")
-    return _rerank_read(await rerank(session, _settings(request)))
+    return _rerank_read(await service.recompute(ctx))
 
 
 def _job_read(job: Any) -> s.RebuildJob:
@@ -300,9 +276,7 @@ def _job_read(job: Any) -> s.RebuildJob:
     response_model=s.RebuildJob,
     responses=problem_responses(401, 403, 409),
 )
-async def post_rebuild(
-    request: Request, _: Annotated[Principal, require("admin:write")]
-) -> s.RebuildJob:
+async def post_rebuild(ctx: Admin) -> s.RebuildJob:
     """Start a rebuild in the background and answer `202` at once; follow it with
     `GET /admin/rebuild`. Scope `admin:write`.
 
@@ -313,16 +287,15 @@ async def post_rebuild(
     A feed that cannot be read fails the job with nothing changed. One rebuild at a time per
     replica (`409` while one runs). The same runs as `python -m services.analytics.rebuild`.
     """
-    current = getattr(request.app.state, "rebuild_job", None)
+    state = ctx.app_state
+    current = getattr(state, "rebuild_job", None)
     if current is not None and current.status == "running":
         raise RebuildRunning(
             "A rebuild is already running", started_at=current.started_at.isoformat()
         )
-    job, task = start_job(
-        _settings(request),
-        getattr(request.app.state, "feed_clients", None),
-    )
-    request.app.state.rebuild_job, request.app.state.rebuild_task = job, task
+    job, task = start_job(service.settings_of(ctx), getattr(state, "feed_clients", None))
+    state.rebuild_job, state.rebuild_task = job, task
+    await ctx.audit_change("create", "rebuild")
     return _job_read(job)
 
 
@@ -332,12 +305,10 @@ async def post_rebuild(
     response_model=s.RebuildJob,
     responses=problem_responses(401, 403, 404),
 )
-async def get_rebuild(
-    request: Request, _: Annotated[Principal, require("admin:read")]
-) -> s.RebuildJob:
+async def get_rebuild(ctx: AdminReader) -> s.RebuildJob:
     """`running`, `succeeded` (with what was read and re-ranked) or `failed` (with the error)
     for the latest rebuild started on this replica. Scope `admin:read`."""
-    job = getattr(request.app.state, "rebuild_job", None)
+    job = getattr(ctx.app_state, "rebuild_job", None)
     if job is None:
         raise NoRebuild("No rebuild has run on this replica since it started")
     return _job_read(job)

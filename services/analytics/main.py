@@ -14,7 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.analytics.api import admin_router, router
 from services.analytics.catchup import catch_up, feed_clients
 from services.analytics.config import Settings
-from services.analytics.models import inbox, outbox
+from services.analytics.gdpr import GDPR
+from services.analytics.models import audit_log, inbox, outbox
+from services.analytics.privacy import PRIVACY
 from services.analytics.projection import EVENT_TYPES, handle_batch
 from services.analytics.recompute import rerank_if_due
 from shared.app import ServiceSpec, create_service_app
@@ -154,6 +156,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 rerank_task(settings),
                 catchup_task(settings),
             ],
+            audit=audit_log,
+            privacy=PRIVACY,
+            gdpr=GDPR,
             openapi_tags=[
                 {"name": "insights", "description": "One customer's tier, RFM, lifecycle, risk."},
                 {"name": "tiers", "description": "ABC tiers and RFM segments."},
@@ -161,6 +166,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 {"name": "complaints", "description": "Complaint volume, SLA, durations."},
                 {"name": "churn", "description": "Customers ranked by churn risk."},
                 {"name": "admin", "description": "Rebuild and recompute (scope admin:write)."},
+                {
+                    "name": "gdpr",
+                    "description": "What analytics holds about a customer, with the metric "
+                    "definitions, and whether it erased them.",
+                },
             ],
         )
     )

@@ -74,14 +74,16 @@ async def _run(
 
 
 def _emit_sql(contract: type[Any], source_rows: str, data: str, where: str) -> str:
-    """INSERT INTO outbox ... SELECT: events built in SQL with the contract's type and topic."""
+    """INSERT INTO outbox ... SELECT: events built in SQL with the contract's type and topic.
+
+    Never about an erased customer's anonymous row: nothing is published about it."""
     return f"""
         INSERT INTO outbox (event_id, type, source, subject, partition_key, topic, time, data)
         SELECT gen_random_uuid(), '{contract.event_type()}', '{SOURCE}', customer_id::text,
                customer_id::text, '{contract.topic}', CAST(:as_of AS timestamptz),
                jsonb_build_object('customer_id', customer_id,
                                   'occurred_at', CAST(:as_of AS timestamptz), {data})
-        FROM {source_rows} WHERE {where}
+        FROM {source_rows} WHERE NOT erased AND ({where})
         RETURNING 1
     """
 
@@ -270,7 +272,8 @@ changed AS (
     WHERE f.customer_id = l.customer_id
       AND (l.old_stage, l.old_score, l.old_level, l.old_reasons)
           IS DISTINCT FROM (l.stage, l.score, l.level, l.reasons)
-    RETURNING l.customer_id, l.stage, l.old_stage, l.score, l.old_score, l.level, l.reasons
+    RETURNING l.customer_id, l.stage, l.old_stage, l.score, l.old_score, l.level, l.reasons,
+              f.erased
 ),
 lifecycle_events AS ({lifecycle_emit}),
 churn_events AS ({churn_emit})
@@ -338,7 +341,7 @@ changed AS (
     UPDATE customer_facts f SET tier = t.tier
     FROM tiered t
     WHERE f.customer_id = t.customer_id AND f.tier IS DISTINCT FROM t.tier
-    RETURNING t.customer_id, t.tier, t.old_tier, t.contribution
+    RETURNING t.customer_id, t.tier, t.old_tier, t.contribution, f.erased
 ),
 cleared AS (
     UPDATE customer_facts SET tier = NULL

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shared.audit import audit_table
 from shared.db import Base, new_metadata
 from shared.outbox import inbox_table, outbox_table
 
@@ -30,6 +31,7 @@ class Model(Base):
 metadata = Model.metadata
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
+audit_log = audit_table(metadata)
 
 
 class CustomerFacts(Model):
@@ -182,6 +184,18 @@ class CustomerAlias(Model):
     survivor_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), index=True)
 
 
+class ErasedCustomer(Model):
+    """A customer erased (`customer.erased`): their rows now belong to an anonymous id.
+
+    Kept through rebuilds (not a projection): events about an erased customer are not
+    ingested again."""
+
+    __tablename__ = "erased_customers"
+
+    customer_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(TS)
+
+
 class RecomputeState(Model):
     """The debounce record of the global re-rank (one row, `rerank`); also a batch mutex."""
 
@@ -202,6 +216,7 @@ surveys = cast(sa.Table, Survey.__table__)
 survey_answers = cast(sa.Table, SurveyAnswer.__table__)
 complaints = cast(sa.Table, Complaint.__table__)
 customer_aliases = cast(sa.Table, CustomerAlias.__table__)
+erased_customers = cast(sa.Table, ErasedCustomer.__table__)
 recompute_state = cast(sa.Table, RecomputeState.__table__)
 # How far each source service's event feed has been checked by the catch-up (`catchup.py`).
 feed_positions = sa.Table(

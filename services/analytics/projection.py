@@ -61,6 +61,8 @@ DIMENSION_COLUMNS = (
     "owner_id",
     "status",
 )
+# What could single a customer out; `status` (active / archived) stays.
+ANONYMISED_DIMENSIONS = tuple(c for c in DIMENSION_COLUMNS if c != "status")
 COMPLAINT_COLUMNS = [c.name for c in m.complaints.columns]
 PURCHASE_COLUMNS = [c.name for c in m.purchases.columns]
 
@@ -86,7 +88,7 @@ class _Fold:
     def __init__(self) -> None:
         self.dimensions: dict[uuid.UUID, dict[str, Any]] = {}
         self.archived: dict[uuid.UUID, datetime] = {}
-        self.erased: set[uuid.UUID] = set()
+        self.erased: dict[uuid.UUID, datetime] = {}
         self.purchases: dict[uuid.UUID, dict[str, Any]] = {}
         self.refunds: dict[uuid.UUID, dict[str, Any]] = {}
         self.interactions: dict[uuid.UUID, dict[str, Any]] = {}
@@ -137,7 +139,7 @@ class _Fold:
         elif isinstance(e, pc.CustomerArchived):
             self.archived[customer_id] = max(at, self.archived.get(customer_id, at))
         elif isinstance(e, pc.CustomerErased):
-            self.erased.add(customer_id)
+            self.erased[customer_id] = min(at, self.erased.get(customer_id, at))
         elif isinstance(e, ic.PurchaseRecorded):
             row = self.purchase(e.purchase_id, customer_id)
             row.update(
@@ -286,8 +288,18 @@ async def _aliases(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID
     return {row.merged_customer_id: row.survivor_id for row in rows}
 
 
+async def _erased(session: AsyncSession, ids: set[uuid.UUID]) -> set[uuid.UUID]:
+    e = m.erased_customers
+    rows = await session.execute(sa.select(e.c.customer_id).where(e.c.customer_id.in_(ids)))
+    return set(rows.scalars())
+
+
 async def apply(session: AsyncSession, contracts: list[CustomerEvent]) -> set[uuid.UUID]:
-    """Fold the events into the fact tables; the (survivor) ids of the customers touched."""
+    """Fold the events into the fact tables; the (survivor) ids of the customers touched.
+
+    Nothing more is ingested about a customer already erased (a late or replayed event)."""
+    erased = await _erased(session, {e.customer_id for e in contracts})
+    contracts = [e for e in contracts if e.customer_id not in erased]
     merges = [e for e in contracts if isinstance(e, pc.CustomerMerged)]
     if merges:
         await _merge_aliases(session, merges)
@@ -299,6 +311,11 @@ async def apply(session: AsyncSession, contracts: list[CustomerEvent]) -> set[uu
             continue
         fold.add(e, alias.get(e.customer_id, e.customer_id))
     await _write(session, fold)
+    for customer_id, at in fold.erased.items():
+        anonymous = await erase_customer(session, customer_id, at)
+        fold.customers.discard(customer_id)
+        if anonymous is not None:
+            fold.customers.add(anonymous)
     return fold.customers
 
 
@@ -325,10 +342,6 @@ async def _write(session: AsyncSession, fold: _Fold) -> None:
             )
             .values(status="archived", dimensions_at=at)
         )
-    if fold.erased:
-        await session.execute(
-            sa.update(f).where(f.c.customer_id.in_(fold.erased)).values(erased=True)
-        )
     if fold.purchases:
         p = m.purchases
         stmt = insert(p)
@@ -352,6 +365,64 @@ async def _write(session: AsyncSession, fold: _Fold) -> None:
             await session.execute(insert(table).on_conflict_do_nothing(), list(rows))
     if fold.complaints:
         await _write_complaints(session, list(fold.complaints.values()))
+
+
+async def erase_customer(
+    session: AsyncSession, customer_id: uuid.UUID, at: datetime
+) -> uuid.UUID | None:
+    """Anonymise the customer: their rows move to a fresh random id, the dimensions go.
+
+    The figures stay in the aggregates (tier counts, revenue, satisfaction, complaint stats;
+    by dimension they count as unknown); nothing links the anonymous id to the customer, and
+    nothing is published about it. The ids merged into the customer go with them. Their
+    tier, lifecycle and churn-risk history leaves the event log (what was not sent yet is
+    not sent: subscribers erase the customer themselves on `customer.erased`). Returns the
+    anonymous id, or None when analytics knew nothing of the customer (nothing is kept)."""
+    f, a = m.customer_facts, m.customer_aliases
+    merged = set(
+        (
+            await session.execute(
+                sa.select(a.c.merged_customer_id).where(a.c.survivor_id == customer_id)
+            )
+        ).scalars()
+    )
+    ids = {customer_id, *merged}
+    anonymous: uuid.UUID | None = uuid.uuid4()
+    moved = 0
+    for table in (m.purchases, m.refunds, m.interactions, m.surveys, m.complaints):
+        result = await session.execute(
+            sa.update(table)
+            .where(table.c.customer_id.in_(ids))
+            .values(customer_id=anonymous)
+            .returning(sa.literal(1))
+        )
+        moved += len(result.all())
+    known = await session.scalar(sa.select(f.c.profile_known).where(f.c.customer_id == customer_id))
+    if not moved and not known:
+        anonymous = None  # only the placeholder row of this batch: nothing to keep
+    else:
+        await session.execute(
+            sa.update(f)
+            .where(f.c.customer_id == customer_id)
+            .values(
+                customer_id=anonymous,
+                erased=True,
+                merged_into=None,
+                dimensions_at=None,
+                **dict.fromkeys(ANONYMISED_DIMENSIONS),
+            )
+        )
+    await session.execute(sa.delete(f).where(f.c.customer_id.in_(ids)))
+    await session.execute(
+        sa.delete(a).where(sa.or_(a.c.survivor_id.in_(ids), a.c.merged_customer_id.in_(ids)))
+    )
+    o = m.outbox
+    await session.execute(sa.delete(o).where(o.c.subject.in_([str(i) for i in ids])))
+    e = m.erased_customers
+    await session.execute(
+        insert(e).on_conflict_do_nothing(), [{"customer_id": i, "erased_at": at} for i in ids]
+    )
+    return anonymous
 
 
 async def _write_complaints(session: AsyncSession, rows: list[dict[str, Any]]) -> None:

@@ -345,3 +345,64 @@ async def rfm_segments(session: AsyncSession) -> tuple[list[Any], int]:
         )
     )
     return list(rows.all()), int(without or 0)
+
+
+# -- GDPR -------------------------------------------------------------------------------------
+
+
+async def customer_rows(session: AsyncSession, customer_id: uuid.UUID) -> dict[str, list[Any]]:
+    """Every fact row analytics keeps about the customer, by kind (empty lists if none)."""
+    found: dict[str, list[Any]] = {}
+    for kind, table, order in (
+        ("purchases", m.purchases, m.purchases.c.occurred_at),
+        ("refunds", m.refunds, m.refunds.c.occurred_at),
+        ("interactions", m.interactions, m.interactions.c.occurred_at),
+        ("surveys", m.surveys, m.surveys.c.occurred_at),
+        ("complaints", m.complaints, m.complaints.c.received_at),
+    ):
+        rows = await session.execute(
+            sa.select(table).where(table.c.customer_id == customer_id).order_by(order)
+        )
+        found[kind] = [dict(r._mapping) for r in rows]
+    survey_ids = [s["survey_id"] for s in found["surveys"]]
+    a = m.survey_answers
+    answers = await session.execute(
+        sa.select(a).where(a.c.survey_id.in_(survey_ids)).order_by(a.c.survey_id, a.c.dimension)
+    )
+    found["survey_answers"] = [dict(r._mapping) for r in answers]
+    return found
+
+
+async def facts_row(session: AsyncSession, customer_id: uuid.UUID) -> dict[str, Any] | None:
+    row = (await session.execute(sa.select(f).where(f.c.customer_id == customer_id))).first()
+    return None if row is None else dict(row._mapping)
+
+
+async def merged_ids(session: AsyncSession, survivor_id: uuid.UUID) -> list[uuid.UUID]:
+    a = m.customer_aliases
+    rows = await session.execute(
+        sa.select(a.c.merged_customer_id)
+        .where(a.c.survivor_id == survivor_id)
+        .order_by(a.c.merged_customer_id)
+    )
+    return list(rows.scalars())
+
+
+async def published_history(session: AsyncSession, customer_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The tier, lifecycle and churn-risk changes analytics published about the customer."""
+    o = m.outbox
+    rows = await session.execute(
+        sa.select(o.c.type, o.c.time, o.c.data)
+        .where(o.c.subject == str(customer_id))
+        .order_by(o.c.id)
+    )
+    return [{"type": r.type, "at": r.time, "data": r.data} for r in rows]
+
+
+async def erased_at(session: AsyncSession, customer_id: uuid.UUID) -> datetime | None:
+    e = m.erased_customers
+    return await session.scalar(sa.select(e.c.erased_at).where(e.c.customer_id == customer_id))
+
+
+async def holds_customer(session: AsyncSession, customer_id: uuid.UUID) -> bool:
+    return bool(await session.scalar(sa.select(sa.exists().where(f.c.customer_id == customer_id))))

@@ -8,14 +8,20 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from services.analytics import repository as repo
 from services.analytics import schemas as s
 from services.analytics.config import Settings
-from services.analytics.errors import CustomerNotFound, InvalidPeriod
+from services.analytics.errors import CustomerNotFound, InvalidPeriod, RebuildRunning
+from services.analytics.recompute import RerankResult, rerank, try_lock_state
 from services.analytics.tiering import RFM_SEGMENTS
+from shared.context import RequestContext
 from shared.pagination import InvalidCursor, decode_cursor, encode_cursor
+
+
+def settings_of(ctx: RequestContext) -> Settings:
+    settings = ctx.settings
+    assert isinstance(settings, Settings)
+    return settings
 
 
 def pct(part: int | float, whole: int | float) -> float | None:
@@ -27,6 +33,12 @@ def _round(value: float | None, digits: int = 2) -> float | None:
 
 
 def period(
+    ctx: RequestContext, since: datetime | None, until: datetime | None
+) -> tuple[datetime, datetime]:
+    return window(settings_of(ctx), since, until, ctx.now())
+
+
+def window(
     settings: Settings, since: datetime | None, until: datetime | None, now: datetime
 ) -> tuple[datetime, datetime]:
     # A time without an offset is read as UTC.
@@ -44,9 +56,8 @@ def period(
     return since, until
 
 
-async def insights(
-    session: AsyncSession, settings: Settings, customer_id: uuid.UUID, now: datetime
-) -> s.CustomerInsights:
+async def insights(ctx: RequestContext, customer_id: uuid.UUID) -> s.CustomerInsights:
+    session, settings, now = ctx.session, settings_of(ctx), ctx.now()
     survivor = await repo.resolve(session, customer_id)
     row = await repo.facts(session, survivor)
     if row is None:
@@ -130,8 +141,9 @@ def _cursor(cursor: str | None, *names: str) -> dict[str, Any] | None:
 
 
 async def tiers(
-    session: AsyncSession, settings: Settings, tier: str | None, cursor: str | None, limit: int
+    ctx: RequestContext, tier: str | None, cursor: str | None, limit: int
 ) -> s.TierReport:
+    session, settings = ctx.session, settings_of(ctx)
     decoded = _cursor(cursor, "c", "id", "rank", "tier")
     after = None
     rank = 0
@@ -209,14 +221,14 @@ def _group(settings: Settings, key: str | None) -> dict[str, Any]:
 
 
 async def satisfaction(
-    session: AsyncSession,
-    settings: Settings,
+    ctx: RequestContext,
     group_by: str,
     since: datetime,
     until: datetime,
     filters: dict[str, str | None],
 ) -> s.SatisfactionReport:
-    data = await repo.satisfaction(session, group_by, since, until, filters)
+    settings = settings_of(ctx)
+    data = await repo.satisfaction(ctx.session, group_by, since, until, filters)
     groups: dict[str | None, dict[str, Any]] = {}
     if group_by == "none":
         groups[None] = _group(settings, None)
@@ -274,9 +286,9 @@ async def satisfaction(
 
 
 async def complaint_stats(
-    session: AsyncSession, group_by: str, since: datetime, until: datetime
+    ctx: RequestContext, group_by: str, since: datetime, until: datetime
 ) -> s.ComplaintStats:
-    rows, breakdown = await repo.complaint_stats(session, group_by, since, until)
+    rows, breakdown = await repo.complaint_stats(ctx.session, group_by, since, until)
     facets: dict[str | None, dict[str, dict[str, int]]] = defaultdict(
         lambda: {"category": {}, "root_cause": {}, "severity": {}}
     )
@@ -322,7 +334,7 @@ async def complaint_stats(
 
 
 async def churn_risk(
-    session: AsyncSession,
+    ctx: RequestContext,
     min_score: int,
     level: str | None,
     tier: str | None,
@@ -337,7 +349,7 @@ async def churn_risk(
             after = (int(decoded["s"]), uuid.UUID(decoded["id"]))
         except ValueError as exc:
             raise InvalidCursor("The cursor is not one this API issued") from exc
-    rows = await repo.churn_ranking(session, min_score, level, tier, owner_id, after, limit + 1)
+    rows = await repo.churn_ranking(ctx.session, min_score, level, tier, owner_id, after, limit + 1)
     items = [
         s.ChurnRiskEntry(
             customer_id=r.customer_id,
@@ -358,7 +370,8 @@ async def churn_risk(
     return s.ChurnRiskPage(items=items, next_cursor=next_cursor)
 
 
-async def rfm_segments(session: AsyncSession) -> s.RfmSegments:
+async def rfm_segments(ctx: RequestContext) -> s.RfmSegments:
+    session = ctx.session
     rows, without = await repo.rfm_segments(session)
     by_segment = {r.segment: r for r in rows}
     scored = sum(r.n for r in rows)
@@ -382,3 +395,12 @@ async def rfm_segments(session: AsyncSession) -> s.RfmSegments:
         customers_without_purchase=without,
         segments=segments,
     )
+
+
+async def recompute(ctx: RequestContext) -> RerankResult:
+    """The global re-rank now, unless a re-rank, rebuild or batch holds the projections."""
+    if not await try_lock_state(ctx.session):
+        raise RebuildRunning("A re-rank, rebuild or consumer batch holds the projections; retry")
+    result = await rerank(ctx.session, settings_of(ctx))
+    await ctx.audit_change("update", "rerank")
+    return result

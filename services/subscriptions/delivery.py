@@ -32,10 +32,17 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.subscriptions.config import Settings
-from services.subscriptions.models import deliveries, delivery_attempts, subscriptions
+from services.subscriptions.models import (
+    PREVIOUS_SECRET_CONTEXT,
+    SECRET_CONTEXT,
+    deliveries,
+    delivery_attempts,
+    subscriptions,
+)
 from services.subscriptions.safety import Network, check_target, parse_networks
 from services.subscriptions.signing import signature_header
 from shared.contracts.subscriptions import DisabledReason, SubscriptionDisabled
+from shared.crypto import EncryptedText
 from shared.events.envelope import CloudEvent
 from shared.outbox import Outbox
 from shared.problems import ProblemError
@@ -90,6 +97,8 @@ CLAIM_SQL = sa.text(
     RETURNING d.id, d.subscription_id, d.payload, d.attempt_count, s.url, s.secret,
               s.previous_secret, s.previous_secret_expires_at
     """
+).columns(  # the secrets are sealed at rest: opened as they are read
+    secret=EncryptedText(SECRET_CONTEXT), previous_secret=EncryptedText(PREVIOUS_SECRET_CONTEXT)
 )
 
 

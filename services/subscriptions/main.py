@@ -4,9 +4,11 @@ from fastapi import FastAPI
 
 from services.subscriptions.api import router
 from services.subscriptions.config import Settings
-from services.subscriptions.consumer import CONSUMER_GROUP, batch_handler
+from services.subscriptions.consumers import CONSUMER_GROUP, batch_handler
 from services.subscriptions.delivery import delivery_worker, prune_deliveries
-from services.subscriptions.models import inbox, outbox
+from services.subscriptions.gdpr import GDPR
+from services.subscriptions.models import audit_log, idempotency_keys, inbox, outbox
+from services.subscriptions.privacy import PRIVACY
 from shared.app import ConsumerSpec, ServiceSpec, create_service_app
 from shared.asyncapi import catalog_router
 from shared.contracts import DOMAIN_TOPICS, SUBSCRIPTIONS_TOPIC
@@ -34,7 +36,8 @@ async def prune_job(app: FastAPI) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    return create_service_app(
+    built: list[FastAPI] = []
+    app = create_service_app(
         ServiceSpec(
             name="subscriptions",
             title="Kehu subscriptions",
@@ -46,10 +49,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             publishes=[SUBSCRIPTIONS_TOPIC],
             consumers=[
                 ConsumerSpec(
-                    CONSUMER_GROUP, DOMAIN_TOPICS, {}, batch_handler=batch_handler(settings)
+                    CONSUMER_GROUP,
+                    DOMAIN_TOPICS,
+                    {},
+                    batch_handler=batch_handler(settings, lambda: built[0].state),
                 )
             ],
             background=[delivery_worker, prune_job],
+            audit=audit_log,
+            privacy=PRIVACY,
+            idempotency=idempotency_keys,
+            gdpr=GDPR,
             openapi_tags=[
                 {
                     "name": "subscriptions",
@@ -62,3 +72,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ],
         )
     )
+    built.append(app)
+    return app

@@ -9,11 +9,15 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shared.audit import audit_table
+from shared.crypto import EncryptedText
 from shared.db import Base, new_metadata
-from shared.http import idempotency_table
+from shared.idempotency import idempotency_table
 from shared.outbox import inbox_table, outbox_table
 
 DELIVERY_STATUSES = ("pending", "succeeded", "failed")
+SECRET_CONTEXT = "subscriptions.secret"
+PREVIOUS_SECRET_CONTEXT = "subscriptions.previous_secret"
 
 
 class Model(Base):
@@ -25,6 +29,7 @@ metadata = Model.metadata
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
 idempotency_keys = idempotency_table(metadata)
+audit_log = audit_table(metadata)
 
 
 class Subscription(Model):
@@ -43,8 +48,10 @@ class Subscription(Model):
     disabled_reason: Mapped[str | None] = mapped_column(sa.Text)
     disabled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     failing_since: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
-    secret: Mapped[str] = mapped_column(sa.Text)
-    previous_secret: Mapped[str | None] = mapped_column(sa.Text)
+    # Sealed at rest (AES-GCM, bound to the column); `python -m shared.crypto reencrypt
+    # subscriptions` moves them to the newest key like every other sealed value.
+    secret: Mapped[str] = mapped_column(EncryptedText(SECRET_CONTEXT))
+    previous_secret: Mapped[str | None] = mapped_column(EncryptedText(PREVIOUS_SECRET_CONTEXT))
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     created_by: Mapped[str] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(
@@ -102,6 +109,7 @@ class Delivery(Model):
             postgresql_where=sa.text("status = 'pending'"),
         ),
         sa.Index("ix_deliveries_subscription_seq", "subscription_id", "seq"),
+        sa.Index("ix_deliveries_ordering_key", "ordering_key"),
     )
 
 
@@ -127,3 +135,16 @@ class DeliveryAttempt(Model):
 subscriptions: sa.Table = Subscription.__table__  # type: ignore[assignment]
 deliveries: sa.Table = Delivery.__table__  # type: ignore[assignment]
 delivery_attempts: sa.Table = DeliveryAttempt.__table__  # type: ignore[assignment]
+
+
+class ErasedCustomer(Model):
+    """A customer whose mentions in the delivery log were redacted (`customer.erased`)."""
+
+    __tablename__ = "erased_customers"
+
+    customer_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    deliveries_redacted: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+
+
+erased_customers: sa.Table = ErasedCustomer.__table__  # type: ignore[assignment]

@@ -4,40 +4,40 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.subscriptions import repository as repo
 from services.subscriptions.config import Settings
 from services.subscriptions.delivery import (
     AttemptResult,
     Sender,
+    active_secrets,
     encode_body,
     like_pattern,
     record_attempt,
 )
 from services.subscriptions.errors import DeliveryNotFound, SubscriptionNotFound, UnknownEventTypes
-from services.subscriptions.models import (
-    Delivery,
-    DeliveryAttempt,
-    Subscription,
-    deliveries,
-)
+from services.subscriptions.models import Delivery, Subscription, deliveries
 from services.subscriptions.safety import check_target, parse_networks
 from services.subscriptions.schemas import (
     AttemptRead,
     DeliveryDetail,
+    DeliveryRead,
+    SecretRead,
     SubscriptionCreate,
+    SubscriptionCreated,
+    SubscriptionRead,
     SubscriptionUpdate,
 )
 from services.subscriptions.signing import new_secret
+from shared.context import RequestContext
 from shared.contracts import DOMAIN_TOPICS, load_all
 from shared.events.registry import REGISTRY
 from shared.http import check_if_match
-from shared.outbox import Outbox
-from shared.pagination import decode_cursor, encode_cursor
+from shared.idempotency import Reply
 
 PING_TYPE = "kehu.webhook.ping.v1"
 
@@ -65,20 +65,38 @@ def check_event_types(patterns: list[str]) -> list[str]:
     return unique
 
 
-async def get_subscription(session: AsyncSession, subscription_id: uuid.UUID) -> Subscription:
-    sub = await session.get(Subscription, subscription_id)
+def _settings(ctx: RequestContext) -> Settings:
+    settings = ctx.settings
+    assert isinstance(settings, Settings)
+    return settings
+
+
+def read_model(ctx: RequestContext, sub: Subscription) -> SubscriptionRead:
+    read = SubscriptionRead.model_validate(sub)
+    read.previous_secret_expires_at = previous_secret_expiry(ctx, sub)
+    return read
+
+
+def secret_read(ctx: RequestContext, sub: Subscription) -> SecretRead:
+    return SecretRead(
+        secret=sub.secret, previous_secret_expires_at=previous_secret_expiry(ctx, sub)
+    )
+
+
+async def get_subscription(ctx: RequestContext, subscription_id: uuid.UUID) -> Subscription:
+    sub = await repo.subscription(ctx.session, subscription_id)
     if sub is None:
         raise SubscriptionNotFound(f"Subscription {subscription_id} does not exist")
     return sub
 
 
-async def create_subscription(
-    session: AsyncSession, settings: Settings, data: SubscriptionCreate, created_by: str
-) -> Subscription:
+async def create_subscription(ctx: RequestContext, data: SubscriptionCreate) -> Reply:
+    """Create the subscription; the reply (with its secret) is what an idempotent retry gets."""
+    settings = _settings(ctx)
     url = str(data.url)
     await check_target(url, parse_networks(settings.webhook_allowed_networks))
     event_types = check_event_types(data.event_types)
-    now = datetime.now(UTC)
+    now = ctx.now()
     sub = Subscription(
         id=uuid.uuid4(),
         url=url,
@@ -90,14 +108,17 @@ async def create_subscription(
         disabled_reason=None if data.enabled else "manual",
         disabled_at=None if data.enabled else now,
         secret=new_secret(),
-        created_by=created_by,
+        created_by=ctx.actor,
         created_at=now,
         updated_at=now,
         version=1,
     )
-    session.add(sub)
-    await session.flush()
-    return sub
+    ctx.session.add(sub)
+    await ctx.session.flush()
+    await ctx.audit_change("create", "subscription", sub.id, fields=["secret"])
+    created = SubscriptionCreated(**read_model(ctx, sub).model_dump(), secret=sub.secret)
+    headers = {"ETag": f'"{sub.version}"', "Location": f"/subscriptions/{sub.id}"}
+    return Reply(created, 201, headers)
 
 
 def _customer_ids(ids: list[uuid.UUID] | None) -> list[str] | None:
@@ -105,18 +126,17 @@ def _customer_ids(ids: list[uuid.UUID] | None) -> list[str] | None:
 
 
 async def update_subscription(
-    session: AsyncSession,
-    settings: Settings,
+    ctx: RequestContext,
     subscription_id: uuid.UUID,
     data: SubscriptionUpdate,
     if_match: str | None,
 ) -> Subscription:
-    sub = await get_subscription(session, subscription_id)
+    sub = await get_subscription(ctx, subscription_id)
     check_if_match(if_match, sub.version)
     fields = data.model_fields_set
     if "url" in fields and data.url is not None:
         url = str(data.url)
-        await check_target(url, parse_networks(settings.webhook_allowed_networks))
+        await check_target(url, parse_networks(_settings(ctx).webhook_allowed_networks))
         sub.url = url
     if "event_types" in fields and data.event_types is not None:
         sub.event_types = check_event_types(data.event_types)
@@ -125,64 +145,42 @@ async def update_subscription(
         sub.customer_ids = _customer_ids(data.customer_ids)
     if "description" in fields:
         sub.description = data.description
-    now = datetime.now(UTC)
+    now = ctx.now()
     if "enabled" in fields and data.enabled is not None and data.enabled != sub.enabled:
         sub.enabled = data.enabled
         if data.enabled:
             sub.disabled_reason = sub.disabled_at = sub.failing_since = None
-            # Deliveries that waited while disabled go out now, in their order.
-            await session.execute(
-                sa.update(deliveries)
-                .where(
-                    deliveries.c.subscription_id == sub.id,
-                    deliveries.c.status == "pending",
-                )
-                .values(next_attempt_at=now)
-            )
+            await repo.release_pending(ctx.session, sub.id, now)
         else:
             sub.disabled_reason, sub.disabled_at = "manual", now
     sub.updated_at = now
     sub.version += 1
-    await session.flush()
+    await ctx.session.flush()
+    await ctx.audit_change("update", "subscription", sub.id, fields=sorted(fields))
     return sub
 
 
-async def delete_subscription(session: AsyncSession, subscription_id: uuid.UUID) -> None:
-    sub = await get_subscription(session, subscription_id)
-    await session.delete(sub)
-    await session.flush()
+async def delete_subscription(ctx: RequestContext, subscription_id: uuid.UUID) -> None:
+    sub = await get_subscription(ctx, subscription_id)
+    await ctx.session.delete(sub)
+    await ctx.session.flush()
+    await ctx.audit_change("delete", "subscription", subscription_id)
 
 
 async def list_subscriptions(
-    session: AsyncSession, enabled: bool | None, cursor: str | None, limit: int
-) -> tuple[list[Subscription], str | None]:
-    query = sa.select(Subscription).order_by(Subscription.created_at, Subscription.id)
-    if enabled is not None:
-        query = query.where(Subscription.enabled.is_(enabled))
-    position = decode_cursor(cursor)
-    if position is not None:
-        try:
-            after = (datetime.fromisoformat(position["t"]), uuid.UUID(position["id"]))
-        except (KeyError, TypeError, ValueError):
-            from shared.pagination import InvalidCursor
-
-            raise InvalidCursor("The cursor is not one this API issued") from None
-        query = query.where(sa.tuple_(Subscription.created_at, Subscription.id) > after)
-    rows = list((await session.scalars(query.limit(limit + 1))).all())
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        next_cursor = encode_cursor({"t": last.created_at.isoformat(), "id": str(last.id)})
-    return rows, next_cursor
+    ctx: RequestContext, enabled: bool | None, cursor: str | None, limit: int
+) -> tuple[list[SubscriptionRead], str | None]:
+    rows = await repo.subscription_page(ctx.session, enabled, cursor, limit)
+    page, next_cursor = repo.SUBSCRIPTION_ORDER.page(rows, limit, repo.subscription_cursor_value)
+    return [read_model(ctx, s) for s in page], next_cursor
 
 
 async def rotate_secret(
-    session: AsyncSession, settings: Settings, subscription_id: uuid.UUID, grace_s: int | None
+    ctx: RequestContext, subscription_id: uuid.UUID, grace_s: int | None
 ) -> Subscription:
-    sub = await get_subscription(session, subscription_id)
-    grace = settings.webhook_secret_grace_s if grace_s is None else grace_s
-    now = datetime.now(UTC)
+    sub = await get_subscription(ctx, subscription_id)
+    grace = _settings(ctx).webhook_secret_grace_s if grace_s is None else grace_s
+    now = ctx.now()
     if grace > 0:
         sub.previous_secret = sub.secret
         sub.previous_secret_expires_at = now + timedelta(seconds=grace)
@@ -191,56 +189,42 @@ async def rotate_secret(
     sub.secret = new_secret()
     sub.updated_at = now
     sub.version += 1
-    await session.flush()
+    await ctx.session.flush()
+    await ctx.audit_change("update", "subscription", sub.id, fields=["secret", "previous_secret"])
     return sub
 
 
-def previous_secret_expiry(sub: Subscription) -> datetime | None:
+def previous_secret_expiry(ctx: RequestContext, sub: Subscription) -> datetime | None:
     expires = sub.previous_secret_expires_at
-    return expires if expires is not None and expires > datetime.now(UTC) else None
+    return expires if expires is not None and expires > ctx.now() else None
 
 
 # -- deliveries --------------------------------------------------------------------------------
 
 
+def delivery_read(delivery: Delivery) -> DeliveryRead:
+    next_at = delivery.next_attempt_at if delivery.status == "pending" else None
+    return DeliveryRead.model_validate(delivery).model_copy(update={"next_attempt_at": next_at})
+
+
 async def list_deliveries(
-    session: AsyncSession,
+    ctx: RequestContext,
     subscription_id: uuid.UUID,
     status: str | None,
     event_type: str | None,
     cursor: str | None,
     limit: int,
-) -> tuple[list[Delivery], str | None]:
-    await get_subscription(session, subscription_id)
-    query = (
-        sa.select(Delivery)
-        .where(Delivery.subscription_id == subscription_id)
-        .order_by(Delivery.seq.desc())
-    )
-    if status:
-        query = query.where(Delivery.status == status)
-    if event_type:
-        query = query.where(Delivery.event_type == event_type)
-    position = decode_cursor(cursor)
-    if position is not None:
-        seq = position.get("seq")
-        if not isinstance(seq, int):
-            from shared.pagination import InvalidCursor
-
-            raise InvalidCursor("The cursor is not one this API issued")
-        query = query.where(Delivery.seq < seq)
-    rows = list((await session.scalars(query.limit(limit + 1))).all())
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor({"seq": rows[-1].seq})
-    return rows, next_cursor
+) -> tuple[list[DeliveryRead], str | None]:
+    await get_subscription(ctx, subscription_id)
+    rows = await repo.delivery_page(ctx.session, subscription_id, status, event_type, cursor, limit)
+    page, next_cursor = repo.DELIVERY_ORDER.page(rows, limit)
+    return [delivery_read(d) for d in page], next_cursor
 
 
 async def get_delivery(
-    session: AsyncSession, subscription_id: uuid.UUID, delivery_id: uuid.UUID
+    ctx: RequestContext, subscription_id: uuid.UUID, delivery_id: uuid.UUID
 ) -> Delivery:
-    delivery = await session.get(Delivery, delivery_id, populate_existing=True)
+    delivery = await repo.delivery(ctx.session, delivery_id)
     if delivery is None or delivery.subscription_id != subscription_id:
         raise DeliveryNotFound(
             f"Delivery {delivery_id} of subscription {subscription_id} does not exist"
@@ -248,14 +232,8 @@ async def get_delivery(
     return delivery
 
 
-async def delivery_detail(session: AsyncSession, delivery: Delivery) -> DeliveryDetail:
-    attempts = (
-        await session.scalars(
-            sa.select(DeliveryAttempt)
-            .where(DeliveryAttempt.delivery_id == delivery.id)
-            .order_by(DeliveryAttempt.id)
-        )
-    ).all()
+async def delivery_detail(ctx: RequestContext, delivery: Delivery) -> DeliveryDetail:
+    attempts = await repo.attempts(ctx.session, delivery.id)
     base: dict[str, Any] = {
         name: getattr(delivery, name) for name in DeliveryDetail.model_fields if name != "attempts"
     }
@@ -265,54 +243,37 @@ async def delivery_detail(session: AsyncSession, delivery: Delivery) -> Delivery
 
 
 async def replay_delivery(
-    session: AsyncSession, subscription_id: uuid.UUID, delivery_id: uuid.UUID
-) -> Delivery:
+    ctx: RequestContext, subscription_id: uuid.UUID, delivery_id: uuid.UUID
+) -> DeliveryDetail:
     """Queue a delivery again (same `webhook-id`), whatever its status; attempts start at 1."""
-    delivery = await get_delivery(session, subscription_id, delivery_id)
-    await _requeue(session, deliveries.c.id == delivery.id)
-    return await get_delivery(session, subscription_id, delivery_id)
+    delivery = await get_delivery(ctx, subscription_id, delivery_id)
+    await repo.requeue(ctx.session, deliveries.c.id == delivery.id)
+    await ctx.audit_change("update", "delivery", delivery_id)
+    return await delivery_detail(ctx, await get_delivery(ctx, subscription_id, delivery_id))
 
 
-async def replay_since(session: AsyncSession, subscription_id: uuid.UUID, since: datetime) -> int:
-    await get_subscription(session, subscription_id)
-    return await _requeue(
-        session,
+async def replay_since(ctx: RequestContext, subscription_id: uuid.UUID, since: datetime) -> int:
+    await get_subscription(ctx, subscription_id)
+    count = await repo.requeue(
+        ctx.session,
         sa.and_(
             deliveries.c.subscription_id == subscription_id,
             deliveries.c.created_at >= since,
             deliveries.c.event_type != PING_TYPE,
         ),
     )
-
-
-async def _requeue(session: AsyncSession, where: sa.ColumnElement[bool]) -> int:
-    result = await session.execute(
-        sa.update(deliveries)
-        .where(where)
-        .values(
-            status="pending",
-            attempt_count=0,
-            next_attempt_at=sa.func.now(),
-            completed_at=None,
-        )
-        .returning(deliveries.c.id)
-    )
-    return len(result.all())
+    await ctx.audit_change("update", "delivery", subscription_id)
+    return count
 
 
 async def ping(
-    session: AsyncSession,
-    settings: Settings,
-    outbox: Outbox,
-    sender: Sender,
-    subscription_id: uuid.UUID,
+    ctx: RequestContext, sender: Sender, subscription_id: uuid.UUID
 ) -> tuple[AttemptResult, DeliveryDetail]:
     """Send a signed test event now and log it as a delivery; no retries."""
-    from services.subscriptions.delivery import active_secrets
-
-    sub = await get_subscription(session, subscription_id)
+    settings = _settings(ctx)
+    sub = await get_subscription(ctx, subscription_id)
     event_id = str(uuid.uuid4())
-    now = datetime.now(UTC)
+    now = ctx.now()
     payload = {
         "specversion": "1.0",
         "id": event_id,
@@ -335,11 +296,14 @@ async def ping(
         next_attempt_at=now + timedelta(seconds=settings.delivery_lease_s),
         created_at=now,
     )
-    session.add(delivery)
-    await session.flush()
+    ctx.session.add(delivery)
+    await ctx.session.flush()
     assert len(encode_body(payload)) < settings.webhook_max_payload_bytes
     secrets = active_secrets(sub.secret, sub.previous_secret, sub.previous_secret_expires_at)
     result = await sender.send(sub.url, str(delivery.id), payload, secrets)
-    await record_attempt(session, outbox, settings, delivery.id, sub.id, 1, result, retry=False)
-    refreshed = await get_delivery(session, sub.id, delivery.id)
-    return result, await delivery_detail(session, refreshed)
+    await record_attempt(
+        ctx.session, ctx.outbox, settings, delivery.id, sub.id, 1, result, retry=False
+    )
+    await ctx.audit_change("create", "delivery", delivery.id)
+    refreshed = await get_delivery(ctx, sub.id, delivery.id)
+    return result, await delivery_detail(ctx, refreshed)

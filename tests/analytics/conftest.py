@@ -7,17 +7,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.analytics.config import Settings
+from services.analytics.main import create_app
 from services.analytics.projection import handle_batch
 from services.analytics.recompute import RerankResult, rerank
 from shared.db import create_engine, session_factory
 from shared.events.envelope import CloudEvent
 from tests.analytics.factories import NOW
-from tests.helpers import unique_topic
+from tests.helpers import serve, unique_topic
 
 
 @dataclass
@@ -76,3 +78,14 @@ async def analytics_db(fresh_database: Any) -> AsyncIterator[AnalyticsDb]:
 @pytest.fixture
 def make_settings() -> Callable[..., Settings]:
     return analytics_settings
+
+
+@pytest.fixture
+async def client(analytics_db: AnalyticsDb) -> AsyncIterator[httpx.AsyncClient]:
+    # Re-ranks only when a test asks: the data is applied at NOW by the tests themselves.
+    analytics_db.settings.rerank_every_s = 86_400
+    analytics_db.settings.rerank_debounce_s = 3_600
+    analytics_db.settings.rerank_max_delay_s = 3_600
+    analytics_db.settings.consumer_enabled = False
+    async for c in serve(create_app(analytics_db.settings)):
+        yield c

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import httpx
-import pytest
 
-from services.analytics.main import create_app
 from shared.contracts.customers import CustomerMerged
 from tests.analytics.conftest import AnalyticsDb
 from tests.analytics.factories import (
@@ -25,18 +23,6 @@ from tests.analytics.factories import (
     survey,
 )
 from tests.conftest import auth
-from tests.helpers import serve
-
-
-@pytest.fixture
-async def client(analytics_db: AnalyticsDb) -> AsyncIterator[httpx.AsyncClient]:
-    # Re-ranks only when a test asks: the data is applied at NOW by the tests themselves.
-    analytics_db.settings.rerank_every_s = 86_400
-    analytics_db.settings.rerank_debounce_s = 3_600
-    analytics_db.settings.rerank_max_delay_s = 3_600
-    analytics_db.settings.consumer_enabled = False
-    async for c in serve(create_app(analytics_db.settings)):
-        yield c
 
 
 def period() -> dict[str, str]:

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -694,6 +694,25 @@ async def merge(ctx: RequestContext, survivor_id: uuid.UUID, request: MergeReque
     )
 
 
+async def changing(
+    ctx: RequestContext,
+    resource: str,
+    load_record: Callable[..., Awaitable[Any]],
+    customer_id: uuid.UUID,
+    record_id: uuid.UUID,
+    patch: Any,
+    if_match: str | None,
+) -> Any:
+    """A contact or need about to change: locked, its ETag checked, its customer changeable,
+    the change audited."""
+    await guard(ctx, customer_id)
+    record = await load_record(ctx.session, customer_id, record_id, for_update=True)
+    check_if_match(if_match, record.version)
+    ensure_changeable(await load(ctx.session, customer_id))
+    await ctx.audit_change("update", resource, record_id, customer_id, patch.model_fields_set)
+    return record
+
+
 # -- contacts ------------------------------------------------------------------------------------
 
 
@@ -751,11 +770,9 @@ async def update_contact(
     patch: ContactUpdate,
     if_match: str | None,
 ) -> Contact:
-    await guard(ctx, customer_id)
-    contact = await load_contact(ctx.session, customer_id, contact_id, for_update=True)
-    check_if_match(if_match, contact.version)
-    ensure_changeable(await load(ctx.session, customer_id))
-    await ctx.audit_change("update", "contact", contact_id, customer_id, patch.model_fields_set)
+    contact: Contact = await changing(
+        ctx, "contact", load_contact, customer_id, contact_id, patch, if_match
+    )
     requested = patch.model_dump(mode="json", exclude_unset=True)
     changes = diff({k: getattr(contact, k) for k in requested}, requested)
     if changes:
@@ -870,11 +887,7 @@ async def update_need(
     patch: NeedUpdate,
     if_match: str | None,
 ) -> Need:
-    await guard(ctx, customer_id)
-    need = await load_need(ctx.session, customer_id, need_id, for_update=True)
-    check_if_match(if_match, need.version)
-    ensure_changeable(await load(ctx.session, customer_id))
-    await ctx.audit_change("update", "need", need_id, customer_id, patch.model_fields_set)
+    need: Need = await changing(ctx, "need", load_need, customer_id, need_id, patch, if_match)
     requested = patch.model_dump(exclude_unset=True)
     new_status = requested.get("status")
     if new_status is not None and new_status != need.status:

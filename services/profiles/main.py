@@ -6,9 +6,11 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.profiles import service
-from services.profiles.api import OPENAPI_TAGS, router
+from services.profiles.api import OPENAPI_TAGS, ROUTERS
 from services.profiles.config import Settings
-from services.profiles.models import audit_log, inbox, outbox
+from services.profiles.gdpr import GDPR
+from services.profiles.models import audit_log, idempotency_keys, inbox, outbox
+from services.profiles.privacy import PRIVACY
 from shared import crypto
 from shared.app import ConsumerSpec, ServiceSpec, create_service_app
 from shared.consumer import EventHandler
@@ -36,9 +38,13 @@ indexes. Callers without `pii:read` get a masked view from every endpoint. Every
 unmasked personal data and every change is written to the append-only audit log
 (`GET /audit`, scope `audit:read`); say why you access data in an `X-Purpose` header. With
 `PROFILES_AGENTS_OWN_CUSTOMERS_ONLY=true`, role `agent` sees only customers it owns.
-GDPR: `GET /customers/{id}/gdpr-export` collects every service's data about a customer;
-`GET /customers/{id}/erasure` reports erasure per service.
+GDPR: `GET /customers/{id}/export` is what profiles holds; `GET /customers/{id}/gdpr-export`
+collects every service's document about a customer (interactions, complaints, analytics and
+subscriptions by default, `PROFILES_GDPR_PEERS`), `complete` only when each answered `ok` or
+`holds_nothing`; `GET /customers/{id}/erasure` reports erasure per service. Erasing
+(`customers:erase`) and merging (`customers:merge`) are for managers and admins.
 """
+IDEMPOTENCY_SEAL_CONTEXT = "profiles.idempotency_keys.body"
 
 
 async def on_tier_changed(session: AsyncSession, event: CloudEvent) -> None:
@@ -93,10 +99,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings=settings or Settings(),
             outbox=outbox,
             inbox=inbox,
-            routers=[router],
+            routers=ROUTERS,
             publishes=[CUSTOMERS_TOPIC],
             consumers=[ConsumerSpec("profiles", [ANALYTICS_TOPIC], INSIGHT_HANDLERS)],
             openapi_tags=OPENAPI_TAGS,
             audit=audit_log,
+            privacy=PRIVACY,
+            idempotency=idempotency_keys,
+            # Replies stored before the shared module keep opening under their old context.
+            idempotency_seal_context=IDEMPOTENCY_SEAL_CONTEXT,
+            gdpr=GDPR,
         )
     )

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from shared.audit import audit_table
 from shared.crypto import EncryptedText
 from shared.db import Base, new_metadata
-from shared.http import idempotency_table
+from shared.idempotency import idempotency_table
 from shared.outbox import inbox_table, outbox_table
 
 

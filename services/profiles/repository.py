@@ -22,21 +22,71 @@ from services.profiles.models import (
     Need,
     table_of,
 )
-from shared.pagination import InvalidCursor, decode_cursor, encode_cursor
+from shared.keyset import Keyset, SortKey, parse_datetime
 
-SORTS = {
-    "created_at": Customer.created_at,
-    "updated_at": Customer.updated_at,
-    "customer_number": Customer.customer_number,
+SORTS: dict[str, tuple[Any, Any]] = {  # key: (column, parse a cursor value)
+    "created_at": (Customer.created_at, parse_datetime),
+    "updated_at": (Customer.updated_at, parse_datetime),
+    "customer_number": (Customer.customer_number, str),
     # Names of persons are encrypted: this sorts by organisation name, persons last.
-    "display_name": sa.func.coalesce(Customer.search_name, ""),
+    "display_name": (sa.func.coalesce(Customer.search_name, ""), str),
 }
 
 
-def sort_value(customer: Customer, key: str) -> Any:
+def customer_order(sort: str) -> Keyset:
+    """The keyset of a `sort` (`-` for descending); the cursor names the sort it belongs to."""
+    key = sort.lstrip("-")
+    descending = sort.startswith("-")
+    column, parse = SORTS[key]
+    return Keyset(
+        SortKey(column, sort, descending, parse),
+        SortKey(Customer.id, "id", descending, uuid.UUID),
+    )
+
+
+def sort_value(row: tuple[Customer, Any], name: str) -> Any:
+    customer = row[0]
+    key = name.lstrip("-")
     if key == "display_name":
         return customer.search_name or ""
     return getattr(customer, key)
+
+
+HISTORY_ORDER = Keyset(SortKey(HistoryEntry.id, "before", descending=True, parse=int))
+PAIR_ORDER = Keyset(
+    SortKey(sa.column("a_id"), "a", parse=uuid.UUID),
+    SortKey(sa.column("b_id"), "b", parse=uuid.UUID),
+)
+
+
+async def owners_of(
+    session: AsyncSession, customer_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, str | None]:
+    rows = await session.execute(
+        sa.select(Customer.id, Customer.owner_id).where(Customer.id.in_(customer_ids))
+    )
+    return {cid: owner_id for cid, owner_id in rows.all()}
+
+
+async def count_of(session: AsyncSession, model: Any, customer_id: uuid.UUID) -> int:
+    """How many rows of `model` belong to the customer."""
+    count = await session.scalar(sa.select(sa.func.count()).where(model.customer_id == customer_id))
+    return int(count or 0)
+
+
+async def current_consent(
+    session: AsyncSession, customer_id: uuid.UUID, purpose: str
+) -> bool | None:
+    """The latest grant (True) or withdrawal (False) of a purpose; None if never recorded."""
+    granted: bool | None = (
+        await session.execute(
+            sa.select(ConsentRecord.granted)
+            .where(ConsentRecord.customer_id == customer_id, ConsentRecord.purpose == purpose)
+            .order_by(ConsentRecord.occurred_at.desc(), ConsentRecord.id.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    return granted
 
 
 async def get_customer(
@@ -162,13 +212,14 @@ NIL_UUID = uuid.UUID(int=0)
 
 async def duplicate_pairs(
     session: AsyncSession,
-    after: tuple[uuid.UUID, uuid.UUID] | None,
+    cursor: str | None,
     limit: int,
     owner_id: str | None = None,
-) -> list[tuple[Customer, Customer, list[str]]]:
-    """Pairs of live customers sharing an e-mail, a phone, or a name within a company."""
-    after_a, after_b = after or (NIL_UUID, NIL_UUID)
-    params = {"after_a": after_a, "after_b": after_b, "limit": limit, "owner": owner_id}
+) -> tuple[list[tuple[Customer, Customer, list[str]]], str | None]:
+    """A page of pairs of live customers sharing an e-mail, a phone, or a name within a
+    company, and the next page's cursor."""
+    after_a, after_b = PAIR_ORDER.position(cursor) or (NIL_UUID, NIL_UUID)
+    params = {"after_a": after_a, "after_b": after_b, "limit": limit + 1, "owner": owner_id}
     rows = (await session.execute(DUPLICATE_PAIRS_SQL, params)).all()
     ids = {i for row in rows for i in (row.a_id, row.b_id)}
     customers = {
@@ -176,7 +227,7 @@ async def duplicate_pairs(
         for c in (await session.execute(sa.select(Customer).where(Customer.id.in_(ids)))).scalars()
     }
     order = ("email", "phone", "name_and_company")
-    return [
+    pairs = [
         (
             customers[row.a_id],
             customers[row.b_id],
@@ -184,6 +235,7 @@ async def duplicate_pairs(
         )
         for row in rows
     ]
+    return PAIR_ORDER.page(pairs, limit, lambda p, name: str((p[0] if name == "a" else p[1]).id))
 
 
 @dataclass
@@ -240,9 +292,6 @@ def _text_match(q: str, personal: bool) -> Any:
 async def list_customers(
     session: AsyncSession, filters: CustomerFilter, sort: str, cursor: str | None, limit: int
 ) -> tuple[list[tuple[Customer, CustomerInsights | None]], str | None]:
-    descending = sort.startswith("-")
-    key = sort.lstrip("-")
-    column = SORTS[key]
     query = sa.select(Customer, CustomerInsights).outerjoin(
         CustomerInsights, CustomerInsights.customer_id == Customer.id
     )
@@ -274,54 +323,36 @@ async def list_customers(
         conditions.append(Customer.updated_at >= f.updated_from)
     if f.updated_to:
         conditions.append(Customer.updated_at < f.updated_to)
-    position = decode_cursor(cursor)
-    if position is not None:
-        if position.get("s") != sort or "v" not in position or "id" not in position:
-            raise InvalidCursor("The cursor belongs to a different sort order")
-        try:
-            bound_value: Any = position["v"]
-            if not isinstance(bound_value, str):
-                raise TypeError("cursor value must be a string")
-            if key in ("created_at", "updated_at"):
-                bound_value = datetime.fromisoformat(bound_value)
-            after_id = uuid.UUID(str(position["id"]))
-        except (TypeError, ValueError) as exc:
-            raise InvalidCursor("The cursor is not one this API issued") from exc
-        pair, bound = sa.tuple_(column, Customer.id), sa.tuple_(sa.literal(bound_value), after_id)
-        conditions.append(pair < bound if descending else pair > bound)
-    query = query.where(*conditions)
-    order = [column.desc(), Customer.id.desc()] if descending else [column, Customer.id]
-    result = await session.execute(query.order_by(*order).limit(limit + 1))
+    order = customer_order(sort)
+    result = await session.execute(order.apply(query.where(*conditions), cursor, limit))
     rows: list[tuple[Customer, CustomerInsights | None]] = [(c, i) for c, i in result.all()]
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1][0]
-        last_value = sort_value(last, key)
-        next_cursor = encode_cursor(
-            {
-                "s": sort,
-                "v": last_value.isoformat() if isinstance(last_value, datetime) else last_value,
-                "id": str(last.id),
-            }
-        )
-    return rows, next_cursor
+    return order.page(rows, limit, sort_value)
 
 
-async def history(
-    session: AsyncSession,
-    customer_id: uuid.UUID,
-    before: int | None,
-    limit: int,
-    entity: str | None = None,
-) -> list[HistoryEntry]:
-    query = sa.select(HistoryEntry).where(HistoryEntry.customer_id == customer_id)
+def _history_of(customer_ids: Sequence[uuid.UUID], entity: str | None = None) -> Any:
+    query = sa.select(HistoryEntry).where(HistoryEntry.customer_id.in_(customer_ids))
     if entity is not None:
         query = query.where(HistoryEntry.entity == entity)
-    if before is not None:
-        query = query.where(HistoryEntry.id < before)
-    rows = await session.execute(query.order_by(HistoryEntry.id.desc()).limit(limit))
-    return list(rows.scalars())
+    return query
+
+
+async def history_page(
+    session: AsyncSession,
+    customer_id: uuid.UUID,
+    entity: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[HistoryEntry], str | None]:
+    """A page of the customer's change history, newest first, and the next page's cursor."""
+    query = HISTORY_ORDER.apply(_history_of([customer_id], entity), cursor, limit)
+    rows = list((await session.execute(query)).scalars())
+    return HISTORY_ORDER.page(rows, limit, lambda e, _: e.id)
+
+
+async def history(session: AsyncSession, customer_ids: Sequence[uuid.UUID]) -> list[HistoryEntry]:
+    """The whole change history of these customers, newest first."""
+    query = _history_of(customer_ids).order_by(HistoryEntry.id.desc())
+    return list((await session.execute(query)).scalars())
 
 
 async def merged_into(session: AsyncSession, customer_id: uuid.UUID) -> list[Customer]:

@@ -13,6 +13,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from shared.contracts.analytics import LifecycleStage
 from shared.contracts.common import CUSTOMER_ID_EXAMPLE, Tier
 from shared.contracts.customers import ConsentPurpose, CustomerKind, ImportantDate, NeedStatus
+from shared.gdpr import GdprDocument
 
 # Numbers written without a +country code are read as numbers of this region.
 DEFAULT_PHONE_REGION = "CN"
@@ -478,38 +479,61 @@ class ExportRead(BaseModel):
     history: list[HistoryRead]
 
 
-PeerStatus = Literal["ok", "not_found", "unavailable", "error"]
+SectionStatus = Literal["ok", "holds_nothing", "unavailable", "error"]
 
 
 class ServiceSection(BaseModel):
     """What one service holds about the customer, or why it could not say."""
 
     service: str = Field(examples=["interactions"])
-    status: PeerStatus = Field(
-        description="`ok`: `data` is the service's export; `not_found`: it holds nothing; "
-        "`unavailable`: unreachable or timed out; `error`: it answered with an error.",
+    status: SectionStatus = Field(
+        description="`ok`: `data` is the service's GDPR document with its records; "
+        "`holds_nothing`: the service said explicitly that it keeps nothing about the customer; "
+        "`unavailable`: unreachable or timed out; `error`: it answered with an HTTP error "
+        "(a 404 included: the service lacks the export route, which is not the same as "
+        "holding nothing) or with something that is not a GDPR document.",
         examples=["ok"],
     )
     http_status: int | None = Field(None, description="The peer's HTTP status, if it answered.")
     detail: str | None = Field(None, description="Why the section is not `ok`.")
-    data: Any = Field(None, description="The service's own export document.")
+    data: GdprDocument | None = Field(
+        None, description="The service's own GDPR document (`GET /customers/{id}/export`)."
+    )
 
 
 class GdprExport(BaseModel):
     """Everything every service holds about one customer (GDPR access request)."""
 
     customer_id: UUID
-    complete: bool = Field(description="True when every service answered `ok` or `not_found`.")
+    complete: bool = Field(
+        description="True only when every service answered `ok` or `holds_nothing`."
+    )
     services: list[ServiceSection]
 
 
+ErasureSectionStatus = Literal["erased", "pending", "holds_nothing", "unavailable", "error"]
+
+
 class ServiceErasure(BaseModel):
-    """Whether one service has erased the customer's personal data."""
+    """Whether one service has erased the customer's personal data, and what it kept."""
 
     service: str = Field(examples=["complaints"])
-    status: PeerStatus = Field(examples=["ok"])
-    erased: bool = Field(description="True once the service scrubbed the customer's PII.")
+    status: ErasureSectionStatus = Field(
+        description="`erased`: done; `pending`: the service holds the customer's data and has "
+        "not erased it yet; `holds_nothing`: nothing to erase; `unavailable`: unreachable or "
+        "timed out; `error`: an HTTP error (a 404 included: never counted as erased) or an "
+        "answer that is not an erasure report.",
+        examples=["erased"],
+    )
+    erased: bool = Field(
+        description="True when nothing identifying is left (`erased` or `holds_nothing`)."
+    )
     erased_at: datetime | None = None
+    kept: list[str] = Field(
+        default_factory=list,
+        description="What the service keeps after erasure: anonymous facts for its aggregates.",
+    )
+    http_status: int | None = Field(None, description="The peer's HTTP status, if it answered.")
     detail: str | None = None
 
 
@@ -517,5 +541,7 @@ class ErasureStatus(BaseModel):
     """Completion of an erasure in every service."""
 
     customer_id: UUID
-    complete: bool = Field(description="True once every service reports `erased`.")
+    complete: bool = Field(
+        description="True once every service reports `erased` or `holds_nothing`."
+    )
     services: list[ServiceErasure]

@@ -6,9 +6,8 @@ import csv
 import io
 import json
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -54,6 +53,7 @@ from services.profiles.schemas import (
     NeedCreate,
     NeedUpdate,
 )
+from shared.context import RequestContext
 from shared.contracts.customers import (
     ConsentChanged,
     CustomerArchived,
@@ -66,8 +66,7 @@ from shared.contracts.customers import (
     NeedUpdated,
 )
 from shared.http import check_if_match
-from shared.outbox import Outbox
-from shared.problems import Conflict, InvalidJson, Unprocessable, loads_json
+from shared.problems import Conflict, Forbidden, InvalidJson, Unprocessable, loads_json
 
 # Every customer field a caller can set, in a stable order (history, merge, events).
 CUSTOMER_FIELDS = (
@@ -113,19 +112,36 @@ EMPTY_COLLECTIONS: dict[str, Callable[[], Any]] = {
 }
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
+# -- ownership -----------------------------------------------------------------------------------
 
 
-@dataclass
-class Ctx:
-    """Who is acting, and where their events go."""
+def owner_limit(ctx: RequestContext) -> str | None:
+    """The owner an agent is limited to (`agents_own_customers_only`), or None: every customer.
 
-    session: AsyncSession
-    outbox: Outbox
-    actor: str
-    # An agent limited to its own customers: others' ids are not disclosed (e.g. in a 409).
-    owner_scope: str | None = None
+    A limited agent sees and changes only customers whose `owner_id` is its token subject;
+    the others are 404, lists are filtered, and a 409 does not name them."""
+    settings: Any = ctx.settings
+    if ctx.principal.role == "agent" and settings.agents_own_customers_only:
+        return ctx.principal.subject
+    return None
+
+
+async def guard(ctx: RequestContext, *customer_ids: uuid.UUID) -> None:
+    """404 for an agent limited to its own customers when it does not own one of these."""
+    owner = owner_limit(ctx)
+    if owner is None:
+        return
+    owners = await repo.owners_of(ctx.session, customer_ids)
+    for cid in customer_ids:
+        if owners.get(cid) != owner:
+            raise CustomerNotFound(f"Customer {cid} does not exist", customer_id=str(cid))
+
+
+def owned_row(row: dict[str, Any] | str, owner: str) -> dict[str, Any] | str:
+    """An agent limited to its own customers imports only customers it owns."""
+    if isinstance(row, str) or row.get("owner_id") in (None, "", owner):
+        return row if isinstance(row, str) else {**row, "owner_id": owner}
+    return "agents may import only customers they own (owner_id must be your subject)"
 
 
 # -- mapping -----------------------------------------------------------------------------------
@@ -175,12 +191,6 @@ def to_read(c: Customer | dict[str, Any], insights: CustomerInsights | None) -> 
     return CustomerRead.model_validate({**values, "insights": insights_of(insights)})
 
 
-def masked(read: CustomerRead) -> CustomerRead:
-    """The view of a caller without `pii:read`: contact details, notes, persons' names hidden."""
-    values = {name: getattr(read, name) for name in ("kind", "display_name", "email", "phone")}
-    return read.model_copy(update=protection.masked_customer(values))
-
-
 def diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """{field: {old, new}} of the fields whose JSON value differs."""
     changes = {}
@@ -217,7 +227,7 @@ def history_row(
     }
 
 
-async def record_history(ctx: Ctx, *rows: dict[str, Any]) -> None:
+async def record_history(ctx: RequestContext, *rows: dict[str, Any]) -> None:
     if rows:
         await ctx.session.execute(sa.insert(table_of(HistoryEntry)), list(rows))
 
@@ -244,13 +254,56 @@ def ensure_changeable(customer: Customer) -> None:
         raise CustomerNotActive(f"Customer {customer.id} was erased and cannot change")
 
 
-async def read_customer(session: AsyncSession, customer_id: uuid.UUID) -> CustomerRead:
-    found = await repo.get_customer_with_insights(session, customer_id)
+async def read_customer(ctx: RequestContext, customer_id: uuid.UUID) -> CustomerRead:
+    await guard(ctx, customer_id)
+    found = await repo.get_customer_with_insights(ctx.session, customer_id)
     if found is None:
         raise CustomerNotFound(
             f"Customer {customer_id} does not exist", customer_id=str(customer_id)
         )
-    return to_read(*found)
+    read = to_read(*found)
+    await ctx.audit_reads([("customer", read, customer_id)])
+    return read
+
+
+async def read_changed(ctx: RequestContext, customer: Customer) -> CustomerRead:
+    """The customer as a write left it, with its insights."""
+    insights = await repo.get_insights(ctx.session, [customer.id])
+    return to_read(customer, insights.get(customer.id))
+
+
+async def list_customers(
+    ctx: RequestContext,
+    filters: repo.CustomerFilter,
+    sort: str,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[CustomerRead], str | None]:
+    """A page of customers; a limited agent sees only its own (another owner's: nothing)."""
+    filters.q_personal = ctx.can_read_pii
+    owner = owner_limit(ctx)
+    if owner is not None:
+        if filters.owner_id not in (None, owner):
+            return [], None
+        filters.owner_id = owner
+    rows, next_cursor = await repo.list_customers(ctx.session, filters, sort, cursor, limit)
+    reads = [to_read(c, i) for c, i in rows]
+    await ctx.audit_reads([("customer", r, r.id) for r in reads])
+    return reads, next_cursor
+
+
+async def history(
+    ctx: RequestContext,
+    customer_id: uuid.UUID,
+    entity: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[HistoryEntry], str | None]:
+    await guard(ctx, customer_id)
+    await load(ctx.session, customer_id)
+    entries, next_cursor = await repo.history_page(ctx.session, customer_id, entity, cursor, limit)
+    await ctx.audit_reads([("history", e, customer_id) for e in entries])
+    return entries, next_cursor
 
 
 def identity_keys(
@@ -295,8 +348,15 @@ async def reject_duplicates(
     )
 
 
-async def create_customer(ctx: Ctx, data: CustomerCreate, allow_duplicate: bool) -> Customer:
+async def create_customer(
+    ctx: RequestContext, data: CustomerCreate, allow_duplicate: bool
+) -> Customer:
     session = ctx.session
+    owner = owner_limit(ctx)
+    if owner is not None:
+        if data.owner_id not in (None, owner):
+            raise Forbidden("Agents may create only customers they own (owner_id)")
+        data = data.model_copy(update={"owner_id": owner})
     values = data.model_dump(mode="json")
     await repo.lock_identity_keys(
         session,
@@ -322,9 +382,9 @@ async def create_customer(ctx: Ctx, data: CustomerCreate, allow_duplicate: bool)
                 phone=data.phone,
                 limit=5,
             ),
-            ctx.owner_scope,
+            owner_limit(ctx),
         )
-    at = now()
+    at = ctx.now()
     customer = Customer(
         id=uuid.uuid4(), created_at=at, updated_at=at, **values, **protection.derived(values)
     )
@@ -346,20 +406,23 @@ async def create_customer(ctx: Ctx, data: CustomerCreate, allow_duplicate: bool)
         session,
         CustomerCreated(customer_id=customer.id, occurred_at=at, dimensions=dimensions(customer)),
     )
+    await ctx.audit_change("create", "customer", customer.id, customer.id, data.model_fields_set)
     return customer
 
 
 async def update_customer(
-    ctx: Ctx,
+    ctx: RequestContext,
     customer_id: uuid.UUID,
     patch: CustomerUpdate,
     if_match: str | None,
     allow_duplicate: bool = False,
 ) -> Customer:
     session = ctx.session
+    await guard(ctx, customer_id)
     customer = await load(session, customer_id, for_update=True)
     check_if_match(if_match, customer.version)
     ensure_changeable(customer)
+    await ctx.audit_change("update", "customer", customer_id, customer_id, patch.model_fields_set)
     requested = patch.model_dump(mode="json", exclude_unset=True)
     new_status = requested.pop("status", None)
     for name, empty in EMPTY_COLLECTIONS.items():  # null clears a collection to empty
@@ -392,9 +455,9 @@ async def update_customer(
                 exclude=[customer.id],
                 limit=5,
             ),
-            ctx.owner_scope,
+            owner_limit(ctx),
         )
-    at = now()
+    at = ctx.now()
     archived = False
     if new_status is not None and new_status != customer.status:
         changes["status"] = {"old": customer.status, "new": new_status}
@@ -426,15 +489,19 @@ async def update_customer(
     return customer
 
 
-async def archive_customer(ctx: Ctx, customer_id: uuid.UUID, if_match: str | None) -> Customer:
+async def archive_customer(
+    ctx: RequestContext, customer_id: uuid.UUID, if_match: str | None
+) -> Customer:
+    await guard(ctx, customer_id)
     customer = await load(ctx.session, customer_id, for_update=True)
+    await ctx.audit_change("delete", "customer", customer_id, customer_id, ["status"])
     if if_match is not None:
         check_if_match(if_match, customer.version)
     if customer.status == "merged":
         ensure_changeable(customer)
     if customer.status == "archived":
         return customer
-    at = now()
+    at = ctx.now()
     customer.status, customer.archived_at = "archived", at
     customer.version += 1
     customer.updated_at = at
@@ -456,11 +523,12 @@ async def archive_customer(ctx: Ctx, customer_id: uuid.UUID, if_match: str | Non
 
 
 async def duplicate_candidates(
-    session: AsyncSession, customer_id: uuid.UUID, owner_id: str | None = None
+    ctx: RequestContext, customer_id: uuid.UUID
 ) -> list[tuple[Customer, list[str]]]:
-    customer = await load(session, customer_id)
-    return await repo.find_duplicates(
-        session,
+    await guard(ctx, customer_id)
+    customer = await load(ctx.session, customer_id)
+    matches = await repo.find_duplicates(
+        ctx.session,
         kind=customer.kind,
         display_name=customer.display_name,
         company_name=customer.company_name,
@@ -468,8 +536,18 @@ async def duplicate_candidates(
         phone=customer.phone,
         exclude=[customer.id],
         limit=50,
-        owner_id=owner_id,
+        owner_id=owner_limit(ctx),
     )
+    await ctx.audit_reads([("duplicates", c, c.id) for c, _ in matches])
+    return matches
+
+
+async def duplicate_pairs(
+    ctx: RequestContext, cursor: str | None, limit: int
+) -> tuple[list[tuple[Customer, Customer, list[str]]], str | None]:
+    pairs, next_cursor = await repo.duplicate_pairs(ctx.session, cursor, limit, owner_limit(ctx))
+    await ctx.audit_reads([("duplicates", c, c.id) for a, b, _ in pairs for c in (a, b)])
+    return pairs, next_cursor
 
 
 # -- merge ---------------------------------------------------------------------------------------
@@ -503,8 +581,9 @@ def merged_values(
     return result
 
 
-async def merge(ctx: Ctx, survivor_id: uuid.UUID, request: MergeRequest) -> MergeResult:
+async def merge(ctx: RequestContext, survivor_id: uuid.UUID, request: MergeRequest) -> MergeResult:
     session = ctx.session
+    await guard(ctx, survivor_id, request.duplicate_id)
     if request.duplicate_id == survivor_id:
         raise InvalidMerge("A customer cannot be merged into itself")
     # Lock both in id order so two opposite merges cannot deadlock.
@@ -525,15 +604,15 @@ async def merge(ctx: Ctx, survivor_id: uuid.UUID, request: MergeRequest) -> Merg
     changes = diff(before, values)
     moved = {}
     for model in (Contact, Need, ConsentRecord):
-        moved[model.__tablename__] = int(
-            await session.scalar(
-                sa.select(sa.func.count()).where(model.customer_id == duplicate.id)
-            )
-            or 0
-        )
+        moved[model.__tablename__] = await repo.count_of(session, model, duplicate.id)
     insights = (await repo.get_insights(session, [survivor.id])).get(survivor.id)
-    at = now()
+    at = ctx.now()
+    ids = [survivor.id, duplicate.id]
     if request.dry_run:
+        # The preview shows both customers' data merged: recorded, though nothing changes.
+        await ctx.audit_change(
+            "merge_preview", "customer", survivor.id, ids, ctx.pii.fields_of("customer")
+        )
         preview = {**customer_values(survivor), **values}
         if changes:
             preview.update(version=survivor.version + 1, updated_at=at)
@@ -605,6 +684,7 @@ async def merge(ctx: Ctx, survivor_id: uuid.UUID, request: MergeRequest) -> Merg
             )
         )
     await ctx.outbox.emit(session, *events)
+    await ctx.audit_change("merge", "customer", survivor.id, ids, sorted(changes))
     return MergeResult(
         dry_run=False,
         survivor=to_read(survivor, insights),
@@ -614,15 +694,35 @@ async def merge(ctx: Ctx, survivor_id: uuid.UUID, request: MergeRequest) -> Merg
     )
 
 
+async def changing(
+    ctx: RequestContext,
+    resource: str,
+    load_record: Callable[..., Awaitable[Any]],
+    customer_id: uuid.UUID,
+    record_id: uuid.UUID,
+    patch: Any,
+    if_match: str | None,
+) -> Any:
+    """A contact or need about to change: locked, its ETag checked, its customer changeable,
+    the change audited."""
+    await guard(ctx, customer_id)
+    record = await load_record(ctx.session, customer_id, record_id, for_update=True)
+    check_if_match(if_match, record.version)
+    ensure_changeable(await load(ctx.session, customer_id))
+    await ctx.audit_change("update", resource, record_id, customer_id, patch.model_fields_set)
+    return record
+
+
 # -- contacts ------------------------------------------------------------------------------------
 
 
-async def add_contact(ctx: Ctx, customer_id: uuid.UUID, data: ContactCreate) -> Contact:
+async def add_contact(ctx: RequestContext, customer_id: uuid.UUID, data: ContactCreate) -> Contact:
+    await guard(ctx, customer_id)
     customer = await load(ctx.session, customer_id)
     ensure_changeable(customer)
     if customer.kind != "organisation":
         raise Unprocessable("Contacts belong to organisations; this customer is a person")
-    at = now()
+    at = ctx.now()
     values = data.model_dump(mode="json")
     contact = Contact(
         id=uuid.uuid4(), customer_id=customer.id, created_at=at, updated_at=at, **values
@@ -633,6 +733,24 @@ async def add_contact(ctx: Ctx, customer_id: uuid.UUID, data: ContactCreate) -> 
         ctx,
         history_row(customer.id, "contact", contact.id, "created", ctx.actor, at, diff({}, values)),
     )
+    await ctx.audit_change("create", "contact", contact.id, customer.id, data.model_fields_set)
+    return contact
+
+
+async def contacts(ctx: RequestContext, customer_id: uuid.UUID) -> list[Contact]:
+    await guard(ctx, customer_id)
+    await load(ctx.session, customer_id)
+    found = await repo.contacts_of(ctx.session, [customer_id])
+    await ctx.audit_reads([("contact", c, customer_id) for c in found])
+    return found
+
+
+async def read_contact(
+    ctx: RequestContext, customer_id: uuid.UUID, contact_id: uuid.UUID
+) -> Contact:
+    await guard(ctx, customer_id)
+    contact = await load_contact(ctx.session, customer_id, contact_id)
+    await ctx.audit_reads([("contact", contact, customer_id)])
     return contact
 
 
@@ -646,19 +764,19 @@ async def load_contact(
 
 
 async def update_contact(
-    ctx: Ctx,
+    ctx: RequestContext,
     customer_id: uuid.UUID,
     contact_id: uuid.UUID,
     patch: ContactUpdate,
     if_match: str | None,
 ) -> Contact:
-    contact = await load_contact(ctx.session, customer_id, contact_id, for_update=True)
-    check_if_match(if_match, contact.version)
-    ensure_changeable(await load(ctx.session, customer_id))
+    contact: Contact = await changing(
+        ctx, "contact", load_contact, customer_id, contact_id, patch, if_match
+    )
     requested = patch.model_dump(mode="json", exclude_unset=True)
     changes = diff({k: getattr(contact, k) for k in requested}, requested)
     if changes:
-        at = now()
+        at = ctx.now()
         for name, value in requested.items():
             setattr(contact, name, value)
         contact.version += 1
@@ -670,9 +788,13 @@ async def update_contact(
     return contact
 
 
-async def remove_contact(ctx: Ctx, customer_id: uuid.UUID, contact_id: uuid.UUID) -> None:
+async def remove_contact(
+    ctx: RequestContext, customer_id: uuid.UUID, contact_id: uuid.UUID
+) -> None:
+    await guard(ctx, customer_id)
     contact = await load_contact(ctx.session, customer_id, contact_id, for_update=True)
     await ctx.session.delete(contact)
+    await ctx.audit_change("delete", "contact", contact_id, customer_id)
     await record_history(
         ctx,
         history_row(
@@ -681,7 +803,7 @@ async def remove_contact(ctx: Ctx, customer_id: uuid.UUID, contact_id: uuid.UUID
             contact.id,
             "deleted",
             ctx.actor,
-            now(),
+            ctx.now(),
             diff({k: getattr(contact, k) for k in ("name", "role")}, {"name": None, "role": None}),
         ),
     )
@@ -705,10 +827,11 @@ def need_event(need: Need, at: datetime, changed: list[str] | None = None) -> An
     return NeedUpdated(**common, changed_fields=changed)
 
 
-async def add_need(ctx: Ctx, customer_id: uuid.UUID, data: NeedCreate) -> Need:
+async def add_need(ctx: RequestContext, customer_id: uuid.UUID, data: NeedCreate) -> Need:
+    await guard(ctx, customer_id)
     customer = await load(ctx.session, customer_id)
     ensure_changeable(customer)
-    at = now()
+    at = ctx.now()
     need = Need(
         id=uuid.uuid4(), customer_id=customer.id, created_at=at, updated_at=at, **data.model_dump()
     )
@@ -727,6 +850,24 @@ async def add_need(ctx: Ctx, customer_id: uuid.UUID, data: NeedCreate) -> Need:
         ),
     )
     await ctx.outbox.emit(ctx.session, need_event(need, at))
+    await ctx.audit_change("create", "need", need.id, customer.id, data.model_fields_set)
+    return need
+
+
+async def needs(
+    ctx: RequestContext, customer_id: uuid.UUID, status: str | None = None
+) -> list[Need]:
+    await guard(ctx, customer_id)
+    await load(ctx.session, customer_id)
+    found = await repo.needs_of(ctx.session, [customer_id], status)
+    await ctx.audit_reads([("need", n, customer_id) for n in found])
+    return found
+
+
+async def read_need(ctx: RequestContext, customer_id: uuid.UUID, need_id: uuid.UUID) -> Need:
+    await guard(ctx, customer_id)
+    need = await load_need(ctx.session, customer_id, need_id)
+    await ctx.audit_reads([("need", need, customer_id)])
     return need
 
 
@@ -740,11 +881,13 @@ async def load_need(
 
 
 async def update_need(
-    ctx: Ctx, customer_id: uuid.UUID, need_id: uuid.UUID, patch: NeedUpdate, if_match: str | None
+    ctx: RequestContext,
+    customer_id: uuid.UUID,
+    need_id: uuid.UUID,
+    patch: NeedUpdate,
+    if_match: str | None,
 ) -> Need:
-    need = await load_need(ctx.session, customer_id, need_id, for_update=True)
-    check_if_match(if_match, need.version)
-    ensure_changeable(await load(ctx.session, customer_id))
+    need: Need = await changing(ctx, "need", load_need, customer_id, need_id, patch, if_match)
     requested = patch.model_dump(exclude_unset=True)
     new_status = requested.get("status")
     if new_status is not None and new_status != need.status:
@@ -755,7 +898,7 @@ async def update_need(
             )
     changes = diff({k: getattr(need, k) for k in requested}, requested)
     if changes:
-        at = now()
+        at = ctx.now()
         for name, value in requested.items():
             setattr(need, name, value)
         need.version += 1
@@ -771,19 +914,16 @@ async def update_need(
 # -- consent -------------------------------------------------------------------------------------
 
 
-async def change_consent(ctx: Ctx, customer_id: uuid.UUID, data: ConsentChange) -> ConsentRecord:
+async def change_consent(
+    ctx: RequestContext, customer_id: uuid.UUID, data: ConsentChange
+) -> ConsentRecord:
     session = ctx.session
+    await guard(ctx, customer_id)
     customer = await load(session, customer_id, for_update=True)
     ensure_changeable(customer)
-    current = (
-        await session.execute(
-            sa.select(ConsentRecord.granted)
-            .where(ConsentRecord.customer_id == customer.id, ConsentRecord.purpose == data.purpose)
-            .order_by(ConsentRecord.occurred_at.desc(), ConsentRecord.id.desc())
-            .limit(1)
-        )
-    ).scalar_one_or_none()
-    at = data.occurred_at or now()
+    await ctx.audit_change("update", "consent", None, customer.id, [data.purpose])
+    current = await repo.current_consent(session, customer.id, data.purpose)
+    at = data.occurred_at or ctx.now()
     record = ConsentRecord(
         customer_id=customer.id,
         purpose=data.purpose,
@@ -820,6 +960,13 @@ async def change_consent(ctx: Ctx, customer_id: uuid.UUID, data: ConsentChange) 
     return record
 
 
+async def consent_history(ctx: RequestContext, customer_id: uuid.UUID) -> list[ConsentRecord]:
+    """Every consent record of the customer, newest first."""
+    await guard(ctx, customer_id)
+    await load(ctx.session, customer_id)
+    return await repo.consent_history(ctx.session, [customer_id])
+
+
 def current_consent(records: Sequence[ConsentRecord]) -> list[ConsentRecord]:
     """The latest record per purpose (records are newest first)."""
     seen: dict[str, ConsentRecord] = {}
@@ -831,10 +978,14 @@ def current_consent(records: Sequence[ConsentRecord]) -> list[ConsentRecord]:
 # -- GDPR ----------------------------------------------------------------------------------------
 
 
-async def erase(ctx: Ctx, customer_id: uuid.UUID) -> Customer:
+async def erase(ctx: RequestContext, customer_id: uuid.UUID) -> Customer:
     """Replace PII with anonymous values in every table; keep non-identifying facts."""
     session = ctx.session
+    await guard(ctx, customer_id)
     customer = await load(session, customer_id, for_update=True)
+    await ctx.audit_change(
+        "erase", "customer", customer_id, customer_id, ctx.pii.fields_of("customer")
+    )
     merged_ids = list(
         (
             await session.execute(
@@ -847,7 +998,7 @@ async def erase(ctx: Ctx, customer_id: uuid.UUID) -> Customer:
     ids = [*([customer.id] if customer.erased_at is None else []), *merged_ids]
     if not ids:  # erased already: nothing left to scrub, nothing to announce
         return customer
-    at = now()
+    at = ctx.now()
     # Names are encrypted per row, so the anonymous values are written row by row (few rows).
     erased = (await session.execute(sa.select(Customer).where(Customer.id.in_(ids)))).scalars()
     for row in erased:
@@ -990,9 +1141,12 @@ def _csv_rows(text: str, max_rows: int) -> list[dict[str, Any] | str]:
 
 
 async def import_customers(
-    ctx: Ctx, rows: list[dict[str, Any] | str], allow_duplicates: bool, batch_size: int
+    ctx: RequestContext, rows: list[dict[str, Any] | str], allow_duplicates: bool, batch_size: int
 ) -> ImportResult:
     session = ctx.session
+    owner = owner_limit(ctx)
+    if owner is not None:
+        rows = [owned_row(row, owner) for row in rows]
     results: list[ImportRowResult] = []
     valid: list[tuple[ImportRowResult, CustomerCreate]] = []
     seen_refs: set[str] = set()
@@ -1040,9 +1194,12 @@ async def import_customers(
     if not allow_duplicates and pending:
         pending = await _drop_duplicates(session, pending)
 
-    at = now()
+    at = ctx.now()
     for start in range(0, len(pending), batch_size):
         await _insert_batch(ctx, pending[start : start + batch_size], at)
+    created = [r.customer_id for r in results if r.status == "created" and r.customer_id]
+    sent = {key for row in rows if isinstance(row, dict) for key in row}
+    await ctx.audit_change("import", "customer", None, created, sorted(sent & set(CUSTOMER_FIELDS)))
     return ImportResult(
         created=sum(r.status == "created" for r in results),
         existing=sum(r.status == "existing" for r in results),
@@ -1112,7 +1269,7 @@ async def _drop_duplicates(
 
 
 async def _insert_batch(
-    ctx: Ctx, batch: list[tuple[ImportRowResult, CustomerCreate]], at: datetime
+    ctx: RequestContext, batch: list[tuple[ImportRowResult, CustomerCreate]], at: datetime
 ) -> None:
     session = ctx.session
     table = table_of(Customer)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
+import secrets
 from collections.abc import Callable
+from typing import Any
 
 import httpx
+import sqlalchemy as sa
 
+from shared import crypto
 from tests.conftest import auth
 from tests.profiles.factories import create_customer, customer_payload, unique
 
@@ -188,6 +193,51 @@ async def test_idempotency_key_replays_the_first_response(
     assert len(found.json()["items"]) == 1
     other = await client.post("/customers", json=customer_payload(), headers=headers)
     assert other.status_code == 422
+
+
+async def test_a_reply_sealed_with_a_retired_key_is_a_409_problem_not_a_500(
+    client: httpx.AsyncClient, admin: dict[str, str], session_of: Callable[[], Any]
+) -> None:
+    key = f"key-{unique()}"
+    headers = {**admin, "Idempotency-Key": key}
+    payload = customer_payload()
+    first = await client.post("/customers", json=payload, headers=headers)
+    assert first.status_code == 201
+    # The stored reply is sealed, never plain text.
+    async with session_of() as session:
+        stored = await session.scalar(
+            sa.text("SELECT body FROM idempotency_keys WHERE key = :key"), {"key": key}
+        )
+    assert payload["display_name"] not in json.dumps(stored)
+    assert first.json()["id"] in stored["ids"]
+    # Sealed under a key since retired from the keyring: it cannot be opened any more.
+    retired = crypto.Keyring(
+        keys={"retired": secrets.token_bytes(32)}, active="retired", index_key=b"x" * 32
+    )
+    sealed = retired.seal(json.dumps(first.json()), "profiles.idempotency_keys.body")
+    async with session_of() as session:
+        await session.execute(
+            sa.text(
+                "UPDATE idempotency_keys SET body = jsonb_set(body, '{sealed}', to_jsonb("
+                "CAST(:sealed AS text))) WHERE key = :key"
+            ),
+            {"sealed": sealed, "key": key},
+        )
+    retry = await client.post("/customers", json=payload, headers=headers)
+    assert retry.status_code == 409, retry.text
+    assert retry.headers["content-type"].startswith(PROBLEM)
+    assert "retired key" in retry.json()["detail"]
+    # A damaged value is the same answer.
+    async with session_of() as session:
+        await session.execute(
+            sa.text(
+                "UPDATE idempotency_keys SET body = jsonb_set(body, '{sealed}', '\"garbage\"') "
+                "WHERE key = :key"
+            ),
+            {"key": key},
+        )
+    damaged = await client.post("/customers", json=payload, headers=headers)
+    assert damaged.status_code == 409 and damaged.headers["content-type"].startswith(PROBLEM)
 
 
 async def test_pii_is_masked_without_pii_scope(

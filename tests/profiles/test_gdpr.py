@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -106,7 +107,10 @@ async def test_export_holds_everything_about_the_customer(
     customer = data["customer"]
     response = await client.get(f"/customers/{customer['id']}/export", headers=admin)
     assert response.status_code == 200, response.text
-    export = response.json()
+    document = response.json()
+    assert document["service"] == "profiles" and document["status"] == "ok"
+    assert document["customer_id"] == customer["id"] and document["erased_at"] is None
+    export = document["data"]
     assert export["customer"]["id"] == customer["id"]
     assert [m["id"] for m in export["merged_records"]] == [data["duplicate"]["id"]]
     assert len(export["contacts"]) == 1 and len(export["needs"]) == 1
@@ -115,6 +119,14 @@ async def test_export_holds_everything_about_the_customer(
     assert {"created", "updated", "merged", "merged_into"} <= actions
     denied = await client.get(f"/customers/{customer['id']}/export", headers=auth(token("analyst")))
     assert denied.status_code == 403
+
+
+async def test_export_of_an_unknown_customer_says_profiles_holds_nothing(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    response = await client.get(f"/customers/{uuid.uuid4()}/export", headers=admin)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "holds_nothing" and response.json()["data"] == {}
 
 
 async def test_erased_customer_pii_is_nowhere_in_the_database(

@@ -16,7 +16,6 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
-from services.subscriptions.config import Settings
 from services.subscriptions.delivery import (
     AttemptResult,
     enqueue,

@@ -30,6 +30,9 @@ lint: install
 	@$(VENV)/bin/ruff check shared services tests bench
 	@$(VENV)/bin/ruff format --check shared services tests bench
 	@$(VENV)/bin/mypy
+	@! grep -nE 'sa\.(select|update|insert|delete)\b|session\.(execute|scalar|scalars|get)\b' \
+		services/*/api.py services/*/api/*.py 2>/dev/null \
+		|| { echo 'SQL in an api module: queries belong in repository.py'; exit 1; }
 	@$(PY) -m shared.asyncapi --check docs/
 
 ## Regenerate the AsyncAPI document, the event catalog and the portal under docs/.

@@ -1,24 +1,17 @@
-"""HTTP concurrency and retry helpers: ETag / If-Match and Idempotency-Key.
+"""HTTP concurrency headers: ETag / If-Match, and the Idempotency-Key header's documentation.
 
 ETags are the row's `version` (bumped on every change). Updates must send `If-Match`:
-missing is 428, stale is 412, and nothing changes. Creating POSTs accept `Idempotency-Key`: the
-first response is stored in the same transaction as the write and replayed for retries; the same
-key with a different request body is a 422.
+missing is 428, stale is 412, and nothing changes. Creating POSTs accept `Idempotency-Key`;
+what it does is `shared.idempotency`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from typing import Annotated, Any
+from typing import Annotated
 
-import sqlalchemy as sa
-from fastapi import Header, Request, Response
-from fastapi.responses import JSONResponse
-from sqlalchemy.dialects.postgresql import JSONB, insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import Header, Response
 
-from shared.problems import PreconditionFailed, PreconditionRequired, Unprocessable
+from shared.problems import PreconditionFailed, PreconditionRequired
 
 IfMatch = Annotated[
     str | None,
@@ -62,82 +55,3 @@ def check_if_match(if_match: str | None, version: int) -> None:
 
 def set_etag(response: Response, version: int) -> None:
     response.headers["ETag"] = etag_of(version)
-
-
-def idempotency_table(metadata: sa.MetaData) -> sa.Table:
-    return sa.Table(
-        "idempotency_keys",
-        metadata,
-        sa.Column("key", sa.Text, primary_key=True),
-        sa.Column("principal", sa.Text, primary_key=True),
-        sa.Column("fingerprint", sa.Text, nullable=False),
-        sa.Column("status_code", sa.Integer),
-        sa.Column("body", JSONB),
-        sa.Column("headers", JSONB),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
-    )
-
-
-class Idempotency:
-    """One request's Idempotency-Key handling, inside the request's transaction."""
-
-    def __init__(self, table: sa.Table, key: str | None, principal: str) -> None:
-        self.table = table
-        self.key = key
-        self.principal = principal
-        self.fingerprint = ""
-
-    async def replay(self, session: AsyncSession, request: Request) -> JSONResponse | None:
-        """The stored response for a retried key, or None when this request should proceed.
-
-        A concurrent request with the same key waits here until the first one commits.
-        """
-        if self.key is None:
-            return None
-        body = await request.body()
-        self.fingerprint = hashlib.sha256(
-            request.method.encode() + request.url.path.encode() + b"\0" + body
-        ).hexdigest()
-        t = self.table
-        claimed = await session.execute(
-            insert(t)
-            .values(key=self.key, principal=self.principal, fingerprint=self.fingerprint)
-            .on_conflict_do_nothing()
-            .returning(t.c.key)
-        )
-        if claimed.first() is not None:
-            return None
-        stored = (
-            await session.execute(
-                sa.select(t).where(t.c.key == self.key, t.c.principal == self.principal)
-            )
-        ).one()
-        if stored.fingerprint != self.fingerprint:
-            raise Unprocessable(
-                "This Idempotency-Key was used for a different request; use a new key",
-                idempotency_key=self.key,
-            )
-        headers = {**(stored.headers or {}), "Idempotent-Replayed": "true"}
-        return JSONResponse(stored.body, status_code=stored.status_code, headers=headers)
-
-    async def remember(
-        self,
-        session: AsyncSession,
-        status_code: int,
-        body: Any,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        if self.key is None:
-            return
-        t = self.table
-        await session.execute(
-            sa.update(t)
-            .where(t.c.key == self.key, t.c.principal == self.principal)
-            .values(
-                status_code=status_code,
-                body=json.loads(json.dumps(body, default=str)),
-                headers=headers or {},
-            )
-        )

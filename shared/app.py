@@ -29,7 +29,7 @@ from shared.db import SessionDep, create_engine, session_factory
 from shared.events.envelope import CloudEvent
 from shared.limits import BodySizeLimitMiddleware, RateLimitMiddleware
 from shared.logs import configure_logging
-from shared.openapi import install_openapi
+from shared.openapi import install_docs_pages, install_openapi
 from shared.outbox import Outbox, OutboxRelay, read_feed
 from shared.problems import install_handlers, problem_responses
 from shared.settings import ServiceSettings
@@ -230,6 +230,8 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
         description=spec.description,
         version="1.0.0",
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs_pages, with no CDN
+        redoc_url=None,
         openapi_tags=[
             *spec.openapi_tags,
             {"name": "events", "description": "The service's event log as a pull feed."},
@@ -238,6 +240,7 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
     )
     install_handlers(app)
     install_openapi(app)
+    install_docs_pages(app)
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_bytes=settings.max_body_bytes,

@@ -32,7 +32,7 @@ from shared.gdpr import GdprSpec, gdpr_router
 from shared.idempotency import DEFAULT_SEAL_CONTEXT
 from shared.limits import BodySizeLimitMiddleware, RateLimitMiddleware
 from shared.logs import configure_logging
-from shared.openapi import install_openapi
+from shared.openapi import install_docs_pages, install_openapi
 from shared.outbox import Outbox, OutboxRelay, read_feed
 from shared.privacy import Privacy
 from shared.problems import install_handlers, problem_responses
@@ -244,6 +244,8 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
         description=spec.description,
         version="1.0.0",
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs_pages, with no CDN
+        redoc_url=None,
         openapi_tags=[
             *spec.openapi_tags,
             {"name": "events", "description": "The service's event log as a pull feed."},
@@ -252,6 +254,7 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
     )
     install_handlers(app)
     install_openapi(app)
+    install_docs_pages(app)
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_bytes=settings.max_body_bytes,

@@ -67,6 +67,19 @@ type (`.v2`) published alongside the old one for a deprecation period announced 
 catalog."""
 
 
+READING_TEXT = """\
+On Apache Kafka any client works. The embedded Tansu broker of `make dev` and `make test` serves
+Kehu's own (aiokafka) clients, but librdkafka-based clients (kcat, confluent-kafka and most
+non-Python clients) need care there. kcat 1.7.1 of Debian 12 (librdkafka 2.0.2) cannot read
+the broker's ApiVersions answer, cannot join a consumer group and cannot resolve `-o beginning`
+or `-o end`; it reads with `-X api.version.request=false -X broker.version.fallback=0.9.0`,
+every partition assigned (`-C`, no `-G`) and an absolute start offset (`-o 0`).
+confluent-kafka 2.16 (librdkafka 2.16) reads by assignment, and its first group join waits
+about half of `session.timeout.ms` (about 23 s at the default 45 s). To watch a topic,
+`python -m shared.events tail <topic> [--type TYPE] [--from-beginning]` prints each event as a
+structured CloudEvent, one JSON line each, on any Kafka."""
+
+
 def load_contracts() -> list[type[EventContract]]:
     """Every documented contract, sorted by event type."""
     from shared.contracts import load_all
@@ -277,6 +290,7 @@ def build_document(topics: Iterable[str] | None = None) -> dict[str, Any]:
                 "Events carry no personal data: only identifiers and non-identifying "
                 "attributes.\n\n"
                 f"Ordering and delivery:\n\n{ORDERING_TEXT}\n\nVersioning: {VERSIONING_TEXT}"
+                f"\n\nReading the events: {READING_TEXT}"
             ),
         },
         "defaultContentType": "application/json",
@@ -289,7 +303,8 @@ def build_document(topics: Iterable[str] | None = None) -> dict[str, Any]:
             "dev": {
                 "host": "127.0.0.1:59092",
                 "protocol": "kafka",
-                "description": "The embedded broker of `make dev`.",
+                "description": "The embedded (Tansu) broker of `make dev`; librdkafka-based "
+                "clients need the settings under 'Reading the events' above.",
             },
         },
         "channels": channels,

@@ -1,11 +1,19 @@
-"""OpenAPI post-processing: document the problem+json errors every operation can return."""
+"""OpenAPI post-processing (the problem+json errors every operation can return) and the
+interactive docs pages, served with their scripts from the service itself."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from shared.problems import PROBLEM_JSON, Problem
 
@@ -70,3 +78,52 @@ def install_openapi(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+# Under /docs, so the rate limit's exemption for the docs covers the assets too.
+DOCS_ASSETS_URL = "/docs/assets"
+# The pinned `fastapi-offline` wheel ships Swagger UI, ReDoc and a favicon as static files.
+DOCS_ASSETS_PACKAGE = ("fastapi_offline", "static")
+
+
+def install_docs_pages(app: FastAPI) -> None:
+    """`/docs` (Swagger UI) and `/redoc` (ReDoc) loading their scripts from this service.
+
+    FastAPI's own pages load them from a public CDN, so on an air-gapped site, or where that
+    CDN is blocked, they stay blank. Build the app with `docs_url=None, redoc_url=None`.
+    """
+    app.mount(DOCS_ASSETS_URL, StaticFiles(packages=[DOCS_ASSETS_PACKAGE]), name="docs-assets")
+    oauth2_redirect_url = "/docs/oauth2-redirect"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png",
+            oauth2_redirect_url=f"{root}{oauth2_redirect_url}",
+            # No badge that sends the document to the public validator.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+
+    @app.get(oauth2_redirect_url, include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        page = get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}{DOCS_ASSETS_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png",
+            with_google_fonts=False,
+        )
+        # ReDoc always shows its vendor's logo from that vendor's CDN; the browser is told not
+        # to fetch images from anywhere else (the page hides the logo when it cannot load).
+        page.headers["Content-Security-Policy"] = "img-src 'self' data:"
+        return page

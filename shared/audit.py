@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Principal, require
 from shared.db import SessionDep
-from shared.pagination import Page, decode_cursor, encode_cursor
+from shared.keyset import Keyset, SortKey
+from shared.pagination import Page
 
 ACTIONS = ("read_pii", "create", "update", "delete", "export", "erase", "merge", "import")
 
@@ -193,19 +194,17 @@ def audit_router(table: sa.Table) -> APIRouter:
         Filter by `customer_id` and/or `actor`; page with `cursor`. Entries cannot be changed
         or deleted.
         """
-        query = sa.select(table).order_by(table.c.id.desc()).limit(limit + 1)
+        query = sa.select(table)
         if customer_id is not None:
             query = query.where(table.c.customer_id == str(customer_id))
         if actor is not None:
             query = query.where(table.c.actor == actor)
         if action is not None:
             query = query.where(table.c.action == action)
-        position = decode_cursor(cursor)
-        if position is not None:
-            query = query.where(table.c.id < int(position.get("id", 0)))
-        rows = (await session.execute(query)).all()
-        items = [AuditEntry.model_validate(row._mapping) for row in rows[:limit]]
-        next_cursor = encode_cursor({"id": items[-1].id}) if len(rows) > limit else None
+        order = Keyset(SortKey(table.c.id, "id", descending=True, parse=int))
+        rows = (await session.execute(order.apply(query, cursor, limit))).all()
+        found, next_cursor = order.page(rows, limit)
+        items = [AuditEntry.model_validate(row._mapping) for row in found]
         return Page[AuditEntry](items=items, next_cursor=next_cursor)
 
     return router

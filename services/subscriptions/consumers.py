@@ -27,15 +27,16 @@ def batch_handler(settings: Settings, app_state: Callable[[], Any]) -> BatchHand
     async def handle(session: AsyncSession, events: list[CloudEvent]) -> None:
         # Runs in the consumer's batch transaction with the inbox insert: the deliveries
         # commit together with the record that the events were processed, so none is lost.
+        await enqueue(session, events, settings)
         for event in events:
+            if event.type != ERASED:
+                continue
+            # After the notice is queued: subscribers still learn of the erasure.
             token = current_event_id.set(event.id)
             try:
-                await enqueue(session, event, settings)
-                if event.type == ERASED:
-                    # After the notice is queued: subscribers still learn of the erasure.
-                    erased = CustomerErased.model_validate(event.data)
-                    ctx = RequestContext.system(session, app_state())
-                    await erase(ctx, erased.customer_id, erased.occurred_at)
+                erased = CustomerErased.model_validate(event.data)
+                ctx = RequestContext.system(session, app_state())
+                await erase(ctx, erased.customer_id, erased.occurred_at)
             finally:
                 current_event_id.reset(token)
 

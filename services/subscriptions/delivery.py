@@ -21,6 +21,7 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -63,17 +64,24 @@ WEBHOOK_LATENCY = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 
+# One statement per consumed batch: every event against every enabled subscription it matches,
+# in the batch's order (so `seq` keeps each customer's events in order).
 ENQUEUE_SQL = sa.text(
     """
     INSERT INTO deliveries (id, subscription_id, event_id, event_type, ordering_key, payload,
                             status, attempt_count, next_attempt_at, last_error, completed_at)
-    SELECT gen_random_uuid(), s.id, :event_id, :event_type, :ordering_key,
-           CAST(:payload AS jsonb), :status, 0, now(), :error,
-           CASE WHEN :status = 'failed' THEN now() END
-    FROM subscriptions s
-    WHERE s.enabled
-      AND EXISTS (SELECT 1 FROM unnest(s.type_like) AS p(pattern) WHERE :event_type LIKE p.pattern)
-      AND (s.customer_ids IS NULL OR :customer_id = ANY(s.customer_ids))
+    SELECT gen_random_uuid(), s.id, e.event_id, e.event_type, e.ordering_key,
+           CAST(e.payload AS jsonb), e.status, 0, now(), e.error,
+           CASE WHEN e.status = 'failed' THEN now() END
+    FROM unnest(CAST(:event_ids AS text[]), CAST(:event_types AS text[]),
+                CAST(:ordering_keys AS text[]), CAST(:payloads AS text[]),
+                CAST(:statuses AS text[]), CAST(:errors AS text[]))
+         WITH ORDINALITY AS e(event_id, event_type, ordering_key, payload, status, error, n)
+    JOIN subscriptions s ON s.enabled
+      AND EXISTS (SELECT 1 FROM unnest(s.type_like) AS p(pattern)
+                  WHERE e.event_type LIKE p.pattern)
+      AND (s.customer_ids IS NULL OR e.ordering_key = ANY(s.customer_ids))
+    ORDER BY e.n, s.id
     ON CONFLICT (subscription_id, event_id) DO NOTHING
     """
 )
@@ -124,29 +132,35 @@ def active_secrets(secret: str, previous: str | None, previous_expires: datetime
     return [secret]
 
 
-async def enqueue(session: AsyncSession, event: CloudEvent, settings: Settings) -> None:
-    """Queue `event` for every enabled subscription whose filters match (consumer handler)."""
-    payload = event_body(event)
-    body = encode_body(payload)
-    too_big = len(body) > settings.webhook_max_payload_bytes
-    customer = event.subject or str(event.data.get("customer_id") or "")
-    await session.execute(
-        ENQUEUE_SQL,
-        {
-            "event_id": event.id,
-            "event_type": event.type,
-            "ordering_key": customer,
-            "payload": body.decode(),
-            "customer_id": customer,
-            "status": "failed" if too_big else "pending",
-            "error": (
-                f"payload of {len(body)} bytes exceeds the {settings.webhook_max_payload_bytes}"
-                "-byte limit; read it from the event feed"
-                if too_big
-                else None
-            ),
-        },
-    )
+async def enqueue(session: AsyncSession, events: Sequence[CloudEvent], settings: Settings) -> None:
+    """Queue each of `events` for every enabled subscription whose filters match (one statement
+    for the consumer's whole batch)."""
+    if not events:
+        return
+    rows: dict[str, list[str | None]] = {
+        "event_ids": [],
+        "event_types": [],
+        "ordering_keys": [],
+        "payloads": [],
+        "statuses": [],
+        "errors": [],
+    }
+    limit = settings.webhook_max_payload_bytes
+    for event in events:
+        body = encode_body(event_body(event))
+        too_big = len(body) > limit
+        rows["event_ids"].append(event.id)
+        rows["event_types"].append(event.type)
+        rows["ordering_keys"].append(event.subject or str(event.data.get("customer_id") or ""))
+        rows["payloads"].append(body.decode())
+        rows["statuses"].append("failed" if too_big else "pending")
+        rows["errors"].append(
+            f"payload of {len(body)} bytes exceeds the {limit}-byte limit; read it from the "
+            "event feed"
+            if too_big
+            else None
+        )
+    await session.execute(ENQUEUE_SQL, rows)
 
 
 @dataclass

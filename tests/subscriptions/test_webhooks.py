@@ -538,7 +538,7 @@ async def test_oversized_events_are_logged_as_failed_not_sent(
     event = build_event(received(customer), "/kehu/test")
     async with app.state.sessions.begin() as session:
         await enqueue(
-            session, event, settings().model_copy(update={"webhook_max_payload_bytes": 64})
+            session, [event], settings().model_copy(update={"webhook_max_payload_bytes": 64})
         )
     [delivery] = await deliveries(client, sub["id"])
     assert delivery["status"] == "failed" and "exceeds the 64-byte limit" in delivery["last_error"]

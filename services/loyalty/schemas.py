@@ -22,6 +22,29 @@ class MemberCreate(Strict):
     customer_id: uuid.UUID = Field(examples=[CUSTOMER])
 
 
+class AdjustmentCreate(Strict):
+    points: int = Field(
+        ge=-100_000_000,
+        le=100_000_000,
+        description="Signed: + credits a lot spendable at once; - takes available points.",
+        examples=[200],
+    )
+    reason: Literal["goodwill", "correction", "migration", "other"]
+    reference: str | None = Field(
+        None,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9._:/-]+$",
+        description="Your ticket or batch id (no free text: the ledger keeps no personal data).",
+        examples=["TICKET-4711"],
+    )
+
+    @model_validator(mode="after")
+    def _not_zero(self) -> AdjustmentCreate:
+        if self.points == 0:
+            raise ValueError("points must not be 0")
+        return self
+
+
 class BalanceRead(BaseModel):
     available: int = Field(description="Spendable now (past the return window).", examples=[1200])
     pending: int = Field(description="Earned, still inside the return window.", examples=[300])

@@ -39,6 +39,7 @@ from services.loyalty.errors import (
 from services.loyalty.models import birthdays, entries, lots, members
 from services.loyalty.rules import Level
 from services.loyalty.schemas import (
+    AdjustmentCreate,
     BalanceRead,
     CouponRead,
     EntryRead,
@@ -174,6 +175,67 @@ def _lot(row: Any, now: datetime) -> LotRead:
         expires_at=row.expires_at,
         status="available" if row.available_at <= now else "pending",
     )
+
+
+async def adjust(ctx: RequestContext, customer_id: uuid.UUID, body: AdjustmentCreate) -> MemberRead:
+    """A manual correction: a credit is a new lot, spendable at once; a debit takes available
+    points (soonest-expiring first) and never more than the spendable balance."""
+    session, s, now = ctx.session, _settings(ctx), ctx.now()
+    customer_id = await repo.survivor_of(session, customer_id)
+    member = await repo.lock_member(session, customer_id)
+    if member is None:
+        raise MemberNotFound(f"Customer {customer_id} is not a member")
+    details = {"reference": body.reference} if body.reference else {}
+    if body.points > 0:
+        lot_id = await repo.add_lot(
+            session,
+            customer_id=customer_id,
+            source="adjustment",
+            source_id=body.reference or body.reason,
+            points=body.points,
+            earned_at=now,
+            available_at=now,
+            expires_at=rules.expires_at(now, s.expiry_months),
+        )
+        await repo.add_entry(
+            session,
+            customer_id=customer_id,
+            at=now,
+            kind="adjust",
+            points=body.points,
+            reason=body.reason,
+            source_id=body.reference,
+            lot_id=lot_id,
+            details=details,
+        )
+    else:
+        wanted = -body.points
+        balance = await repo.balance(session, customer_id, member.debt, now)
+        if balance.spendable < wanted:
+            raise InsufficientPoints(
+                f"The adjustment takes {wanted} points; {balance.spendable} are spendable",
+                spendable=balance.spendable,
+                needed=wanted,
+            )
+        taken = await repo.draw(
+            session, customer_id, member.debt + wanted, now, only_available=True
+        )
+        if member.debt:
+            await repo.add_debt(session, customer_id, -member.debt)
+        entry_id = await repo.add_entry(
+            session,
+            customer_id=customer_id,
+            at=now,
+            kind="adjust",
+            points=body.points,
+            reason=body.reason,
+            source_id=body.reference,
+            details=details,
+        )
+        assert entry_id is not None
+        await repo.add_draws(session, entry_id, _portion(taken, member.debt, member.debt + wanted))
+    await ctx.audit_change("update", "member", customer_id, customer_id, ["points"])
+    return await read_member(ctx, customer_id)
 
 
 # -- levels ------------------------------------------------------------------------------------

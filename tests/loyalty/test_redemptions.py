@@ -198,3 +198,28 @@ async def test_an_expired_coupon_cannot_be_used_and_a_reward_outside_its_window_
     assert missing.status_code == 404
     both = await redeem(client, customer, reward_code=code, points=5)
     assert both.status_code == 422
+
+
+async def test_adjustments_credit_spendable_lots_and_debit_no_more_than_the_balance(
+    client: httpx.AsyncClient,
+) -> None:
+    customer = uuid.uuid4()
+    await client.post("/members", json={"customer_id": str(customer)}, headers=ADMIN)
+    url = f"/members/{customer}/adjustments"
+    credit = {"points": 200, "reason": "goodwill", "reference": "TICKET-1"}
+    made = await client.post(url, json=credit, headers=ADMIN)
+    assert made.status_code == 201, made.text
+    assert made.json()["balance"]["available"] == 200
+    too_much = await client.post(url, json={"points": -201, "reason": "correction"}, headers=ADMIN)
+    assert too_much.status_code == 409
+    debit = await client.post(url, json={"points": -150, "reason": "correction"}, headers=ADMIN)
+    assert debit.json()["balance"]["available"] == 50
+    agent = await client.post(url, json=credit, headers=headers("agent"))
+    assert agent.status_code == 403
+    free_text = await client.post(url, json={**credit, "reference": "called Li Wei"}, headers=ADMIN)
+    assert free_text.status_code == 422
+    book = await ledger(client, customer)
+    assert [(e["kind"], e["points"], e["reason"]) for e in book["items"]] == [
+        ("adjust", 200, "goodwill"),
+        ("adjust", -150, "correction"),
+    ]

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, status
 
 from services.loyalty import service
-from services.loyalty.api.common import Reader, Writer
-from services.loyalty.schemas import Ledger, MemberCreate, MemberRead
+from services.loyalty.api.common import Manager, Reader, Writer
+from services.loyalty.schemas import AdjustmentCreate, Ledger, MemberCreate, MemberRead
 from shared.http import IdempotencyKeyHeader
 from shared.idempotency import Reply, idempotent
 from shared.pagination import DEFAULT_LIMIT, MAX_LIMIT
@@ -42,6 +42,31 @@ async def enrol(
         member, created = await service.enrol(ctx, body.customer_id)
         headers = {"Location": f"/members/{member.customer_id}"}
         return Reply(member, 201 if created else 200, headers)
+
+    return await idempotent(ctx, idempotency_key, run)
+
+
+@router.post(
+    "/members/{customer_id}/adjustments",
+    status_code=status.HTTP_201_CREATED,
+    response_model=MemberRead,
+    summary="Credit or debit a member's points by hand",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def adjust(
+    customer_id: uuid.UUID,
+    body: AdjustmentCreate,
+    ctx: Manager,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Any:
+    """An `adjust` ledger entry: a credit is a lot spendable at once (expiring like any other),
+    a debit takes available points, soonest-expiring first; more than the spendable balance is
+    a 409 `insufficient-points`. Answers the member after the change. Needs `loyalty:manage`;
+    send `Idempotency-Key` to make retries safe.
+    """
+
+    async def run() -> Reply:
+        return Reply(await service.adjust(ctx, customer_id, body), 201)
 
     return await idempotent(ctx, idempotency_key, run)
 

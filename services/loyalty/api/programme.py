@@ -63,32 +63,36 @@ async def list_rewards(
 
 
 @router.get(
-    "/rewards/{code}",
+    "/rewards/{reward_code}",
     response_model=RewardRead,
     summary="A reward",
     responses=problem_responses(401, 403, 404, 422),
 )
-async def read_reward(code: RewardCode, response: Response, ctx: Reader) -> RewardRead:
+async def read_reward(reward_code: RewardCode, response: Response, ctx: Reader) -> RewardRead:
     """Needs `loyalty:read`. The ETag is the version (send it as `If-Match` to replace)."""
-    reward = await service.read_reward(ctx, code)
+    reward = await service.read_reward(ctx, reward_code)
     set_etag(response, reward.version)
     return reward
 
 
 @router.put(
-    "/rewards/{code}",
+    "/rewards/{reward_code}",
     response_model=RewardRead,
     summary="Create or replace a reward",
     responses={**problem_responses(401, 403, 412, 422, 428), 201: {"description": "Created."}},
 )
 async def put_reward(
-    code: RewardCode, body: RewardPut, response: Response, ctx: Manager, if_match: IfMatch = None
+    reward_code: RewardCode,
+    body: RewardPut,
+    response: Response,
+    ctx: Manager,
+    if_match: IfMatch = None,
 ) -> Any:
     """Create the reward (201), or replace it (200; `If-Match` with its ETag is required:
     missing is 428, stale is 412). `kind: coupon` rewards issue a unique single-use code per
     redemption. Needs `loyalty:manage`.
     """
-    reward, created = await service.put_reward(ctx, code, body, if_match)
+    reward, created = await service.put_reward(ctx, reward_code, body, if_match)
     set_etag(response, reward.version)
     response.status_code = 201 if created else 200
     return reward

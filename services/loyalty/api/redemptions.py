@@ -74,25 +74,25 @@ async def cancel_redemption(redemption_id: uuid.UUID, ctx: Writer) -> Redemption
 
 
 @router.get(
-    "/coupons/{code}",
+    "/coupons/{coupon_code}",
     response_model=CouponRead,
     summary="A coupon and whether it was used",
     responses=problem_responses(401, 403, 404, 422),
 )
-async def read_coupon(code: CouponCode, ctx: Reader) -> CouponRead:
+async def read_coupon(coupon_code: CouponCode, ctx: Reader) -> CouponRead:
     """Needs `loyalty:read`."""
-    return await service.read_coupon(ctx, code)
+    return await service.read_coupon(ctx, coupon_code)
 
 
 @router.post(
-    "/coupons/{code}/use",
+    "/coupons/{coupon_code}/use",
     response_model=CouponRead,
     summary="Use a coupon (once)",
     responses=problem_responses(401, 403, 404, 409, 422),
 )
-async def use_coupon(code: CouponCode, ctx: Writer) -> CouponRead:
+async def use_coupon(coupon_code: CouponCode, ctx: Writer) -> CouponRead:
     """Mark the coupon used. A second use is a 409 `coupon-already-used`; a void (its
     redemption was cancelled) or expired coupon is a 409 `coupon-not-usable`. Needs
     `loyalty:write`.
     """
-    return await service.use_coupon(ctx, code)
+    return await service.use_coupon(ctx, coupon_code)

@@ -57,6 +57,10 @@ async def enrol(
             evaluated_month=now.strftime("%Y-%m"),
             enrolled_via=via,
             created_at=now,
+            # A late event of an erased customer makes an anonymous, erased member.
+            erased_at=sa.select(erased_customers.c.erased_at)
+            .where(erased_customers.c.customer_id == customer_id)
+            .scalar_subquery(),
         )
         .on_conflict_do_nothing()
         .returning(members.c.customer_id)

@@ -68,7 +68,7 @@ from shared.contracts.loyalty import (
 )
 from shared.crypto import blind_index
 from shared.http import check_if_match
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import InvalidCursor, decode_cursor, encode_cursor
 
 logger = logging.getLogger("kehu.loyalty")
 SKIPPED = Counter(
@@ -149,8 +149,11 @@ async def ledger(
     if m is None:
         raise MemberNotFound(f"Customer {customer_id} is not a member")
     now = ctx.now()
-    position = decode_cursor(cursor) or {}
-    rows = await repo.ledger_page(session, customer_id, int(position.get("id", 0)), limit)
+    try:
+        after = int((decode_cursor(cursor) or {}).get("id", 0))
+    except (TypeError, ValueError) as exc:
+        raise InvalidCursor("The cursor is not one this API issued for this ledger") from exc
+    rows = await repo.ledger_page(session, customer_id, after, limit)
     items = rows[:limit]
     next_cursor = encode_cursor({"id": items[-1].id}) if len(rows) > limit else None
     return Ledger(

@@ -218,6 +218,14 @@ async def test_gdpr_export_masking_and_erasure(
     refused = await redeem(client, customer, points=1)
     assert refused.status_code == 409 and refused.json()["type"].endswith("/customer-erased")
 
+    # A purchase of a customer erased before it ever earned makes an erased member.
+    gone = uuid.uuid4()
+    await publish(app, producer, CustomerErased(customer_id=gone, occurred_at=clock.now()))
+    await publish(app, producer, purchase(gone, "50.00", clock.now()))
+    assert (await member(client, gone))["erased_at"] is not None
+    again = await client.post("/members", json={"customer_id": str(gone)}, headers=ADMIN)
+    assert again.status_code == 409
+
 
 async def test_the_abc_tier_shows_on_the_member_newest_first(
     app: FastAPI, client: httpx.AsyncClient, clock: ManualClock, producer: AIOKafkaProducer

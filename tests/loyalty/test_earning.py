@@ -50,6 +50,10 @@ async def test_a_purchase_earns_pending_points_that_become_available_after_the_w
 
     book = await ledger(client, customer)
     assert [(e["kind"], e["points"]) for e in book["items"]] == [("earn", 1234)]
+    bogus = await client.get(
+        f"/members/{customer}/ledger", params={"cursor": "bm90LWpzb24"}, headers=ADMIN
+    )
+    assert bogus.status_code == 400
     [lot] = book["lots"]
     assert (lot["points"], lot["remaining"], lot["status"]) == (1234, 1234, "available")
 

@@ -28,13 +28,17 @@ RESOURCES = (
     "surveys",
     "complaints",
     "analytics",
+    "loyalty",
     "events",
     "subscriptions",
     "audit",
     "admin",
 )
-# Acts with consequences no agent should take alone: erasing or merging a customer, staffing.
-PRIVILEGED_SCOPES = frozenset({"customers:erase", "customers:merge", "agents:write"})
+# Acts with consequences no agent should take alone: erasing or merging a customer, staffing,
+# setting the loyalty programme's levels and rewards.
+PRIVILEGED_SCOPES = frozenset(
+    {"customers:erase", "customers:merge", "agents:write", "loyalty:manage"}
+)
 ALL_SCOPES = (
     frozenset(f"{r}:{a}" for r in RESOURCES for a in READ_WRITE) | {"pii:read"} | PRIVILEGED_SCOPES
 )
@@ -57,6 +61,8 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
             "complaints:read",
             "complaints:write",
             "analytics:read",
+            "loyalty:read",
+            "loyalty:write",
             "pii:read",
         }
     ),
@@ -79,6 +85,8 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
             "complaints:write",
             "events:read",
             "analytics:read",
+            "loyalty:read",
+            "loyalty:write",
             "subscriptions:read",
             "subscriptions:write",
         }

@@ -34,6 +34,7 @@ SERVICES: dict[str, int] = {
     "complaints": 8003 + _PORT_OFFSET,
     "analytics": 8004 + _PORT_OFFSET,
     "subscriptions": 8005 + _PORT_OFFSET,
+    "loyalty": 8006 + _PORT_OFFSET,
 }
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = Path(os.environ.get("KEHU_STATE_DIR") or ROOT / ".kehu").resolve()

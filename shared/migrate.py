@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 
 from shared.settings import ServiceSettings
 
-SERVICES = ("profiles", "interactions", "complaints", "analytics", "subscriptions")
+SERVICES = ("profiles", "interactions", "complaints", "analytics", "subscriptions", "loyalty")
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -8,6 +8,7 @@ INTERACTIONS_TOPIC = "kehu.interactions"
 COMPLAINTS_TOPIC = "kehu.complaints"
 ANALYTICS_TOPIC = "kehu.analytics"
 SUBSCRIPTIONS_TOPIC = "kehu.subscriptions"
+LOYALTY_TOPIC = "kehu.loyalty"
 DOMAIN_TOPICS = (CUSTOMERS_TOPIC, INTERACTIONS_TOPIC, COMPLAINTS_TOPIC, ANALYTICS_TOPIC)
 
 
@@ -18,5 +19,6 @@ def load_all() -> None:
         complaints,
         customers,
         interactions,
+        loyalty,
         subscriptions,
     )

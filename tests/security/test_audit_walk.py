@@ -151,6 +151,13 @@ def bodies(ids: dict[str, str]) -> dict[str, Any]:
         "subscriptions PATCH /subscriptions/{subscription_id}": {"description": "walk"},
         "subscriptions POST /subscriptions/{subscription_id}/secret/rotate": {},
         "subscriptions POST /subscriptions/{subscription_id}/replay": {"since": earlier()},
+        "loyalty POST /members": {"customer_id": cid},
+        "loyalty POST /members/{customer_id}/adjustments": {"points": 50, "reason": "goodwill"},
+        "loyalty POST /redemptions": {"customer_id": cid, "points": 10},
+        "loyalty PUT /levels": {
+            "levels": [{"code": "member", "name": "Member", "threshold": 0, "multiplier": "1"}]
+        },
+        "loyalty PUT /rewards/{reward_code}": {"name": "Walk", "kind": "coupon", "points_cost": 5},
     }
 
 
@@ -160,6 +167,7 @@ PRODUCES = {
     "interactions POST /followups": "followup_id",
     "complaints POST /complaints/{complaint_id}/actions": "action_id",
     "subscriptions POST /subscriptions": "subscription_id",
+    "loyalty POST /redemptions": "redemption_id",
 }
 # Operations that end their resource get a fresh one from this creating operation first.
 FRESH = {"interactions POST /followups/{followup_id}/cancel": "interactions POST /followups"}

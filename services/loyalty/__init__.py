@@ -1,0 +1,1 @@
+"""The loyalty service: points ledger with lots, levels, rewards and coupons."""

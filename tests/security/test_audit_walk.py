@@ -4,6 +4,7 @@ with real requests, every write that succeeded left an audit entry for its reque
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -184,6 +185,9 @@ def order(ops: list[Operation]) -> list[Operation]:
     return sorted(ops, key=rank)
 
 
+BUSY_RETRIES = 60
+
+
 async def audited(app: FastAPI, request_id: str) -> int:
     async with app.state.engine.connect() as conn:
         return int(
@@ -225,6 +229,12 @@ async def walk(
         if op.has_body:
             kwargs["json"] = table.get(op.id, {})
         response = await stack.clients[op.service].request(op.method.upper(), path, **kwargs)
+        for _ in range(BUSY_RETRIES):  # e.g. a re-rank the consumers started is still running
+            if response.status_code != 409 or "retry" not in response.text:
+                break
+            await asyncio.sleep(0.5)
+            kwargs["headers"]["X-Request-ID"] = request_id = str(uuid.uuid4())
+            response = await stack.clients[op.service].request(op.method.upper(), path, **kwargs)
         if response.status_code >= 300:
             failed[op.id] = f"{response.status_code} {response.text[:200]}"
             continue

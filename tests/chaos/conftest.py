@@ -83,6 +83,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosStack]:
             "ANALYTICS_CATCHUP_EVERY_S": "2",
             "ANALYTICS_CATCHUP_GRACE_S": "5",
             "ANALYTICS_RERANK_DEBOUNCE_S": "0.5",
+            # Small batches, so a backlog always takes several: the consumer can then be
+            # killed mid-drain however few writes a loaded machine managed meanwhile.
+            "ANALYTICS_CONSUMER_BATCH_SIZE": "100",
             "ANALYTICS_RERANK_MAX_DELAY_S": "3",
             # Small batches, so a consumer killed mid-drain has committed some and not others.
             "ANALYTICS_CONSUMER_BATCH_SIZE": "200",

@@ -4,6 +4,7 @@ through the service's privacy declaration)."""
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from services.complaints import service
@@ -24,6 +25,7 @@ from services.complaints.schemas import (
 )
 from shared.context import RequestContext
 
+FOUR_PLACES = Decimal("0.0001")
 # Fields a case reads as stored (the personal ones masked); the rest are computed.
 STORED = [name for name in ComplaintRead.model_fields if hasattr(Case, name)]
 CASE_STORED = [name for name in CaseRead.model_fields if hasattr(Case, name) and name != "sla"]
@@ -86,7 +88,7 @@ def case(ctx: RequestContext, c: Case) -> CaseRead:
         claim = ClaimRead(
             kind=c.claim_kind,  # type: ignore[arg-type]
             purchase_id=c.related_purchase_id,
-            amount=c.amount_claimed,
+            amount=c.amount_claimed.quantize(FOUR_PLACES),  # as stored, however given
             currency=c.currency or "",
             delivered_at=c.delivered_at,
             return_window_days=c.return_window_days or 0,

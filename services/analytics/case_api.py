@@ -25,8 +25,10 @@ async def get_case_stats(
     ctx: Reader,
     group_by: Annotated[
         cases.CaseGroupBy,
-        Query(description="Case type (default), type and subtype, channel, severity, month "
-              "of receipt (UTC), or `none`."),
+        Query(
+            description="Case type (default), type and subtype, channel, severity, month "
+            "of receipt (UTC), or `none`."
+        ),
     ] = "type",
     since: From = None,
     until: To = None,

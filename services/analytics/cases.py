@@ -188,11 +188,13 @@ def _round(value: Any) -> float | None:
     return None if value is None else round(float(value), 2)
 
 
-async def stats(session: AsyncSession, group_by: str, since: datetime, until: datetime) -> CaseStats:
+async def stats(
+    session: AsyncSession, group_by: str, since: datetime, until: datetime
+) -> CaseStats:
     sql = sa.text(STATS_SQL.format(key=GROUP_KEYS[group_by]))
     rows = (await session.execute(sql, {"since": since, "until": until})).all()
     return CaseStats(
-        group_by=group_by,  # type: ignore[arg-type]
+        group_by=group_by,
         since=since,
         until=until,
         groups=[

@@ -23,9 +23,9 @@ from services.analytics import models as m
 from services.analytics.config import Settings
 from services.analytics.metrics_sql import Clock, lifecycle_and_churn, refresh_facts
 from shared.contracts import complaints as cc
-from shared.contracts.cases import CaseEvent
 from shared.contracts import customers as pc
 from shared.contracts import interactions as ic
+from shared.contracts.cases import CaseEvent
 from shared.contracts.common import CustomerEvent
 from shared.events.envelope import CloudEvent
 from shared.events.registry import REGISTRY
@@ -265,7 +265,14 @@ async def _merge_aliases(session: AsyncSession, merges: list[pc.CustomerMerged])
         await session.execute(
             sa.update(a).where(a.c.survivor_id == merged).values(survivor_id=survivor)
         )
-        for table in (m.purchases, m.refunds, m.interactions, m.surveys, m.complaints, m.case_facts):
+        for table in (
+            m.purchases,
+            m.refunds,
+            m.interactions,
+            m.surveys,
+            m.complaints,
+            m.case_facts,
+        ):
             await session.execute(
                 sa.update(table).where(table.c.customer_id == merged).values(customer_id=survivor)
             )

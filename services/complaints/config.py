@@ -81,7 +81,9 @@ class Settings(ServiceSettings):
         description="Case types whose outcome is followed by a revisit (and closed with one).",
     )
     return_window_days: float = Field(
-        7, ge=0, validation_alias="COMPLAINTS_RETURN_WINDOW_DAYS",
+        7,
+        ge=0,
+        validation_alias="COMPLAINTS_RETURN_WINDOW_DAYS",
         description="Claims (returns, exchanges) are accepted this long after delivery.",
     )
 

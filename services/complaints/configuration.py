@@ -43,14 +43,14 @@ async def sla_policies(ctx: RequestContext) -> SlaPoliciesRead:
         policies=[
             SlaPolicyRead(
                 name=p.name,
-                type=p.type,  # type: ignore[arg-type]
-                subtype=p.subtype,  # type: ignore[arg-type]
-                severity=p.severity,  # type: ignore[arg-type]
-                tier=p.tier,  # type: ignore[arg-type]
-                channel=p.channel,  # type: ignore[arg-type]
+                type=p.type,
+                subtype=p.subtype,
+                severity=p.severity,
+                tier=p.tier,
+                channel=p.channel,
                 first_response_s=p.first_response_s,
                 resolution_s=p.resolution_s,
-                pause_states=list(p.pause_states),  # type: ignore[arg-type]
+                pause_states=list(p.pause_states),
                 calendar=Calendar(**p.calendar) if p.calendar else None,
                 position=listed.get(p.name),
                 builtin=p.builtin,
@@ -198,4 +198,3 @@ async def delete_response(ctx: RequestContext, response_id: uuid.UUID) -> None:
     if not await repo.delete_canned_response(ctx.session, response_id):
         raise ResponseNotFound(f"Canned response {response_id} does not exist")
     await ctx.audit_change("delete", "canned_response", response_id, None, ["id"])
-

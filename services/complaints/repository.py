@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.complaints.desk import OPEN_STATUSES
 from services.complaints.models import (
     Action,
     Agent,
@@ -29,7 +30,6 @@ from services.complaints.models import (
     Transition,
     idempotency_keys,
 )
-from services.complaints.desk import OPEN_STATUSES
 from shared.keyset import Keyset, SortKey
 
 INFINITY: sa.ColumnElement[Any] = sa.literal_column("'infinity'::timestamptz")
@@ -128,11 +128,11 @@ async def team_lead(session: AsyncSession, team: str) -> str | None:
 async def next_number(session: AsyncSession, prefix: str, year: int) -> int:
     """The next number of the per-year sequence of `prefix` (rows lock: no gaps, no repeats)."""
     stmt = insert(ReferenceCounter).values(prefix=prefix, year=year, last=1)
-    stmt = stmt.on_conflict_do_update(
+    upsert = stmt.on_conflict_do_update(
         index_elements=[ReferenceCounter.prefix, ReferenceCounter.year],
         set_={"last": ReferenceCounter.last + 1},
     ).returning(ReferenceCounter.last)
-    return int((await session.execute(stmt)).scalar_one())
+    return int((await session.execute(upsert)).scalar_one())
 
 
 @dataclass
@@ -408,11 +408,15 @@ async def holiday_days(session: AsyncSession) -> list[date]:
 
 async def put_holiday(session: AsyncSession, day: date, name: str) -> None:
     stmt = insert(Holiday).values(day=day, name=name)
-    await session.execute(stmt.on_conflict_do_update(index_elements=[Holiday.day], set_={"name": name}))
+    await session.execute(
+        stmt.on_conflict_do_update(index_elements=[Holiday.day], set_={"name": name})
+    )
 
 
 async def delete_holiday(session: AsyncSession, day: date) -> bool:
-    result = await session.execute(sa.delete(Holiday).where(Holiday.day == day).returning(Holiday.day))
+    result = await session.execute(
+        sa.delete(Holiday).where(Holiday.day == day).returning(Holiday.day)
+    )
     return result.first() is not None
 
 
@@ -480,7 +484,7 @@ async def queued_per_team(
         )
         .group_by(Complaint.team)
     )
-    return {team: count for team, count in (await session.execute(stmt)).all()}
+    return {str(team): count for team, count in (await session.execute(stmt)).all()}
 
 
 async def canned_response(
@@ -498,9 +502,7 @@ async def canned_responses(
     """Responses for the type (and those for every type), in the locale or its language."""
     stmt = sa.select(CannedResponse)
     if case_type is not None:
-        stmt = stmt.where(
-            sa.or_(CannedResponse.type == case_type, CannedResponse.type.is_(None))
-        )
+        stmt = stmt.where(sa.or_(CannedResponse.type == case_type, CannedResponse.type.is_(None)))
     if locale is not None:
         language = locale.split("-")[0]
         stmt = stmt.where(

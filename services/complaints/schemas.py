@@ -486,7 +486,7 @@ class CaseRead(CaseFields):
         description="`management` while it waits in the management queue."
     )
     outcome: Outcome | None
-    sla: CaseSlaRead  # type: ignore[assignment]
+    sla: CaseSlaRead
     allowed_transitions: list[CaseStatus]
 
 

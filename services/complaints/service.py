@@ -222,7 +222,9 @@ async def _escalate(
     events: list[EventContract] = []
     if c.type == "complaint":
         events.append(
-            ev.ComplaintEscalated(**complaint_fields(c, now), reason=reason, level=c.escalation_level)
+            ev.ComplaintEscalated(
+                **complaint_fields(c, now), reason=reason, level=c.escalation_level
+            )
         )
     events.append(
         cev.CaseEscalated(
@@ -243,8 +245,8 @@ def _sla_events(
     new = cev.CaseSlaBreached if breached else cev.CaseSlaWarning
     events: list[EventContract] = []
     if c.type == "complaint":
-        events.append(old(**complaint_fields(c, now), target=target, due_at=due_at))  # type: ignore[arg-type]
-    events.append(new(**case_fields(c, now), target=target, due_at=due_at))  # type: ignore[arg-type]
+        events.append(old(**complaint_fields(c, now), target=target, due_at=due_at))
+    events.append(new(**case_fields(c, now), target=target, due_at=due_at))
     return events
 
 
@@ -504,7 +506,11 @@ async def actions(
 
 def allowed_moves(ctx: RequestContext, c: Case, now: datetime) -> list[str]:
     moves = list(desk.lifecycle(c.type)[c.status])
-    if c.status in REOPENABLE and "investigating" in moves and not _within_reopen_window(ctx, c, now):
+    if (
+        c.status in REOPENABLE
+        and "investigating" in moves
+        and not _within_reopen_window(ctx, c, now)
+    ):
         moves.remove("investigating")
     return moves
 
@@ -535,8 +541,10 @@ def _check_move(ctx: RequestContext, c: Case, req: CaseTransitionRequest, now: d
             requested=target,
             allowed=allowed_moves(ctx, c, now),
         )
-    if current in REOPENABLE and target == "investigating" and not _within_reopen_window(
-        ctx, c, now
+    if (
+        current in REOPENABLE
+        and target == "investigating"
+        and not _within_reopen_window(ctx, c, now)
     ):
         raise ReopenWindowPassed(
             f"The case can be reopened only within {settings_of(ctx).reopen_window_days:g} "
@@ -597,16 +605,16 @@ async def _move(
         events.append(
             ev.ComplaintStatusChanged(
                 **base,
-                from_status=current,  # type: ignore[arg-type]
-                to_status=target,  # type: ignore[arg-type]
+                from_status=current,
+                to_status=target,
                 actor_id=ctx.actor,
             )
         )
     events.append(
         cev.CaseStatusChanged(
             **case_fields(c, now),
-            from_status=current,  # type: ignore[arg-type]
-            to_status=target,  # type: ignore[arg-type]
+            from_status=current,
+            to_status=target,
             actor_id=ctx.actor,
         )
     )
@@ -688,8 +696,8 @@ def _reach_outcome(
         events.append(
             ev.ComplaintResolved(
                 **complaint_fields(c, now),
-                category=c.category,  # type: ignore[arg-type]
-                severity=c.severity,  # type: ignore[arg-type]
+                category=c.category,
+                severity=c.severity,
                 root_cause=c.root_cause_category,
                 resolution_seconds=int(seconds),
                 resolution_met=met,
@@ -698,7 +706,7 @@ def _reach_outcome(
     events.append(
         cev.CaseResolved(
             **case_fields(c, now),
-            status=req.to_status,  # type: ignore[arg-type]
+            status=req.to_status,
             outcome=c.outcome,
             outcome_summary=desk.outcome_summary(c.type, c.reference, req.to_status, c.outcome),
             resolution_seconds=int(seconds),
@@ -758,9 +766,7 @@ def _check_retype(c: Case, changes: dict[str, Any]) -> None:
             field="type",
         )
     if new_type == "suggestion" and c.status not in ("received", "acknowledged"):
-        raise TypeChangeNotAllowed(
-            f"A {c.status} case cannot become a suggestion", field="type"
-        )
+        raise TypeChangeNotAllowed(f"A {c.status} case cannot become a suggestion", field="type")
     if new_type == "service_request" and changes.get("subtype", c.subtype) is None:
         raise MissingField("A service request needs a `subtype`", field="subtype")
     if "subtype" in changes and new_type != "service_request":
@@ -830,7 +836,7 @@ async def revisit_done(
         cev.CaseRevisited(**case_fields(c, now), revisit_outcome=outcome, followup_id=followup_id)
     ]
     if c.status != "closed":
-        req = CaseTransitionRequest(to_status="closed", revisit_outcome=outcome)  # type: ignore[arg-type]
+        req = CaseTransitionRequest(to_status="closed", revisit_outcome=outcome)
         events += await _move(ctx, c, req, now)
     await ctx.session.flush()
     await ctx.outbox.emit(ctx.session, *events)

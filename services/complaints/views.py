@@ -86,7 +86,7 @@ def case(ctx: RequestContext, c: Case) -> CaseRead:
     claim = None
     if c.type == "claim" and c.amount_claimed is not None and c.delivered_at is not None:
         claim = ClaimRead(
-            kind=c.claim_kind,  # type: ignore[arg-type]
+            kind=c.claim_kind,
             purchase_id=c.related_purchase_id,
             amount=c.amount_claimed.quantize(FOUR_PLACES),  # as stored, however given
             currency=c.currency or "",
@@ -101,9 +101,9 @@ def case(ctx: RequestContext, c: Case) -> CaseRead:
         sla=CaseSlaRead(
             **_sla(ctx, c, now),
             policy=c.sla_policy,
-            pause_states=list(c.pause_states),  # type: ignore[arg-type]
+            pause_states=list(c.pause_states),
         ),
-        allowed_transitions=service.allowed_moves(ctx, c, now),  # type: ignore[arg-type]
+        allowed_transitions=service.allowed_moves(ctx, c, now),
     )
 
 

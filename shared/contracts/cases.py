@@ -161,9 +161,7 @@ class CaseSlaWarning(CaseSlaFields):
     pass
 
 
-@contract(
-    "case.sla_breached", 1, COMPLAINTS_TOPIC, "An SLA target passed unmet (once per target)."
-)
+@contract("case.sla_breached", 1, COMPLAINTS_TOPIC, "An SLA target passed unmet (once per target).")
 class CaseSlaBreached(CaseSlaFields):
     pass
 

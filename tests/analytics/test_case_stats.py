@@ -93,8 +93,9 @@ async def test_case_stats_by_type_with_sla_percentiles_and_ratings(
         [
             *case_flow(x, "service_request", at, 100, 1000, subtype="repair", rating=5),
             *case_flow(x, "service_request", at, 200, 2000, subtype="repair", rating=4),
-            *case_flow(y, "service_request", at, 300, 3000, subtype="installation", met=False,
-                       rating=2),
+            *case_flow(
+                y, "service_request", at, 300, 3000, subtype="installation", met=False, rating=2
+            ),
             *case_flow(y, "inquiry", at, 50, None),
             *case_flow(y, "suggestion", at, 60, 600, rating=5),
         ],
@@ -118,9 +119,7 @@ async def test_case_stats_by_type_with_sla_percentiles_and_ratings(
     assert service["resolution"]["p50_seconds"] == 2000.0
     assert service["resolution"]["p90_seconds"] == 2800.0
     assert service["sla_compliance_pct"] == 66.67
-    assert (service["rated"], service["rating_avg"], service["satisfied_pct"]) == (
-        3, 3.67, 66.67
-    )
+    assert (service["rated"], service["rating_avg"], service["satisfied_pct"]) == (3, 3.67, 66.67)
     inquiry = groups["inquiry"]  # the one from 60 days ago is outside the period
     assert (inquiry["received"], inquiry["open"], inquiry["rated"]) == (1, 1, 0)
     assert groups["suggestion"]["rating_avg"] == 5.0
@@ -131,15 +130,22 @@ async def test_case_stats_by_type_with_sla_percentiles_and_ratings(
         )
     ).json()
     keys = [g["key"] for g in by_subtype["groups"]]
-    assert keys == ["inquiry", "service_request/installation", "service_request/repair",
-                    "suggestion"]
+    assert keys == [
+        "inquiry",
+        "service_request/installation",
+        "service_request/repair",
+        "suggestion",
+    ]
 
     # An erased customer's cases stay in the figures under an anonymous id.
     await analytics_db.apply([event(CustomerErased(customer_id=y, occurred_at=NOW))])
-    left = await analytics_db.rows("SELECT count(*) AS n FROM case_facts WHERE customer_id = :y",
-                                   y=y)
+    left = await analytics_db.rows(
+        "SELECT count(*) AS n FROM case_facts WHERE customer_id = :y", y=y
+    )
     assert left[0].n == 0
     again = (await client.get("/cases/stats", params=period(), headers=headers)).json()
     assert {g["key"]: g["received"] for g in again["groups"]} == {
-        "inquiry": 1, "service_request": 3, "suggestion": 1
+        "inquiry": 1,
+        "service_request": 3,
+        "suggestion": 1,
     }

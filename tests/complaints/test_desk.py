@@ -121,10 +121,18 @@ async def test_a_repair_request_goes_by_skill_to_the_right_team_with_its_own_sla
         "/routing-rules",
         {
             "rules": [
-                {"type": "service_request", "subtype": "repair", "team": "field-service",
-                 "skill": "repair"},
-                {"type": "service_request", "subtype": "other", "team": "field-service",
-                 "skill": "plumbing"},
+                {
+                    "type": "service_request",
+                    "subtype": "repair",
+                    "team": "field-service",
+                    "skill": "repair",
+                },
+                {
+                    "type": "service_request",
+                    "subtype": "other",
+                    "team": "field-service",
+                    "skill": "plumbing",
+                },
                 {"type": "service_request", "team": "field-service", "skill": "installation"},
                 {"team": "helpdesk"},
             ]
@@ -134,8 +142,13 @@ async def test_a_repair_request_goes_by_skill_to_the_right_team_with_its_own_sla
         "/sla-policies",
         {
             "policies": [
-                {"name": "repair", "type": "service_request", "subtype": "repair",
-                 "first_response_s": 2 * 3600, "resolution_s": 48 * 3600},
+                {
+                    "name": "repair",
+                    "type": "service_request",
+                    "subtype": "repair",
+                    "first_response_s": 2 * 3600,
+                    "resolution_s": 48 * 3600,
+                },
             ]
         },
     )
@@ -199,14 +212,24 @@ async def test_configuring_the_desk_needs_desk_configure(desk: Desk) -> None:
 
 
 async def test_a_holiday_is_not_counted_against_the_sla(desk: Desk) -> None:
-    calendar = {"business_hours": True, "timezone": "UTC", "day_start_hour": 9,
-                "day_end_hour": 17, "weekdays": [0, 1, 2, 3, 4]}
+    calendar = {
+        "business_hours": True,
+        "timezone": "UTC",
+        "day_start_hour": 9,
+        "day_end_hour": 17,
+        "weekdays": [0, 1, 2, 3, 4],
+    }
     await desk.put(
         "/sla-policies",
         {
             "policies": [
-                {"name": "support", "type": "technical_support", "first_response_s": 16 * 3600,
-                 "resolution_s": 40 * 3600, "calendar": calendar},
+                {
+                    "name": "support",
+                    "type": "technical_support",
+                    "first_response_s": 16 * 3600,
+                    "resolution_s": 40 * 3600,
+                    "calendar": calendar,
+                },
             ]
         },
     )
@@ -314,8 +337,13 @@ async def test_a_claim_outside_the_return_window_is_refused_unless_a_manager_ove
 
     late = await desk.client.post(
         "/cases",
-        json={**claim(8), "customer_id": str(uuid.uuid4()), "channel": "web_form",
-              "subject": "Return", "description": "Too small"},
+        json={
+            **claim(8),
+            "customer_id": str(uuid.uuid4()),
+            "channel": "web_form",
+            "subject": "Return",
+            "description": "Too small",
+        },
         headers=ADMIN,
     )
     assert late.status_code == 422
@@ -332,16 +360,26 @@ async def test_a_claim_outside_the_return_window_is_refused_unless_a_manager_ove
 
     as_agent = await desk.client.post(
         "/cases",
-        json={**claim(30, override_return_window=True), "customer_id": str(uuid.uuid4()),
-              "channel": "phone", "subject": "Return", "description": "Late"},
+        json={
+            **claim(30, override_return_window=True),
+            "customer_id": str(uuid.uuid4()),
+            "channel": "phone",
+            "subject": "Return",
+            "description": "Late",
+        },
         headers=AGENT,
     )
     assert as_agent.status_code == 403
     assert as_agent.json()["required_scope"] == "cases:override"
     as_manager = await desk.client.post(
         "/cases",
-        json={**claim(30, override_return_window=True), "customer_id": str(uuid.uuid4()),
-              "channel": "phone", "subject": "Return", "description": "Late"},
+        json={
+            **claim(30, override_return_window=True),
+            "customer_id": str(uuid.uuid4()),
+            "channel": "phone",
+            "subject": "Return",
+            "description": "Late",
+        },
         headers=MANAGER,
     )
     assert as_manager.status_code == 201, as_manager.text
@@ -426,8 +464,12 @@ async def test_notices_carry_type_reference_and_outcome_without_personal_data(
 async def test_canned_responses_per_type_and_locale_go_into_notes(desk: Desk) -> None:
     made = await desk.client.post(
         "/responses",
-        json={"type": "service_request", "locale": "zh-CN", "title": "预约确认",
-              "body": "您好，工程师将在24小时内联系您。"},
+        json={
+            "type": "service_request",
+            "locale": "zh-CN",
+            "title": "预约确认",
+            "body": "您好，工程师将在24小时内联系您。",
+        },
         headers=MANAGER,
     )
     assert made.status_code == 201, made.text

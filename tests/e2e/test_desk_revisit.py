@@ -120,13 +120,17 @@ async def test_a_resolved_complaint_becomes_a_revisit_on_the_owners_agenda_and_b
             await overdue_job(interactions_service, session)
         async with interactions_service.state.engine.connect() as conn:
             overdue = (
-                await conn.execute(
-                    sa.select(interactions_outbox.c.data).where(
-                        interactions_outbox.c.type.like("%followup.overdue%"),
-                        interactions_outbox.c.data["followup_id"].astext == followup["id"],
+                (
+                    await conn.execute(
+                        sa.select(interactions_outbox.c.data).where(
+                            interactions_outbox.c.type.like("%followup.overdue%"),
+                            interactions_outbox.c.data["followup_id"].astext == followup["id"],
+                        )
                     )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         assert [d["case_id"] for d in overdue] == [complaint]
 
         without = await interactions.post(

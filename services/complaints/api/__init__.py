@@ -27,8 +27,7 @@ OPENAPI_TAGS = [
     },
     {
         "name": "service desk",
-        "description": "SLA policies, holidays, teams and skills, routing rules, canned "
-        "responses.",
+        "description": "SLA policies, holidays, teams and skills, routing rules, canned responses.",
     },
     {
         "name": "complaints",

@@ -32,7 +32,6 @@ from shared.problems import problem_responses
 router = APIRouter(tags=["service desk"])
 
 
-
 @router.get(
     "/sla-policies",
     response_model=SlaPoliciesRead,

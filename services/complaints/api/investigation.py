@@ -38,8 +38,8 @@ def router(r: Resource) -> APIRouter:
         description=f"A note on the {r.noun}, authored by the caller.{canned} "
         "Needs `complaints:write`.",
     )
-    async def add_note(case_id: Id, body: r.note_model, ctx: Writer) -> NoteRead:  # type: ignore[valid-type]
-        data = CaseNoteCreate.model_validate(body.model_dump())  # type: ignore[attr-defined]
+    async def add_note(case_id: Id, body: r.note_model, ctx: Writer) -> NoteRead:  # type: ignore[name-defined]
+        data = CaseNoteCreate.model_validate(body.model_dump())
         return views.note(ctx, await service.add_note(ctx, case_id, data, r.kind))
 
     @api.get(
@@ -81,8 +81,7 @@ def router(r: Resource) -> APIRouter:
         response_model=ActionRead,
         summary="Update an action (status, owner, due date, description)",
         responses=problem_responses(401, 403, 404, 422),
-        description="Change an action; send only the fields to change. Needs "
-        "`complaints:write`.",
+        description="Change an action; send only the fields to change. Needs `complaints:write`.",
     )
     async def update_action(
         case_id: Id, action_id: uuid.UUID, body: ActionUpdate, ctx: Writer

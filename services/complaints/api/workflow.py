@@ -56,12 +56,12 @@ acknowledgement, outcome (with the notice's outcome summary), closing and reopen
     )
     async def transition(
         case_id: Id,
-        body: r.transition_model,  # type: ignore[valid-type]
+        body: r.transition_model,  # type: ignore[name-defined]
         response: Response,
         ctx: Writer,
         if_match: IfMatch = None,
     ) -> Any:
-        req = CaseTransitionRequest.model_validate(body.model_dump())  # type: ignore[attr-defined]
+        req = CaseTransitionRequest.model_validate(body.model_dump())
         c = await service.transition(ctx, case_id, req, if_match, r.kind)
         return changed(ctx, c, response)
 
@@ -86,9 +86,7 @@ acknowledgement, outcome (with the notice's outcome summary), closing and reopen
         "and agents are registered with `PUT /teams/{team}` or `PUT /agents/{agent_id}`. Needs "
         "`complaints:write`; 409 `no-agent-available` when the team has no active agent.",
     )
-    async def assign(
-        case_id: Id, body: AssignmentRequest, response: Response, ctx: Writer
-    ) -> Any:
+    async def assign(case_id: Id, body: AssignmentRequest, response: Response, ctx: Writer) -> Any:
         return changed(ctx, await service.assign(ctx, case_id, body, r.kind), response)
 
     @api.post(

@@ -40,9 +40,7 @@ def upgrade() -> None:
         sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("kind", "id", name="pk_timeline_records"),
     )
-    op.create_index(
-        "ix_timeline_records_customer_at", "timeline_records", ["customer_id", "at"]
-    )
+    op.create_index("ix_timeline_records_customer_at", "timeline_records", ["customer_id", "at"])
 
 
 def downgrade() -> None:

@@ -528,3 +528,22 @@ async def test_complaints_view_shows_only_complaints(desk: Desk) -> None:
             )
         ).all()
     assert [t.removeprefix("kehu.").rsplit(".", 1)[0] for t in types] == ["complaint.received"]
+
+
+async def test_a_change_of_severity_recomputes_deadlines_keeping_the_time_paused(
+    desk: Desk,
+) -> None:
+    case = await desk.create(type="technical_support", severity="low")
+    received = datetime.fromisoformat(case["received_at"])
+    await desk.move(case["id"], "acknowledged")
+    await desk.move(case["id"], "investigating")
+    await desk.move(case["id"], "waiting_on_customer")
+    desk.clock.advance(hours=3)
+    resumed = await desk.move(case["id"], "investigating")
+    assert resumed["sla"]["paused_seconds"] == 3 * 3600
+    raised = await desk.patch(resumed, severity="high")
+    # high × C: 120 h resolution, moved out by the 3 h paused before the change.
+    assert raised["sla"]["policy"] == "default/high/C"
+    assert raised["sla"]["paused_seconds"] == 3 * 3600
+    due = datetime.fromisoformat(raised["sla"]["resolution_due_at"])
+    assert due - received == timedelta(hours=120 + 3)

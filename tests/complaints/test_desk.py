@@ -494,6 +494,17 @@ async def test_canned_responses_per_type_and_locale_go_into_notes(desk: Desk) ->
         f"/cases/{case['id']}/notes", json={"response_id": str(uuid.uuid4())}, headers=ADMIN
     )
     assert unknown.status_code == 404
+    url = f"/responses/{made.json()['id']}"
+    stale = await desk.client.patch(
+        url, json={"title": "新"}, headers={**MANAGER, "If-Match": '"9"'}
+    )
+    assert stale.status_code == 412
+    changed = await desk.client.patch(
+        url, json={"title": "上门维修预约"}, headers={**MANAGER, "If-Match": '"1"'}
+    )
+    assert changed.json()["title"] == "上门维修预约" and changed.json()["version"] == 2
+    assert (await desk.client.delete(url, headers=MANAGER)).status_code == 204
+    assert (await desk.client.get(url, headers=ADMIN)).status_code == 404
 
 
 async def test_complaints_view_shows_only_complaints(desk: Desk) -> None:
@@ -547,3 +558,30 @@ async def test_a_change_of_severity_recomputes_deadlines_keeping_the_time_paused
     assert raised["sla"]["paused_seconds"] == 3 * 3600
     due = datetime.fromisoformat(raised["sla"]["resolution_due_at"])
     assert due - received == timedelta(hours=120 + 3)
+
+
+async def test_a_policy_names_the_states_that_pause_its_clock(desk: Desk) -> None:
+    await desk.put(
+        "/sla-policies",
+        {
+            "policies": [
+                {
+                    "name": "inquiries",
+                    "type": "inquiry",
+                    "first_response_s": 3600,
+                    "resolution_s": 8 * 3600,
+                    "pause_states": ["waiting_on_customer", "investigating"],
+                },
+            ]
+        },
+    )
+    case = await desk.create(type="inquiry")
+    assert case["sla"]["pause_states"] == ["waiting_on_customer", "investigating"]
+    await desk.move(case["id"], "acknowledged")
+    investigating = await desk.move(case["id"], "investigating")
+    assert investigating["sla"]["paused"] is True
+    desk.clock.advance(hours=2)
+    resolved = await desk.move(case["id"], "resolved", resolution="Answered")
+    assert resolved["sla"]["paused_seconds"] == 2 * 3600
+    due = datetime.fromisoformat(resolved["sla"]["resolution_due_at"])
+    assert due - datetime.fromisoformat(case["received_at"]) == timedelta(hours=10)

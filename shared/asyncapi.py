@@ -44,7 +44,7 @@ EXAMPLE_DATE = "2026-11-23"
 TOPIC_TITLES = {
     "kehu.customers": "Customers (profiles service)",
     "kehu.interactions": "Interactions, follow-ups, purchases, surveys (interactions service)",
-    "kehu.complaints": "Complaints (complaints service)",
+    "kehu.complaints": "Cases of every type and complaints (service desk, complaints service)",
     "kehu.analytics": "Analytics insights (analytics service)",
     "kehu.subscriptions": "Webhook subscriptions (subscriptions service)",
     "kehu.loyalty": "Points, redemptions and membership levels (loyalty service)",

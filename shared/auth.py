@@ -35,9 +35,18 @@ RESOURCES = (
     "admin",
 )
 # Acts with consequences no agent should take alone: erasing or merging a customer, staffing,
-# setting the loyalty programme's levels and rewards.
+# setting the loyalty programme's levels and rewards, configuring the service desk (SLA
+# policies, holidays, teams, routing, canned responses), overriding a rule for one case (a
+# claim outside its return window).
 PRIVILEGED_SCOPES = frozenset(
-    {"customers:erase", "customers:merge", "agents:write", "loyalty:manage"}
+    {
+        "customers:erase",
+        "customers:merge",
+        "agents:write",
+        "loyalty:manage",
+        "desk:configure",
+        "cases:override",
+    }
 )
 ALL_SCOPES = (
     frozenset(f"{r}:{a}" for r in RESOURCES for a in READ_WRITE) | {"pii:read"} | PRIVILEGED_SCOPES

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.analytics.api import admin_router, router
+from services.analytics.case_api import router as case_router
 from services.analytics.catchup import catch_up, feed_clients
 from services.analytics.config import Settings
 from services.analytics.gdpr import GDPR
@@ -149,7 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings=settings,
             outbox=outbox,
             inbox=inbox,
-            routers=[router, admin_router],
+            routers=[router, case_router, admin_router],
             publishes=[ANALYTICS_TOPIC],
             background=[
                 consumer_task(settings),
@@ -164,6 +165,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 {"name": "tiers", "description": "ABC tiers and RFM segments."},
                 {"name": "satisfaction", "description": "CSAT, NPS, effort, against targets."},
                 {"name": "complaints", "description": "Complaint volume, SLA, durations."},
+                {"name": "cases", "description": "Service-desk cases of every type by type."},
                 {"name": "churn", "description": "Customers ranked by churn risk."},
                 {"name": "admin", "description": "Rebuild and recompute (scope admin:write)."},
                 {

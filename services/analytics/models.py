@@ -175,6 +175,32 @@ class Complaint(Model):
     rated_at: Mapped[datetime | None] = mapped_column(TS)
 
 
+class CaseFact(Model):
+    """A service-desk case of any type as its `case.*` events tell it (see `cases.py`)."""
+
+    __tablename__ = "case_facts"
+
+    case_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), index=True)
+    type: Mapped[str] = mapped_column(sa.Text)
+    subtype: Mapped[str | None] = mapped_column(sa.Text)
+    channel: Mapped[str | None] = mapped_column(sa.Text)
+    severity: Mapped[str | None] = mapped_column(sa.Text)
+    status: Mapped[str | None] = mapped_column(sa.Text)
+    status_at: Mapped[datetime | None] = mapped_column(TS)
+    received_at: Mapped[datetime | None] = mapped_column(TS, index=True)
+    first_response_seconds: Mapped[int | None]
+    first_response_met: Mapped[bool | None]
+    first_response_breached: Mapped[bool] = mapped_column(server_default=sa.false())
+    resolved_at: Mapped[datetime | None] = mapped_column(TS)
+    resolution_seconds: Mapped[int | None]
+    resolution_met: Mapped[bool | None]
+    resolution_breached: Mapped[bool] = mapped_column(server_default=sa.false())
+    outcome: Mapped[str | None] = mapped_column(sa.Text)
+    rating: Mapped[int | None] = mapped_column(sa.SmallInteger)
+    rated_at: Mapped[datetime | None] = mapped_column(TS)
+
+
 class CustomerAlias(Model):
     """A merged-away customer id and the survivor its facts now belong to."""
 
@@ -215,6 +241,7 @@ interactions = cast(sa.Table, Interaction.__table__)
 surveys = cast(sa.Table, Survey.__table__)
 survey_answers = cast(sa.Table, SurveyAnswer.__table__)
 complaints = cast(sa.Table, Complaint.__table__)
+case_facts = cast(sa.Table, CaseFact.__table__)
 customer_aliases = cast(sa.Table, CustomerAlias.__table__)
 erased_customers = cast(sa.Table, ErasedCustomer.__table__)
 recompute_state = cast(sa.Table, RecomputeState.__table__)
@@ -234,5 +261,6 @@ PROJECTION_TABLES = (
     surveys,
     survey_answers,
     complaints,
+    case_facts,
     customer_aliases,
 )

@@ -18,12 +18,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.analytics import cases
 from services.analytics import models as m
 from services.analytics.config import Settings
 from services.analytics.metrics_sql import Clock, lifecycle_and_churn, refresh_facts
 from shared.contracts import complaints as cc
 from shared.contracts import customers as pc
 from shared.contracts import interactions as ic
+from shared.contracts.cases import CaseEvent
 from shared.contracts.common import CustomerEvent
 from shared.events.envelope import CloudEvent
 from shared.events.registry import REGISTRY
@@ -48,6 +50,7 @@ CONTRACTS: tuple[type[CustomerEvent], ...] = (
     cc.ComplaintReopened,
     cc.ComplaintClosed,
     cc.ComplaintRated,
+    *cases.CONTRACTS,
 )
 EVENT_TYPES = frozenset(c.event_type() for c in CONTRACTS)
 
@@ -262,7 +265,14 @@ async def _merge_aliases(session: AsyncSession, merges: list[pc.CustomerMerged])
         await session.execute(
             sa.update(a).where(a.c.survivor_id == merged).values(survivor_id=survivor)
         )
-        for table in (m.purchases, m.refunds, m.interactions, m.surveys, m.complaints):
+        for table in (
+            m.purchases,
+            m.refunds,
+            m.interactions,
+            m.surveys,
+            m.complaints,
+            m.case_facts,
+        ):
             await session.execute(
                 sa.update(table).where(table.c.customer_id == merged).values(customer_id=survivor)
             )
@@ -305,7 +315,11 @@ async def apply(session: AsyncSession, contracts: list[CustomerEvent]) -> set[uu
         await _merge_aliases(session, merges)
     alias = await _aliases(session, {e.customer_id for e in contracts})
     fold = _Fold()
+    case_events = [e for e in contracts if isinstance(e, CaseEvent)]
+    await cases.write(session, cases.fold(case_events, alias))
     for e in contracts:
+        if isinstance(e, CaseEvent):
+            continue
         if isinstance(e, pc.CustomerMerged):
             fold.customers.update({alias.get(e.customer_id, e.customer_id), e.merged_customer_id})
             continue
@@ -389,7 +403,7 @@ async def erase_customer(
     ids = {customer_id, *merged}
     anonymous: uuid.UUID | None = uuid.uuid4()
     moved = 0
-    for table in (m.purchases, m.refunds, m.interactions, m.surveys, m.complaints):
+    for table in (m.purchases, m.refunds, m.interactions, m.surveys, m.complaints, m.case_facts):
         result = await session.execute(
             sa.update(table)
             .where(table.c.customer_id.in_(ids))

@@ -45,9 +45,11 @@ DEFAULT_SLA_MATRIX: dict[str, dict[str, SlaTargets]] = {
 
 
 class Settings(ServiceSettings):
-    """Settings of the complaints service, from the environment (`COMPLAINTS_*` for its own).
+    """Settings of the complaints service (the service desk), from the environment
+    (`COMPLAINTS_*` for its own).
 
-    `COMPLAINTS_SLA_MATRIX` is JSON: `{"<severity>": {"<tier>": {"first_response_s": ..,
+    `COMPLAINTS_SLA_MATRIX` (the default SLA policies, after those set with `PUT /sla-policies`)
+    is JSON: `{"<severity>": {"<tier>": {"first_response_s": ..,
     "resolution_s": ..}}}` with every severity (low, medium, high, critical) and tier (A, B, C).
     """
 
@@ -73,6 +75,17 @@ class Settings(ServiceSettings):
 
     reopen_window_days: float = Field(30, ge=0, validation_alias="COMPLAINTS_REOPEN_WINDOW_DAYS")
     revisit_after_days: float = Field(7, ge=0, validation_alias="COMPLAINTS_REVISIT_AFTER_DAYS")
+    revisit_types: list[str] = Field(
+        default_factory=lambda: ["complaint", "service_request", "technical_support", "claim"],
+        validation_alias="COMPLAINTS_REVISIT_TYPES",
+        description="Case types whose outcome is followed by a revisit (and closed with one).",
+    )
+    return_window_days: float = Field(
+        7,
+        ge=0,
+        validation_alias="COMPLAINTS_RETURN_WINDOW_DAYS",
+        description="Claims (returns, exchanges) are accepted this long after delivery.",
+    )
 
     sla_scheduler_enabled: bool = Field(True, validation_alias="COMPLAINTS_SLA_SCHEDULER")
     sla_scheduler_interval_s: float = Field(5.0, gt=0, validation_alias="COMPLAINTS_SLA_INTERVAL_S")

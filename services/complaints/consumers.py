@@ -1,4 +1,5 @@
-"""Consumed events: customer tiers (kehu.analytics), merges and erasures (kehu.customers).
+"""Consumed events: customer tiers (kehu.analytics), merges and erasures (kehu.customers),
+completed revisit follow-ups of cases (kehu.interactions).
 
 Handlers tolerate any order across topics: tiers keep the newest `occurred_at`, merges leave a
 redirect so complaints filed later for the duplicate land on the survivor.
@@ -15,6 +16,7 @@ from shared.consumer import EventHandler
 from shared.context import RequestContext
 from shared.contracts.analytics import CustomerTierChanged
 from shared.contracts.customers import CustomerErased, CustomerMerged
+from shared.contracts.interactions import FollowupCompleted
 from shared.events.envelope import CloudEvent
 
 GROUP_ID = "complaints"
@@ -38,8 +40,17 @@ def handlers(context_of: ContextOf) -> dict[str, EventHandler]:
         e = CustomerErased.model_validate(event.data)
         await service.erase_customer(context_of(session), e.customer_id, e.occurred_at)
 
+    async def followup_completed(session: AsyncSession, event: CloudEvent) -> None:
+        """A case's revisit was done: its outcome goes on the case."""
+        e = FollowupCompleted.model_validate(event.data)
+        if e.case_id is not None and e.revisit_outcome is not None:
+            await service.revisit_done(
+                context_of(session), e.case_id, e.followup_id, e.revisit_outcome
+            )
+
     return {
         CustomerTierChanged.event_type(): tier_changed,
+        FollowupCompleted.event_type(): followup_completed,
         CustomerMerged.event_type(): merged,
         CustomerErased.event_type(): erased,
     }

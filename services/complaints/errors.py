@@ -7,6 +7,10 @@ class ComplaintNotFound(NotFound):
     slug, title = "complaint-not-found", "Complaint not found"
 
 
+class CaseNotFound(NotFound):
+    slug, title = "case-not-found", "Case not found"
+
+
 class ActionNotFound(NotFound):
     slug, title = "action-not-found", "Action not found"
 
@@ -33,3 +37,25 @@ class MissingField(Unprocessable):
 
 class NotRateable(Conflict):
     slug, title = "not-rateable", "Complaint cannot be rated yet"
+
+
+class ReturnWindowPassed(Unprocessable):
+    """422 naming the delivery time, the window and the days since delivery."""
+
+    slug, title = "return-window-passed", "The claim is outside the return window"
+
+
+class TypeChangeNotAllowed(Unprocessable):
+    slug, title = "type-change-not-allowed", "The case cannot change to this type"
+
+
+class ResponseNotFound(NotFound):
+    slug, title = "response-not-found", "Canned response not found"
+
+
+class TeamNotFound(NotFound):
+    slug, title = "team-not-found", "Team not found"
+
+
+class HolidayNotFound(NotFound):
+    slug, title = "holiday-not-found", "Holiday not found"

@@ -14,10 +14,20 @@ from services.complaints.models import audit_log, idempotency_keys, inbox, outbo
 from services.complaints.privacy import PRIVACY
 from shared.app import BackgroundTask, ConsumerSpec, ServiceSpec, create_service_app
 from shared.context import RequestContext
-from shared.contracts import ANALYTICS_TOPIC, COMPLAINTS_TOPIC, CUSTOMERS_TOPIC
+from shared.contracts import (
+    ANALYTICS_TOPIC,
+    COMPLAINTS_TOPIC,
+    CUSTOMERS_TOPIC,
+    INTERACTIONS_TOPIC,
+)
 from shared.scheduler import periodic
 
-DESCRIPTION = """Complaint intake, SLA clocks, escalation, resolution and revisit.
+DESCRIPTION = """The service desk: cases of every type a customer service team handles
+(inquiries, service requests for installation, repair and maintenance, technical support,
+suggestions, complaints, claims and returns), from intake through routing, SLA clocks from
+SLA policies and a holiday calendar, escalation to the team lead and the management queue, the
+outcome the customer is told of, to the revisit. `/cases` serves every type; `/complaints` is
+the complaint-type view, kept answering exactly as before for existing clients.
 
 Every endpoint except health, metrics and these docs needs `Authorization: Bearer <jwt>`;
 each operation names the scope it requires. Errors are RFC 9457 `application/problem+json`.
@@ -53,14 +63,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         consumer_specs.append(
             ConsumerSpec(
                 group_id=consumers.GROUP_ID,
-                topics=[ANALYTICS_TOPIC, CUSTOMERS_TOPIC],
+                topics=[ANALYTICS_TOPIC, CUSTOMERS_TOPIC, INTERACTIONS_TOPIC],
                 handlers=consumers.handlers(consumer_context),
             )
         )
     app = create_service_app(
         ServiceSpec(
             name="complaints",
-            title="Kehu complaints",
+            title="Kehu service desk (complaints service)",
             description=DESCRIPTION,
             settings=settings,
             outbox=outbox,

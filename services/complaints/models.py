@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.audit import audit_table
@@ -37,10 +39,18 @@ def _pii(table: str, column: str) -> EncryptedText:
 TZ = sa.DateTime(timezone=True)
 
 
-class Complaint(Model):
+class Case(Model):
+    """A case of any type: inquiry, service request, technical support, suggestion, complaint
+    or claim. The table keeps its first name, `complaints` (every row was a complaint before
+    the service desk); complaint-type cases are the rows `/complaints` serves."""
+
     __tablename__ = "complaints"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    type: Mapped[str] = mapped_column(sa.Text, default="complaint")
+    subtype: Mapped[str | None] = mapped_column(sa.Text)
+    # Human reference: type prefix, year of receipt, per-year sequence (SR-2026-000123).
+    reference: Mapped[str] = mapped_column(sa.Text, unique=True)
     customer_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), index=True)
     channel: Mapped[str] = mapped_column(sa.Text)
     category: Mapped[str] = mapped_column(sa.Text)
@@ -55,9 +65,20 @@ class Complaint(Model):
     description: Mapped[str | None] = mapped_column(_pii("complaints", "description"))
     related_purchase_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     related_interaction_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    # Claims: what is claimed back for which purchase, and the return window it must be in.
+    claim_kind: Mapped[str | None] = mapped_column(sa.Text)
+    amount_claimed: Mapped[Decimal | None] = mapped_column(sa.Numeric(18, 4))
+    currency: Mapped[str | None] = mapped_column(sa.Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(TZ)
+    return_window_days: Mapped[int | None] = mapped_column(sa.Integer)
+    window_overridden_by: Mapped[str | None] = mapped_column(sa.Text)
     assignee: Mapped[str | None] = mapped_column(sa.Text)
     team: Mapped[str | None] = mapped_column(sa.Text)
+    # `management` while the case waits in the management queue (escalation level 2).
+    queue: Mapped[str | None] = mapped_column(sa.Text)
     escalation_level: Mapped[int] = mapped_column(sa.Integer, default=0)
+    # Set once a critical severity escalated the case, so it escalates for that only once.
+    critical_escalated: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     received_at: Mapped[datetime] = mapped_column(TZ)
     first_response_at: Mapped[datetime | None] = mapped_column(TZ)
     resolved_at: Mapped[datetime | None] = mapped_column(TZ)
@@ -65,7 +86,13 @@ class Complaint(Model):
     # SLA clock: seconds it was stopped, and since when it is stopped now (None = running).
     paused_seconds: Mapped[float] = mapped_column(sa.Float, default=0.0)
     paused_since: Mapped[datetime | None] = mapped_column(TZ)
-    # Targets in SLA seconds, from the severity × tier matrix when received or re-tiered.
+    # The SLA policy that matched, and its business calendar (None: the service's calendar).
+    sla_policy: Mapped[str] = mapped_column(sa.Text, default="default")
+    sla_calendar: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    pause_states: Mapped[list[str]] = mapped_column(
+        ARRAY(sa.Text), default=lambda: ["waiting_on_customer"]
+    )
+    # Targets in SLA seconds, from the matching SLA policy when received, re-typed or re-tiered.
     first_response_target_s: Mapped[int] = mapped_column(sa.Integer)
     resolution_target_s: Mapped[int] = mapped_column(sa.Integer)
     first_response_due_at: Mapped[datetime] = mapped_column(TZ)
@@ -84,11 +111,13 @@ class Complaint(Model):
     root_cause_category: Mapped[str | None] = mapped_column(sa.Text)
     root_cause: Mapped[str | None] = mapped_column(_pii("complaints", "root_cause"))
     resolution: Mapped[str | None] = mapped_column(_pii("complaints", "resolution"))
+    outcome: Mapped[str | None] = mapped_column(sa.Text)
     rating: Mapped[int | None] = mapped_column(sa.SmallInteger)
     rating_comment: Mapped[str | None] = mapped_column(_pii("complaints", "rating_comment"))
     rated_at: Mapped[datetime | None] = mapped_column(TZ)
     revisit_due_at: Mapped[datetime | None] = mapped_column(TZ)
     revisit_outcome: Mapped[str | None] = mapped_column(sa.Text)
+    revisit_followup_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     reopen_count: Mapped[int] = mapped_column(sa.Integer, default=0)
     erased_at: Mapped[datetime | None] = mapped_column(TZ)
     version: Mapped[int] = mapped_column(sa.Integer, default=1)
@@ -103,7 +132,12 @@ class Complaint(Model):
         ),
         sa.Index("ix_complaints_queue", sa.text("coalesce(next_due_at, 'infinity')"), "id"),
         sa.Index("ix_complaints_assignee_status", "assignee", "status"),
+        sa.Index("ix_complaints_type", "type"),
     )
+
+
+# The name the complaint-type view and older code know the table's rows by.
+Complaint = Case
 
 
 class Transition(Model):
@@ -151,13 +185,14 @@ class Action(Model):
 
 
 class Agent(Model):
-    """An agent who can be assigned complaints, in one team."""
+    """An agent who can be assigned cases, in one team, with skills routing asks for."""
 
     __tablename__ = "agents"
 
     id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
     team: Mapped[str] = mapped_column(sa.Text, index=True)
     active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    skills: Mapped[list[str]] = mapped_column(ARRAY(sa.Text), default=list)
     updated_at: Mapped[datetime] = mapped_column(TZ, server_default=sa.func.now())
 
 
@@ -187,3 +222,83 @@ class ErasedCustomer(Model):
 
     customer_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     erased_at: Mapped[datetime] = mapped_column(TZ)
+
+
+# -- the service desk's configuration ----------------------------------------------------------
+
+
+class Team(Model):
+    """A team: its lead (level-1 escalations go to them); members are `agents` rows."""
+
+    __tablename__ = "teams"
+
+    name: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    lead: Mapped[str | None] = mapped_column(sa.Text)
+    description: Mapped[str | None] = mapped_column(sa.Text)
+    updated_at: Mapped[datetime] = mapped_column(TZ, server_default=sa.func.now())
+
+
+class RoutingRule(Model):
+    """Ordered: the first rule whose every given criterion matches routes the case."""
+
+    __tablename__ = "routing_rules"
+
+    position: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    type: Mapped[str | None] = mapped_column(sa.Text)
+    subtype: Mapped[str | None] = mapped_column(sa.Text)
+    category: Mapped[str | None] = mapped_column(sa.Text)
+    tier: Mapped[str | None] = mapped_column(sa.Text)
+    team: Mapped[str] = mapped_column(sa.Text)
+    skill: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class SlaPolicy(Model):
+    """Ordered: the first policy whose every given criterion matches sets a case's SLA."""
+
+    __tablename__ = "sla_policies"
+
+    position: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(sa.Text, unique=True)
+    type: Mapped[str | None] = mapped_column(sa.Text)
+    subtype: Mapped[str | None] = mapped_column(sa.Text)
+    severity: Mapped[str | None] = mapped_column(sa.Text)
+    tier: Mapped[str | None] = mapped_column(sa.Text)
+    channel: Mapped[str | None] = mapped_column(sa.Text)
+    first_response_s: Mapped[int] = mapped_column(sa.Integer)
+    resolution_s: Mapped[int] = mapped_column(sa.Integer)
+    pause_states: Mapped[list[str]] = mapped_column(ARRAY(sa.Text))
+    calendar: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+class Holiday(Model):
+    """A day business calendars do not count (a public holiday)."""
+
+    __tablename__ = "holidays"
+
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    name: Mapped[str] = mapped_column(sa.Text)
+
+
+class CannedResponse(Model):
+    """A reply text agents insert into a case's notes, per case type and locale."""
+
+    __tablename__ = "canned_responses"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    type: Mapped[str | None] = mapped_column(sa.Text)
+    locale: Mapped[str] = mapped_column(sa.Text)
+    title: Mapped[str] = mapped_column(sa.Text)
+    body: Mapped[str] = mapped_column(sa.Text)
+    version: Mapped[int] = mapped_column(sa.Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(TZ)
+    updated_at: Mapped[datetime] = mapped_column(TZ)
+
+
+class ReferenceCounter(Model):
+    """The last number handed out per reference prefix and year."""
+
+    __tablename__ = "reference_counters"
+
+    prefix: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    year: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    last: Mapped[int] = mapped_column(sa.Integer)

@@ -5,21 +5,28 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.complaints.desk import OPEN_STATUSES
 from services.complaints.models import (
     Action,
     Agent,
+    CannedResponse,
     Complaint,
     CustomerRedirect,
     CustomerTier,
     ErasedCustomer,
+    Holiday,
     Note,
+    ReferenceCounter,
+    RoutingRule,
+    SlaPolicy,
+    Team,
     Transition,
     idempotency_keys,
 )
@@ -89,9 +96,10 @@ async def open_of_customer(
 
 
 async def least_loaded_agent(
-    session: AsyncSession, team: str, open_statuses: Sequence[str]
+    session: AsyncSession, team: str, open_statuses: Sequence[str], skill: str | None = None
 ) -> str | None:
-    """The active agent of `team` with the fewest open complaints (ties: lowest id).
+    """The active agent of `team` (with `skill`, when given) with the fewest open cases
+    (ties: lowest id).
 
     The team's agent rows are locked first, so concurrent automatic assignments to one team
     queue up and each sees the load the previous one left.
@@ -107,17 +115,31 @@ async def least_loaded_agent(
         .where(Complaint.assignee == Agent.id, Complaint.status.in_(open_statuses))
         .scalar_subquery()
     )
-    stmt = (
-        sa.select(Agent.id)
-        .where(Agent.team == team, Agent.active.is_(True))
-        .order_by(load, Agent.id)
-        .limit(1)
-    )
-    return await session.scalar(stmt)
+    stmt = sa.select(Agent.id).where(Agent.team == team, Agent.active.is_(True))
+    if skill is not None:
+        stmt = stmt.where(sa.literal(skill) == sa.any_(Agent.skills))
+    return await session.scalar(stmt.order_by(load, Agent.id).limit(1))
+
+
+async def team_lead(session: AsyncSession, team: str) -> str | None:
+    return await session.scalar(sa.select(Team.lead).where(Team.name == team))
+
+
+async def next_number(session: AsyncSession, prefix: str, year: int) -> int:
+    """The next number of the per-year sequence of `prefix` (rows lock: no gaps, no repeats)."""
+    stmt = insert(ReferenceCounter).values(prefix=prefix, year=year, last=1)
+    upsert = stmt.on_conflict_do_update(
+        index_elements=[ReferenceCounter.prefix, ReferenceCounter.year],
+        set_={"last": ReferenceCounter.last + 1},
+    ).returning(ReferenceCounter.last)
+    return int((await session.execute(upsert)).scalar_one())
 
 
 @dataclass
 class QueueFilter:
+    type: list[str] | None = None
+    subtype: list[str] | None = None
+    queue: str | None = None
     status: list[str] | None = None
     severity: list[str] | None = None
     category: list[str] | None = None
@@ -127,6 +149,8 @@ class QueueFilter:
     customer_id: uuid.UUID | None = None
     escalated: bool | None = None
     revisit_due_before: datetime | None = None
+    unassigned: bool = False
+    open_only: bool = False
 
 
 def _parse_due(value: Any) -> Any:
@@ -148,6 +172,8 @@ async def queue(
     """One page of the work queue (nearest deadline first) and the next page's cursor."""
     stmt = sa.select(Complaint)
     for column, values in (
+        (Complaint.type, f.type),
+        (Complaint.subtype, f.subtype),
         (Complaint.status, f.status),
         (Complaint.severity, f.severity),
         (Complaint.category, f.category),
@@ -155,6 +181,12 @@ async def queue(
     ):
         if values:
             stmt = stmt.where(column.in_(values))
+    if f.queue is not None:
+        stmt = stmt.where(Complaint.queue == f.queue)
+    if f.open_only:
+        stmt = stmt.where(Complaint.status.in_(OPEN_STATUSES))
+    if f.unassigned:
+        stmt = stmt.where(Complaint.assignee.is_(None))
     if f.assignee is not None:
         stmt = stmt.where(Complaint.assignee == f.assignee)
     if f.team is not None:
@@ -338,3 +370,152 @@ async def scrub_customer(session: AsyncSession, customer_id: uuid.UUID) -> None:
             idempotency_keys.c.body["customer_id"].astext.in_(every_id)
         )
     )
+
+
+# -- the desk's configuration ------------------------------------------------------------------
+
+
+async def sla_policies(session: AsyncSession) -> Sequence[SlaPolicy]:
+    return (await session.scalars(sa.select(SlaPolicy).order_by(SlaPolicy.position))).all()
+
+
+async def replace_sla_policies(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    await session.execute(sa.delete(SlaPolicy))
+    if rows:
+        await session.execute(insert(SlaPolicy), rows)
+
+
+async def routing_rules(session: AsyncSession) -> Sequence[RoutingRule]:
+    return (await session.scalars(sa.select(RoutingRule).order_by(RoutingRule.position))).all()
+
+
+async def replace_routing_rules(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    await session.execute(sa.delete(RoutingRule))
+    if rows:
+        await session.execute(insert(RoutingRule), rows)
+
+
+async def holidays(session: AsyncSession, year: int | None) -> Sequence[Holiday]:
+    stmt = sa.select(Holiday).order_by(Holiday.day)
+    if year is not None:
+        stmt = stmt.where(sa.extract("year", Holiday.day) == year)
+    return (await session.scalars(stmt)).all()
+
+
+async def holiday_days(session: AsyncSession) -> list[date]:
+    return list((await session.scalars(sa.select(Holiday.day))).all())
+
+
+async def put_holiday(session: AsyncSession, day: date, name: str) -> None:
+    stmt = insert(Holiday).values(day=day, name=name)
+    await session.execute(
+        stmt.on_conflict_do_update(index_elements=[Holiday.day], set_={"name": name})
+    )
+
+
+async def delete_holiday(session: AsyncSession, day: date) -> bool:
+    result = await session.execute(
+        sa.delete(Holiday).where(Holiday.day == day).returning(Holiday.day)
+    )
+    return result.first() is not None
+
+
+async def put_team(
+    session: AsyncSession,
+    name: str,
+    lead: str | None,
+    description: str | None,
+    members: list[dict[str, Any]],
+) -> None:
+    """The team row, its members as agents (skills, active), and members not listed any more
+    deactivated (they keep their history, get no new cases)."""
+    values = {"lead": lead, "description": description, "updated_at": sa.func.now()}
+    stmt = insert(Team).values(name=name, **values)
+    await session.execute(stmt.on_conflict_do_update(index_elements=[Team.name], set_=values))
+    listed = [m["agent_id"] for m in members]
+    await session.execute(
+        sa.update(Agent)
+        .where(Agent.team == name, Agent.id.not_in(listed))
+        .values(active=False, updated_at=sa.func.now())
+    )
+    for m in members:
+        row = {"team": name, "active": m["active"], "skills": m["skills"]}
+        upsert = insert(Agent).values(id=m["agent_id"], **row, updated_at=sa.func.now())
+        await session.execute(
+            upsert.on_conflict_do_update(
+                index_elements=[Agent.id], set_={**row, "updated_at": sa.func.now()}
+            )
+        )
+
+
+async def teams(session: AsyncSession, name: str | None = None) -> Sequence[Team]:
+    stmt = sa.select(Team).order_by(Team.name)
+    if name is not None:
+        stmt = stmt.where(Team.name == name)
+    return (await session.scalars(stmt)).all()
+
+
+async def members_with_load(
+    session: AsyncSession, team_names: Sequence[str], open_statuses: Sequence[str]
+) -> Sequence[sa.Row[Any]]:
+    load = (
+        sa.select(sa.func.count(Complaint.id))
+        .where(Complaint.assignee == Agent.id, Complaint.status.in_(open_statuses))
+        .scalar_subquery()
+    )
+    stmt = (
+        sa.select(Agent.id, Agent.team, Agent.active, Agent.skills, load.label("open_cases"))
+        .where(Agent.team.in_(team_names))
+        .order_by(Agent.team, Agent.id)
+    )
+    return (await session.execute(stmt)).all()
+
+
+async def queued_per_team(
+    session: AsyncSession, team_names: Sequence[str], open_statuses: Sequence[str]
+) -> dict[str, int]:
+    stmt = (
+        sa.select(Complaint.team, sa.func.count())
+        .where(
+            Complaint.team.in_(team_names),
+            Complaint.assignee.is_(None),
+            Complaint.queue.is_(None),
+            Complaint.status.in_(open_statuses),
+        )
+        .group_by(Complaint.team)
+    )
+    return {str(team): count for team, count in (await session.execute(stmt)).all()}
+
+
+async def canned_response(
+    session: AsyncSession, response_id: uuid.UUID, *, lock: bool = False
+) -> CannedResponse | None:
+    stmt = sa.select(CannedResponse).where(CannedResponse.id == response_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def canned_responses(
+    session: AsyncSession, case_type: str | None, locale: str | None
+) -> Sequence[CannedResponse]:
+    """Responses for the type (and those for every type), in the locale or its language."""
+    stmt = sa.select(CannedResponse)
+    if case_type is not None:
+        stmt = stmt.where(sa.or_(CannedResponse.type == case_type, CannedResponse.type.is_(None)))
+    if locale is not None:
+        language = locale.split("-")[0]
+        stmt = stmt.where(
+            sa.or_(CannedResponse.locale == locale, CannedResponse.locale == language)
+        )
+    order = (CannedResponse.type, CannedResponse.locale, CannedResponse.title, CannedResponse.id)
+    return (await session.scalars(stmt.order_by(*order))).all()
+
+
+async def delete_canned_response(session: AsyncSession, response_id: uuid.UUID) -> bool:
+    result = await session.execute(
+        sa.delete(CannedResponse)
+        .where(CannedResponse.id == response_id)
+        .returning(CannedResponse.id)
+    )
+    return result.first() is not None

@@ -1,85 +1,145 @@
-"""Complaint rules: the state machine, SLA clocks, escalation, assignment, revisit.
+"""Case rules, for every case type: lifecycles, SLA clocks from the SLA policies, routing,
+escalation that moves work, outcome notices, revisit.
 
 Every function changes state and emits its events in the caller's transaction; none commits.
-Complaints are read `FOR UPDATE` before any change so a request never overwrites what the SLA
-scheduler (or another request) committed meanwhile.
+Cases are read `FOR UPDATE` before any change so a request never overwrites what the SLA
+scheduler (or another request) committed meanwhile. Every case publishes `case.*`;
+complaint-type cases also publish the `complaint.*` events existing consumers know.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, cast
 
+from services.complaints import desk
 from services.complaints import repository as repo
 from services.complaints.config import Settings
+from services.complaints.desk import OPEN_STATUSES, OUTCOME_STATUSES, REOPENABLE, Policy, Rule
 from services.complaints.errors import (
     ActionNotFound,
+    CaseNotFound,
     ComplaintNotFound,
     MissingField,
     NoAgentAvailable,
     NotRateable,
     ReopenWindowPassed,
+    ResponseNotFound,
+    ReturnWindowPassed,
     TransitionNotAllowed,
+    TypeChangeNotAllowed,
 )
-from services.complaints.models import Action, Complaint, Note, Transition
+from services.complaints.models import Action, Case, Note, Transition
 from services.complaints.schemas import (
     ActionCreate,
     ActionUpdate,
     AgentUpsert,
     AssignmentRequest,
-    ComplaintCreate,
+    CaseCreate,
+    CaseNoteCreate,
+    CaseTransitionRequest,
+    CaseUpdate,
     ComplaintUpdate,
     RatingRequest,
-    TransitionRequest,
 )
 from services.complaints.sla import SlaClock
 from shared.context import RequestContext
+from shared.contracts import cases as cev
 from shared.contracts import complaints as ev
 from shared.events.registry import EventContract
 from shared.http import check_if_match
 
-OPEN_STATUSES = ("received", "acknowledged", "investigating", "waiting_on_customer")
-TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "received": ("acknowledged",),
-    "acknowledged": ("investigating",),
-    "investigating": ("waiting_on_customer", "resolved"),
-    "waiting_on_customer": ("investigating", "resolved"),
-    "resolved": ("closed", "investigating"),
-    "closed": ("investigating",),
-}
-REOPENABLE = ("resolved", "closed")
 MANAGEMENT_LEVEL = 2
+MANAGEMENT_QUEUE = "management"
+OVERRIDE_SCOPE = "cases:override"
 
 
 def settings_of(ctx: RequestContext) -> Settings:
     return cast(Settings, ctx.settings)
 
 
-def sla_clock(ctx: RequestContext) -> SlaClock:
-    """SLA time of the service's calendar (wall-clock time unless business hours are on)."""
-    return SlaClock(settings_of(ctx))
+# -- calendars and policies --------------------------------------------------------------------
+
+
+def known_holidays(ctx: RequestContext) -> frozenset[date]:
+    """The holidays this process read last (`load_holidays`; every case operation does)."""
+    return cast(frozenset[date], getattr(ctx.app_state, "desk_holidays", frozenset()))
+
+
+async def load_holidays(ctx: RequestContext) -> frozenset[date]:
+    """Read the holidays in the caller's transaction; views of this request use them too."""
+    days = frozenset(await repo.holiday_days(ctx.session))
+    if ctx.app_state is not None:
+        ctx.app_state.desk_holidays = days
+    return days
+
+
+def sla_clock(ctx: RequestContext, c: Case | None = None) -> SlaClock:
+    """SLA time of the case's calendar (its policy's, else the service's), holidays skipped."""
+    return SlaClock(settings_of(ctx), c.sla_calendar if c else None, known_holidays(ctx))
+
+
+async def load_policies(ctx: RequestContext) -> list[Policy]:
+    """The SLA policies in matching order: the list set by API, then the settings' matrix."""
+    rows = await repo.sla_policies(ctx.session)
+    listed = [
+        Policy(
+            name=r.name,
+            type=r.type,
+            subtype=r.subtype,
+            severity=r.severity,
+            tier=r.tier,
+            channel=r.channel,
+            first_response_s=r.first_response_s,
+            resolution_s=r.resolution_s,
+            pause_states=tuple(r.pause_states),
+            calendar=r.calendar,
+        )
+        for r in rows
+    ]
+    return [*listed, *desk.default_policies(settings_of(ctx))]
+
+
+def facts(c: Case) -> dict[str, Any]:
+    """What policies and routing rules match on."""
+    return {
+        "type": c.type,
+        "subtype": c.subtype,
+        "severity": c.severity,
+        "tier": c.tier,
+        "channel": c.channel,
+        "category": c.category,
+    }
+
+
+def apply_policy(ctx: RequestContext, c: Case, policies: Sequence[Policy], now: datetime) -> None:
+    """Take targets, pause states and calendar from the first matching policy, then
+    reschedule: deadlines move with the new targets, the time already paused is kept."""
+    policy = desk.first_match(policies, facts(c))
+    c.sla_policy = policy.name
+    c.sla_calendar = policy.calendar
+    c.pause_states = list(policy.pause_states)
+    c.first_response_target_s = policy.first_response_s
+    c.resolution_target_s = policy.resolution_s
+    if c.paused_since is not None and c.status not in c.pause_states:
+        _resume_clock(ctx, c, now)
+    elif c.paused_since is None and c.status in c.pause_states:
+        c.paused_since = now
+    reschedule(ctx, c)
 
 
 # -- SLA ---------------------------------------------------------------------------------------
 
 
-def apply_targets(ctx: RequestContext, c: Complaint) -> None:
-    """Take the targets of the complaint's severity and tier from the matrix, then reschedule."""
-    targets = settings_of(ctx).targets(c.severity, c.tier)
-    c.first_response_target_s = targets.first_response_s
-    c.resolution_target_s = targets.resolution_s
-    reschedule(ctx, c)
-
-
-def reschedule(ctx: RequestContext, c: Complaint) -> None:
+def reschedule(ctx: RequestContext, c: Case) -> None:
     """Recompute deadlines (stored targets, pauses), the next check and the SLA status."""
     ratio = settings_of(ctx).sla_warning_ratio
-    clock = sla_clock(ctx)
+    clock = sla_clock(ctx, c)
     first, resolution = c.first_response_target_s, c.resolution_target_s
-    # Waiting on the customer only happens after the first response, so pauses move only the
-    # resolution deadline; the first-response deadline stays what it was at receipt.
+    # Pauses only happen after the first response, so they move only the resolution
+    # deadline; the first-response deadline stays what it was at receipt.
     c.first_response_due_at = clock.add(c.received_at, first)
     c.first_response_warn_at = clock.add(c.received_at, first * ratio)
     paused = c.paused_seconds or 0.0
@@ -116,7 +176,7 @@ def reschedule(ctx: RequestContext, c: Complaint) -> None:
         c.sla_status = "on_track"
 
 
-def remaining_seconds(ctx: RequestContext, c: Complaint, now: datetime) -> int | None:
+def remaining_seconds(ctx: RequestContext, c: Case, now: datetime) -> int | None:
     if c.status == "received":
         due = c.first_response_due_at
     elif c.status in OPEN_STATUSES:
@@ -124,57 +184,91 @@ def remaining_seconds(ctx: RequestContext, c: Complaint, now: datetime) -> int |
     else:
         return None
     ref = c.paused_since or now
+    clock = sla_clock(ctx, c)
     if due >= ref:
-        return int(sla_clock(ctx).elapsed(ref, due))
-    return -int(sla_clock(ctx).elapsed(due, ref))
+        return int(clock.elapsed(ref, due))
+    return -int(clock.elapsed(due, ref))
 
 
-def _escalate(
-    c: Complaint, reason: Any, now: datetime, level: int | None = None
-) -> ev.ComplaintEscalated:
-    """Raise the escalation level (by one, or to `level`) and describe it as an event."""
+def case_fields(c: Case, now: datetime) -> dict[str, Any]:
+    """What every `case.*` event starts with."""
+    return {
+        "customer_id": c.customer_id,
+        "occurred_at": now,
+        "case_id": c.id,
+        "type": c.type,
+        "subtype": c.subtype,
+        "reference": c.reference,
+    }
+
+
+def complaint_fields(c: Case, now: datetime) -> dict[str, Any]:
+    """What every `complaint.*` event starts with (complaint-type cases only)."""
+    return {"customer_id": c.customer_id, "occurred_at": now, "complaint_id": c.id}
+
+
+async def _escalate(
+    ctx: RequestContext, c: Case, reason: Any, now: datetime, level: int | None = None
+) -> list[EventContract]:
+    """Raise the escalation level (by one, or to `level`) and move the work: level 1 to the
+    team's lead (when the team has one), level 2 and up to the management queue."""
     c.escalation_level = c.escalation_level + 1 if level is None else max(level, c.escalation_level)
-    return ev.ComplaintEscalated(
-        customer_id=c.customer_id,
-        occurred_at=now,
-        complaint_id=c.id,
-        reason=reason,
-        level=c.escalation_level,
+    if c.escalation_level >= MANAGEMENT_LEVEL:
+        c.queue, c.assignee = MANAGEMENT_QUEUE, None
+    elif c.team is not None:
+        lead = await repo.team_lead(ctx.session, c.team)
+        if lead is not None:
+            c.assignee = lead
+    events: list[EventContract] = []
+    if c.type == "complaint":
+        events.append(
+            ev.ComplaintEscalated(
+                **complaint_fields(c, now), reason=reason, level=c.escalation_level
+            )
+        )
+    events.append(
+        cev.CaseEscalated(
+            **case_fields(c, now),
+            reason=reason,
+            level=c.escalation_level,
+            assignee=c.assignee,
+            queue=c.queue,
+        )
     )
+    return events
 
 
-def check_sla(ctx: RequestContext, c: Complaint, now: datetime) -> list[EventContract]:
+def _sla_events(
+    c: Case, now: datetime, breached: bool, target: str, due_at: datetime
+) -> list[EventContract]:
+    old = ev.ComplaintSlaBreached if breached else ev.ComplaintSlaWarning
+    new = cev.CaseSlaBreached if breached else cev.CaseSlaWarning
+    events: list[EventContract] = []
+    if c.type == "complaint":
+        events.append(old(**complaint_fields(c, now), target=target, due_at=due_at))
+    events.append(new(**case_fields(c, now), target=target, due_at=due_at))
+    return events
+
+
+async def check_sla(ctx: RequestContext, c: Case, now: datetime) -> list[EventContract]:
     """Warnings and breaches that fell due; each flag is set where its event is emitted."""
     events: list[EventContract] = []
-    base = {"customer_id": c.customer_id, "occurred_at": now, "complaint_id": c.id}
     if c.first_response_at is None:
         if not c.first_response_warned and c.first_response_warn_at <= now:
             c.first_response_warned = True
-            events.append(
-                ev.ComplaintSlaWarning(
-                    **base, target="first_response", due_at=c.first_response_due_at
-                )
-            )
+            events += _sla_events(c, now, False, "first_response", c.first_response_due_at)
         if not c.first_response_breached and c.first_response_due_at <= now:
             c.first_response_breached = True
-            events.append(
-                ev.ComplaintSlaBreached(
-                    **base, target="first_response", due_at=c.first_response_due_at
-                )
-            )
-            events.append(_escalate(c, "sla_breach", now))
+            events += _sla_events(c, now, True, "first_response", c.first_response_due_at)
+            events += await _escalate(ctx, c, "sla_breach", now)
     if c.status in OPEN_STATUSES and c.paused_since is None:
         if not c.resolution_warned and c.resolution_warn_at <= now:
             c.resolution_warned = True
-            events.append(
-                ev.ComplaintSlaWarning(**base, target="resolution", due_at=c.resolution_due_at)
-            )
+            events += _sla_events(c, now, False, "resolution", c.resolution_due_at)
         if not c.resolution_breached and c.resolution_due_at <= now:
             c.resolution_breached = True
-            events.append(
-                ev.ComplaintSlaBreached(**base, target="resolution", due_at=c.resolution_due_at)
-            )
-            events.append(_escalate(c, "sla_breach", now))
+            events += _sla_events(c, now, True, "resolution", c.resolution_due_at)
+            events += await _escalate(ctx, c, "sla_breach", now)
     if events:
         c.version += 1
         c.updated_at = now
@@ -183,13 +277,14 @@ def check_sla(ctx: RequestContext, c: Complaint, now: datetime) -> list[EventCon
 
 
 async def run_sla_checks(ctx: RequestContext) -> int:
-    """One scheduler pass: claim due complaints (SKIP LOCKED), flag and publish what fell due."""
+    """One scheduler pass: claim due cases (SKIP LOCKED), flag and publish what fell due."""
     now = ctx.now()
+    await load_holidays(ctx)
     batch = settings_of(ctx).sla_scheduler_batch
     due = await repo.claim_due_sla_checks(ctx.session, now, batch)
     events: list[EventContract] = []
     for c in due:
-        events.extend(check_sla(ctx, c, now))
+        events.extend(await check_sla(ctx, c, now))
     await ctx.session.flush()
     await ctx.outbox.emit(ctx.session, *events)
     return len(due)
@@ -198,26 +293,86 @@ async def run_sla_checks(ctx: RequestContext) -> int:
 # -- intake ------------------------------------------------------------------------------------
 
 
-async def register(ctx: RequestContext, data: ComplaintCreate) -> Complaint:
+def _check_claim(ctx: RequestContext, data: CaseCreate, now: datetime) -> str | None:
+    """A claim must come within the return window of delivery, unless a manager overrides
+    (`cases:override`); returns who overrode it."""
+    claim = data.claim
+    if claim is None:
+        return None
+    window = settings_of(ctx).return_window_days
+    if desk.within_window(claim.delivered_at, now, window):
+        return None
+    if not claim.override_return_window:
+        days = (now - claim.delivered_at).total_seconds() / 86400
+        raise ReturnWindowPassed(
+            f"The claim comes {days:.1f} days after delivery; the return window is "
+            f"{window:g} days (a manager can override it)",
+            delivered_at=claim.delivered_at.isoformat(),
+            return_window_days=window,
+            days_since_delivery=round(days, 1),
+        )
+    ctx.require(OVERRIDE_SCOPE)
+    return ctx.actor
+
+
+async def _route(ctx: RequestContext, c: Case, now: datetime) -> list[EventContract]:
+    """The first matching routing rule names the team; its least-loaded active member with
+    the rule's skill gets the case, or it waits in the team's queue (`case.queued`)."""
+    rules = [
+        Rule(
+            team=r.team,
+            skill=r.skill,
+            type=r.type,
+            subtype=r.subtype,
+            category=r.category,
+            tier=r.tier,
+        )
+        for r in await repo.routing_rules(ctx.session)
+    ]
+    rule = desk.route(rules, facts(c))
+    if rule is None:
+        return []
+    c.team = rule.team
+    c.assignee = await repo.least_loaded_agent(ctx.session, rule.team, OPEN_STATUSES, rule.skill)
+    if c.assignee is not None:
+        return []
+    return [cev.CaseQueued(**case_fields(c, now), team=rule.team, skill=rule.skill)]
+
+
+async def register(ctx: RequestContext, data: CaseCreate) -> Case:
     session, now = ctx.session, ctx.now()
+    overridden_by = _check_claim(ctx, data, now)
+    await load_holidays(ctx)
     customer_id = await repo.resolve_customer(session, data.customer_id)
     tier = await repo.tier_of(session, customer_id) or settings_of(ctx).default_tier
-    c = Complaint(
+    number = await repo.next_number(session, desk.REFERENCE_PREFIX[data.type], now.year)
+    claim = data.claim
+    c = Case(
         id=uuid.uuid4(),
+        type=data.type,
+        subtype=data.subtype,
+        reference=desk.reference(data.type, now.year, number),
         customer_id=customer_id,
         channel=data.channel,
         category=data.category,
         severity=data.severity,
         status="received",
         tier=tier,
-        complainant_name=data.complainant.name,
-        complainant_email=data.complainant.email,
-        complainant_phone=data.complainant.phone,
+        complainant_name=data.contact.name,
+        complainant_email=data.contact.email,
+        complainant_phone=data.contact.phone,
         subject=data.subject,
         description=data.description,
-        related_purchase_id=data.related_purchase_id,
+        related_purchase_id=data.related_purchase_id or (claim.purchase_id if claim else None),
         related_interaction_id=data.related_interaction_id,
+        claim_kind=claim.kind if claim else None,
+        amount_claimed=claim.amount if claim else None,
+        currency=claim.currency if claim else None,
+        delivered_at=claim.delivered_at if claim else None,
+        return_window_days=int(settings_of(ctx).return_window_days) if claim else None,
+        window_overridden_by=overridden_by,
         escalation_level=0,
+        critical_escalated=False,
         received_at=now,
         paused_seconds=0.0,
         first_response_warned=False,
@@ -232,87 +387,116 @@ async def register(ctx: RequestContext, data: ComplaintCreate) -> Complaint:
     if await repo.is_erased(session, customer_id):
         # The erasure was processed first; it wins whatever the order of arrival.
         scrub(c, now)
-    apply_targets(ctx, c)
+    apply_policy(ctx, c, await load_policies(ctx), now)
     session.add(c)
     session.add(Transition(complaint_id=c.id, to_status="received", actor=ctx.actor, at=now))
+    routed: list[EventContract] = []
     if data.assignee:
         c.assignee = data.assignee
     elif data.team:
         c.team = data.team
         c.assignee = await _least_loaded_agent(ctx, data.team)
-    events: list[EventContract] = [
-        ev.ComplaintReceived(
-            customer_id=customer_id,
-            occurred_at=now,
-            complaint_id=c.id,
-            channel=data.channel,
-            category=data.category,
-            severity=data.severity,
+    else:
+        routed = await _route(ctx, c, now)
+    events: list[EventContract] = []
+    if c.type == "complaint":
+        events.append(
+            ev.ComplaintReceived(
+                **complaint_fields(c, now),
+                channel=data.channel,
+                category=data.category,
+                severity=data.severity,
+                first_response_due_at=c.first_response_due_at,
+                resolution_due_at=c.resolution_due_at,
+            )
+        )
+    events.append(
+        cev.CaseReceived(
+            **case_fields(c, now),
+            channel=c.channel,
+            category=c.category,
+            severity=c.severity,
+            sla_policy=c.sla_policy,
             first_response_due_at=c.first_response_due_at,
             resolution_due_at=c.resolution_due_at,
+            team=c.team,
+            assignee=c.assignee,
         )
-    ]
+    )
+    events += routed
     if data.severity == "critical":
-        events.append(_escalate(c, "critical_intake", now, MANAGEMENT_LEVEL))
+        c.critical_escalated = True
+        events += await _escalate(ctx, c, "critical_intake", now, MANAGEMENT_LEVEL)
     await session.flush()
     await ctx.outbox.emit(session, *events)
     await _audit(ctx, "create", c, data.model_dump(exclude_none=True))
     return c
 
 
-def scrub(c: Complaint, now: datetime) -> None:
-    """Drop the complainant's personal data and free text; keep category, timings, ratings."""
+def scrub(c: Case, now: datetime) -> None:
+    """Drop the contact's personal data and free text; keep type, timings, ratings."""
     c.complainant_name = c.complainant_email = c.complainant_phone = None
     c.subject = c.description = c.root_cause = c.resolution = c.rating_comment = None
     c.erased_at = now
 
 
-async def _audit(ctx: RequestContext, action: str, c: Complaint, fields: Iterable[str]) -> None:
+async def _audit(ctx: RequestContext, action: str, c: Case, fields: Iterable[str]) -> None:
     await ctx.audit_change(action, "complaint", c.id, c.customer_id, fields)
 
 
 # -- reads -------------------------------------------------------------------------------------
 
 
-async def get(ctx: RequestContext, complaint_id: uuid.UUID, *, lock: bool = False) -> Complaint:
-    c = await repo.get(ctx.session, complaint_id, lock=lock)
-    if c is None:
-        raise ComplaintNotFound(f"Complaint {complaint_id} does not exist")
+async def get(
+    ctx: RequestContext, case_id: uuid.UUID, *, lock: bool = False, kind: str | None = None
+) -> Case:
+    """The case (of type `kind` when given: `/complaints` sees only complaints)."""
+    c = await repo.get(ctx.session, case_id, lock=lock)
+    if c is None or (kind is not None and c.type != kind):
+        if kind == "complaint":
+            raise ComplaintNotFound(f"Complaint {case_id} does not exist")
+        raise CaseNotFound(f"Case {case_id} does not exist")
     return c
 
 
-async def read(ctx: RequestContext, complaint_id: uuid.UUID) -> Complaint:
-    """The complaint; an unmasked read of its personal data is audited."""
-    c = await get(ctx, complaint_id)
+async def read(ctx: RequestContext, case_id: uuid.UUID, kind: str | None = None) -> Case:
+    """The case; an unmasked read of its personal data is audited."""
+    await load_holidays(ctx)
+    c = await get(ctx, case_id, kind=kind)
     await ctx.audit_reads([("complaint", c, c.customer_id)])
     return c
 
 
 async def queue(
     ctx: RequestContext, filters: repo.QueueFilter, cursor: str | None, limit: int
-) -> tuple[list[Complaint], str | None]:
+) -> tuple[list[Case], str | None]:
+    await load_holidays(ctx)
     items, next_cursor = await repo.queue(ctx.session, filters, cursor, limit)
     await ctx.audit_reads([("complaint", c, c.customer_id) for c in items])
     return items, next_cursor
 
 
-async def history(ctx: RequestContext, complaint_id: uuid.UUID) -> Sequence[Transition]:
-    c = await get(ctx, complaint_id)
-    rows = await repo.transitions(ctx.session, complaint_id)
+async def history(
+    ctx: RequestContext, case_id: uuid.UUID, kind: str | None = None
+) -> Sequence[Transition]:
+    c = await get(ctx, case_id, kind=kind)
+    rows = await repo.transitions(ctx.session, case_id)
     await ctx.audit_reads([("complaint_transition", t, c.customer_id) for t in rows])
     return rows
 
 
-async def notes(ctx: RequestContext, complaint_id: uuid.UUID) -> Sequence[Note]:
-    c = await get(ctx, complaint_id)
-    rows = await repo.notes(ctx.session, complaint_id)
+async def notes(ctx: RequestContext, case_id: uuid.UUID, kind: str | None = None) -> Sequence[Note]:
+    c = await get(ctx, case_id, kind=kind)
+    rows = await repo.notes(ctx.session, case_id)
     await ctx.audit_reads([("complaint_note", n, c.customer_id) for n in rows])
     return rows
 
 
-async def actions(ctx: RequestContext, complaint_id: uuid.UUID) -> Sequence[Action]:
-    c = await get(ctx, complaint_id)
-    rows = await repo.actions(ctx.session, complaint_id)
+async def actions(
+    ctx: RequestContext, case_id: uuid.UUID, kind: str | None = None
+) -> Sequence[Action]:
+    c = await get(ctx, case_id, kind=kind)
+    rows = await repo.actions(ctx.session, case_id)
     await ctx.audit_reads([("complaint_action", a, c.customer_id) for a in rows])
     return rows
 
@@ -320,47 +504,50 @@ async def actions(ctx: RequestContext, complaint_id: uuid.UUID) -> Sequence[Acti
 # -- lifecycle ---------------------------------------------------------------------------------
 
 
-def allowed_moves(ctx: RequestContext, c: Complaint, now: datetime) -> list[str]:
-    moves = list(TRANSITIONS[c.status])
-    if c.status in REOPENABLE and not _within_reopen_window(ctx, c, now):
+def allowed_moves(ctx: RequestContext, c: Case, now: datetime) -> list[str]:
+    moves = list(desk.lifecycle(c.type)[c.status])
+    if (
+        c.status in REOPENABLE
+        and "investigating" in moves
+        and not _within_reopen_window(ctx, c, now)
+    ):
         moves.remove("investigating")
     return moves
 
 
-def _within_reopen_window(ctx: RequestContext, c: Complaint, now: datetime) -> bool:
+def _within_reopen_window(ctx: RequestContext, c: Case, now: datetime) -> bool:
     resolved_at = c.resolved_at or c.updated_at
     return now - resolved_at <= timedelta(days=settings_of(ctx).reopen_window_days)
 
 
-def _resume_clock(ctx: RequestContext, c: Complaint, now: datetime) -> None:
+def _resume_clock(ctx: RequestContext, c: Case, now: datetime) -> None:
     if c.paused_since is not None:
-        c.paused_seconds = (c.paused_seconds or 0.0) + sla_clock(ctx).elapsed(c.paused_since, now)
+        clock = sla_clock(ctx, c)
+        c.paused_seconds = (c.paused_seconds or 0.0) + clock.elapsed(c.paused_since, now)
         c.paused_since = None
 
 
-async def transition(
-    ctx: RequestContext,
-    complaint_id: uuid.UUID,
-    req: TransitionRequest,
-    if_match: str | None = None,
-) -> Complaint:
-    """Move the complaint to `req.to_status`; `if_match` is checked when given."""
-    c = await get(ctx, complaint_id, lock=True)
-    if if_match is not None:
-        check_if_match(if_match, c.version)
-    now = ctx.now()
+def _revisits(ctx: RequestContext, c: Case) -> bool:
+    return c.type in settings_of(ctx).revisit_types
+
+
+def _check_move(ctx: RequestContext, c: Case, req: CaseTransitionRequest, now: datetime) -> None:
+    """Refuse a move the case's lifecycle does not allow, or that lacks what it needs."""
     current, target = c.status, req.to_status
-    if target not in TRANSITIONS[current]:
+    if target not in desk.lifecycle(c.type)[current]:
         raise TransitionNotAllowed(
-            f"A {current} complaint cannot move to {target}",
+            f"A {current} {desk.TYPE_NAMES[c.type]} cannot move to {target}",
             current_status=current,
             requested=target,
             allowed=allowed_moves(ctx, c, now),
         )
-    reopening = current in REOPENABLE and target == "investigating"
-    if reopening and not _within_reopen_window(ctx, c, now):
+    if (
+        current in REOPENABLE
+        and target == "investigating"
+        and not _within_reopen_window(ctx, c, now)
+    ):
         raise ReopenWindowPassed(
-            f"The complaint can be reopened only within {settings_of(ctx).reopen_window_days:g} "
+            f"The case can be reopened only within {settings_of(ctx).reopen_window_days:g} "
             "days of its resolution",
             current_status=current,
             requested=target,
@@ -376,58 +563,102 @@ async def transition(
             raise MissingField(
                 "Resolving needs a resolution text (send `resolution`)", field="resolution"
             )
-    if target == "closed" and not req.revisit_outcome:
+    if target == "closed" and _revisits(ctx, c) and not (req.revisit_outcome or c.revisit_outcome):
         raise MissingField(
             "Closing records the revisit's outcome (send `revisit_outcome`)",
             field="revisit_outcome",
         )
 
-    clock = sla_clock(ctx)
-    base = {"customer_id": c.customer_id, "occurred_at": now, "complaint_id": c.id}
-    events: list[EventContract] = [
-        ev.ComplaintStatusChanged(**base, from_status=current, to_status=target, actor_id=ctx.actor)
-    ]
-    if current == "waiting_on_customer":
+
+async def transition(
+    ctx: RequestContext,
+    case_id: uuid.UUID,
+    req: CaseTransitionRequest,
+    if_match: str | None = None,
+    kind: str | None = None,
+) -> Case:
+    """Move the case to `req.to_status`; `if_match` is checked when given."""
+    await load_holidays(ctx)
+    c = await get(ctx, case_id, lock=True, kind=kind)
+    if if_match is not None:
+        check_if_match(if_match, c.version)
+    now = ctx.now()
+    _check_move(ctx, c, req, now)
+    events = await _move(ctx, c, req, now)
+    await ctx.session.flush()
+    await ctx.outbox.emit(ctx.session, *events)
+    await _audit(ctx, "update", c, ["status", *req.model_dump(exclude_none=True)])
+    return c
+
+
+async def _move(
+    ctx: RequestContext, c: Case, req: CaseTransitionRequest, now: datetime
+) -> list[EventContract]:
+    """Apply a checked move: clocks, timestamps, the state, its history row and events."""
+    current, target = c.status, req.to_status
+    reopening = current in REOPENABLE and target == "investigating"
+    clock = sla_clock(ctx, c)
+    complaint = c.type == "complaint"
+    base = complaint_fields(c, now)
+    events: list[EventContract] = []
+    if complaint:
+        events.append(
+            ev.ComplaintStatusChanged(
+                **base,
+                from_status=current,
+                to_status=target,
+                actor_id=ctx.actor,
+            )
+        )
+    events.append(
+        cev.CaseStatusChanged(
+            **case_fields(c, now),
+            from_status=current,
+            to_status=target,
+            actor_id=ctx.actor,
+        )
+    )
+    if current in c.pause_states and target not in c.pause_states:
         _resume_clock(ctx, c, now)
+    if target in c.pause_states and c.paused_since is None:
+        c.paused_since = now
     if target == "acknowledged":
         c.first_response_at = now
         seconds = clock.elapsed(c.received_at, now)
         met = seconds <= c.first_response_target_s and not c.first_response_breached
+        if complaint:
+            events.append(
+                ev.ComplaintAcknowledged(
+                    **base, first_response_seconds=int(seconds), first_response_met=met
+                )
+            )
         events.append(
-            ev.ComplaintAcknowledged(
-                **base, first_response_seconds=int(seconds), first_response_met=met
+            cev.CaseAcknowledged(
+                **case_fields(c, now),
+                first_response_seconds=int(seconds),
+                first_response_met=met,
+                resolution_due_at=c.resolution_due_at,
             )
         )
-    elif target == "waiting_on_customer":
-        c.paused_since = now
-    elif target == "resolved":
-        c.resolved_at = now
-        c.revisit_due_at = now + timedelta(days=settings_of(ctx).revisit_after_days)
-        seconds = max(clock.elapsed(c.received_at, now) - (c.paused_seconds or 0.0), 0.0)
-        events.append(
-            ev.ComplaintResolved(
-                **base,
-                category=c.category,
-                severity=c.severity,
-                root_cause=c.root_cause_category,
-                resolution_seconds=int(seconds),
-                resolution_met=seconds <= c.resolution_target_s and not c.resolution_breached,
-            )
-        )
+    elif target in OUTCOME_STATUSES:
+        events += _reach_outcome(ctx, c, req, now)
     elif target == "closed":
         c.closed_at = now
-        c.revisit_outcome = req.revisit_outcome
-        events.append(ev.ComplaintClosed(**base, revisit_outcome=req.revisit_outcome))
+        c.revisit_outcome = req.revisit_outcome or c.revisit_outcome
+        if complaint:
+            events.append(ev.ComplaintClosed(**base, revisit_outcome=c.revisit_outcome))
+        events.append(cev.CaseClosed(**case_fields(c, now), revisit_outcome=c.revisit_outcome))
     elif reopening:
-        # The clock stood still while the complaint was resolved; it runs again from here.
+        # The clock stood still while the case was resolved; it runs again from here.
         assert c.resolved_at is not None
         c.paused_seconds = (c.paused_seconds or 0.0) + clock.elapsed(c.resolved_at, now)
-        c.resolved_at = None
-        c.closed_at = None
-        c.revisit_due_at = None
-        c.revisit_outcome = None
+        c.resolved_at = c.closed_at = c.revisit_due_at = None
+        c.revisit_outcome = c.outcome = None
+        c.revisit_followup_id = None
         c.reopen_count += 1
-        events.append(ev.ComplaintReopened(**base))
+        if complaint:
+            events.append(ev.ComplaintReopened(**base))
+        events.append(cev.CaseReopened(**case_fields(c, now)))
 
     c.status = target
     c.version += 1
@@ -443,55 +674,131 @@ async def transition(
             at=now,
         )
     )
-    # A pass over the clock right away: a reopened complaint may already be overdue.
-    events.extend(check_sla(ctx, c, now) if reopening else [])
-    await ctx.session.flush()
-    await ctx.outbox.emit(ctx.session, *events)
-    await _audit(ctx, "update", c, ["status", *req.model_dump(exclude_none=True)])
-    return c
+    # A pass over the clock right away: a reopened case may already be overdue.
+    if reopening:
+        events += await check_sla(ctx, c, now)
+    return events
+
+
+def _reach_outcome(
+    ctx: RequestContext, c: Case, req: CaseTransitionRequest, now: datetime
+) -> list[EventContract]:
+    """Resolved (or a suggestion accepted or declined): the notice and the revisit."""
+    clock = sla_clock(ctx, c)
+    c.resolved_at = now
+    c.outcome = req.outcome or desk.default_outcome(c.type, req.to_status)
+    if _revisits(ctx, c):
+        c.revisit_due_at = now + timedelta(days=settings_of(ctx).revisit_after_days)
+    seconds = max(clock.elapsed(c.received_at, now) - (c.paused_seconds or 0.0), 0.0)
+    met = seconds <= c.resolution_target_s and not c.resolution_breached
+    events: list[EventContract] = []
+    if c.type == "complaint":
+        events.append(
+            ev.ComplaintResolved(
+                **complaint_fields(c, now),
+                category=c.category,
+                severity=c.severity,
+                root_cause=c.root_cause_category,
+                resolution_seconds=int(seconds),
+                resolution_met=met,
+            )
+        )
+    events.append(
+        cev.CaseResolved(
+            **case_fields(c, now),
+            status=req.to_status,
+            outcome=c.outcome,
+            outcome_summary=desk.outcome_summary(c.type, c.reference, req.to_status, c.outcome),
+            resolution_seconds=int(seconds),
+            resolution_met=met,
+            owner_id=c.assignee,
+            revisit_due_at=c.revisit_due_at,
+        )
+    )
+    return events
 
 
 async def update(
-    ctx: RequestContext, complaint_id: uuid.UUID, data: ComplaintUpdate, if_match: str | None
-) -> Complaint:
-    """Change investigation details of the version the caller read (`if_match`, required)."""
-    c = await get(ctx, complaint_id, lock=True)
+    ctx: RequestContext,
+    case_id: uuid.UUID,
+    data: CaseUpdate | ComplaintUpdate,
+    if_match: str | None,
+    kind: str | None = None,
+) -> Case:
+    """Change details of the version the caller read (`if_match`, required). A change of
+    type, subtype or severity re-applies the SLA policies; raising the severity to critical
+    escalates to management, once in a case's life."""
+    await load_holidays(ctx)
+    c = await get(ctx, case_id, lock=True, kind=kind)
     check_if_match(if_match, c.version)
     changes = data.model_dump(exclude_unset=True)
     for name, value in changes.items():
         if value is None:
             raise MissingField(f"`{name}` cannot be cleared", field=name)
+    _check_retype(c, changes)
+    for name, value in changes.items():
         setattr(c, name, value)
+    if c.type != "service_request":
+        c.subtype = None
+    events: list[EventContract] = []
     if changes:
+        now = ctx.now()
         c.version += 1
-        c.updated_at = ctx.now()
-        if "severity" in changes:
-            apply_targets(ctx, c)
+        c.updated_at = now
+        if {"severity", "type", "subtype"} & changes.keys():
+            apply_policy(ctx, c, await load_policies(ctx), now)
+        raised = changes.get("severity") == "critical" and not c.critical_escalated
+        if raised and c.status in OPEN_STATUSES:
+            c.critical_escalated = True
+            events += await _escalate(ctx, c, "critical_raised", now, MANAGEMENT_LEVEL)
         await ctx.session.flush()
+        await ctx.outbox.emit(ctx.session, *events)
     await _audit(ctx, "update", c, changes)
     return c
 
 
-async def escalate(ctx: RequestContext, complaint_id: uuid.UUID, note: str | None) -> Complaint:
-    c = await get(ctx, complaint_id, lock=True)
+def _check_retype(c: Case, changes: dict[str, Any]) -> None:
+    new_type = changes.get("type", c.type)
+    if new_type != c.type and "claim" in (new_type, c.type):
+        raise TypeChangeNotAllowed(
+            "A claim cannot become another type, nor another type a claim (its purchase, "
+            "amount and return window are checked at intake)",
+            field="type",
+        )
+    if new_type == "suggestion" and c.status not in ("received", "acknowledged"):
+        raise TypeChangeNotAllowed(f"A {c.status} case cannot become a suggestion", field="type")
+    if new_type == "service_request" and changes.get("subtype", c.subtype) is None:
+        raise MissingField("A service request needs a `subtype`", field="subtype")
+    if "subtype" in changes and new_type != "service_request":
+        raise MissingField("Only service requests have a subtype", field="subtype")
+
+
+async def escalate(
+    ctx: RequestContext, case_id: uuid.UUID, note: str | None, kind: str | None = None
+) -> Case:
+    c = await get(ctx, case_id, lock=True, kind=kind)
     now = ctx.now()
-    event = _escalate(c, "manual", now)
+    events = await _escalate(ctx, c, "manual", now)
     c.version += 1
     c.updated_at = now
     ctx.session.add(
         Note(id=uuid.uuid4(), complaint_id=c.id, author=ctx.actor, body=note, created_at=now)
     )
     await ctx.session.flush()
-    await ctx.outbox.emit(ctx.session, event)
-    await _audit(ctx, "update", c, ["escalation_level", *(["note"] if note else [])])
+    await ctx.outbox.emit(ctx.session, *events)
+    fields = ["escalation_level", "assignee", "queue", *(["note"] if note else [])]
+    await _audit(ctx, "update", c, fields)
     return c
 
 
-async def rate(ctx: RequestContext, complaint_id: uuid.UUID, data: RatingRequest) -> Complaint:
-    c = await get(ctx, complaint_id, lock=True)
-    if c.status not in ("resolved", "closed"):
+async def rate(
+    ctx: RequestContext, case_id: uuid.UUID, data: RatingRequest, kind: str | None = None
+) -> Case:
+    """The customer's satisfaction with the outcome, for a case of any type."""
+    c = await get(ctx, case_id, lock=True, kind=kind)
+    if c.status not in (*OUTCOME_STATUSES, "closed"):
         raise NotRateable(
-            f"Only resolved or closed complaints can be rated; this one is {c.status}",
+            f"Only cases with an outcome can be rated; this one is {c.status}",
             current_status=c.status,
         )
     now = ctx.now()
@@ -499,23 +806,65 @@ async def rate(ctx: RequestContext, complaint_id: uuid.UUID, data: RatingRequest
     c.version += 1
     c.updated_at = now
     await ctx.session.flush()
-    await ctx.outbox.emit(
-        ctx.session,
-        ev.ComplaintRated(
-            customer_id=c.customer_id, occurred_at=now, complaint_id=c.id, rating=data.rating
-        ),
-    )
+    events: list[EventContract] = []
+    if c.type == "complaint":
+        events.append(ev.ComplaintRated(**complaint_fields(c, now), rating=data.rating))
+    events.append(cev.CaseRated(**case_fields(c, now), rating=data.rating))
+    await ctx.outbox.emit(ctx.session, *events)
     await _audit(ctx, "update", c, data.model_dump(exclude_none=True))
     return c
+
+
+# -- the revisit (a follow-up in interactions) -------------------------------------------------
+
+
+async def revisit_done(
+    ctx: RequestContext, case_id: uuid.UUID, followup_id: uuid.UUID, outcome: str
+) -> None:
+    """The revisit follow-up was completed in interactions: record its outcome on the case
+    and close the case if it still stands at its outcome (a reopened case stays open)."""
+    c = await repo.get(ctx.session, case_id, lock=True)
+    if c is None or c.status not in (*OUTCOME_STATUSES, "closed"):
+        return
+    now = ctx.now()
+    await load_holidays(ctx)
+    c.revisit_outcome = outcome
+    c.revisit_followup_id = followup_id
+    c.version += 1
+    c.updated_at = now
+    events: list[EventContract] = [
+        cev.CaseRevisited(**case_fields(c, now), revisit_outcome=outcome, followup_id=followup_id)
+    ]
+    if c.status != "closed":
+        req = CaseTransitionRequest(to_status="closed", revisit_outcome=outcome)
+        events += await _move(ctx, c, req, now)
+    await ctx.session.flush()
+    await ctx.outbox.emit(ctx.session, *events)
+    await _audit(ctx, "update", c, ["revisit_outcome", "status"])
 
 
 # -- notes and actions -------------------------------------------------------------------------
 
 
-async def add_note(ctx: RequestContext, complaint_id: uuid.UUID, body: str) -> Note:
-    c = await get(ctx, complaint_id)
+async def add_note(
+    ctx: RequestContext, case_id: uuid.UUID, data: CaseNoteCreate, kind: str | None = None
+) -> Note:
+    """A note by the caller: its text, a canned response's, or the response then the text."""
+    c = await get(ctx, case_id, kind=kind)
+    parts: list[str] = []
+    if data.response_id is not None:
+        response = await repo.canned_response(ctx.session, data.response_id)
+        if response is None:
+            raise ResponseNotFound(f"Canned response {data.response_id} does not exist")
+        parts.append(response.body)
+    if data.body:
+        parts.append(data.body)
     note = Note(
-        id=uuid.uuid4(), complaint_id=c.id, author=ctx.actor, body=body, created_at=ctx.now()
+        id=uuid.uuid4(),
+        complaint_id=c.id,
+        author=ctx.actor,
+        body="\n\n".join(parts),
+        created_at=ctx.now(),
     )
     ctx.session.add(note)
     await ctx.session.flush()
@@ -523,8 +872,10 @@ async def add_note(ctx: RequestContext, complaint_id: uuid.UUID, body: str) -> N
     return note
 
 
-async def add_action(ctx: RequestContext, complaint_id: uuid.UUID, data: ActionCreate) -> Action:
-    c = await get(ctx, complaint_id)
+async def add_action(
+    ctx: RequestContext, case_id: uuid.UUID, data: ActionCreate, kind: str | None = None
+) -> Action:
+    c = await get(ctx, case_id, kind=kind)
     now = ctx.now()
     action = Action(id=uuid.uuid4(), complaint_id=c.id, created_at=now, updated_at=now)
     for name, value in data.model_dump().items():
@@ -538,11 +889,16 @@ async def add_action(ctx: RequestContext, complaint_id: uuid.UUID, data: ActionC
 
 
 async def update_action(
-    ctx: RequestContext, complaint_id: uuid.UUID, action_id: uuid.UUID, data: ActionUpdate
+    ctx: RequestContext,
+    case_id: uuid.UUID,
+    action_id: uuid.UUID,
+    data: ActionUpdate,
+    kind: str | None = None,
 ) -> Action:
-    action = await repo.get_action(ctx.session, complaint_id, action_id)
+    c = await get(ctx, case_id, kind=kind)
+    action = await repo.get_action(ctx.session, case_id, action_id)
     if action is None:
-        raise ActionNotFound(f"Action {action_id} of complaint {complaint_id} does not exist")
+        raise ActionNotFound(f"Action {action_id} of case {case_id} does not exist")
     changes = data.model_dump(exclude_unset=True)
     for name, value in changes.items():
         if value is None and name != "due_date":
@@ -550,7 +906,6 @@ async def update_action(
         setattr(action, name, value)
     action.updated_at = ctx.now()
     await ctx.session.flush()
-    c = await get(ctx, complaint_id)
     await ctx.audit_change("update", "complaint_action", action.id, c.customer_id, changes)
     return action
 
@@ -565,8 +920,12 @@ async def _least_loaded_agent(ctx: RequestContext, team: str) -> str:
     return agent
 
 
-async def assign(ctx: RequestContext, complaint_id: uuid.UUID, req: AssignmentRequest) -> Complaint:
-    c = await get(ctx, complaint_id, lock=True)
+async def assign(
+    ctx: RequestContext, case_id: uuid.UUID, req: AssignmentRequest, kind: str | None = None
+) -> Case:
+    """Give the case to an agent (or the team's least-loaded one); it leaves any queue."""
+    await load_holidays(ctx)
+    c = await get(ctx, case_id, lock=True, kind=kind)
     if req.team is not None:
         c.team = req.team
         c.assignee = await _least_loaded_agent(ctx, req.team)
@@ -575,10 +934,11 @@ async def assign(ctx: RequestContext, complaint_id: uuid.UUID, req: AssignmentRe
         agent = await repo.agent(ctx.session, req.assignee)
         c.assignee = req.assignee
         c.team = agent.team if agent is not None else None
+    c.queue = None
     c.version += 1
     c.updated_at = ctx.now()
     await ctx.session.flush()
-    await _audit(ctx, "update", c, ["assignee", "team"])
+    await _audit(ctx, "update", c, ["assignee", "team", "queue"])
     return c
 
 
@@ -598,17 +958,20 @@ async def agents(ctx: RequestContext, team: str | None) -> Sequence[Any]:
 
 
 async def retarget_customer(ctx: RequestContext, customer_id: uuid.UUID, tier: str) -> int:
-    """A tier change: the open complaints of the customer follow the new tier's targets."""
-    open_complaints = await repo.open_of_customer(ctx.session, customer_id, OPEN_STATUSES)
+    """A tier change: the open cases of the customer follow the policies of the new tier."""
+    open_cases = await repo.open_of_customer(ctx.session, customer_id, OPEN_STATUSES)
     now = ctx.now()
-    for c in open_complaints:
-        if c.tier != tier:
+    changed = [c for c in open_cases if c.tier != tier]
+    if changed:
+        await load_holidays(ctx)
+        policies = await load_policies(ctx)
+        for c in changed:
             c.tier = tier
             c.version += 1
             c.updated_at = now
-            apply_targets(ctx, c)
+            apply_policy(ctx, c, policies, now)
     await ctx.session.flush()
-    return len(open_complaints)
+    return len(open_cases)
 
 
 async def tier_changed(
@@ -619,7 +982,7 @@ async def tier_changed(
 
 
 async def merge_customers(ctx: RequestContext, survivor: uuid.UUID, duplicate: uuid.UUID) -> None:
-    """The duplicate's complaints, now and later, belong to the survivor."""
+    """The duplicate's cases, now and later, belong to the survivor."""
     await repo.redirect_customer(ctx.session, duplicate, survivor)
     tier = await repo.tier_of(ctx.session, survivor)
     if tier is not None:

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from services.interactions import desk
 from services.interactions import repository as repo
 from services.interactions.config import Settings
 from services.interactions.models import (
@@ -33,13 +34,23 @@ from shared.app import ConsumerSpec
 from shared.auth import Principal
 from shared.consumer import BatchHandler, EventHandler
 from shared.context import RequestContext, utcnow
-from shared.contracts import ANALYTICS_TOPIC, CUSTOMERS_TOPIC
+from shared.contracts import ANALYTICS_TOPIC, COMPLAINTS_TOPIC, CUSTOMERS_TOPIC
 from shared.contracts.analytics import CustomerTierChanged
+from shared.contracts.cases import (
+    CaseClosed,
+    CaseReceived,
+    CaseReopened,
+    CaseResolved,
+    CaseStatusChanged,
+)
 from shared.contracts.customers import (
+    ConsentChanged,
     CustomerCreated,
     CustomerErased,
     CustomerMerged,
     CustomerUpdated,
+    NeedRecorded,
+    NeedUpdated,
 )
 from shared.events.envelope import CloudEvent
 from shared.outbox import Outbox
@@ -104,6 +115,7 @@ def handlers(settings: Settings) -> dict[str, EventHandler]:
         await _merge_state(session, old, survivor)
         await repo.refresh_contact(session, settings, [survivor])
         ctx = _system(session, settings)
+        await desk.move_records(ctx, old, survivor)
         await ctx.audit_change("merge", "customer", old, survivor, ["customer_id"])
         # The survivor was erased before this merge arrived: what the duplicate brings along
         # is scrubbed too.
@@ -131,12 +143,52 @@ def handlers(settings: Settings) -> dict[str, EventHandler]:
                 .on_conflict_do_update(index_elements=[s.customer_id], set_=values)
             )
 
+    # The service desk's cases, needs and consent changes: the timeline and case revisits.
+    async def case_received(session: AsyncSession, event: CloudEvent) -> None:
+        e = CaseReceived.model_validate(event.data)
+        changes = {"status": "received", "severity": e.severity, "channel": e.channel}
+        await desk.case_event(_system(session, settings), e, changes)
+
+    async def case_status(session: AsyncSession, event: CloudEvent) -> None:
+        e = CaseStatusChanged.model_validate(event.data)
+        await desk.case_event(_system(session, settings), e, {"status": e.to_status})
+
+    async def case_reopened(session: AsyncSession, event: CloudEvent) -> None:
+        e = CaseReopened.model_validate(event.data)
+        await desk.case_event(_system(session, settings), e, {"outcome": None})
+
+    async def case_closed(session: AsyncSession, event: CloudEvent) -> None:
+        e = CaseClosed.model_validate(event.data)
+        changes = {"status": "closed", "revisit_outcome": e.revisit_outcome}
+        await desk.case_event(_system(session, settings), e, changes)
+
+    async def case_resolved(session: AsyncSession, event: CloudEvent) -> None:
+        e = CaseResolved.model_validate(event.data)
+        await desk.case_resolved(_system(session, settings), e)
+
+    async def need(session: AsyncSession, event: CloudEvent) -> None:
+        recorded = event.type == NeedRecorded.event_type()
+        e = (NeedRecorded if recorded else NeedUpdated).model_validate(event.data)
+        await desk.need_event(_system(session, settings), e, recorded)
+
+    async def consent(session: AsyncSession, event: CloudEvent) -> None:
+        e = ConsentChanged.model_validate(event.data)
+        await desk.consent_changed(_system(session, settings), e, event.id)
+
     return {
         CustomerCreated.event_type(): one,
         CustomerUpdated.event_type(): one,
         CustomerMerged.event_type(): merged,
         CustomerErased.event_type(): erased,
         CustomerTierChanged.event_type(): one,
+        CaseReceived.event_type(): case_received,
+        CaseStatusChanged.event_type(): case_status,
+        CaseReopened.event_type(): case_reopened,
+        CaseClosed.event_type(): case_closed,
+        CaseResolved.event_type(): case_resolved,
+        NeedRecorded.event_type(): need,
+        NeedUpdated.event_type(): need,
+        ConsentChanged.event_type(): consent,
     }
 
 
@@ -300,7 +352,7 @@ def consumer_spec(settings: Settings) -> ConsumerSpec:
     single = handlers(settings)
     return ConsumerSpec(
         GROUP_ID,
-        [CUSTOMERS_TOPIC, ANALYTICS_TOPIC],
+        [CUSTOMERS_TOPIC, ANALYTICS_TOPIC, COMPLAINTS_TOPIC],
         single,
         batch_handler=batch_handler(settings, single),
         batch_types=frozenset(single),

@@ -86,6 +86,9 @@ class Followup(Model):
             "due_at",
             postgresql_where=sa.text("status = 'open' AND overdue_notified_at IS NULL"),
         ),
+        sa.Index(
+            "ix_followups_case_id", "case_id", postgresql_where=sa.text("case_id IS NOT NULL")
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -99,6 +102,9 @@ class Followup(Model):
     # Set for follow-ups the service creates itself, so a retried job never doubles one.
     dedupe_key: Mapped[str | None] = mapped_column(sa.Text, unique=True)
     interaction_id: Mapped[uuid.UUID | None]
+    # A revisit of a service-desk case (created from `case.resolved`), and what it found.
+    case_id: Mapped[uuid.UUID | None]
+    revisit_outcome: Mapped[str | None] = mapped_column(sa.Text)
     completed_at: Mapped[datetime | None] = mapped_column(TZ)
     overdue_notified_at: Mapped[datetime | None] = mapped_column(TZ)
     version: Mapped[int] = mapped_column(default=1)
@@ -215,3 +221,18 @@ class CustomerState(Model):
     erased_at: Mapped[datetime | None] = mapped_column(TZ)
     version: Mapped[int] = mapped_column(default=1, server_default="1")
     updated_at: Mapped[datetime] = mapped_column(TZ, server_default=_now())
+
+
+class TimelineRecord(Model):
+    """What other services publish that the timeline shows: cases (the service desk), needs
+    and consent changes (profiles). Codes, states and times only; the newest event wins."""
+
+    __tablename__ = "timeline_records"
+    __table_args__ = (sa.Index("ix_timeline_records_customer_at", "customer_id", "at"),)
+
+    kind: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    customer_id: Mapped[uuid.UUID]
+    at: Mapped[datetime] = mapped_column(TZ)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    changed_at: Mapped[datetime] = mapped_column(TZ)

@@ -21,6 +21,7 @@ from services.interactions.models import (
     Refund,
     Survey,
     SurveyInvitation,
+    TimelineRecord,
 )
 from shared.keyset import Keyset, SortKey, parse_datetime
 
@@ -394,6 +395,10 @@ TIMELINE_SOURCES: dict[str, tuple[type[Model], Any]] = {
     "refund": (Refund, Refund.occurred_at),
     "survey": (Survey, Survey.submitted_at),
     "followup": (Followup, sa.func.coalesce(Followup.completed_at, Followup.due_at)),
+    # Records other services publish: service-desk cases, needs, consent changes.
+    "case": (TimelineRecord, TimelineRecord.at),
+    "need": (TimelineRecord, TimelineRecord.at),
+    "consent": (TimelineRecord, TimelineRecord.at),
 }
 
 
@@ -415,6 +420,8 @@ async def timeline_page(
             model.id.label("id"),  # type: ignore[attr-defined]
             at.label("at"),
         ).where(model.customer_id == customer_id)  # type: ignore[attr-defined]
+        if model is TimelineRecord:
+            part = part.where(TimelineRecord.kind == name)
         if since is not None:
             part = part.where(at >= since)
         if until is not None:
@@ -430,6 +437,17 @@ async def timeline_page(
     rows = [(r.type, r.id, r.at) for r in (await session.execute(query)).all()]
     position = {"k": 0, "id": 1, "t": 2}
     return order.page(rows, limit, lambda row, name: row[position[name]])
+
+
+async def timeline_records(
+    session: AsyncSession, kind: str, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, TimelineRecord]:
+    if not ids:
+        return {}
+    rows = await session.scalars(
+        sa.select(TimelineRecord).where(TimelineRecord.kind == kind, TimelineRecord.id.in_(ids))
+    )
+    return {row.id: row for row in rows.all()}
 
 
 async def by_ids(

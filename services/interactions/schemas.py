@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -178,9 +178,18 @@ class FollowupUpdate(Strict):
         return self
 
 
+RevisitOutcome = Literal["satisfied", "partially_satisfied", "not_satisfied", "unreachable"]
+
+
 class FollowupComplete(Strict):
     interaction_id: UUID | None = Field(
         None, description="The interaction that did the follow-up (must exist)."
+    )
+    revisit_outcome: RevisitOutcome | None = Field(
+        None,
+        description="How the customer found the outcome: required for the revisit of a "
+        "service-desk case (`case_id`), which records it on the case.",
+        examples=["satisfied"],
     )
 
 
@@ -194,11 +203,13 @@ class FollowupRead(Read):
     assignee_id: str | None
     status: FollowupStatus
     note: str | None
-    origin: Literal["manual", "cadence", "important_date"] = Field(
-        description="`manual`, or created by the service from the revisit cadence or an "
-        "important date."
+    origin: Literal["manual", "cadence", "important_date", "case"] = Field(
+        description="`manual`, or created by the service from the revisit cadence, an "
+        "important date or a resolved service-desk case."
     )
     interaction_id: UUID | None
+    case_id: UUID | None = Field(description="The service-desk case this revisit follows up.")
+    revisit_outcome: RevisitOutcome | None
     completed_at: datetime | None
     overdue: bool = Field(description="Open and past its due time.")
     version: int
@@ -477,7 +488,39 @@ class InvitationRead(Read):
 
 # -- timeline -----------------------------------------------------------------------------------
 
-TimelineType = Literal["interaction", "purchase", "refund", "survey", "followup"]
+TimelineType = Literal[
+    "interaction", "purchase", "refund", "survey", "followup", "case", "need", "consent"
+]
+
+
+class TimelineCase(BaseModel):
+    """A service-desk case as the timeline shows it (details: the service desk, 8003)."""
+
+    type: str = Field(examples=["service_request"])
+    subtype: str | None = Field(None, examples=["repair"])
+    reference: str = Field(examples=["SR-2026-000123"])
+    status: str | None = Field(None, examples=["resolved"])
+    outcome: str | None = Field(None, examples=["repaired"])
+    severity: str | None = None
+    channel: str | None = None
+    revisit_outcome: str | None = None
+
+
+class TimelineNeed(BaseModel):
+    """A customer need as the timeline shows it (details: profiles, 8001)."""
+
+    category: str = Field(examples=["product"])
+    priority: str = Field(examples=["high"])
+    status: str = Field(examples=["open"])
+    due_date: date | None = None
+
+
+class TimelineConsent(BaseModel):
+    """A consent granted or withdrawn."""
+
+    purpose: str = Field(examples=["marketing_email"])
+    granted: bool
+    source: str = Field(examples=["web_form"])
 
 
 class TimelineEntry(BaseModel):
@@ -486,14 +529,18 @@ class TimelineEntry(BaseModel):
     type: TimelineType
     id: UUID
     at: datetime = Field(
-        description="Its place in time: occurred_at, submitted_at, or for follow-ups the "
-        "completion time (else the due time)."
+        description="Its place in time: occurred_at, submitted_at, for follow-ups the "
+        "completion time (else the due time), for cases their receipt, for needs their "
+        "recording, for consents the change."
     )
     interaction: InteractionRead | None = None
     purchase: PurchaseRead | None = None
     refund: RefundRead | None = None
     survey: SurveyRead | None = None
     followup: FollowupRead | None = None
+    case: TimelineCase | None = None
+    need: TimelineNeed | None = None
+    consent: TimelineConsent | None = None
 
 
 # -- GDPR ---------------------------------------------------------------------------------------

@@ -198,6 +198,7 @@ def _followup_fields(f: Followup) -> dict[str, Any]:
         "kind": f.kind,
         "due_at": f.due_at,
         "assignee_id": f.assignee_id,
+        "case_id": f.case_id,
     }
 
 
@@ -264,6 +265,17 @@ async def complete_followup(
     ctx: RequestContext, followup: Followup, data: schemas.FollowupComplete
 ) -> Followup:
     _require_open(followup, "completed")
+    if followup.case_id is not None and data.revisit_outcome is None:
+        raise Unprocessable(
+            "A case's revisit records how the customer found the outcome: send revisit_outcome",
+            errors=[
+                {
+                    "field": "body.revisit_outcome",
+                    "message": "required to complete the revisit of a case",
+                    "type": "missing",
+                }
+            ],
+        )
     if data.interaction_id is not None:
         interaction = await repo.get(ctx.session, Interaction, data.interaction_id)
         if interaction is None or interaction.customer_id != followup.customer_id:
@@ -281,13 +293,17 @@ async def complete_followup(
     followup.status = "done"
     followup.completed_at = now
     followup.interaction_id = data.interaction_id
+    followup.revisit_outcome = data.revisit_outcome
     followup.version += 1
     followup.updated_at = now
     await ctx.session.flush()
     await ctx.outbox.emit(
         ctx.session,
         FollowupCompleted(
-            occurred_at=now, interaction_id=data.interaction_id, **_followup_fields(followup)
+            occurred_at=now,
+            interaction_id=data.interaction_id,
+            revisit_outcome=data.revisit_outcome,
+            **_followup_fields(followup),
         ),
     )
     await _audit(
@@ -622,7 +638,7 @@ async def publish_overdue(ctx: RequestContext, now: datetime | None = None) -> i
     return len(claimed)
 
 
-async def _create_auto_followups(ctx: RequestContext, rows: list[dict[str, Any]]) -> None:
+async def create_auto_followups(ctx: RequestContext, rows: list[dict[str, Any]]) -> None:
     """Insert service-made follow-ups (deduplicated) and announce the ones actually created."""
     if not rows:
         return
@@ -640,6 +656,7 @@ async def _create_auto_followups(ctx: RequestContext, rows: list[dict[str, Any]]
                 Followup.kind,
                 Followup.due_at,
                 Followup.assignee_id,
+                Followup.case_id,
             )
         )
     ).all()
@@ -653,6 +670,7 @@ async def _create_auto_followups(ctx: RequestContext, rows: list[dict[str, Any]]
                 kind=r.kind,
                 due_at=r.due_at,
                 assignee_id=r.assignee_id,
+                case_id=r.case_id,
             )
             for r in created
         ),
@@ -719,7 +737,7 @@ async def create_due_revisits(ctx: RequestContext, now: datetime | None = None) 
         ),
     )
     rescheduled = {m.customer_id for m in moved}
-    await _create_auto_followups(
+    await create_auto_followups(
         ctx,
         [
             {
@@ -792,5 +810,5 @@ async def create_due_care(ctx: RequestContext, today: date | None = None) -> int
             .where(s.customer_id == r.customer_id)
             .values(care_next_on=next_care_date(r.important_dates, on + timedelta(days=1)))
         )
-    await _create_auto_followups(ctx, rows)
+    await create_auto_followups(ctx, rows)
     return len(claimed)

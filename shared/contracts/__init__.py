@@ -16,6 +16,7 @@ def load_all() -> None:
     """Import every contract module so the registry knows every event type."""
     from shared.contracts import (  # noqa: F401
         analytics,
+        cases,
         complaints,
         customers,
         interactions,

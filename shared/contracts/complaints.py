@@ -57,7 +57,7 @@ class ComplaintAcknowledged(ComplaintEvent):
 
 @contract("complaint.escalated", 1, COMPLAINTS_TOPIC, "A complaint was escalated.")
 class ComplaintEscalated(ComplaintEvent):
-    reason: Literal["critical_intake", "sla_breach", "manual"]
+    reason: Literal["critical_intake", "critical_raised", "sla_breach", "manual"]
     level: int = Field(ge=1, description="1 = team lead, 2 = management, ...")
 
 

@@ -34,6 +34,9 @@ class FollowupFields(CustomerEvent):
     kind: FollowupKind
     due_at: datetime
     assignee_id: str | None = None
+    case_id: UUID | None = Field(
+        None, description="The service-desk case a revisit follows up (`case.resolved`)."
+    )
 
 
 @contract("followup.scheduled", 1, INTERACTIONS_TOPIC, "A follow-up task was scheduled.")
@@ -49,6 +52,9 @@ class FollowupScheduled(FollowupFields):
 )
 class FollowupCompleted(FollowupFields):
     interaction_id: UUID | None = None
+    revisit_outcome: (
+        Literal["satisfied", "partially_satisfied", "not_satisfied", "unreachable"] | None
+    ) = Field(None, description="A case's revisit: how the customer found the outcome.")
 
 
 @contract(

@@ -87,8 +87,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosStack]:
             # killed mid-drain however few writes a loaded machine managed meanwhile.
             "ANALYTICS_CONSUMER_BATCH_SIZE": "100",
             "ANALYTICS_RERANK_MAX_DELAY_S": "3",
-            # Small batches, so a consumer killed mid-drain has committed some and not others.
-            "ANALYTICS_CONSUMER_BATCH_SIZE": "200",
         }
         services["interactions"] = ServiceProcess(
             "interactions", env, root / "interactions.log", port=interactions_port

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -131,13 +131,20 @@ def _sample(schema: dict[str, Any], name: str, ids: dict[str, str]) -> Any:
     return "x"
 
 
+def _random_id(param: dict[str, Any]) -> str:
+    if param.get("schema", {}).get("format") == "date":
+        return (date(1900, 1, 1) + timedelta(days=random.randrange(73_000))).isoformat()
+    return str(uuid.uuid4())
+
+
 def request_of(op: Operation, ids: dict[str, str] | None = None) -> tuple[str, dict[str, Any]]:
-    """Concrete URL and query for `op`: path params from `ids` by name, else random UUIDs."""
+    """Concrete URL and query for `op`: path params from `ids` by name, else random UUIDs (a
+    random day for a date)."""
     ids = ids or {}
     path = op.path
     for param in op.parameters("path"):
         name = param["name"]
-        path = path.replace("{" + name + "}", ids.get(name) or str(uuid.uuid4()))
+        path = path.replace("{" + name + "}", ids.get(name) or _random_id(param))
     query = {}
     for param in op.parameters("query"):
         if param.get("required"):

@@ -1,4 +1,5 @@
-"""Complaints: intake, the work queue, reading and investigation details."""
+"""Complaints: the complaint-type view of the service desk, kept for existing clients
+(intake, the work queue, reading and investigation details answer as they always have)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from services.complaints import repository as repo
 from services.complaints import service, views
 from services.complaints.api.common import Reader, Writer
 from services.complaints.schemas import (
+    CaseCreate,
     Category,
     ComplaintCreate,
     ComplaintRead,
@@ -37,17 +39,22 @@ router = APIRouter(tags=["complaints"])
 async def create_complaint(
     body: ComplaintCreate, ctx: Writer, idempotency_key: IdempotencyKeyHeader = None
 ) -> Any:
-    """Register a complaint received through any channel. Needs `complaints:write`.
+    """Register a complaint received through any channel (a complaint-type case: the same as
+    `POST /cases` with `type: complaint`). Needs `complaints:write`.
 
-    The SLA deadlines (first response and resolution) come from the severity × customer-tier
-    matrix; the tier is the customer's latest ABC tier (unknown customers get the default tier).
-    `critical` complaints are escalated to management at once (`complaint.escalated`). Give
-    `team` to assign automatically to the team's least-loaded agent, or `assignee` directly.
-    Publishes `complaint.received`. Send `Idempotency-Key` to make retries safe.
+    The SLA deadlines (first response and resolution) come from the first matching SLA policy
+    (`GET /sla-policies`; by default the severity × customer-tier matrix); the tier is the
+    customer's latest ABC tier (unknown customers get the default tier). `critical` complaints
+    are escalated to the management queue at once (`complaint.escalated`). Give `team` to
+    assign automatically to the team's least-loaded agent, or `assignee` directly; with
+    neither, the routing rules decide. Publishes `complaint.received` (and `case.received`).
+    Send `Idempotency-Key` to make retries safe.
     """
 
     async def register() -> Reply:
-        c = await service.register(ctx, body)
+        fields = body.model_dump(exclude={"complainant"})
+        case = CaseCreate(type="complaint", contact=body.complainant, **fields)
+        c = await service.register(ctx, case)
         headers = {"ETag": etag_of(c.version), "Location": f"/complaints/{c.id}"}
         return Reply(views.complaint(ctx, c), 201, headers)
 
@@ -89,6 +96,7 @@ async def list_complaints(
     Needs `complaints:read`; complainant details need `pii:read` too.
     """
     filters = repo.QueueFilter(
+        type=["complaint"],
         status=list(status_ or []) or None,
         severity=list(severity or []) or None,
         category=list(category or []) or None,
@@ -114,7 +122,7 @@ async def read_complaint(complaint_id: uuid.UUID, response: Response, ctx: Reade
 
     Needs `complaints:read` (complainant details also `pii:read`). The ETag is the version.
     """
-    c = await service.read(ctx, complaint_id)
+    c = await service.read(ctx, complaint_id, "complaint")
     set_etag(response, c.version)
     return views.complaint(ctx, c)
 
@@ -135,8 +143,9 @@ async def update_complaint(
     """Set root cause (categorised), resolution text, category, severity or wording.
 
     Needs `complaints:write` and `If-Match` with the ETag of your last read. A severity change
-    re-computes the SLA deadlines.
+    re-applies the SLA policies (the time already paused is kept); raising it to `critical`
+    escalates to the management queue, once.
     """
-    c = await service.update(ctx, complaint_id, body, if_match)
+    c = await service.update(ctx, complaint_id, body, if_match, "complaint")
     set_etag(response, c.version)
     return views.complaint(ctx, c)

@@ -1,116 +1,119 @@
-"""A complaint's workflow: state transitions, assignment, escalation and the customer's rating.
+"""A case's workflow: state transitions, assignment, escalation and the customer's rating,
+mounted under `/cases/{case_id}` and (complaints only) `/complaints/{complaint_id}`.
 
-Each answers the complaint as it is after the change, with its new ETag.
+Each answers the case as it is after the change, with its new ETag.
 """
 
-from __future__ import annotations
-
 import uuid
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Response
 
 from services.complaints import service, views
-from services.complaints.api.common import Reader, Writer
-from services.complaints.models import Complaint
+from services.complaints.api.common import Reader, Resource, Writer
 from services.complaints.schemas import (
     AssignmentRequest,
-    ComplaintRead,
+    CaseTransitionRequest,
     EscalationRequest,
     RatingRequest,
     TransitionRead,
-    TransitionRequest,
 )
-from shared.context import RequestContext
 from shared.http import IfMatch, set_etag
 from shared.problems import problem_responses
 
-router = APIRouter(tags=["complaints"])
+LIFECYCLES = {
+    "case": "Suggestions: received → acknowledged → accepted | declined → closed. Every other "
+    "type: received → acknowledged → investigating ⇄ waiting_on_customer → resolved → closed; "
+    "`investigating` from resolved or closed reopens (within the window).",
+    "complaint": "received → acknowledged → investigating ⇄ waiting_on_customer → resolved → "
+    "closed; `investigating` from resolved or closed reopens (within the window).",
+}
 
 
-def changed(ctx: RequestContext, c: Complaint, response: Response) -> ComplaintRead:
-    set_etag(response, c.version)
-    return views.complaint(ctx, c)
+def router(r: Resource) -> APIRouter:
+    api = APIRouter(tags=[r.tag])
+    Id = Annotated[uuid.UUID, Path(alias=r.param)]
+    base = f"{r.prefix}/{{{r.param}}}"
+    events = "case.*" if r.kind is None else "`complaint.*` (and `case.*`)"
 
+    def changed(ctx: Any, c: Any, response: Response) -> Any:
+        set_etag(response, c.version)
+        return r.view(ctx, c)
 
-@router.post(
-    "/complaints/{complaint_id}/transitions",
-    response_model=ComplaintRead,
-    summary="Move a complaint through its lifecycle",
-    responses=problem_responses(401, 403, 404, 409, 412, 422),
-)
-async def transition_complaint(
-    complaint_id: uuid.UUID,
-    body: TransitionRequest,
-    response: Response,
-    ctx: Writer,
-    if_match: IfMatch = None,
-) -> ComplaintRead:
-    """Change the state: received → acknowledged → investigating ⇄ waiting_on_customer →
-    resolved → closed; `investigating` from resolved or closed reopens (within the window).
+    @api.post(
+        f"{base}/transitions",
+        response_model=r.read_model,
+        summary=f"Move a {r.noun} through its lifecycle",
+        responses=problem_responses(401, 403, 404, 409, 412, 422),
+        description=f"""Change the state. {LIFECYCLES[r.noun]}
 
-    Needs `complaints:write`. `If-Match` is optional here (checked when sent). Acknowledging is
-    the first response; waiting on the customer pauses the SLA clock; resolving needs a
-    `resolution`; closing needs the revisit's `revisit_outcome`. An invalid move is a 409
-    naming `current_status` and the `allowed` moves. Publishes `complaint.status_changed` and
-    `complaint.acknowledged` / `resolved` / `closed` / `reopened` where they apply.
-    """
-    return changed(ctx, await service.transition(ctx, complaint_id, body, if_match), response)
+Needs `complaints:write`. `If-Match` is optional here (checked when sent). Acknowledging is the
+first response; the policy's pause states (waiting on the customer) stop the SLA clock;
+resolving needs a `resolution`; closing needs the revisit's `revisit_outcome` (for the types
+that are revisited, unless the revisit follow-up recorded it). An invalid move is a 409 naming
+`current_status` and the `allowed` moves. Publishes {events} status changes and the
+acknowledgement, outcome (with the notice's outcome summary), closing and reopening.""",
+    )
+    async def transition(
+        case_id: Id,
+        body: r.transition_model,  # type: ignore[name-defined]
+        response: Response,
+        ctx: Writer,
+        if_match: IfMatch = None,
+    ) -> Any:
+        req = CaseTransitionRequest.model_validate(body.model_dump())
+        c = await service.transition(ctx, case_id, req, if_match, r.kind)
+        return changed(ctx, c, response)
 
+    @api.get(
+        f"{base}/transitions",
+        response_model=list[TransitionRead],
+        summary=f"History of a {r.noun}'s states",
+        responses=problem_responses(401, 403, 404, 422),
+        description="Every state change, oldest first: who, when, with which note. Needs "
+        "`complaints:read` (the notes need `pii:read`, else `[redacted]`).",
+    )
+    async def list_transitions(case_id: Id, ctx: Reader) -> list[TransitionRead]:
+        return [views.transition(ctx, t) for t in await service.history(ctx, case_id, r.kind)]
 
-@router.get(
-    "/complaints/{complaint_id}/transitions",
-    response_model=list[TransitionRead],
-    summary="History of a complaint's states",
-    responses=problem_responses(401, 403, 404, 422),
-)
-async def list_transitions(complaint_id: uuid.UUID, ctx: Reader) -> list[TransitionRead]:
-    """Every state change, oldest first: who, when, with which note. Needs `complaints:read`
-    (the notes need `pii:read`, else `[redacted]`)."""
-    return [views.transition(ctx, t) for t in await service.history(ctx, complaint_id)]
+    @api.post(
+        f"{base}/assignment",
+        response_model=r.read_model,
+        summary=f"Assign a {r.noun} to an agent, or automatically within a team",
+        responses=problem_responses(401, 403, 404, 409, 422),
+        description="Manual (`assignee`) or automatic (`team`): the active agent of the team "
+        "with the fewest open cases gets it; either way it leaves the management queue. Teams "
+        "and agents are registered with `PUT /teams/{team}` or `PUT /agents/{agent_id}`. Needs "
+        "`complaints:write`; 409 `no-agent-available` when the team has no active agent.",
+    )
+    async def assign(case_id: Id, body: AssignmentRequest, response: Response, ctx: Writer) -> Any:
+        return changed(ctx, await service.assign(ctx, case_id, body, r.kind), response)
 
+    @api.post(
+        f"{base}/escalations",
+        response_model=r.read_model,
+        summary=f"Escalate a {r.noun} one level",
+        responses=problem_responses(401, 403, 404, 422),
+        description="Raise the escalation level by one and move the work: level 1 to the "
+        "team's lead, level 2 and up to the management queue (`GET /queues/management`). "
+        f"Publishes {events} escalation with reason `manual`. Needs `complaints:write`.",
+    )
+    async def escalate(
+        case_id: Id, body: EscalationRequest, response: Response, ctx: Writer
+    ) -> Any:
+        return changed(ctx, await service.escalate(ctx, case_id, body.note, r.kind), response)
 
-@router.post(
-    "/complaints/{complaint_id}/assignment",
-    response_model=ComplaintRead,
-    summary="Assign a complaint to an agent, or automatically within a team",
-    responses=problem_responses(401, 403, 404, 409, 422),
-)
-async def assign_complaint(
-    complaint_id: uuid.UUID, body: AssignmentRequest, response: Response, ctx: Writer
-) -> ComplaintRead:
-    """Manual (`assignee`) or automatic (`team`): the active agent of the team with the fewest
-    open complaints gets it. Teams and agents are registered with `PUT /agents/{agent_id}`.
-    Needs `complaints:write`; 409 `no-agent-available` when the team has no active agent.
-    """
-    return changed(ctx, await service.assign(ctx, complaint_id, body), response)
+    @api.post(
+        f"{base}/rating",
+        response_model=r.read_model,
+        summary="Record the customer's rating of the outcome",
+        responses=problem_responses(401, 403, 404, 409, 422),
+        description="The customer's satisfaction with the outcome, 1-5 with an optional "
+        "comment. Only cases with an outcome (resolved, accepted, declined) or closed (409 "
+        f"otherwise); a new rating replaces the previous one. Publishes {events} rating. "
+        "Needs `complaints:write`.",
+    )
+    async def rate(case_id: Id, body: RatingRequest, response: Response, ctx: Writer) -> Any:
+        return changed(ctx, await service.rate(ctx, case_id, body, r.kind), response)
 
-
-@router.post(
-    "/complaints/{complaint_id}/escalations",
-    response_model=ComplaintRead,
-    summary="Escalate a complaint one level",
-    responses=problem_responses(401, 403, 404, 422),
-)
-async def escalate_complaint(
-    complaint_id: uuid.UUID, body: EscalationRequest, response: Response, ctx: Writer
-) -> ComplaintRead:
-    """Raise the escalation level by one (1 = team lead, 2+ = management) and publish
-    `complaint.escalated` with reason `manual`. Needs `complaints:write`."""
-    return changed(ctx, await service.escalate(ctx, complaint_id, body.note), response)
-
-
-@router.post(
-    "/complaints/{complaint_id}/rating",
-    response_model=ComplaintRead,
-    summary="Record the customer's rating of the resolution",
-    responses=problem_responses(401, 403, 404, 409, 422),
-)
-async def rate_complaint(
-    complaint_id: uuid.UUID, body: RatingRequest, response: Response, ctx: Writer
-) -> ComplaintRead:
-    """The customer's satisfaction with the resolution, 1-5 with an optional comment.
-
-    Only resolved or closed complaints (409 otherwise); a new rating replaces the previous one.
-    Publishes `complaint.rated`. Needs `complaints:write`.
-    """
-    return changed(ctx, await service.rate(ctx, complaint_id, body), response)
+    return api

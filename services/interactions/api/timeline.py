@@ -45,10 +45,13 @@ async def timeline(
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> Page[schemas.TimelineEntry]:
-    """Interactions, purchases, refunds, surveys and follow-ups of one customer, newest first.
+    """Interactions, purchases, refunds, surveys and follow-ups of one customer, and next to
+    them their service-desk cases (by receipt, in their latest state), needs and consent
+    changes (from the events of the service desk and profiles), newest first.
 
     Needs `interactions:read`. One chronological, cursor-paginated stream; each entry embeds
-    the full record under the key named by its `type`. Records of merged duplicates appear
+    the record under the key named by its `type` (cases, needs and consents as codes and
+    states; their details are in their own services). Records of merged duplicates appear
     under the survivor.
     """
     types = list(dict.fromkeys(type or get_args(schemas.TimelineType)))
@@ -64,6 +67,9 @@ async def timeline(
     found_r = await repo.by_ids(ctx.session, Refund, ids("refund"))
     found_s = await repo.by_ids(ctx.session, Survey, ids("survey"))
     found_f = await repo.by_ids(ctx.session, Followup, ids("followup"))
+    found_c = await repo.timeline_records(ctx.session, "case", ids("case"))
+    found_n = await repo.timeline_records(ctx.session, "need", ids("need"))
+    found_k = await repo.timeline_records(ctx.session, "consent", ids("consent"))
     await ctx.audit_reads(
         [
             *(("interaction", r, r.customer_id) for r in found_i.values()),
@@ -84,6 +90,12 @@ async def timeline(
             entry.refund = refund_read(ctx, found_r[id_])
         elif kind == "survey":
             entry.survey = survey_read(ctx, found_s[id_])
+        elif kind == "case":
+            entry.case = schemas.TimelineCase.model_validate(found_c[id_].data)
+        elif kind == "need":
+            entry.need = schemas.TimelineNeed.model_validate(found_n[id_].data)
+        elif kind == "consent":
+            entry.consent = schemas.TimelineConsent.model_validate(found_k[id_].data)
         else:
             entry.followup = followup_read(ctx, found_f[id_], now)
         items.append(entry)

@@ -11,37 +11,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from services.console.main import ECHARTS
-from tests.console.stack import CHROMIUM, CHROMIUM_ARGS, Stack, console_stack, load_demo
+from tests.console.stack import Stack
 from tests.security.stack import seed
 
 pytestmark = pytest.mark.timeout(600)
 
-DEMO_CUSTOMERS = 40
-DEMO_SEED = 170017  # its plan has purchases, surveys and complaints (asserted below)
 CHARTS = ("tiers", "pareto", "satisfaction", "nps", "complaints")
 # An e-mail address with a readable local part; masked ones (`a***@example.com`) do not match.
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-
-
-@pytest.fixture(scope="module")
-async def stack() -> AsyncIterator[Stack]:
-    async with console_stack() as running:
-        plan = await load_demo(running, DEMO_CUSTOMERS, DEMO_SEED)
-        assert any(c.complaints for c in plan) and any(c.surveys for c in plan)
-        yield running
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 @pytest.fixture

@@ -57,6 +57,8 @@ def _local_path(target: str | None, default: str = "/") -> str:
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return default
+    if "\\" in target or any(ord(c) < 32 for c in target):  # `/\host` is `//host` to browsers
+        return default
     return target
 
 

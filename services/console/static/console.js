@@ -16,7 +16,7 @@
       aria: { enabled: true },
       tooltip: { trigger: "axis" },
       legend: { type: "scroll", top: 0 },
-      grid: { left: 48, right: twoAxes ? 48 : 16, top: 36, bottom: 32, containLabel: true },
+      grid: { left: 48, right: twoAxes ? 48 : 16, top: 56, bottom: 32, containLabel: true },
       xAxis: spec.x_type === "value"
         ? { type: "value", name: spec.x_name, min: 0, max: 100 }
         : { type: "category", data: spec.x, name: spec.x_name },

@@ -35,7 +35,6 @@ async def sign_in(page: Page, url: str, subject: str) -> None:
 
 
 async def shoot(url: str, out: Path, lang: str) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
     taken: list[Path] = []
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -89,6 +88,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/console"))
     parser.add_argument("--lang", default="en", choices=["en", "zh-CN"])
     args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
     for path in asyncio.run(shoot(args.url.rstrip("/"), args.out, args.lang)):
         print(path)
 

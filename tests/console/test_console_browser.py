@@ -192,3 +192,35 @@ async def _customer(stack: Stack) -> dict[str, Any]:
     )
     assert response.status_code == 201, response.text
     return dict(response.json())
+
+
+UNLABELLED = """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
+    .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                  && !el.textContent.trim())
+    .map(el => el.outerHTML.slice(0, 120))"""
+
+
+async def test_the_pages_work_from_the_keyboard_and_every_control_is_labelled(
+    stack: Stack, page: Page
+) -> None:
+    await page.goto(stack.console + "/login")
+    # Skip link first, then the header, then the sign-in buttons: Tab until the manager's.
+    for _ in range(15):
+        await page.keyboard.press("Tab")
+        focused = await page.evaluate("document.activeElement.value || ''")
+        if focused == "manager-1":
+            break
+    assert focused == "manager-1", "the manager's sign-in button is not reachable by Tab"
+    await page.keyboard.press("Enter")
+    await expect(page).to_have_url(stack.console + "/dashboard")
+
+    await page.keyboard.press("Tab")
+    skip = page.locator("a.skip")
+    await expect(skip).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("main")).to_be_focused()
+
+    customer = await _customer(stack)
+    for path in ("/dashboard", "/workspace", "/customers", f"/customers/{customer['id']}"):
+        await page.goto(stack.console + path)
+        assert await page.evaluate(UNLABELLED) == [], path

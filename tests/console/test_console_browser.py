@@ -194,7 +194,8 @@ async def _customer(stack: Stack) -> dict[str, Any]:
     return dict(response.json())
 
 
-UNLABELLED = """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
+UNLABELLED = """() => [...document.querySelectorAll(
+        'input:not([type=hidden]), select, textarea, button')]
     .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
                   && !el.textContent.trim())
     .map(el => el.outerHTML.slice(0, 120))"""

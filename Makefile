@@ -12,7 +12,15 @@ $(VENV)/.installed: pyproject.toml
 	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
-install: $(VENV)/.installed
+## The console's browser assets (ECharts, pinned in services/console/package-lock.json), when
+## node is here; without npm the console shows its tables without charts.
+CONSOLE_ASSETS := services/console/node_modules/.package-lock.json
+$(CONSOLE_ASSETS): services/console/package-lock.json
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix services/console --no-audit --no-fund --loglevel=error >/dev/null && touch $@; \
+	else echo '[kehu] npm not found: the console will show tables without charts'; fi
+
+install: $(VENV)/.installed $(CONSOLE_ASSETS)
 
 ## Start PostgreSQL, the broker and every service (data kept in .kehu/); Ctrl-C stops all.
 dev: install

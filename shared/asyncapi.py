@@ -502,6 +502,12 @@ Kehu is used three ways: its JSON APIs (one per service, each documented by Open
 domain events on Kafka (documented by AsyncAPI), and, for systems that cannot read Kafka, signed
 webhooks or a pull feed over HTTP."""
 
+# People use the console, a web application over these same APIs (not an API itself).
+CONSOLE_TEXT = """\
+People (customer-service managers, agents, analysts) use the console at
+<http://127.0.0.1:8000/>: the dashboard and the agent's workspace, read from these APIs with
+the signed-in user's token."""
+
 AUTH_TEXT = """\
 Every endpoint except `/health/*`, `/metrics`, the docs and this portal needs
 `Authorization: Bearer <jwt>`. The token carries a `role` (`admin`, `manager`, `agent`,
@@ -543,6 +549,8 @@ def portal_markdown(contracts: list[type[EventContract]]) -> str:
         "# Kehu developer portal",
         "",
         PORTAL_INTRO,
+        "",
+        CONSOLE_TEXT,
         "",
         "## APIs (OpenAPI)",
         "",
@@ -729,6 +737,7 @@ def portal_html(contracts: list[type[EventContract]]) -> str:
 td,th{{padding:.2rem .6rem;text-align:left}}code{{background:#f3f3f3}}</style></head><body>
 <h1>Kehu developer portal</h1>
 {para(PORTAL_INTRO)}
+<p>The console for people: <a href="http://127.0.0.1:8000/">http://127.0.0.1:8000/</a>.</p>
 <h2>APIs (OpenAPI)</h2>
 <table><tr><th>service</th><th>docs</th><th>spec</th><th>event feed</th></tr>{rows}</table>
 <h2>Events</h2>

@@ -177,11 +177,21 @@ class TokenVerifier:
             self._verified.popitem(last=False)
         return principal
 
+    @staticmethod
+    def _jwks_key(jwks: jwt.PyJWKClient, token: str) -> Any:
+        """The provider's key for the token's `kid`; a token without one (`kid` is optional,
+        RFC 7515) is checked against the provider's signing key when it has exactly one."""
+        if jwt.get_unverified_header(token).get("kid") is None:
+            keys = jwks.get_signing_keys()
+            if len(keys) == 1:
+                return keys[0].key
+        return jwks.get_signing_key_from_jwt(token).key
+
     def _decode(self, token: str) -> tuple[Principal, dict[str, Any]]:
         try:
             key: Any = self._key
             if self._jwks is not None:
-                key = self._jwks.get_signing_key_from_jwt(token).key
+                key = self._jwks_key(self._jwks, token)
             claims = jwt.decode(
                 token,
                 key,

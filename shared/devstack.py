@@ -29,6 +29,7 @@ from pathlib import Path
 
 _PORT_OFFSET = int(os.environ.get("KEHU_PORT_OFFSET", "0"))
 SERVICES: dict[str, int] = {
+    "console": 8000 + _PORT_OFFSET,  # the front door: web pages over the APIs below
     "profiles": 8001 + _PORT_OFFSET,
     "interactions": 8002 + _PORT_OFFSET,
     "complaints": 8003 + _PORT_OFFSET,
@@ -306,7 +307,8 @@ def run_dev() -> int:
                 wait_for_port(port, 60)
             print("\nKehu is running:", flush=True)
             for name, port in SERVICES.items():
-                print(f"  {name:<13} http://127.0.0.1:{port}/docs", flush=True)
+                page = "/" if name == "console" else "/docs"
+                print(f"  {name:<13} http://127.0.0.1:{port}{page}", flush=True)
             print(f"  database      {database_url}\n  kafka         {bootstrap}", flush=True)
             print("Press Ctrl-C to stop.\n", flush=True)
             while not stopping:

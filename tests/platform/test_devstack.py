@@ -70,11 +70,15 @@ def test_dev_uses_given_servers_and_stops_cleanly(tmp_path: Path) -> None:
     env = dev_env(tmp_path, 200, embedded=False)
     process = start_dev(env)
     try:
-        wait_ready([8201, 8202, 8203, 8204], process)
+        wait_ready([8200, 8201, 8202, 8203, 8204], process)
     finally:
         if process.poll() is None:
             output = stop_and_check_no_orphans(process)
     assert "using DATABASE_URL from the environment" in output
+    # The console is the front door: printed first, its page rather than API docs.
+    front_door = "console       http://127.0.0.1:8200/\n"
+    assert front_door in output
+    assert output.index(front_door) < output.index("profiles      http://127.0.0.1:8201/docs")
     for service, port in zip(SERVICES, range(8201, 8205), strict=True):
         assert f"{service}" in output and f"http://127.0.0.1:{port}/docs" in output
 

@@ -1,0 +1,206 @@
+"""The console's dashboard at 100,000 customers: server time of `GET /dashboard` and the first
+render in chromium (navigation until every chart is drawn).
+
+    .venv/bin/python -m bench.console_bench [--customers 100000] [--runs 10]
+
+Starts its own embedded PostgreSQL and broker unless DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS are
+set; fills a fresh analytics database with customers and Pareto-like purchases in SQL (as
+`bench.analytics_bench` does), re-ranks, serves analytics and the console in-process, signs in
+as the dev manager and measures. Profiles is not started: the churn list's ten name look-ups
+fail fast (connection refused) instead of taking their few milliseconds. Writes
+bench/console_report.json. Reported, not asserted (the issue's target: first render < 1 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+import uvicorn
+from fastapi import FastAPI
+
+from bench.analytics_bench import _fresh_database
+from shared.devstack import ROOT, free_port, infrastructure
+
+REPORT = ROOT / "bench" / "console_report.json"
+CHROMIUM = "/usr/bin/chromium"
+
+
+@contextlib.asynccontextmanager
+async def serve(app: FastAPI) -> AsyncIterator[str]:
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def fill(url: str, customers: int) -> dict[str, float]:
+    """Customers with two purchases each (Pareto margins), then the global re-rank."""
+    from services.analytics.config import Settings
+    from services.analytics.recompute import rerank
+    from shared.db import create_engine, session_factory
+
+    settings = Settings(service_database_url=url, db_statement_timeout_ms=3_600_000)
+    engine = create_engine(settings)
+    started = time.perf_counter()
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO customer_facts (customer_id, profile_known) "
+                    "SELECT gen_random_uuid(), true FROM generate_series(1, :n)"
+                ),
+                {"n": customers},
+            )
+            await conn.execute(
+                sa.text(
+                    """
+                    INSERT INTO purchases (purchase_id, customer_id, amount, cost, margin,
+                                           currency, status, occurred_at)
+                    SELECT gen_random_uuid(), customer_id, m * 3, m * 2, m, 'CNY', 'paid',
+                           now() - random() * interval '360 days'
+                    FROM (SELECT customer_id,
+                                 round((10 / power(1 - random() * 0.999, 1 / 1.2))::numeric, 2)
+                                     AS m
+                          FROM customer_facts, generate_series(1, 2)) s
+                    """
+                )
+            )
+            await conn.execute(sa.text("ANALYZE"))
+        loaded = time.perf_counter() - started
+        async with session_factory(engine).begin() as session:
+            await rerank(session, settings)
+    finally:
+        await engine.dispose()
+    return {
+        "load_s": round(loaded, 1),
+        "rerank_s": round(time.perf_counter() - started - loaded, 1),
+    }
+
+
+async def measure(console: str, runs: int) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=console, timeout=60) as client:
+        login = await client.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
+        assert token, "no CSRF token on the login page"
+        await client.post("/login/dev", data={"csrf_token": token[1], "subject": "manager-1"})
+        timings = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            response = await client.get("/dashboard")
+            timings.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200, response.status_code
+    result: dict[str, Any] = {
+        "dashboard_server_first_ms": round(timings[0], 1),
+        "dashboard_server_p50_ms": round(statistics.median(timings), 1),
+        "dashboard_server_max_ms": round(max(timings), 1),
+    }
+    if shutil.which(CHROMIUM) or shutil.which("chromium"):
+        result.update(await first_render(console, runs))
+    return result
+
+
+async def first_render(console: str, runs: int) -> dict[str, Any]:
+    """Navigation start to every chart drawn, in a fresh signed-in tab each time."""
+    from playwright.async_api import async_playwright
+
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+    renders = []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+        try:
+            context = await browser.new_context()
+            page = await context.new_page()
+            await page.goto(f"{console}/login")
+            await page.click("button[name=subject][value='manager-1']")
+            await page.wait_for_load_state("load")
+            for _ in range(runs):
+                started = time.perf_counter()
+                await page.goto(f"{console}/dashboard")
+                await page.wait_for_selector("body[data-charts=rendered]", timeout=30_000)
+                renders.append((time.perf_counter() - started) * 1000)
+        finally:
+            await browser.close()
+    return {
+        "first_render_first_ms": round(renders[0], 1),
+        "first_render_p50_ms": round(statistics.median(renders), 1),
+        "first_render_max_ms": round(max(renders), 1),
+    }
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    from services.analytics.config import Settings as AnalyticsSettings
+    from services.analytics.main import create_app as analytics_app
+    from services.console.config import Settings as ConsoleSettings
+    from services.console.main import create_app as console_app
+
+    url = await _fresh_database(f"kehu_bench_console_{uuid.uuid4().hex[:6]}")
+    figures = await fill(url, args.customers)
+    analytics = analytics_app(
+        AnalyticsSettings(
+            service_database_url=url,
+            consumer_enabled=False,
+            catchup_every_s=0,
+            rate_limit_per_s=0,
+        )
+    )
+    async with serve(analytics) as analytics_url:
+        nowhere = f"http://127.0.0.1:{free_port()}"
+        console = console_app(
+            ConsoleSettings(
+                CONSOLE_ANALYTICS_URL=analytics_url,
+                CONSOLE_PROFILES_URL=nowhere,
+                CONSOLE_INTERACTIONS_URL=nowhere,
+                CONSOLE_COMPLAINTS_URL=nowhere,
+                CONSOLE_LOYALTY_URL=nowhere,
+            )
+        )
+        async with serve(console) as console_url:
+            timings = await measure(console_url, args.runs)
+    return {"customers": args.customers, **figures, **timings, "target_first_render_ms": 1000}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.console_bench")
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=10)
+    args = parser.parse_args()
+    with (
+        tempfile.TemporaryDirectory(prefix="kehu-bench-") as state,
+        infrastructure(Path(state), fixed_ports=False) as (database_url, bootstrap),
+    ):
+        os.environ["DATABASE_URL"] = database_url
+        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+        os.environ.setdefault("KEHU_STATE_DIR", state)
+        result = asyncio.run(run(args))
+    REPORT.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+// Charts for the console: each [data-chart] element gets the ECharts chart described by the
+// JSON block #chart-<name> beside it. Without ECharts (not installed) the tables stay alone.
+(function () {
+  "use strict";
+  var palette = ["#1f6feb", "#d97706", "#16a34a", "#dc2626", "#7c3aed", "#0891b2", "#6b7280"];
+
+  function options(spec) {
+    var twoAxes = spec.series.some(function (s) { return s.axis === 1; });
+    var yAxes = [{ type: "value", name: spec.y_names[0] || "", max: spec.y_max === null ? null : spec.y_max }];
+    if (twoAxes) {
+      yAxes.push({ type: "value", name: spec.y_names[1] || "", max: 100, splitLine: { show: false } });
+    }
+    return {
+      color: palette,
+      animation: false,
+      aria: { enabled: true },
+      tooltip: { trigger: "axis" },
+      legend: { type: "scroll", top: 0 },
+      grid: { left: 48, right: twoAxes ? 48 : 16, top: 56, bottom: 32, containLabel: true },
+      xAxis: spec.x_type === "value"
+        ? { type: "value", name: spec.x_name, min: 0, max: 100 }
+        : { type: "category", data: spec.x, name: spec.x_name },
+      yAxis: yAxes,
+      series: spec.series.map(function (s) {
+        return {
+          name: s.name,
+          type: s.type || spec.kind,
+          data: s.data,
+          yAxisIndex: s.axis || 0,
+          connectNulls: true,
+          showSymbol: spec.x_type !== "value",
+          lineStyle: s.dashed ? { type: "dashed", width: 1 } : undefined,
+          areaStyle: s.area ? { opacity: 0.15 } : undefined,
+          symbol: s.dashed ? "none" : undefined
+        };
+      })
+    };
+  }
+
+  function draw() {
+    if (typeof window.echarts === "undefined") { return; }
+    document.querySelectorAll("[data-chart]").forEach(function (el) {
+      var block = document.getElementById("chart-" + el.dataset.chart);
+      if (!block) { return; }
+      var chart = window.echarts.init(el, null, { renderer: "svg" });
+      chart.setOption(options(JSON.parse(block.textContent)));
+      el.dataset.rendered = "true";
+      window.addEventListener("resize", function () { chart.resize(); });
+    });
+    document.body.dataset.charts = "rendered";
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", draw);
+  } else {
+    draw();
+  }
+})();

@@ -30,6 +30,7 @@ RESOURCES = (
     "analytics",
     "events",
     "subscriptions",
+    "outreach",
     "audit",
     "admin",
 )

@@ -17,7 +17,14 @@ from sqlalchemy.engine import make_url
 
 from shared.settings import ServiceSettings
 
-SERVICES = ("profiles", "interactions", "complaints", "analytics", "subscriptions")
+SERVICES = (
+    "profiles",
+    "interactions",
+    "complaints",
+    "analytics",
+    "subscriptions",
+    "outreach",
+)
 ROOT = Path(__file__).resolve().parent.parent
 
 

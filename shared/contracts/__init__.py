@@ -8,7 +8,14 @@ INTERACTIONS_TOPIC = "kehu.interactions"
 COMPLAINTS_TOPIC = "kehu.complaints"
 ANALYTICS_TOPIC = "kehu.analytics"
 SUBSCRIPTIONS_TOPIC = "kehu.subscriptions"
-DOMAIN_TOPICS = (CUSTOMERS_TOPIC, INTERACTIONS_TOPIC, COMPLAINTS_TOPIC, ANALYTICS_TOPIC)
+OUTREACH_TOPIC = "kehu.outreach"
+DOMAIN_TOPICS = (
+    CUSTOMERS_TOPIC,
+    INTERACTIONS_TOPIC,
+    COMPLAINTS_TOPIC,
+    ANALYTICS_TOPIC,
+    OUTREACH_TOPIC,
+)
 
 
 def load_all() -> None:
@@ -18,5 +25,6 @@ def load_all() -> None:
         complaints,
         customers,
         interactions,
+        outreach,
         subscriptions,
     )

@@ -32,6 +32,7 @@ FAST: dict[str, dict[str, Any]] = {
     "complaints": {"outbox_poll_interval_s": 0.2, "sla_scheduler_enabled": False},
     "analytics": {"outbox_poll_interval_s": 0.2},
     "subscriptions": {"outbox_poll_interval_s": 0.2},
+    "outreach": {"outbox_poll_interval_s": 0.2, "dispatcher_enabled": False},
 }
 
 # Operations that are public by design: health, metrics, the docs and the event catalog.

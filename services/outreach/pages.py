@@ -193,10 +193,17 @@ def survey(
 
 
 def notice(locale: str | None, kind: str) -> str:
-    """A page that says one thing: thanks, used, expired, invalid, busy, unsub_done."""
-    t = texts(locale)
-    content = _ENV.from_string(_NOTICE).render(text=t[kind])
-    return _page(t, t[f"{kind}_title"], content)
+    """A page that says one thing: thanks, used, expired, invalid, busy, unsub_done; in both
+    languages when the customer's is not known."""
+    if locale:
+        t = texts(locale)
+        content = _ENV.from_string(_NOTICE).render(text=t[kind])
+        return _page(t, t[f"{kind}_title"], content)
+    zh, en = TEXT["zh-CN"], TEXT["en"]
+    content = _ENV.from_string(_NOTICE + '<p lang="en">{{ en }}</p>').render(
+        text=zh[kind], en=en[kind]
+    )
+    return _page(zh, f"{zh[kind + '_title']} / {en[kind + '_title']}", content)
 
 
 def unsubscribe(locale: str | None, purpose: str, action: str, path: str) -> str:

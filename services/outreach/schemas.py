@@ -249,4 +249,5 @@ class DevMailRead(BaseModel):
     mail_from: str | None
     recipients: str | None
     subject: str | None
+    body: str | None = Field(None, description="The text part, decoded.")
     raw: str | None

@@ -35,7 +35,12 @@ async def dev_mail(
 ) -> list[DevMailRead]:
     """What the dev SMTP sink received, newest first (filter by recipient or message id)."""
     rows = await repo.dev_mail(ctx.session, to=to, message_id=message_id, limit=limit)
-    return [DevMailRead.model_validate(r, from_attributes=True) for r in rows]
+    return [
+        DevMailRead.model_validate(r, from_attributes=True).model_copy(
+            update={"body": _body(r.raw)}
+        )
+        for r in rows
+    ]
 
 
 @router.get("/dev/mail/ui", response_class=HTMLResponse)

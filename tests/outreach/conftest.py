@@ -266,10 +266,11 @@ async def world() -> AsyncIterator[World]:
     )
     outreach = outreach_app(settings)
     outreach.state.clock = clock
+    profiles_settings = ProfilesSettings(**fast)
     async with AsyncExitStack() as stack:
         urls = {
             "profiles": await stack.enter_async_context(
-                running(profiles_app(ProfilesSettings(**fast)), lifespan="on")
+                running(profiles_app(profiles_settings), lifespan="on")
             ),
             "interactions": await stack.enter_async_context(
                 running(interactions_app(InteractionsSettings(**fast)), lifespan="on")
@@ -292,6 +293,7 @@ async def world() -> AsyncIterator[World]:
         settings.sms_url = urls["provider"] + "/sms"
         urls["outreach"] = await stack.enter_async_context(running(outreach, lifespan="on"))
         settings.public_base_url = urls["outreach"]
+        profiles_settings.outreach_url = urls["outreach"]  # its GDPR peer
         client = await stack.enter_async_context(httpx.AsyncClient(timeout=30))
         yield World(urls, outreach, settings, clock, client, provider)
 

@@ -1,4 +1,4 @@
-"""GDPR across all five real services, over real HTTP: a customer with purchases, a survey, a
+"""GDPR across all six real services, over real HTTP: a customer with purchases, a survey, a
 complaint and webhook deliveries is exported whole (a section with data from every service),
 then erased everywhere, each service saying what it kept, and analytics keeps no dimension of
 the customer."""
@@ -20,6 +20,8 @@ from services.complaints.config import Settings as ComplaintsSettings
 from services.complaints.main import create_app as complaints_app
 from services.interactions.config import Settings as InteractionsSettings
 from services.interactions.main import create_app as interactions_app
+from services.outreach.config import Settings as OutreachSettings
+from services.outreach.main import create_app as outreach_app
 from services.profiles.config import Settings as ProfilesSettings
 from services.profiles.main import create_app as profiles_app
 from services.subscriptions.config import Settings as SubscriptionsSettings
@@ -29,10 +31,10 @@ from tests.helpers import eventually
 from tests.profiles.test_data_protection import closed_port, running
 
 TIMEOUT = 120.0
-PEERS = ("interactions", "complaints", "analytics", "subscriptions")
+PEERS = ("interactions", "complaints", "analytics", "subscriptions", "outreach")
 
 
-async def test_export_covers_all_five_services_and_erasure_completes_in_each(
+async def test_export_covers_every_service_and_erasure_completes_in_each(
     fresh_database: Any, token: Callable[..., str]
 ) -> None:
     admin = auth(token("admin"))
@@ -56,6 +58,9 @@ async def test_export_covers_all_five_services_and_erasure_completes_in_each(
         "subscriptions": subscriptions_app(
             SubscriptionsSettings(**fast, webhook_allowed_networks=["127.0.0.0/8"])
         ),
+        "outreach": outreach_app(
+            OutreachSettings(**fast, consumer_group=f"outreach-gdpr-{u}", dispatcher_enabled=False)
+        ),
     }
     profiles_settings = ProfilesSettings(**fast)
     async with AsyncExitStack() as stack:
@@ -67,6 +72,7 @@ async def test_export_covers_all_five_services_and_erasure_completes_in_each(
         profiles_settings.complaints_url = urls["complaints"]
         profiles_settings.analytics_url = urls["analytics"]
         profiles_settings.subscriptions_url = urls["subscriptions"]
+        profiles_settings.outreach_url = urls["outreach"]
         profiles_url = await stack.enter_async_context(
             running(profiles_app(profiles_settings), lifespan="on")
         )
@@ -92,6 +98,7 @@ async def test_export_covers_all_five_services_and_erasure_completes_in_each(
                 "industry": industry,
                 "region": "east",
                 "owner_id": owner,
+                "language": "zh-CN",
             },
             headers=admin,
         )
@@ -154,6 +161,7 @@ async def test_export_covers_all_five_services_and_erasure_completes_in_each(
         assert analytics_doc["data"]["facts"]["industry"] == industry
         assert analytics_doc["definitions"]["tier"]
         assert sections["subscriptions"]["data"]["data"]
+        assert sections["outreach"]["data"]["data"]["preferences"]["language"] == "zh-CN"
 
         # An agent may not erase; a manager may.
         agent = auth(token("agent", subject=owner))

@@ -106,6 +106,7 @@ async def send_email(target: SmtpTarget, mail_from: str, outgoing: Outgoing, tim
             password=target.password,
             use_tls=target.use_tls,
             start_tls=target.start_tls,
+            cert_bundle=target.ca_file,
             timeout=timeout,
         )
     except aiosmtplib.SMTPRecipientsRefused as exc:

@@ -27,9 +27,12 @@ class SmtpTarget(BaseModel):
     password: str | None = None
     use_tls: bool = False  # implicit TLS (smtps://, port 465)
     start_tls: bool = False  # STARTTLS after connecting (submission port 587)
+    ca_file: str | None = None  # trust this CA bundle (a private CA) instead of the system's
 
 
-def parse_smtp_url(url: str, start_tls: bool | None = None) -> SmtpTarget:
+def parse_smtp_url(
+    url: str, start_tls: bool | None = None, ca_file: str | None = None
+) -> SmtpTarget:
     """`smtp://user:pass@host:587?starttls=true` or `smtps://host:465` as connection settings."""
     parts = urlsplit(url)
     if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
@@ -44,6 +47,7 @@ def parse_smtp_url(url: str, start_tls: bool | None = None) -> SmtpTarget:
         password=unquote(parts.password) if parts.password else None,
         use_tls=implicit,
         start_tls=(start_tls if start_tls is not None else wanted) and not implicit,
+        ca_file=ca_file,
     )
 
 
@@ -69,6 +73,7 @@ class Settings(ServiceSettings):
     # -- e-mail ------------------------------------------------------------------------------
     smtp_url: str = Field("smtp://127.0.0.1:8025", validation_alias="OUTREACH_SMTP_URL")
     smtp_starttls: bool | None = Field(None, validation_alias="OUTREACH_SMTP_STARTTLS")
+    smtp_ca_file: str | None = Field(None, validation_alias="OUTREACH_SMTP_CA_FILE")
     smtp_timeout_s: float = Field(10.0, gt=0, validation_alias="OUTREACH_SMTP_TIMEOUT_S")
     mail_from: str = Field("Kehu <noreply@kehu.invalid>", validation_alias="OUTREACH_MAIL_FROM")
 
@@ -159,7 +164,7 @@ class Settings(ServiceSettings):
 
     @property
     def smtp(self) -> SmtpTarget:
-        return parse_smtp_url(self.smtp_url, self.smtp_starttls)
+        return parse_smtp_url(self.smtp_url, self.smtp_starttls, self.smtp_ca_file)
 
     @property
     def dev_mail_enabled(self) -> bool:

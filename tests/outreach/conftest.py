@@ -67,10 +67,17 @@ class ProviderDouble:
 
     answers: list[int] = field(default_factory=list)
     received: list[dict[str, Any]] = field(default_factory=list)
+    coupons: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
 
     def app(self) -> FastAPI:
         app = FastAPI()
+
+        @app.post("/coupons")  # the loyalty service's coupon, for the win-back playbook
+        async def coupon(request: Request) -> JSONResponse:
+            body = await request.json()
+            self.coupons.append({**body, "idempotency_key": request.headers.get("idempotency-key")})
+            return JSONResponse({"code": f"WB-{uuid.uuid4().hex[:6].upper()}"}, status_code=201)
 
         @app.post("/{channel}")
         async def send(channel: str, request: Request) -> JSONResponse:
@@ -291,6 +298,9 @@ async def world() -> AsyncIterator[World]:
         settings.profiles_url = urls["profiles"]
         settings.interactions_url = urls["interactions"]
         settings.sms_url = urls["provider"] + "/sms"
+        settings.wechat_url = urls["provider"] + "/wechat"
+        settings.wechat_secret = SMS_SECRET
+        settings.loyalty_url = urls["provider"]
         urls["outreach"] = await stack.enter_async_context(running(outreach, lifespan="on"))
         settings.public_base_url = urls["outreach"]
         profiles_settings.outreach_url = urls["outreach"]  # its GDPR peer

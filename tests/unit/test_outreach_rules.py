@@ -159,3 +159,33 @@ def test_production_refuses_the_dev_mail_sink() -> None:
             KEHU_JWT_SECRET="x" * 48,
             OUTREACH_DEV_SMTP_SINK_PORT=8025,
         )
+
+
+def test_the_case_consumer_points_at_the_service_desks_events_by_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.outreach import consumers
+    from services.outreach.service import case_reference
+
+    default = Settings()
+    assert "kehu.complaint.acknowledged.v1" in consumers.handlers(default, lambda s: None)  # type: ignore[arg-type,return-value]
+    assert "kehu.complaints" in consumers.topics(default)
+    # As an operator sets it: JSON lists in the environment.
+    monkeypatch.setenv("OUTREACH_CASE_TOPICS", '["kehu.cases"]')
+    monkeypatch.setenv("OUTREACH_CASE_ACKNOWLEDGED_TYPES", '["kehu.case.acknowledged.v1"]')
+    monkeypatch.setenv("OUTREACH_CASE_RESOLVED_TYPES", '["kehu.case.resolved.v1"]')
+    desk = Settings()
+    handlers = consumers.handlers(desk, lambda s: None)  # type: ignore[arg-type,return-value]
+    assert {"kehu.case.acknowledged.v1", "kehu.case.resolved.v1"} <= set(handlers)
+    assert "kehu.complaint.acknowledged.v1" not in handlers
+    assert "kehu.cases" in consumers.topics(desk) and "kehu.complaints" not in consumers.topics(
+        desk
+    )
+    off = Settings(OUTREACH_TRIGGER_CASES=False, OUTREACH_TRIGGER_SURVEYS=False)  # type: ignore[call-arg]
+    assert not {"kehu.complaint.resolved.v1", "kehu.survey.invited.v1"} & set(
+        consumers.handlers(off, lambda s: None)  # type: ignore[arg-type,return-value]
+    )
+    # The reference a customer quotes: the case's own number, else one from its id.
+    assert case_reference({"reference": "SR-2026-0042"}) == "SR-2026-0042"
+    assert case_reference({"case_id": "7f3a21c4-0000-4000-8000-000000000000"}) == "C-7F3A21C4"
+    assert case_reference({"complaint_id": "0b6f3c1e-2a4d-4e5f-9a8b-7c6d5e4f3a2b"}) == "C-0B6F3C1E"

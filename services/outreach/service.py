@@ -344,6 +344,7 @@ async def deliver(ctx: RequestContext, message: Message) -> None:
     try:
         contact = await peers.contact(settings, message.customer_id)
     except peers.PeerUnavailable:
+        message.attempts += 1
         await _retry_or_fail(ctx, message, "profiles_unavailable")
         return
     except peers.PeerRefused as exc:
@@ -478,7 +479,12 @@ async def _coupon(settings: Settings, message: Message) -> str | None:
 
 
 async def dispatch_due(ctx: RequestContext) -> int:
-    """One pass of the dispatcher: every due message of a batch decided and sent or deferred."""
+    """One pass of the dispatcher: every due message of a batch decided and sent or deferred.
+
+    The batch is locked (`SKIP LOCKED`: replicas share the work) while it is sent, and its new
+    states commit together after the sends: delivery is at least once (a crash between the
+    provider's acceptance and the commit sends that message again), never lost.
+    """
     due = await repo.claim_due(ctx.session, ctx.now(), settings_of(ctx).dispatch_batch)
     for message in due:
         await deliver(ctx, message)

@@ -22,7 +22,7 @@ from tests.outreach.conftest import ADMIN, World
 @pytest.fixture
 async def restored(noon: World) -> AsyncIterator[World]:
     """The world whose settings a test may change; put back afterwards."""
-    saved = noon.settings.model_dump()
+    saved = dict(vars(noon.settings))
     yield noon
     for name, value in saved.items():
         setattr(noon.settings, name, value)

@@ -151,6 +151,19 @@ def bodies(ids: dict[str, str]) -> dict[str, Any]:
         "subscriptions PATCH /subscriptions/{subscription_id}": {"description": "walk"},
         "subscriptions POST /subscriptions/{subscription_id}/secret/rotate": {},
         "subscriptions POST /subscriptions/{subscription_id}/replay": {"since": earlier()},
+        "outreach POST /messages": {
+            "customer_id": cid,
+            "template": "case_acknowledged",
+            "purpose": "transactional",
+            "variables": {"reference": "C-WALK"},
+        },
+        "outreach PUT /templates/{key}/{locale}": {
+            "purpose": "transactional",
+            "subject": "Walk {{ reference }}",
+            "body": "Walking {{ name }}",
+        },
+        "outreach POST /templates/{key}/preview": {"locale": "en"},
+        "outreach PUT /customers/{customer_id}/preferences": {"timezone": "Asia/Shanghai"},
     }
 
 
@@ -231,7 +244,7 @@ async def test_every_write_that_succeeds_leaves_an_audit_entry(
     stack: Stack, seeded: Seeded
 ) -> None:
     admin = headers("admin", subject="audit-walk")
-    ids = {**seeded.ids, "agent_id": "agent-walk"}
+    ids = {**seeded.ids, "agent_id": "agent-walk", "key": "walk_notice", "locale": "en"}
     succeeded: list[str] = []
     unaudited: list[str] = []
     failed: dict[str, str] = {}

@@ -37,6 +37,7 @@ SERVICE_PORTS = {
     "analytics": 8004,
     "subscriptions": 8005,
     "loyalty": 8006,
+    "outreach": 8007,
 }
 EXAMPLE_UUID = "6a1f7a0e-3f2b-4c55-8f0e-1d2c3b4a5f6e"
 EXAMPLE_TIME = "2026-11-23T10:00:00Z"
@@ -48,6 +49,7 @@ TOPIC_TITLES = {
     "kehu.analytics": "Analytics insights (analytics service)",
     "kehu.subscriptions": "Webhook subscriptions (subscriptions service)",
     "kehu.loyalty": "Points, redemptions and membership levels (loyalty service)",
+    "kehu.outreach": "Messages to customers and their delivery states (outreach service)",
 }
 
 ORDERING_TEXT = """\

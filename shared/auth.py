@@ -31,6 +31,7 @@ RESOURCES = (
     "loyalty",
     "events",
     "subscriptions",
+    "outreach",
     "audit",
     "admin",
 )

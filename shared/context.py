@@ -25,6 +25,7 @@ no request.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
@@ -204,45 +205,67 @@ def _route_of(request: Request) -> str | None:
     return getattr(route, "path", None)
 
 
-def context(*scopes: str) -> Any:
+def context(*scopes: str, anonymous: str | None = None) -> Any:
     """Dependency: the request context of a caller holding every one of `scopes`.
 
     It owns the request's transaction: the work commits once after the endpoint returns (so a
     failed commit is an error response, never a success that did not persist) and rolls back
     on any error.
-    """
 
-    async def _build(
+    `anonymous="public:survey-page"` builds the context of a page anyone may open (no token:
+    the page checks its own signed link or signature), acting as that subject with no scopes,
+    so its writes are audited like every other.
+    """
+    if anonymous is not None:
+        if scopes:
+            raise ValueError("an anonymous context holds no scopes")
+        subject = anonymous
+
+        async def _build(request: Request) -> AsyncIterator[RequestContext]:
+            principal = Principal(subject=subject, role=None, scopes=frozenset())
+            async with _open(request, principal) as ctx:
+                yield ctx
+
+        return Depends(_build, scope="function")
+
+    async def _build(  # type: ignore[no-redef]
         request: Request,
         principal: Annotated[Principal, Depends(current_principal)],
     ) -> AsyncIterator[RequestContext]:
         for scope in scopes:
             if not principal.has(scope):
                 raise Forbidden(f"This operation needs the `{scope}` scope", required_scope=scope)
-        state = request.app.state
-        purpose = request.headers.get("x-purpose")
-        async with state.sessions() as session:
-            ctx = RequestContext(
-                session=session,
-                outbox=state.outbox,
-                principal=principal,
-                settings=state.settings,
-                clock=clock_of(request.app),
-                privacy=getattr(state, "privacy", None),
-                request_id=correlation_id.get(),
-                purpose=purpose[:500] if purpose else None,
-                method=request.method,
-                route=_route_of(request),
-                path_params=dict(request.path_params),
-                app_state=state,
-                request=request,
-            )
-            try:
-                yield ctx
-                await ctx.audit_unaudited_write()
-                await session.commit()
-            except BaseException:
-                await session.rollback()
-                raise
+        async with _open(request, principal) as ctx:
+            yield ctx
 
     return Depends(_build, scope="function")
+
+
+@asynccontextmanager
+async def _open(request: Request, principal: Principal) -> AsyncIterator[RequestContext]:
+    """The context of one request in its own transaction, committed once after the endpoint."""
+    state = request.app.state
+    purpose = request.headers.get("x-purpose")
+    async with state.sessions() as session:
+        ctx = RequestContext(
+            session=session,
+            outbox=state.outbox,
+            principal=principal,
+            settings=state.settings,
+            clock=clock_of(request.app),
+            privacy=getattr(state, "privacy", None),
+            request_id=correlation_id.get(),
+            purpose=purpose[:500] if purpose else None,
+            method=request.method,
+            route=_route_of(request),
+            path_params=dict(request.path_params),
+            app_state=state,
+            request=request,
+        )
+        try:
+            yield ctx
+            await ctx.audit_unaudited_write()
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise

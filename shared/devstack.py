@@ -36,7 +36,9 @@ SERVICES: dict[str, int] = {
     "analytics": 8004 + _PORT_OFFSET,
     "subscriptions": 8005 + _PORT_OFFSET,
     "loyalty": 8006 + _PORT_OFFSET,
+    "outreach": 8007 + _PORT_OFFSET,
 }
+DEV_SMTP_SINK_PORT = 8025 + _PORT_OFFSET
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = Path(os.environ.get("KEHU_STATE_DIR") or ROOT / ".kehu").resolve()
 # PostgreSQL refuses to run as root; when we are root the server runs as this user.
@@ -280,6 +282,11 @@ def run_dev() -> int:
     signal.signal(signal.SIGINT, _stop)
     with infrastructure(STATE_DIR, fixed_ports=True) as (database_url, bootstrap):
         env = _stack_env(database_url, bootstrap, "dev")
+        # outreach's e-mail goes to its own dev SMTP sink (a real SMTP server; /dev/mail/ui).
+        sink_port = str(DEV_SMTP_SINK_PORT)
+        env.setdefault("OUTREACH_DEV_SMTP_SINK_PORT", sink_port)
+        env.setdefault("OUTREACH_SMTP_URL", f"smtp://127.0.0.1:{sink_port}")
+        env.setdefault("OUTREACH_PUBLIC_BASE_URL", f"http://127.0.0.1:{SERVICES['outreach']}")
         migrate(env)
         try:
             for name, port in SERVICES.items():
@@ -309,6 +316,9 @@ def run_dev() -> int:
             for name, port in SERVICES.items():
                 page = "/" if name == "console" else "/docs"
                 print(f"  {name:<13} http://127.0.0.1:{port}{page}", flush=True)
+            print(
+                f"  dev mail      http://127.0.0.1:{SERVICES['outreach']}/dev/mail/ui", flush=True
+            )
             print(f"  database      {database_url}\n  kafka         {bootstrap}", flush=True)
             print("Press Ctrl-C to stop.\n", flush=True)
             while not stopping:

@@ -17,7 +17,15 @@ from sqlalchemy.engine import make_url
 
 from shared.settings import ServiceSettings
 
-SERVICES = ("profiles", "interactions", "complaints", "analytics", "subscriptions", "loyalty")
+SERVICES = (
+    "profiles",
+    "interactions",
+    "complaints",
+    "analytics",
+    "subscriptions",
+    "loyalty",
+    "outreach",
+)
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -41,6 +41,7 @@ from shared.contracts.interactions import (
     PurchaseCancelled,
     PurchaseRecorded,
     PurchaseRefunded,
+    SurveyInvited,
     SurveySubmitted,
 )
 from shared.events.registry import EventContract
@@ -549,6 +550,18 @@ async def invite_to_survey(ctx: RequestContext, data: schemas.InvitationCreate) 
     )
     ctx.session.add(invitation)
     await ctx.session.flush()
+    # The outreach service sends the invitation (a signed, single-use link to the survey page).
+    await ctx.outbox.emit(
+        ctx.session,
+        SurveyInvited(
+            customer_id=customer_id,
+            occurred_at=now,
+            invitation_id=invitation.id,
+            context_type=invitation.context_type,
+            context_id=invitation.context_id,
+            channel=invitation.channel,
+        ),
+    )
     await _audit(ctx, "create", "survey_invitation", invitation, data.model_dump(exclude_none=True))
     return invitation
 

@@ -4,7 +4,7 @@ from shared.settings import ServiceSettings
 
 # Every service besides profiles that holds per-customer data, asked by the GDPR export and
 # erasure report unless `PROFILES_GDPR_PEERS` names fewer.
-GDPR_PEERS = ("interactions", "complaints", "analytics", "subscriptions", "loyalty")
+GDPR_PEERS = ("interactions", "complaints", "analytics", "subscriptions", "loyalty", "outreach")
 
 
 class Settings(ServiceSettings):
@@ -28,6 +28,7 @@ class Settings(ServiceSettings):
         "http://127.0.0.1:8005", validation_alias="PROFILES_SUBSCRIPTIONS_URL"
     )
     loyalty_url: str = Field("http://127.0.0.1:8006", validation_alias="PROFILES_LOYALTY_URL")
+    outreach_url: str = Field("http://127.0.0.1:8007", validation_alias="PROFILES_OUTREACH_URL")
     # Comma-separated names of the peers to ask (each needs its `PROFILES_<NAME>_URL`).
     gdpr_peers: str = Field(",".join(GDPR_PEERS), validation_alias="PROFILES_GDPR_PEERS")
     peer_timeout_s: float = Field(5.0, validation_alias="PROFILES_PEER_TIMEOUT_S")

@@ -40,7 +40,7 @@ unmasked personal data and every change is written to the append-only audit log
 `PROFILES_AGENTS_OWN_CUSTOMERS_ONLY=true`, role `agent` sees only customers it owns.
 GDPR: `GET /customers/{id}/export` is what profiles holds; `GET /customers/{id}/gdpr-export`
 collects every service's document about a customer (interactions, complaints, analytics,
-subscriptions and loyalty by default, `PROFILES_GDPR_PEERS`), `complete` only when each
+subscriptions, loyalty and outreach by default, `PROFILES_GDPR_PEERS`), `complete` only when each
 answered `ok` or `holds_nothing`; `GET /customers/{id}/erasure` reports erasure per service. Erasing
 (`customers:erase`) and merging (`customers:merge`) are for managers and admins.
 """

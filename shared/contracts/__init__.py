@@ -9,7 +9,15 @@ COMPLAINTS_TOPIC = "kehu.complaints"
 ANALYTICS_TOPIC = "kehu.analytics"
 SUBSCRIPTIONS_TOPIC = "kehu.subscriptions"
 LOYALTY_TOPIC = "kehu.loyalty"
-DOMAIN_TOPICS = (CUSTOMERS_TOPIC, INTERACTIONS_TOPIC, COMPLAINTS_TOPIC, ANALYTICS_TOPIC)
+OUTREACH_TOPIC = "kehu.outreach"
+DOMAIN_TOPICS = (
+    CUSTOMERS_TOPIC,
+    INTERACTIONS_TOPIC,
+    COMPLAINTS_TOPIC,
+    ANALYTICS_TOPIC,
+    LOYALTY_TOPIC,
+    OUTREACH_TOPIC,
+)
 
 
 def load_all() -> None:
@@ -21,5 +29,6 @@ def load_all() -> None:
         customers,
         interactions,
         loyalty,
+        outreach,
         subscriptions,
     )

@@ -17,7 +17,9 @@ from shared.contracts.common import CustomerEvent
 from shared.events.registry import contract
 
 CustomerKind = Literal["person", "organisation"]
-ConsentPurpose = Literal["marketing_email", "marketing_sms", "phone_calls", "data_processing"]
+ConsentPurpose = Literal[
+    "marketing_email", "marketing_sms", "marketing_wechat", "phone_calls", "data_processing"
+]
 NeedStatus = Literal["open", "in_progress", "met", "dropped"]
 
 

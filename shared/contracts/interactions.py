@@ -115,3 +115,18 @@ class SurveySubmitted(CustomerEvent):
     )
     nps: int | None = Field(None, ge=0, le=10)
     effort: int | None = Field(None, ge=1, le=7, description="Customer effort score 1-7.")
+
+
+@contract(
+    "survey.invited",
+    1,
+    INTERACTIONS_TOPIC,
+    "A customer was invited to a satisfaction survey (the outreach service sends the invitation).",
+)
+class SurveyInvited(CustomerEvent):
+    invitation_id: UUID
+    context_type: Literal["interaction", "purchase", "complaint"] | None = None
+    context_id: UUID | None = None
+    channel: str | None = Field(
+        None, examples=["email"], description="The channel asked for, if any (else preferred)."
+    )

@@ -22,6 +22,8 @@ from services.interactions.config import Settings as InteractionsSettings
 from services.interactions.main import create_app as interactions_app
 from services.loyalty.config import Settings as LoyaltySettings
 from services.loyalty.main import create_app as loyalty_app
+from services.outreach.config import Settings as OutreachSettings
+from services.outreach.main import create_app as outreach_app
 from services.profiles.config import Settings as ProfilesSettings
 from services.profiles.main import create_app as profiles_app
 from services.subscriptions.config import Settings as SubscriptionsSettings
@@ -31,7 +33,7 @@ from tests.helpers import eventually
 from tests.profiles.test_data_protection import closed_port, running
 
 TIMEOUT = 120.0
-PEERS = ("interactions", "complaints", "analytics", "subscriptions", "loyalty")
+PEERS = ("interactions", "complaints", "analytics", "subscriptions", "loyalty", "outreach")
 
 
 async def test_export_covers_every_service_and_erasure_completes_in_each(
@@ -59,6 +61,9 @@ async def test_export_covers_every_service_and_erasure_completes_in_each(
             SubscriptionsSettings(**fast, webhook_allowed_networks=["127.0.0.0/8"])
         ),
         "loyalty": loyalty_app(LoyaltySettings(**fast, jobs_enabled=False)),
+        "outreach": outreach_app(
+            OutreachSettings(**fast, consumer_group=f"outreach-gdpr-{u}", dispatcher_enabled=False)
+        ),
     }
     profiles_settings = ProfilesSettings(**fast)
     async with AsyncExitStack() as stack:
@@ -71,6 +76,7 @@ async def test_export_covers_every_service_and_erasure_completes_in_each(
         profiles_settings.analytics_url = urls["analytics"]
         profiles_settings.subscriptions_url = urls["subscriptions"]
         profiles_settings.loyalty_url = urls["loyalty"]
+        profiles_settings.outreach_url = urls["outreach"]
         profiles_url = await stack.enter_async_context(
             running(profiles_app(profiles_settings), lifespan="on")
         )
@@ -96,6 +102,7 @@ async def test_export_covers_every_service_and_erasure_completes_in_each(
                 "industry": industry,
                 "region": "east",
                 "owner_id": owner,
+                "language": "zh-CN",
             },
             headers=admin,
         )
@@ -159,6 +166,7 @@ async def test_export_covers_every_service_and_erasure_completes_in_each(
         assert analytics_doc["definitions"]["tier"]
         assert sections["subscriptions"]["data"]["data"]
         assert len(sections["loyalty"]["data"]["data"]["ledger"]) == 2  # the purchases' points
+        assert sections["outreach"]["data"]["data"]["preferences"]["language"] == "zh-CN"
 
         # An agent may not erase; a manager may.
         agent = auth(token("agent", subject=owner))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
+import smtplib
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -70,7 +72,16 @@ def test_dev_uses_given_servers_and_stops_cleanly(tmp_path: Path) -> None:
     env = dev_env(tmp_path, 200, embedded=False)
     process = start_dev(env)
     try:
-        wait_ready([8200, 8201, 8202, 8203, 8204], process)
+        wait_ready([8200, 8201, 8202, 8203, 8204, 8207], process)
+        # outreach's dev SMTP sink is a real SMTP server; what it receives shows at /dev/mail.
+        subject = f"sink check {uuid.uuid4().hex[:8]}"
+        with smtplib.SMTP("127.0.0.1", 8225, timeout=10) as smtp:
+            smtp.sendmail(
+                "dev@kehu.invalid", ["someone@example.com"], f"Subject: {subject}\n\nhello"
+            )
+        mail = httpx.get("http://127.0.0.1:8207/dev/mail", timeout=10).json()
+        assert any(m["subject"] == subject and m["body"].strip() == "hello" for m in mail)
+        assert subject in httpx.get("http://127.0.0.1:8207/dev/mail/ui", timeout=10).text
     finally:
         if process.poll() is None:
             output = stop_and_check_no_orphans(process)

@@ -154,8 +154,16 @@ async def test_complete_once_every_service_answered_and_erased(
 
 def test_the_peers_are_the_other_services_unless_configured() -> None:
     peers = Settings().peers()
-    assert list(peers) == ["interactions", "complaints", "analytics", "subscriptions", "loyalty"]
+    assert list(peers) == [
+        "interactions",
+        "complaints",
+        "analytics",
+        "subscriptions",
+        "loyalty",
+        "outreach",
+    ]
     assert peers["subscriptions"] == "http://127.0.0.1:8005"
+    assert peers["outreach"] == "http://127.0.0.1:8007"
     chosen = Settings(PROFILES_GDPR_PEERS="analytics, subscriptions").peers()  # type: ignore[call-arg]
     assert list(chosen) == ["analytics", "subscriptions"]
     with pytest.raises(ValidationError, match="unknown GDPR peers"):

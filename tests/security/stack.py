@@ -33,6 +33,7 @@ FAST: dict[str, dict[str, Any]] = {
     "analytics": {"outbox_poll_interval_s": 0.2},
     "subscriptions": {"outbox_poll_interval_s": 0.2},
     "loyalty": {"outbox_poll_interval_s": 0.2, "jobs_enabled": False},
+    "outreach": {"outbox_poll_interval_s": 0.2, "dispatcher_enabled": False},
 }
 
 # Operations that are public by design: health, metrics, the docs and the event catalog.

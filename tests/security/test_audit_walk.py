@@ -159,6 +159,19 @@ def bodies(ids: dict[str, str]) -> dict[str, Any]:
             "levels": [{"code": "member", "name": "Member", "threshold": 0, "multiplier": "1"}]
         },
         "loyalty PUT /rewards/{reward_code}": {"name": "Walk", "kind": "coupon", "points_cost": 5},
+        "outreach POST /messages": {
+            "customer_id": cid,
+            "template": "case_acknowledged",
+            "purpose": "transactional",
+            "variables": {"reference": "C-WALK"},
+        },
+        "outreach PUT /templates/{key}/{locale}": {
+            "purpose": "transactional",
+            "subject": "Walk {{ reference }}",
+            "body": "Walking {{ name }}",
+        },
+        "outreach POST /templates/{key}/preview": {"locale": "en"},
+        "outreach PUT /customers/{customer_id}/preferences": {"timezone": "Asia/Shanghai"},
     }
 
 
@@ -249,7 +262,7 @@ async def test_every_write_that_succeeds_leaves_an_audit_entry(
     stack: Stack, seeded: Seeded
 ) -> None:
     admin = headers("admin", subject="audit-walk")
-    ids = {**seeded.ids, "agent_id": "agent-walk"}
+    ids = {**seeded.ids, "agent_id": "agent-walk", "key": "walk_notice", "locale": "en"}
     succeeded: list[str] = []
     unaudited: list[str] = []
     failed: dict[str, str] = {}

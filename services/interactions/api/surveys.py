@@ -122,6 +122,8 @@ async def invite(
 
     No customer is asked more than once per `survey_suppression_days` (default 30): a second
     invitation within the window is a 409 `survey-suppressed`; send the survey only on 201.
+    Publishes `survey.invited`, on which the outreach service sends the customer a signed,
+    single-use link to its survey page.
     """
 
     async def create() -> Reply:

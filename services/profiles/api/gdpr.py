@@ -27,13 +27,13 @@ Eraser = Annotated[RequestContext, context("customers:erase", "pii:read")]
 )
 async def gdpr_export(ctx: PiiReader, customer_id: CustomerId) -> GdprExport:
     """One answer to a GDPR access request: profiles' own document plus the document of every
-    other service holding customer data (by default interactions, complaints, analytics and
-    subscriptions; `PROFILES_GDPR_PEERS`), each in its own section. A section is `ok` (its
-    records in `data`) or `holds_nothing` when the service says so explicitly; a service that
-    is down or slow (timeout `PROFILES_PEER_TIMEOUT_S`) is `unavailable`, one answering an
-    HTTP error (a 404 included: a missing route is not "holds nothing") is `error`. The request
-    itself still succeeds: `complete` is true only when every section is `ok` or
-    `holds_nothing`. Needs `customers:read` and `pii:read`; recorded in the audit log."""
+    other service holding customer data (by default interactions, complaints, analytics,
+    subscriptions and outreach; `PROFILES_GDPR_PEERS`), each in its own section. A section is
+    `ok` (its records in `data`) or `holds_nothing` when the service says so explicitly; a
+    service that is down or slow (timeout `PROFILES_PEER_TIMEOUT_S`) is `unavailable`, one
+    answering an HTTP error (a 404 included: a missing route is not "holds nothing") is
+    `error`. The request itself still succeeds: `complete` is true only when every section is
+    `ok` or `holds_nothing`. Needs `customers:read` and `pii:read`; recorded in the audit log."""
     return await gdpr.gdpr_export(ctx, customer_id)
 
 

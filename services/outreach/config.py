@@ -125,16 +125,16 @@ class Settings(ServiceSettings):
     consumer_group: str = Field("outreach", validation_alias="OUTREACH_CONSUMER_GROUP")
     survey_invitations: bool = Field(True, validation_alias="OUTREACH_TRIGGER_SURVEYS")
     case_notices: bool = Field(True, validation_alias="OUTREACH_TRIGGER_CASES")
-    # Case events: today's complaint events; point these at the service desk's case events.
+    # The service desk's case events (every case type, complaints included).
     case_topics: list[str] = Field(
         default_factory=lambda: ["kehu.complaints"], validation_alias="OUTREACH_CASE_TOPICS"
     )
     case_acknowledged_types: list[str] = Field(
-        default_factory=lambda: ["kehu.complaint.acknowledged.v1"],
+        default_factory=lambda: ["kehu.case.acknowledged.v1"],
         validation_alias="OUTREACH_CASE_ACKNOWLEDGED_TYPES",
     )
     case_resolved_types: list[str] = Field(
-        default_factory=lambda: ["kehu.complaint.resolved.v1"],
+        default_factory=lambda: ["kehu.case.resolved.v1"],
         validation_alias="OUTREACH_CASE_RESOLVED_TYPES",
     )
     greetings: bool = Field(True, validation_alias="OUTREACH_TRIGGER_GREETINGS")

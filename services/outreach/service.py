@@ -711,8 +711,9 @@ async def case_notice(
     """A transactional notice that the customer's case was acknowledged or resolved."""
     case_id = data.get("case_id") or data.get("complaint_id") or event_id
     variables = {"reference": case_reference(data)}
-    if kind == "resolved" and data.get("outcome"):
-        variables["outcome"] = str(data["outcome"])[:500]
+    outcome = data.get("outcome_summary") or data.get("outcome")
+    if kind == "resolved" and outcome:
+        variables["outcome"] = str(outcome)[:500]
     await queue(
         ctx,
         customer_id=uuid.UUID(str(data["customer_id"])),

@@ -168,21 +168,23 @@ def test_the_case_consumer_points_at_the_service_desks_events_by_setting(
     from services.outreach.service import case_reference
 
     default = Settings()
-    assert "kehu.complaint.acknowledged.v1" in consumers.handlers(default, lambda s: None)  # type: ignore[arg-type,return-value]
+    assert {"kehu.case.acknowledged.v1", "kehu.case.resolved.v1"} <= set(
+        consumers.handlers(default, lambda s: None)  # type: ignore[arg-type,return-value]
+    )
     assert "kehu.complaints" in consumers.topics(default)
-    # As an operator sets it: JSON lists in the environment.
+    # As an operator sets it: JSON lists in the environment (here: complaint events only).
     monkeypatch.setenv("OUTREACH_CASE_TOPICS", '["kehu.cases"]')
-    monkeypatch.setenv("OUTREACH_CASE_ACKNOWLEDGED_TYPES", '["kehu.case.acknowledged.v1"]')
-    monkeypatch.setenv("OUTREACH_CASE_RESOLVED_TYPES", '["kehu.case.resolved.v1"]')
+    monkeypatch.setenv("OUTREACH_CASE_ACKNOWLEDGED_TYPES", '["kehu.complaint.acknowledged.v1"]')
+    monkeypatch.setenv("OUTREACH_CASE_RESOLVED_TYPES", '["kehu.complaint.resolved.v1"]')
     desk = Settings()
     handlers = consumers.handlers(desk, lambda s: None)  # type: ignore[arg-type,return-value]
-    assert {"kehu.case.acknowledged.v1", "kehu.case.resolved.v1"} <= set(handlers)
-    assert "kehu.complaint.acknowledged.v1" not in handlers
+    assert {"kehu.complaint.acknowledged.v1", "kehu.complaint.resolved.v1"} <= set(handlers)
+    assert "kehu.case.acknowledged.v1" not in handlers
     assert "kehu.cases" in consumers.topics(desk) and "kehu.complaints" not in consumers.topics(
         desk
     )
     off = Settings(OUTREACH_TRIGGER_CASES=False, OUTREACH_TRIGGER_SURVEYS=False)  # type: ignore[call-arg]
-    assert not {"kehu.complaint.resolved.v1", "kehu.survey.invited.v1"} & set(
+    assert not {"kehu.case.resolved.v1", "kehu.survey.invited.v1"} & set(
         consumers.handlers(off, lambda s: None)  # type: ignore[arg-type,return-value]
     )
     # The reference a customer quotes: the case's own number, else one from its id.

@@ -24,17 +24,22 @@ UNIT = TESTS / "unit"
 # Every folder under tests/ is collected (`testpaths = ["tests"]`); only the order is set here.
 # The unit tests go first (they fail fastest). The webhook tests run before the rest, ahead of
 # the backlog other tests (a 10,000-row import among them) leave every consumer on the one
-# shared broker, which their timing would wait behind; the fault suite restarts
-# infrastructure and goes last. Any other folder runs in between, alphabetically.
+# shared broker, which their timing would wait behind. The outreach and console suites run a
+# package-long stack of in-process services whose consumers keep their group memberships on the
+# shared broker after the package (other tests' consumers of those groups then get no
+# partitions), so they go after every other suite; the fault suite restarts infrastructure and
+# goes last. Any other folder runs in between, alphabetically.
 FIRST = ("unit", "subscriptions", "platform")
-LAST = ("chaos",)
+LAST = ("outreach", "console", "chaos")
 
 
 def _folder_rank(item: pytest.Item) -> tuple[int, str]:
     folder = item.path.relative_to(TESTS).parts[0] if item.path.is_relative_to(TESTS) else ""
     if folder in FIRST:
         return FIRST.index(folder), ""
-    return (len(FIRST) + 1 if folder in LAST else len(FIRST)), folder
+    if folder in LAST:
+        return len(FIRST) + 1 + LAST.index(folder), ""
+    return len(FIRST), folder
 
 
 @pytest.hookimpl(trylast=True)

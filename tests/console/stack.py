@@ -44,7 +44,15 @@ async def http_server(app: FastAPI) -> AsyncIterator[str]:
     """Serve `app` (lifespan included) on 127.0.0.1:<free port>; yield its base URL."""
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        # The browser's keep-alive connections must not keep the app from its lifespan
+        # shutdown: its consumers would stay in their groups for the rest of the run.
+        timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]

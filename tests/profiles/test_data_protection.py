@@ -434,7 +434,12 @@ async def running(peer: FastAPI, lifespan: str = "off") -> AsyncIterator[str]:
     """Serve an app over real HTTP on a free local port, in this event loop."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(peer, log_level="warning", lifespan=lifespan))
+    # A connection a client left open must not keep the app from its lifespan shutdown (its
+    # consumers would stay in their groups for the rest of the run).
+    config = uvicorn.Config(
+        peer, log_level="warning", lifespan=lifespan, timeout_graceful_shutdown=5
+    )
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event

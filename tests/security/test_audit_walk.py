@@ -70,7 +70,16 @@ def earlier(hours: int = 1) -> str:
 
 
 def bodies(ids: dict[str, str]) -> dict[str, Any]:
-    """A valid body per write operation, by `service METHOD path`."""
+    """A valid body per write operation, by `service METHOD path`; a complaint is a case, so
+    the case sub-resources take the complaint ones' bodies."""
+    found = _bodies(ids)
+    for key in list(found):
+        if "/complaints/{complaint_id}" in key:
+            found[key.replace("/complaints/{complaint_id}", "/cases/{case_id}")] = found[key]
+    return found
+
+
+def _bodies(ids: dict[str, str]) -> dict[str, Any]:
     cid = ids["customer_id"]
     u = uuid.uuid4().hex[:8]
     return {
@@ -145,6 +154,20 @@ def bodies(ids: dict[str, str]) -> dict[str, Any]:
         },
         "complaints PATCH /complaints/{complaint_id}/actions/{action_id}": {"status": "done"},
         "complaints PUT /agents/{agent_id}": {"team": "walkers", "active": True},
+        "complaints POST /cases": {
+            "type": "inquiry",
+            "customer_id": cid,
+            "channel": "phone",
+            "contact": {"name": "Walker"},
+            "subject": "walk",
+            "description": "walk",
+        },
+        "complaints PUT /holidays/{day}": {"name": "Walk day"},
+        "complaints PUT /teams/{team}": {
+            "members": [{"agent_id": "agent-walk", "skills": ["repair"]}]
+        },
+        "complaints POST /responses": {"locale": "en", "title": f"Walk {u}", "body": "walk"},
+        "complaints PATCH /responses/{response_id}": {"title": f"Walked {u}"},
         "subscriptions POST /subscriptions": {
             "url": "http://127.0.0.1:9/hook",
             "event_types": ["kehu.customer.created.v1"],
@@ -177,6 +200,7 @@ def bodies(ids: dict[str, str]) -> dict[str, Any]:
 
 # Creating operations whose answer's `id` later operations need, by path parameter.
 PRODUCES = {
+    "complaints POST /responses": "response_id",
     "profiles POST /customers/{customer_id}/needs": "need_id",
     "interactions POST /followups": "followup_id",
     "complaints POST /complaints/{complaint_id}/actions": "action_id",
@@ -262,7 +286,15 @@ async def test_every_write_that_succeeds_leaves_an_audit_entry(
     stack: Stack, seeded: Seeded
 ) -> None:
     admin = headers("admin", subject="audit-walk")
-    ids = {**seeded.ids, "agent_id": "agent-walk", "key": "walk_notice", "locale": "en"}
+    ids = {
+        **seeded.ids,
+        "case_id": seeded.ids["complaint_id"],
+        "agent_id": "agent-walk",
+        "key": "walk_notice",
+        "locale": "en",
+        "day": "2031-05-02",
+        "team": "walkers",
+    }
     succeeded: list[str] = []
     unaudited: list[str] = []
     failed: dict[str, str] = {}

@@ -48,7 +48,10 @@ Metric definitions (trailing 365-day window ending now unless a request says oth
   contribution of all. A if `before_i / total < 0.80`, else B if `< 0.95`, else C; contribution
   <= 0 is always C. The thresholds are settings (`ANALYTICS_TIER_A_SHARE`, `..._B_SHARE`).
 - **RFM**: recency = days since the last purchase, frequency = purchases in the window,
-  monetary = revenue in the window; each scored 1-5 by quintile (5 = best), plus a segment.
+  monetary = revenue in the window; each scored 1-5 by rank among customers with a purchase in
+  the window: ordered worst first, position p of n, score = floor(5 x (p - 1) / n) + 1, tied
+  values all taking the position of the first of them (ties share the lowest score: in a base
+  of mostly one-time buyers a one-time buyer has F = 1); plus a segment.
 - **CSAT**: per question (1-5) and dimension, the share of answers >= 4 in percent, with count
   and mean. **NPS** = % promoters (9-10) minus % detractors (0-6).
 

@@ -34,7 +34,7 @@ class Dimensions(BaseModel):
 
 
 class RfmRead(BaseModel):
-    """RFM: each measure scored 1-5 by quintile among customers with a purchase (5 = best)."""
+    """RFM: each measure scored 1-5 by rank among customers with a purchase (5 = best)."""
 
     recency_days: int = Field(description="Days since the last purchase.", examples=[12])
     frequency: int = Field(description="Purchases in the window.", examples=[6])

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from services.analytics.tiering import abc_tiers, quintile_scores, rfm_segment
+from services.analytics.tiering import abc_tiers, rank_scores, rfm_segment
 from shared.contracts.analytics import CustomerTierChanged
 from tests.analytics.conftest import AnalyticsDb
 from tests.analytics.factories import cancel, created, days_ago, ids, purchase, refund
@@ -89,7 +89,7 @@ async def test_tier_changed_is_published_only_on_an_actual_change(
     assert len(events) == 4
 
 
-async def test_rfm_quintiles_hand_computed_with_ties(analytics_db: AnalyticsDb) -> None:
+async def test_rfm_scores_hand_computed(analytics_db: AnalyticsDb) -> None:
     c = ids(5)
     events = []
     # recency 50, 40, 30, 20, 10 days; frequency 1..5; monetary: c0 and c1 tie.
@@ -124,9 +124,9 @@ async def test_sql_rfm_matches_the_reference(analytics_db: AnalyticsDb) -> None:
     await analytics_db.apply(events)
     await analytics_db.rerank()
     facts = await analytics_db.facts()
-    expected_f = quintile_scores({x: facts[x].purchase_count for x in c}, True)
-    expected_m = quintile_scores({x: facts[x].revenue for x in c}, True)
-    expected_r = quintile_scores({x: facts[x].rfm_recency_days for x in c}, False)
+    expected_f = rank_scores({x: facts[x].purchase_count for x in c}, True)
+    expected_m = rank_scores({x: facts[x].revenue for x in c}, True)
+    expected_r = rank_scores({x: facts[x].rfm_recency_days for x in c}, False)
     assert {x: facts[x].rfm_f for x in c} == expected_f
     assert {x: facts[x].rfm_m for x in c} == expected_m
     assert {x: facts[x].rfm_r for x in c} == expected_r

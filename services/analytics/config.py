@@ -66,6 +66,13 @@ class Settings(ServiceSettings):
     rerank_work_mem: str = Field(
         "256MB", pattern=r"^\d+(kB|MB|GB)$", validation_alias="ANALYTICS_RERANK_WORK_MEM"
     )
+    # The re-rank applies its differences in transactions of this many customers (each locks
+    # only those rows, briefly); rows a batch holds are retried this often, this far apart.
+    rerank_chunk: int = Field(20_000, ge=1, validation_alias="ANALYTICS_RERANK_CHUNK")
+    rerank_retries: int = Field(5, ge=0, validation_alias="ANALYTICS_RERANK_RETRIES")
+    rerank_retry_delay_s: float = Field(
+        0.2, ge=0, validation_alias="ANALYTICS_RERANK_RETRY_DELAY_S"
+    )
     rerank_poll_s: float = Field(0.5, gt=0, validation_alias="ANALYTICS_RERANK_POLL_S")
     rerank_statement_timeout_ms: int = Field(
         600_000, validation_alias="ANALYTICS_RERANK_STATEMENT_TIMEOUT_MS"

@@ -93,19 +93,18 @@ def consumer_task(settings: Settings) -> Callable[[FastAPI], Coroutine[Any, Any,
 
 
 def rerank_task(settings: Settings) -> Callable[[FastAPI], Coroutine[Any, Any, None]]:
-    """The debounced re-rank, on its own small pool whose client timeout fits a full re-rank."""
+    """The debounced re-rank, on its own small pool whose client timeout fits a full re-rank;
+    it runs beside the consumer (short transactions), never holding rows a batch waits for."""
     long_settings = settings.model_copy(
         update={"db_statement_timeout_ms": settings.rerank_statement_timeout_ms, "db_pool_size": 1}
     )
 
     async def run(app: FastAPI) -> None:
         engine = create_engine(long_settings)
-        sessions = session_factory(engine)
         try:
             while True:
                 try:
-                    async with sessions.begin() as session:
-                        await rerank_if_due(settings, session)
+                    await rerank_if_due(settings, engine)
                 except asyncio.CancelledError:
                     raise
                 except Exception:

@@ -389,7 +389,11 @@ async def rank_abc(db: Executor, clock: Clock, settings: Settings) -> int:
         "a_share": Decimal(str(settings.tier_a_share)),
         "b_share": Decimal(str(settings.tier_b_share)),
     }
-    return int((await db.execute(sa.text(ABC.format(emit=emit, source="customer_facts")), params)).scalar_one())
+    return int(
+        (
+            await db.execute(sa.text(ABC.format(emit=emit, source="customer_facts")), params)
+        ).scalar_one()
+    )
 
 
 RFM_CTES = """

@@ -469,8 +469,9 @@ async def _write_complaints(session: AsyncSession, rows: list[dict[str, Any]]) -
 async def request_rerank(session: AsyncSession, settings: Settings) -> None:
     """Push the debounced global re-rank out, bounded by the maximum delay.
 
-    Taken first in every batch: the row lock also orders batches against a running re-rank,
-    so the two never deadlock on customer rows.
+    Taken first in every batch: the row lock orders batches against the re-ranks and rebuilds
+    that run in one transaction (`recompute.lock_state`). The background re-rank takes it only
+    for an instant, so batches never wait for it (see `recompute.py`).
     """
     await session.execute(
         sa.text(

@@ -12,7 +12,7 @@ from services.analytics import repository as repo
 from services.analytics import schemas as s
 from services.analytics.config import Settings
 from services.analytics.errors import CustomerNotFound, InvalidPeriod, RebuildRunning
-from services.analytics.recompute import RerankResult, rerank, try_lock_state
+from services.analytics.recompute import RerankResult, rerank, try_lock_rerank, try_lock_state
 from services.analytics.tiering import RFM_SEGMENTS
 from shared.context import RequestContext
 from shared.pagination import InvalidCursor, decode_cursor, encode_cursor
@@ -399,7 +399,7 @@ async def rfm_segments(ctx: RequestContext) -> s.RfmSegments:
 
 async def recompute(ctx: RequestContext) -> RerankResult:
     """The global re-rank now, unless a re-rank, rebuild or batch holds the projections."""
-    if not await try_lock_state(ctx.session):
+    if not await try_lock_rerank(ctx.session) or not await try_lock_state(ctx.session):
         raise RebuildRunning("A re-rank, rebuild or consumer batch holds the projections; retry")
     result = await rerank(ctx.session, settings_of(ctx))
     await ctx.audit_change("update", "rerank")

@@ -67,6 +67,9 @@ COMPLAINT_COLUMNS = [c.name for c in m.complaints.columns]
 PURCHASE_COLUMNS = [c.name for c in m.purchases.columns]
 
 
+INSIGHT_FIELDS = frozenset({"tier", "lifecycle_stage", "churn_risk_level"})
+
+
 def parse(events: Iterable[CloudEvent]) -> list[CustomerEvent]:
     """The typed contracts of the events analytics uses (others are skipped)."""
     parsed = []
@@ -124,6 +127,12 @@ class _Fold:
             row["status"], row["status_at"] = status, at
 
     def add(self, e: CustomerEvent, customer_id: uuid.UUID) -> None:
+        if (
+            isinstance(e, pc.CustomerUpdated)
+            and e.insights is not None
+            and set(e.changed_fields) <= INSIGHT_FIELDS
+        ):
+            return  # profiles echoing analytics' own insight change: nothing new here
         self.customers.add(customer_id)
         at = e.occurred_at
         if isinstance(e, pc.CustomerCreated | pc.CustomerUpdated):

@@ -40,6 +40,9 @@ Kafka did not deliver, and applies each event once whichever path brings it.
 
 Metric definitions (trailing 365-day window ending now unless a request says otherwise):
 
+- **Money** is only ever in the reporting currency (`KEHU_REPORTING_CURRENCY`, default CNY):
+  interactions converts a purchase or refund in another currency when it is recorded, and the
+  figures below add those converted amounts; a foreign purchase without them is left out.
 - **Profit contribution** = sum of the margin of the customer's purchases in the window minus the
   margin of refunds in the window; cancelled purchases (and refunds of them) do not count.
   **Revenue** = the same with amounts.

@@ -96,20 +96,24 @@ p AS (
     SELECT customer_id,
            count(*) FILTER (WHERE occurred_at > :window_start) AS n_window,
            count(*) AS n_total,
-           coalesce(sum(amount) FILTER (WHERE occurred_at > :window_start), 0) AS revenue,
-           coalesce(sum(margin) FILTER (WHERE occurred_at > :window_start), 0) AS contribution,
-           coalesce(sum(amount) FILTER (WHERE occurred_at > :half_start), 0) AS revenue_recent,
+           coalesce(sum(reporting_amount) FILTER (WHERE occurred_at > :window_start), 0)
+               AS revenue,
+           coalesce(sum(reporting_margin) FILTER (WHERE occurred_at > :window_start), 0)
+               AS contribution,
+           coalesce(sum(reporting_amount) FILTER (WHERE occurred_at > :half_start), 0)
+               AS revenue_recent,
            min(occurred_at) AS first_at,
            max(occurred_at) AS last_at
     FROM purchases
-    WHERE NOT cancelled AND amount IS NOT NULL AND occurred_at <= :as_of {f}
+    -- Only reporting-currency money is ever added (a purchase without it does not count).
+    WHERE NOT cancelled AND reporting_amount IS NOT NULL AND occurred_at <= :as_of {f}
     GROUP BY customer_id
 ),
 r AS (
     SELECT rf.customer_id,
-           sum(rf.amount) AS amount,
-           sum(rf.margin) AS margin,
-           coalesce(sum(rf.amount) FILTER (WHERE rf.occurred_at > :half_start), 0)
+           coalesce(sum(rf.reporting_amount), 0) AS amount,
+           coalesce(sum(rf.reporting_margin), 0) AS margin,
+           coalesce(sum(rf.reporting_amount) FILTER (WHERE rf.occurred_at > :half_start), 0)
                AS amount_recent
     FROM refunds rf LEFT JOIN purchases pu ON pu.purchase_id = rf.purchase_id
     WHERE rf.occurred_at > :window_start AND rf.occurred_at <= :as_of

@@ -97,6 +97,10 @@ class Purchase(Model):
     cost: Mapped[Decimal | None] = mapped_column(MONEY)
     margin: Mapped[Decimal | None] = mapped_column(MONEY)
     currency: Mapped[str | None] = mapped_column(sa.Text)
+    # In the reporting currency (the only money analytics adds); null when the purchase was
+    # in another currency and carried no converted amounts.
+    reporting_amount: Mapped[Decimal | None] = mapped_column(MONEY)
+    reporting_margin: Mapped[Decimal | None] = mapped_column(MONEY)
     status: Mapped[str | None] = mapped_column(sa.Text)
     occurred_at: Mapped[datetime | None] = mapped_column(TS)
     cancelled: Mapped[bool] = mapped_column(server_default=sa.false())
@@ -111,6 +115,8 @@ class Refund(Model):
     amount: Mapped[Decimal] = mapped_column(MONEY)
     margin: Mapped[Decimal] = mapped_column(MONEY)
     currency: Mapped[str] = mapped_column(sa.Text)
+    reporting_amount: Mapped[Decimal | None] = mapped_column(MONEY)
+    reporting_margin: Mapped[Decimal | None] = mapped_column(MONEY)
     occurred_at: Mapped[datetime] = mapped_column(TS)
 
 

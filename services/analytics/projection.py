@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -88,7 +89,8 @@ def _later(current: datetime | None, candidate: datetime) -> bool:
 class _Fold:
     """One batch folded to one row per key and table."""
 
-    def __init__(self) -> None:
+    def __init__(self, reporting_currency: str) -> None:
+        self.reporting_currency = reporting_currency
         self.dimensions: dict[uuid.UUID, dict[str, Any]] = {}
         self.archived: dict[uuid.UUID, datetime] = {}
         self.erased: dict[uuid.UUID, datetime] = {}
@@ -122,6 +124,17 @@ class _Fold:
             self.complaints[complaint_id] = row
         return row
 
+    def in_reporting_currency(
+        self, e: ic.PurchaseRecorded | ic.PurchaseRefunded
+    ) -> tuple[Decimal | None, Decimal | None]:
+        """(amount, margin) in the reporting currency: as interactions converted them, or as
+        they are when already in it; (None, None) otherwise (never added to other money)."""
+        if e.reporting_currency == self.reporting_currency and e.reporting_amount is not None:
+            return e.reporting_amount, e.reporting_margin
+        if e.currency == self.reporting_currency:
+            return e.amount, e.margin
+        return None, None
+
     def status(self, row: dict[str, Any], status: str, at: datetime) -> None:
         if _later(row["status_at"], at):
             row["status"], row["status_at"] = status, at
@@ -151,17 +164,21 @@ class _Fold:
             self.erased[customer_id] = min(at, self.erased.get(customer_id, at))
         elif isinstance(e, ic.PurchaseRecorded):
             row = self.purchase(e.purchase_id, customer_id)
+            reporting_amount, reporting_margin = self.in_reporting_currency(e)
             row.update(
                 amount=e.amount,
                 cost=e.cost,
                 margin=e.margin,
                 currency=e.currency,
+                reporting_amount=reporting_amount,
+                reporting_margin=reporting_margin,
                 status=e.status,
                 occurred_at=at,
             )
         elif isinstance(e, ic.PurchaseCancelled):
             self.purchase(e.purchase_id, customer_id)["cancelled"] = True
         elif isinstance(e, ic.PurchaseRefunded):
+            reporting_amount, reporting_margin = self.in_reporting_currency(e)
             self.refunds[e.refund_id] = {
                 "refund_id": e.refund_id,
                 "purchase_id": e.purchase_id,
@@ -169,6 +186,8 @@ class _Fold:
                 "amount": e.amount,
                 "margin": e.margin,
                 "currency": e.currency,
+                "reporting_amount": reporting_amount,
+                "reporting_margin": reporting_margin,
                 "occurred_at": at,
             }
         elif isinstance(e, ic.InteractionLogged):
@@ -303,7 +322,9 @@ async def _erased(session: AsyncSession, ids: set[uuid.UUID]) -> set[uuid.UUID]:
     return set(rows.scalars())
 
 
-async def apply(session: AsyncSession, contracts: list[CustomerEvent]) -> set[uuid.UUID]:
+async def apply(
+    session: AsyncSession, contracts: list[CustomerEvent], reporting_currency: str
+) -> set[uuid.UUID]:
     """Fold the events into the fact tables; the (survivor) ids of the customers touched.
 
     Nothing more is ingested about a customer already erased (a late or replayed event)."""
@@ -313,7 +334,7 @@ async def apply(session: AsyncSession, contracts: list[CustomerEvent]) -> set[uu
     if merges:
         await _merge_aliases(session, merges)
     alias = await _aliases(session, {e.customer_id for e in contracts})
-    fold = _Fold()
+    fold = _Fold(reporting_currency)
     for e in contracts:
         if isinstance(e, pc.CustomerMerged):
             fold.customers.update({alias.get(e.customer_id, e.customer_id), e.merged_customer_id})
@@ -357,7 +378,16 @@ async def _write(session: AsyncSession, fold: _Fold) -> None:
         x = stmt.excluded
         set_ = {
             c: sa.func.coalesce(x[c], p.c[c])
-            for c in ("amount", "cost", "margin", "currency", "status", "occurred_at")
+            for c in (
+                "amount",
+                "cost",
+                "margin",
+                "currency",
+                "reporting_amount",
+                "reporting_margin",
+                "status",
+                "occurred_at",
+            )
         }
         set_["cancelled"] = sa.or_(p.c.cancelled, x.cancelled)
         await session.execute(
@@ -510,7 +540,7 @@ async def handle_batch(
     if not contracts:
         return set()
     await request_rerank(session, settings)
-    touched = await apply(session, contracts)
+    touched = await apply(session, contracts, settings.reporting_currency)
     if incremental and touched:
         clock = Clock.at(as_of or await _now(session), settings)
         await refresh_facts(session, clock, touched)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Literal
 from uuid import UUID
 
@@ -68,8 +69,23 @@ class PurchaseRecorded(CustomerEvent):
     amount: Money
     cost: Money
     margin: Money = Field(description="amount - cost")
-    currency: str = Field(min_length=3, max_length=3, examples=["CNY"])
+    currency: str = Field(min_length=3, max_length=3, examples=["USD"])
     status: Literal["placed", "paid", "delivered"]
+    # Added compatibly (optional): the amounts converted when the purchase was recorded.
+    reporting_currency: str | None = Field(
+        None,
+        min_length=3,
+        max_length=3,
+        description="The reporting currency the `reporting_*` amounts are in (null only for "
+        "purchases recorded before conversion, in another currency).",
+        examples=["CNY"],
+    )
+    fx_rate: Decimal | None = Field(
+        None, gt=0, description="Reporting-currency units per unit of `currency` that day."
+    )
+    reporting_amount: Money | None = Field(None, description="amount x fx_rate")
+    reporting_cost: Money | None = Field(None, description="cost x fx_rate")
+    reporting_margin: Money | None = Field(None, description="reporting_amount - reporting_cost")
 
 
 @contract(
@@ -86,6 +102,11 @@ class PurchaseRefunded(CustomerEvent):
         description="The refunded share of the purchase's margin: amount x (margin / amount)."
     )
     currency: str = Field(min_length=3, max_length=3)
+    # Added compatibly (optional): converted at the rate of the refund's date.
+    reporting_currency: str | None = Field(None, min_length=3, max_length=3, examples=["CNY"])
+    fx_rate: Decimal | None = Field(None, gt=0)
+    reporting_amount: Money | None = Field(None, description="amount x fx_rate")
+    reporting_margin: Money | None = Field(None, description="margin x fx_rate")
 
 
 @contract(

@@ -197,9 +197,10 @@ async def bench_recompute(size: int, purchases_per_customer: int = 2) -> dict[st
                 sa.text(
                     """
                     INSERT INTO purchases (purchase_id, customer_id, amount, cost, margin,
-                                           currency, status, occurred_at)
-                    SELECT gen_random_uuid(), customer_id, m * 3, m * 2, m, 'CNY', 'paid',
-                           now() - random() * interval '360 days'
+                                           currency, reporting_amount, reporting_margin,
+                                           status, occurred_at)
+                    SELECT gen_random_uuid(), customer_id, m * 3, m * 2, m, 'CNY', m * 3, m,
+                           'paid', now() - random() * interval '360 days'
                     FROM (SELECT customer_id,
                                  round((10 / power(1 - random() * 0.999, 1 / 1.2))::numeric, 2)
                                      AS m
@@ -218,8 +219,10 @@ async def bench_recompute(size: int, purchases_per_customer: int = 2) -> dict[st
                 sa.text(
                     """
                     INSERT INTO purchases (purchase_id, customer_id, amount, cost, margin,
-                                           currency, status, occurred_at)
-                    SELECT gen_random_uuid(), customer_id, 300, 200, 100, 'CNY', 'paid', now()
+                                           currency, reporting_amount, reporting_margin,
+                                           status, occurred_at)
+                    SELECT gen_random_uuid(), customer_id, 300, 200, 100, 'CNY', 300, 100,
+                           'paid', now()
                     FROM customer_facts TABLESAMPLE BERNOULLI (1)
                     """
                 )

@@ -167,7 +167,11 @@ async def get_complaint_stats(
     ctx: Reader,
     group_by: Annotated[
         s.ComplaintGroupBy,
-        Query(description="Period of receipt (UTC), a complaint attribute, or `none`."),
+        Query(
+            description="Period of receipt (UTC), a complaint attribute, the customer's "
+            "current `tier`, the complaint's `assignee` or `team` (latest assignment), or "
+            "`none`."
+        ),
     ] = "none",
     since: From = None,
     until: To = None,

@@ -48,6 +48,12 @@ class Settings(ServiceSettings):
     churn_medium_from: int = Field(40, ge=0, le=100, validation_alias="ANALYTICS_CHURN_MEDIUM")
     churn_high_from: int = Field(70, ge=0, le=100, validation_alias="ANALYTICS_CHURN_HIGH")
 
+    # Revisit cadence by tier (days between contacts), as interactions plans it by default:
+    # the staff figure `revisit_compliance_pct` counts contacts within it.
+    cadence_a_days: int = Field(14, ge=1, validation_alias="ANALYTICS_CADENCE_A_DAYS")
+    cadence_b_days: int = Field(30, ge=1, validation_alias="ANALYTICS_CADENCE_B_DAYS")
+    cadence_c_days: int = Field(90, ge=1, validation_alias="ANALYTICS_CADENCE_C_DAYS")
+
     # Targets reported with their gap by GET /satisfaction.
     target_csat_pct: float = Field(95.0, validation_alias="ANALYTICS_TARGET_CSAT_PCT")
     target_nps: float = Field(50.0, validation_alias="ANALYTICS_TARGET_NPS")

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.analytics.api import admin_router, router
+from services.analytics.api_reports import router as reports_router
 from services.analytics.catchup import catch_up, feed_clients
 from services.analytics.config import Settings
 from services.analytics.gdpr import GDPR
@@ -154,7 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings=settings,
             outbox=outbox,
             inbox=inbox,
-            routers=[router, admin_router],
+            routers=[router, reports_router, admin_router],
             publishes=[ANALYTICS_TOPIC],
             background=[
                 consumer_task(settings),
@@ -170,6 +171,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 {"name": "satisfaction", "description": "CSAT, NPS, effort, against targets."},
                 {"name": "complaints", "description": "Complaint volume, SLA, durations."},
                 {"name": "churn", "description": "Customers ranked by churn risk."},
+                {
+                    "name": "staff",
+                    "description": "Staff and service quality: staff performance and the "
+                    "management report.",
+                },
                 {"name": "admin", "description": "Rebuild and recompute (scope admin:write)."},
                 {
                     "name": "gdpr",

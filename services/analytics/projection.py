@@ -40,7 +40,12 @@ CONTRACTS: tuple[type[CustomerEvent], ...] = (
     ic.PurchaseRefunded,
     ic.PurchaseCancelled,
     ic.SurveySubmitted,
+    ic.FollowupScheduled,
+    ic.FollowupCompleted,
+    ic.FollowupOverdue,
+    ic.FollowupCancelled,
     cc.ComplaintReceived,
+    cc.ComplaintAssigned,
     cc.ComplaintStatusChanged,
     cc.ComplaintAcknowledged,
     cc.ComplaintEscalated,
@@ -66,6 +71,7 @@ DIMENSION_COLUMNS = (
 ANONYMISED_DIMENSIONS = tuple(c for c in DIMENSION_COLUMNS if c != "status")
 COMPLAINT_COLUMNS = [c.name for c in m.complaints.columns]
 PURCHASE_COLUMNS = [c.name for c in m.purchases.columns]
+FOLLOWUP_COLUMNS = [c.name for c in m.followups.columns]
 
 
 INSIGHT_FIELDS = frozenset({"tier", "lifecycle_stage", "churn_risk_level"})
@@ -100,6 +106,8 @@ class _Fold:
         self.surveys: dict[uuid.UUID, dict[str, Any]] = {}
         self.answers: dict[tuple[uuid.UUID, str], dict[str, Any]] = {}
         self.complaints: dict[uuid.UUID, dict[str, Any]] = {}
+        self.followups: dict[uuid.UUID, dict[str, Any]] = {}
+        self.agent_teams: dict[str, dict[str, Any]] = {}
         self.customers: set[uuid.UUID] = set()
 
     def purchase(self, purchase_id: uuid.UUID, customer_id: uuid.UUID) -> dict[str, Any]:
@@ -146,6 +154,9 @@ class _Fold:
             and set(e.changed_fields) <= INSIGHT_FIELDS
         ):
             return  # profiles echoing analytics' own insight change: nothing new here
+        if isinstance(e, ic.FollowupFields):
+            self.add_followup(e, customer_id)  # staff figures only: no customer fact changes
+            return
         self.customers.add(customer_id)
         at = e.occurred_at
         if isinstance(e, pc.CustomerCreated | pc.CustomerUpdated):
@@ -197,6 +208,7 @@ class _Fold:
                 "channel": e.channel,
                 "direction": e.direction,
                 "occurred_at": at,
+                "agent_id": e.agent_id,
             }
         elif isinstance(e, ic.SurveySubmitted):
             self.surveys[e.survey_id] = {
@@ -217,10 +229,38 @@ class _Fold:
         elif isinstance(e, cc.ComplaintEvent):
             self.add_complaint(e, customer_id)
 
+    def add_followup(self, e: ic.FollowupFields, customer_id: uuid.UUID) -> None:
+        row = self.followups.get(e.followup_id)
+        if row is None:
+            row = dict.fromkeys(FOLLOWUP_COLUMNS)
+            row["followup_id"] = e.followup_id
+            self.followups[e.followup_id] = row
+        row.update(customer_id=customer_id, kind=e.kind, due_at=e.due_at)
+        row["assignee_id"] = e.assignee_id or row["assignee_id"]
+        at = e.occurred_at
+        if isinstance(e, ic.FollowupScheduled):
+            row["scheduled_at"] = at
+        elif isinstance(e, ic.FollowupCompleted):
+            row["completed_at"], row["interaction_id"] = at, e.interaction_id
+        elif isinstance(e, ic.FollowupOverdue):
+            row["overdue_at"] = at
+        elif isinstance(e, ic.FollowupCancelled):
+            row["cancelled_at"] = at
+
     def add_complaint(self, e: cc.ComplaintEvent, customer_id: uuid.UUID) -> None:
         row = self.complaint(e.complaint_id, customer_id)
         at = e.occurred_at
-        if isinstance(e, cc.ComplaintReceived):
+        if isinstance(e, cc.ComplaintAssigned):
+            if _later(row["assigned_at"], at):
+                row.update(assignee=e.assignee_id, team=e.team, assigned_at=at)
+            current = self.agent_teams.get(e.assignee_id or "")
+            if e.assignee_id and e.team and (current is None or at >= current["assigned_at"]):
+                self.agent_teams[e.assignee_id] = {
+                    "agent_id": e.assignee_id,
+                    "team": e.team,
+                    "assigned_at": at,
+                }
+        elif isinstance(e, cc.ComplaintReceived):
             row.update(
                 channel=e.channel,
                 category=row["category"] or e.category,
@@ -290,7 +330,7 @@ async def _merge_aliases(session: AsyncSession, merges: list[pc.CustomerMerged])
         await session.execute(
             sa.update(a).where(a.c.survivor_id == merged).values(survivor_id=survivor)
         )
-        for table in (m.purchases, m.refunds, m.interactions, m.surveys, m.complaints):
+        for table in (m.purchases, m.refunds, m.interactions, m.surveys, m.complaints, m.followups):
             await session.execute(
                 sa.update(table).where(table.c.customer_id == merged).values(customer_id=survivor)
             )
@@ -404,6 +444,34 @@ async def _write(session: AsyncSession, fold: _Fold) -> None:
             await session.execute(insert(table).on_conflict_do_nothing(), list(rows))
     if fold.complaints:
         await _write_complaints(session, list(fold.complaints.values()))
+    if fold.followups:
+        await _write_followups(session, list(fold.followups.values()))
+    if fold.agent_teams:
+        t = m.agent_teams
+        await session.execute(
+            insert(t).on_conflict_do_update(
+                index_elements=[t.c.agent_id],
+                set_=_latest(t, "assigned_at", "team"),
+            ),
+            list(fold.agent_teams.values()),
+        )
+
+
+async def _write_followups(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    fu = m.followups
+    stmt = insert(fu)
+    x = stmt.excluded
+    set_: dict[str, Any] = {
+        col: sa.func.coalesce(x[col], fu.c[col])
+        for col in FOLLOWUP_COLUMNS
+        if col not in ("followup_id", "completed_at", "overdue_at", "cancelled_at")
+    }
+    # A follow-up is completed, overdue or cancelled once: the first time recorded stays.
+    for col in ("completed_at", "overdue_at", "cancelled_at"):
+        set_[col] = sa.func.coalesce(fu.c[col], x[col])
+    await session.execute(
+        stmt.on_conflict_do_update(index_elements=[fu.c.followup_id], set_=set_), rows
+    )
 
 
 async def erase_customer(
@@ -428,7 +496,7 @@ async def erase_customer(
     ids = {customer_id, *merged}
     anonymous: uuid.UUID | None = uuid.uuid4()
     moved = 0
-    for table in (m.purchases, m.refunds, m.interactions, m.surveys, m.complaints):
+    for table in (m.purchases, m.refunds, m.interactions, m.surveys, m.complaints, m.followups):
         result = await session.execute(
             sa.update(table)
             .where(table.c.customer_id.in_(ids))
@@ -496,6 +564,7 @@ async def _write_complaints(session: AsyncSession, rows: list[dict[str, Any]]) -
     set_.update(_latest(c, "status_at", "status"))
     set_.update(_latest(c, "resolved_at", "root_cause", "resolution_seconds", "resolution_met"))
     set_.update(_latest(c, "rated_at", "rating"))
+    set_.update(_latest(c, "assigned_at", "assignee", "team"))
     set_["first_response_breached"] = sa.or_(c.c.first_response_breached, x.first_response_breached)
     set_["resolution_breached"] = sa.or_(c.c.resolution_breached, x.resolution_breached)
     set_["reopen_count"] = c.c.reopen_count + x.reopen_count

@@ -403,14 +403,6 @@ async def lock_state(session: AsyncSession) -> None:
     await session.execute(sa.text("SELECT 1 FROM recompute_state WHERE name = 'rerank' FOR UPDATE"))
 
 
-async def try_lock_state(session: AsyncSession) -> bool:
-    """Take the re-rank row if free right now (requests must not queue behind a rebuild)."""
-    claimed = await session.execute(
-        sa.text("SELECT 1 FROM recompute_state WHERE name = 'rerank' FOR UPDATE SKIP LOCKED")
-    )
-    return claimed.first() is not None
-
-
 async def try_lock_rerank(session: AsyncSession) -> bool:
     """Whether no background re-rank runs now (then it cannot start until this tx ends)."""
     got = await session.scalar(sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": RERANK_LOCK})
@@ -419,4 +411,15 @@ async def try_lock_rerank(session: AsyncSession) -> bool:
 
 async def rerank_if_due(settings: Settings, engine: AsyncEngine) -> bool:
     """Run the re-rank when due and no other replica runs it; whether it ran."""
+    async with engine.connect() as conn:  # a plain read first: no lock while nothing is due
+        due = await conn.scalar(
+            sa.text(
+                "SELECT true FROM recompute_state WHERE name = 'rerank' AND (due_at <= now() "
+                "OR last_run_at IS NULL "
+                "OR last_run_at <= now() - make_interval(secs => :every))"
+            ),
+            {"every": settings.rerank_every_s},
+        )
+    if not due:
+        return False
     return await rerank_concurrently(engine, settings, only_if_due=True) is not None

@@ -234,7 +234,15 @@ async def satisfaction(
     }
 
 
-COMPLAINT_KEYS = {"category": "c.category", "root_cause": "c.root_cause", "severity": "c.severity"}
+COMPLAINT_KEYS = {
+    "category": "c.category",
+    "root_cause": "c.root_cause",
+    "severity": "c.severity",
+    # The customer's current tier; the complaint's latest assignee and team.
+    "tier": "(SELECT cf.tier FROM customer_facts cf WHERE cf.customer_id = c.customer_id)",
+    "assignee": "c.assignee",
+    "team": "c.team",
+}
 
 
 async def complaint_stats(

@@ -252,6 +252,8 @@ async def register(ctx: RequestContext, data: ComplaintCreate) -> Complaint:
             resolution_due_at=c.resolution_due_at,
         )
     ]
+    if c.assignee or c.team:
+        events.append(_assigned(c, now))
     if data.severity == "critical":
         events.append(_escalate(c, "critical_intake", now, MANAGEMENT_LEVEL))
     await session.flush()
@@ -578,8 +580,19 @@ async def assign(ctx: RequestContext, complaint_id: uuid.UUID, req: AssignmentRe
     c.version += 1
     c.updated_at = ctx.now()
     await ctx.session.flush()
+    await ctx.outbox.emit(ctx.session, _assigned(c, c.updated_at))
     await _audit(ctx, "update", c, ["assignee", "team"])
     return c
+
+
+def _assigned(c: Complaint, at: datetime) -> ev.ComplaintAssigned:
+    return ev.ComplaintAssigned(
+        customer_id=c.customer_id,
+        occurred_at=at,
+        complaint_id=c.id,
+        assignee_id=c.assignee,
+        team=c.team,
+    )
 
 
 async def put_agent(ctx: RequestContext, agent_id: str, data: AgentUpsert) -> Any:

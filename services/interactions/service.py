@@ -35,6 +35,7 @@ from services.interactions.models import (
 )
 from shared.context import RequestContext
 from shared.contracts.interactions import (
+    FollowupCancelled,
     FollowupCompleted,
     FollowupOverdue,
     FollowupScheduled,
@@ -303,6 +304,10 @@ async def cancel_followup(ctx: RequestContext, followup: Followup) -> Followup:
     followup.version += 1
     followup.updated_at = ctx.now()
     await ctx.session.flush()
+    await ctx.outbox.emit(
+        ctx.session,
+        FollowupCancelled(occurred_at=followup.updated_at, **_followup_fields(followup)),
+    )
     await _audit(ctx, "update", "followup", followup, ["status"])
     return followup
 

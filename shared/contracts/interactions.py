@@ -62,6 +62,16 @@ class FollowupOverdue(FollowupFields):
     pass
 
 
+@contract(
+    "followup.cancelled",
+    1,
+    INTERACTIONS_TOPIC,
+    "A follow-up was cancelled: it is no longer due (nor overdue).",
+)
+class FollowupCancelled(FollowupFields):
+    pass
+
+
 @contract("purchase.recorded", 1, INTERACTIONS_TOPIC, "A purchase (order) was recorded.")
 class PurchaseRecorded(CustomerEvent):
     purchase_id: UUID

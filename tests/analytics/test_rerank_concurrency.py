@@ -38,8 +38,9 @@ async def _load_base(engine: Any, size: int) -> None:
             sa.text(
                 """
                 INSERT INTO purchases (purchase_id, customer_id, amount, cost, margin,
-                                       currency, status, occurred_at)
-                SELECT gen_random_uuid(), customer_id, m * 3, m * 2, m, 'CNY', 'paid',
+                                       currency, reporting_amount, reporting_margin, status,
+                                       occurred_at)
+                SELECT gen_random_uuid(), customer_id, m * 3, m * 2, m, 'CNY', m * 3, m, 'paid',
                        now() - random() * interval '300 days'
                 FROM (SELECT customer_id, round((1 + random() * 500)::numeric, 2) AS m
                       FROM customer_facts, generate_series(1, 2)) s

@@ -79,6 +79,11 @@ class Settings(ServiceSettings):
     rerank_retry_delay_s: float = Field(
         0.2, ge=0, validation_alias="ANALYTICS_RERANK_RETRY_DELAY_S"
     )
+    # A re-rank recomputes every customer's facts from the fact tables at least this often;
+    # in between only those of customers whose facts may have changed (see recompute.py).
+    rerank_full_every_s: float = Field(
+        86_400.0, ge=0, validation_alias="ANALYTICS_RERANK_FULL_EVERY_S"
+    )
     rerank_poll_s: float = Field(0.5, gt=0, validation_alias="ANALYTICS_RERANK_POLL_S")
     rerank_statement_timeout_ms: int = Field(
         600_000, validation_alias="ANALYTICS_RERANK_STATEMENT_TIMEOUT_MS"

@@ -184,14 +184,15 @@ UPDATE customer_facts f SET
     facts_at = CAST(:as_of AS timestamptz)
 FROM fresh x
 WHERE f.customer_id = x.customer_id
-  AND (f.revenue, f.contribution, f.revenue_recent, f.revenue_prior, f.purchase_count,
+  AND (f.facts_at IS NULL
+       OR (f.revenue, f.contribution, f.revenue_recent, f.revenue_prior, f.purchase_count,
        f.purchases_total, f.first_purchase_at, f.last_purchase_at, f.last_contact_at,
        f.interaction_count, f.complaints_total, f.complaints_open, f.sla_breaches_recent,
        f.dissatisfied_recent)
       IS DISTINCT FROM
       (x.revenue, x.contribution, x.revenue_recent, x.revenue_prior, x.purchase_count,
        x.purchases_total, x.first_at, x.last_at, x.last_contact_at, x.interaction_count,
-       x.complaints_total, x.complaints_open, x.sla_breaches_recent, x.dissatisfied_recent)
+       x.complaints_total, x.complaints_open, x.sla_breaches_recent, x.dissatisfied_recent))
 """
 )
 

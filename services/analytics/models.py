@@ -244,6 +244,8 @@ class RecomputeState(Model):
     first_requested_at: Mapped[datetime | None] = mapped_column(TS)
     last_run_at: Mapped[datetime | None] = mapped_column(TS)
     last_duration_ms: Mapped[int | None]
+    # The last re-rank that recomputed every customer's facts (others recompute the changed).
+    last_full_at: Mapped[datetime | None] = mapped_column(TS)
 
 
 customer_facts = cast(sa.Table, CustomerFacts.__table__)

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.analytics import models as m
@@ -72,6 +72,21 @@ ANONYMISED_DIMENSIONS = tuple(c for c in DIMENSION_COLUMNS if c != "status")
 COMPLAINT_COLUMNS = [c.name for c in m.complaints.columns]
 PURCHASE_COLUMNS = [c.name for c in m.purchases.columns]
 FOLLOWUP_COLUMNS = [c.name for c in m.followups.columns]
+PURCHASE_TYPES = {
+    "purchase_id": "uuid",
+    "customer_id": "uuid",
+    "amount": "numeric",
+    "cost": "numeric",
+    "margin": "numeric",
+    "currency": "text",
+    "reporting_amount": "numeric",
+    "reporting_margin": "numeric",
+    "status": "text",
+    "occurred_at": "timestamptz",
+    "cancelled": "boolean",
+}
+assert list(PURCHASE_TYPES) == PURCHASE_COLUMNS, "keep PURCHASE_TYPES in column order"
+PURCHASE_MERGED = [c for c in PURCHASE_COLUMNS if c not in ("purchase_id", "cancelled")]
 
 
 INSIGHT_FIELDS = frozenset({"tier", "lifecycle_stage", "churn_risk_level"})
@@ -351,14 +366,24 @@ async def _aliases(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID
         return {}
     a = m.customer_aliases
     rows = await session.execute(
-        sa.select(a.c.merged_customer_id, a.c.survivor_id).where(a.c.merged_customer_id.in_(ids))
+        sa.select(a.c.merged_customer_id, a.c.survivor_id).where(
+            a.c.merged_customer_id == sa.any_(_uuid_array(ids))
+        )
     )
     return {row.merged_customer_id: row.survivor_id for row in rows}
 
 
+def _uuid_array(ids: Iterable[uuid.UUID]) -> Any:
+    """One array parameter instead of an IN list of one parameter per id (a batch has
+    thousands: binding them one by one cost more than the query)."""
+    return sa.bindparam(None, list(ids), type_=ARRAY(UUID(as_uuid=True)))
+
+
 async def _erased(session: AsyncSession, ids: set[uuid.UUID]) -> set[uuid.UUID]:
     e = m.erased_customers
-    rows = await session.execute(sa.select(e.c.customer_id).where(e.c.customer_id.in_(ids)))
+    rows = await session.execute(
+        sa.select(e.c.customer_id).where(e.c.customer_id == sa.any_(_uuid_array(ids)))
+    )
     return set(rows.scalars())
 
 
@@ -393,8 +418,11 @@ async def _write(session: AsyncSession, fold: _Fold) -> None:
     f = m.customer_facts
     if fold.customers:
         await session.execute(
-            insert(f).on_conflict_do_nothing(),
-            [{"customer_id": c} for c in sorted(fold.customers)],
+            sa.text(
+                "INSERT INTO customer_facts (customer_id) SELECT unnest(CAST(:ids AS uuid[])) "
+                "ON CONFLICT DO NOTHING"
+            ).bindparams(sa.bindparam("ids", type_=ARRAY(UUID(as_uuid=True)))),
+            {"ids": sorted(fold.customers)},
         )
     if fold.dimensions:
         set_ = _latest(f, "dimensions_at", *DIMENSION_COLUMNS)
@@ -413,27 +441,7 @@ async def _write(session: AsyncSession, fold: _Fold) -> None:
             .values(status="archived", dimensions_at=at)
         )
     if fold.purchases:
-        p = m.purchases
-        stmt = insert(p)
-        x = stmt.excluded
-        set_ = {
-            c: sa.func.coalesce(x[c], p.c[c])
-            for c in (
-                "amount",
-                "cost",
-                "margin",
-                "currency",
-                "reporting_amount",
-                "reporting_margin",
-                "status",
-                "occurred_at",
-            )
-        }
-        set_["cancelled"] = sa.or_(p.c.cancelled, x.cancelled)
-        await session.execute(
-            stmt.on_conflict_do_update(index_elements=[p.c.purchase_id], set_=set_),
-            list(fold.purchases.values()),
-        )
+        await _write_purchases(session, list(fold.purchases.values()))
     for table, rows in (
         (m.refunds, fold.refunds.values()),
         (m.interactions, fold.interactions.values()),
@@ -455,6 +463,23 @@ async def _write(session: AsyncSession, fold: _Fold) -> None:
             ),
             list(fold.agent_teams.values()),
         )
+
+
+# One array per column, unnested into rows: one statement and one parameter per column for
+# the whole batch, however many purchases it holds (the hot path of a backlog).
+PURCHASES_UPSERT = sa.text(
+    f"""
+    INSERT INTO purchases ({", ".join(PURCHASE_COLUMNS)})
+    SELECT * FROM unnest({", ".join(f"CAST(:{c} AS {t}[])" for c, t in PURCHASE_TYPES.items())})
+    ON CONFLICT (purchase_id) DO UPDATE SET
+        {", ".join(f"{c} = coalesce(excluded.{c}, purchases.{c})" for c in PURCHASE_MERGED)},
+        cancelled = purchases.cancelled OR excluded.cancelled
+    """
+)
+
+
+async def _write_purchases(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    await session.execute(PURCHASES_UPSERT, {c: [row[c] for row in rows] for c in PURCHASE_COLUMNS})
 
 
 async def _write_followups(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
@@ -614,6 +639,12 @@ async def handle_batch(
         clock = Clock.at(as_of or await _now(session), settings)
         await refresh_facts(session, clock, touched)
         await lifecycle_and_churn(session, clock, settings, touched)
+    elif touched:  # the re-rank recomputes the facts of these customers (facts_at null)
+        await session.execute(
+            sa.update(m.customer_facts)
+            .where(m.customer_facts.c.customer_id == sa.any_(_uuid_array(touched)))
+            .values(facts_at=None)
+        )
     return touched
 
 

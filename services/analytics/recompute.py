@@ -93,9 +93,22 @@ _FRESH = {
 }
 
 
-def _stage_sql() -> str:
-    facts = FACTS_CTES.format(f="", rf="", sv="")
-    cur_columns = ", ".join(f"x.{fresh} AS {col}" for col, fresh in _FRESH.items())
+def _stage_sql(incremental: bool) -> str:
+    """Incremental: facts are recomputed only for `:ids` (the customers whose facts may have
+    changed since the last run); everyone else keeps the facts stored, which consumer
+    batches keep current. Lifecycle, churn risk, ABC and RFM are always computed for all."""
+    if incremental:
+        facts = FACTS_CTES.format(
+            f=" AND customer_id = ANY(:ids)",
+            rf=" AND rf.customer_id = ANY(:ids)",
+            sv=" AND sv.customer_id = ANY(:ids)",
+        )
+    else:
+        facts = FACTS_CTES.format(f="", rf="", sv="")
+    cur_columns = ", ".join(
+        f"CASE WHEN x.customer_id IS NULL THEN f.{col} ELSE x.{fresh} END AS {col}"
+        for col, fresh in _FRESH.items()
+    )
     old = ", ".join(f"f.{c}" for c in ALL_COLUMNS)
     new = ", ".join(f"n.{c}" for c in ALL_COLUMNS)
     return f"""
@@ -104,7 +117,7 @@ CREATE TEMP TABLE {STAGE} AS
 cur AS (
     SELECT f.customer_id, f.merged_into, f.lifecycle_stage, f.churn_score, f.churn_level,
            f.churn_reasons, f.tier, {cur_columns}
-    FROM customer_facts f JOIN fresh x ON x.customer_id = f.customer_id
+    FROM customer_facts f LEFT JOIN fresh x ON x.customer_id = f.customer_id
 ),
 {LIFECYCLE_CTES.format(source="cur", f="")},
 {ABC_CTES.format(source="cur")},
@@ -126,6 +139,35 @@ n AS (
 SELECT n.*, f.xmin::text::bigint AS row_xmin
 FROM n JOIN customer_facts f ON f.customer_id = n.customer_id
 WHERE ({old}) IS DISTINCT FROM ({new})
+   OR (f.facts_at IS NULL AND n.customer_id IN (SELECT customer_id FROM fresh))
+"""
+
+
+# Customers whose facts may differ from the stored ones: marked by a batch that skipped the
+# per-customer refresh (facts_at null), or with a fact crossing a window edge since the last
+# run (leaving the window or its recent half, or dated after the last run).
+DIRTY_SQL = """
+SELECT customer_id FROM customer_facts WHERE facts_at IS NULL
+UNION
+SELECT customer_id FROM purchases
+WHERE (occurred_at > :prev_window_start AND occurred_at <= :window_start)
+   OR (occurred_at > :prev_half_start AND occurred_at <= :half_start)
+   OR (occurred_at > :prev_as_of AND occurred_at <= :as_of)
+UNION
+SELECT customer_id FROM refunds
+WHERE (occurred_at > :prev_window_start AND occurred_at <= :window_start)
+   OR (occurred_at > :prev_half_start AND occurred_at <= :half_start)
+   OR (occurred_at > :prev_as_of AND occurred_at <= :as_of)
+UNION
+SELECT customer_id FROM interactions WHERE occurred_at > :prev_as_of AND occurred_at <= :as_of
+UNION
+SELECT customer_id FROM complaints
+WHERE (received_at > :prev_recent_start AND received_at <= :recent_start)
+   OR (rated_at > :prev_recent_start AND rated_at <= :recent_start)
+UNION
+SELECT customer_id FROM surveys
+WHERE (occurred_at > :prev_recent_start AND occurred_at <= :recent_start)
+   OR (occurred_at > :prev_as_of AND occurred_at <= :as_of)
 """
 
 
@@ -195,7 +237,8 @@ SELECT (SELECT count(*) FROM changed) AS applied,
 """
 
 
-STAGE_SQL = _stage_sql()
+STAGE_SQL = _stage_sql(incremental=False)
+STAGE_INCREMENTAL_SQL = _stage_sql(incremental=True)
 APPLY_RANGE_SQL = _apply_sql(
     "customer_id > CAST(:after AS uuid) "
     "AND (CAST(:upto AS uuid) IS NULL OR customer_id <= CAST(:upto AS uuid))"
@@ -234,8 +277,27 @@ class _Tally:
         return list(row.skipped or [])
 
 
-async def _stage(db: Db, settings: Settings, as_of: datetime | None) -> tuple[Clock, int]:
-    """Compute every value into the staging table; (clock, customers that differ)."""
+async def _dirty(db: Db, settings: Settings, clock: Clock) -> list[uuid.UUID] | None:
+    """The customers whose facts to recompute, or None for everyone (no earlier run to build
+    on, a clock going backwards, or the last full refresh older than `rerank_full_every_s`)."""
+    state = (
+        await db.execute(
+            sa.text("SELECT last_run_at, last_full_at FROM recompute_state WHERE name = 'rerank'")
+        )
+    ).first()
+    if state is None or state.last_run_at is None or state.last_full_at is None:
+        return None
+    if clock.as_of < state.last_run_at:
+        return None
+    if (clock.as_of - state.last_full_at).total_seconds() >= settings.rerank_full_every_s:
+        return None
+    prev = Clock.at(state.last_run_at, settings)
+    params = {**clock.params(), **{f"prev_{k}": v for k, v in prev.params().items()}}
+    return list((await db.execute(sa.text(DIRTY_SQL), params)).scalars())
+
+
+async def _stage(db: Db, settings: Settings, as_of: datetime | None) -> tuple[Clock, int, bool]:
+    """Compute every value into the staging table; (clock, customers that differ, full)."""
     await db.execute(sa.text(f"SET LOCAL work_mem = '{settings.rerank_work_mem}'"))
     await db.execute(
         sa.text(f"SET LOCAL statement_timeout = {int(settings.rerank_statement_timeout_ms)}")
@@ -257,11 +319,16 @@ async def _stage(db: Db, settings: Settings, as_of: datetime | None) -> tuple[Cl
         "a_share": Decimal(str(settings.tier_a_share)),
         "b_share": Decimal(str(settings.tier_b_share)),
     }
-    await db.execute(sa.text(STAGE_SQL), params)
+    dirty = await _dirty(db, settings, clock)
+    if dirty is None:
+        await db.execute(sa.text(STAGE_SQL), params)
+    else:
+        statement = sa.text(STAGE_INCREMENTAL_SQL).bindparams(IDS)
+        await db.execute(statement, {**params, "ids": dirty})
     await db.execute(sa.text(f"CREATE UNIQUE INDEX ON {STAGE} (customer_id)"))
     await db.execute(sa.text(f"ANALYZE {STAGE}"))
     staged = (await db.execute(sa.text(f"SELECT count(*) FROM {STAGE}"))).scalar_one()
-    return clock, int(staged)
+    return clock, int(staged), dirty is None
 
 
 async def _boundaries(db: Db, chunk: int) -> list[uuid.UUID | None]:
@@ -292,8 +359,10 @@ async def _apply_ids(
     return tally.add(row)
 
 
-async def _finish(db: Db, as_of: datetime, duration_ms: int, clear_due: bool) -> None:
+async def _finish(db: Db, as_of: datetime, duration_ms: int, clear_due: bool, full: bool) -> None:
     clear = "due_at = NULL, first_requested_at = NULL, " if clear_due else ""
+    if full:
+        clear += "last_full_at = :as_of, "
     await db.execute(
         sa.text(
             f"UPDATE recompute_state SET {clear}last_run_at = :as_of, last_duration_ms = :ms "
@@ -312,7 +381,7 @@ async def rerank(
     background job uses `rerank_concurrently`, which never makes them wait."""
     started = time.perf_counter()
     await lock_state(session)
-    clock, staged = await _stage(session, settings, as_of)
+    clock, staged, full = await _stage(session, settings, as_of)
     tally = _Tally()
     if staged:
         skipped = await _apply_range(session, clock, NIL, None, tally)
@@ -321,7 +390,7 @@ async def rerank(
             skipped = await _apply_ids(session, clock, skipped, tally)
     await session.execute(sa.text(f"DROP TABLE {STAGE}"))
     duration_ms = int((time.perf_counter() - started) * 1000)
-    await _finish(session, clock.as_of, duration_ms, clear_due=True)
+    await _finish(session, clock.as_of, duration_ms, clear_due=True, full=full)
     return RerankResult(
         clock.as_of, tally.tiers, tally.lifecycle, tally.churn, tally.applied, duration_ms
     )
@@ -347,7 +416,7 @@ async def rerank_concurrently(
                 if not await _claim(conn, settings, only_if_due):
                     return None
             async with conn.begin():
-                clock, staged = await _stage(conn, settings, as_of)
+                clock, staged, full = await _stage(conn, settings, as_of)
                 bounds = await _boundaries(conn, settings.rerank_chunk) if staged else []
             tally = _Tally()
             skipped: list[uuid.UUID] = []
@@ -366,7 +435,7 @@ async def rerank_concurrently(
             duration_ms = int((time.perf_counter() - started) * 1000)
             async with conn.begin():
                 await conn.execute(sa.text(f"DROP TABLE IF EXISTS {STAGE}"))
-                await _finish(conn, clock.as_of, duration_ms, clear_due=False)
+                await _finish(conn, clock.as_of, duration_ms, clear_due=False, full=full)
         finally:
             await conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": RERANK_LOCK})
             await conn.commit()

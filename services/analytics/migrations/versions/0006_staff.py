@@ -5,6 +5,7 @@
 - `complaints.assignee|team|assigned_at`: from `complaint.assigned` (latest wins).
 - `agent_teams`: each agent's team, from the latest complaint assignment naming both.
 - `customer_facts` fillfactor 70: the re-rank rewrites rows in place (HOT updates).
+- `recompute_state.last_full_at`: re-ranks between full ones recompute only changed facts.
 
 Revision ID: 0006
 Revises: 0005
@@ -50,9 +51,11 @@ def upgrade() -> None:
         sa.Column("assigned_at", TS, nullable=False),
     )
     op.execute("ALTER TABLE customer_facts SET (fillfactor = 70)")
+    op.add_column("recompute_state", sa.Column("last_full_at", TS))
 
 
 def downgrade() -> None:
+    op.drop_column("recompute_state", "last_full_at")
     op.execute("ALTER TABLE customer_facts RESET (fillfactor)")
     op.drop_table("agent_teams")
     op.drop_column("complaints", "assigned_at")

@@ -223,10 +223,10 @@ d AS (
     FROM {source}
     WHERE merged_into IS NULL {f}
 ),
-k AS (
+k AS MATERIALIZED (
     SELECT *, idle_days / interval_days AS idle_ratio FROM d
 ),
-calc AS (
+calc AS MATERIALIZED (
     SELECT customer_id, old_stage, old_score, old_level, old_reasons,
         CASE WHEN purchases_total = 0 THEN 'prospect'
              WHEN idle_ratio > :churned_factor THEN 'churned'
@@ -270,7 +270,7 @@ calc AS (
         ]::text[], NULL) AS reasons
     FROM k
 ),
-leveled AS (
+leveled AS MATERIALIZED (
     SELECT *, CASE WHEN score >= :high_from THEN 'high'
                    WHEN score >= :medium_from THEN 'medium' ELSE 'low' END AS level
     FROM calc

@@ -367,6 +367,7 @@ async def customer_rows(session: AsyncSession, customer_id: uuid.UUID) -> dict[s
         ("interactions", m.interactions, m.interactions.c.occurred_at),
         ("surveys", m.surveys, m.surveys.c.occurred_at),
         ("complaints", m.complaints, m.complaints.c.received_at),
+        ("followups", m.followups, m.followups.c.due_at),
     ):
         rows = await session.execute(
             sa.select(table).where(table.c.customer_id == customer_id).order_by(order)

@@ -91,7 +91,10 @@ class PurchaseRecorded(CustomerEvent):
         examples=["CNY"],
     )
     fx_rate: Decimal | None = Field(
-        None, gt=0, description="Reporting-currency units per unit of `currency` that day."
+        None,
+        gt=0,
+        description="Reporting-currency units per unit of `currency` that day.",
+        examples=["7.12340000"],
     )
     reporting_amount: Money | None = Field(None, description="amount x fx_rate")
     reporting_cost: Money | None = Field(None, description="cost x fx_rate")
@@ -114,7 +117,7 @@ class PurchaseRefunded(CustomerEvent):
     currency: str = Field(min_length=3, max_length=3)
     # Added compatibly (optional): converted at the rate of the refund's date.
     reporting_currency: str | None = Field(None, min_length=3, max_length=3, examples=["CNY"])
-    fx_rate: Decimal | None = Field(None, gt=0)
+    fx_rate: Decimal | None = Field(None, gt=0, examples=["7.12340000"])
     reporting_amount: Money | None = Field(None, description="amount x fx_rate")
     reporting_margin: Money | None = Field(None, description="margin x fx_rate")
 

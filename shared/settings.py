@@ -52,6 +52,11 @@ class ServiceSettings(BaseSettings):
     # Each shutdown step (background jobs, consumers, relay, pool) gets at most this long.
     shutdown_step_timeout_s: float = 10.0
 
+    # The one currency money is reported in: interactions converts every purchase and refund
+    # into it when recorded; analytics adds only amounts in it.
+    reporting_currency: str = Field(
+        "CNY", pattern=r"^[A-Z]{3}$", validation_alias="KEHU_REPORTING_CURRENCY"
+    )
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:59092", validation_alias="KAFKA_BOOTSTRAP_SERVERS"
     )

@@ -60,8 +60,8 @@ async def get_insights(
     - **revenue / contribution**: over the trailing window (`window_days`), purchases minus
       refunds; cancelled purchases excluded.
     - **rfm**: recency (days since the last purchase), frequency (purchases in the window) and
-      monetary (revenue in the window), each scored 1-5 by quintile among customers with a
-      purchase (ties share a score), plus a segment (see `GET /rfm/segments`).
+      monetary (revenue in the window), each scored 1-5 by rank among customers with a
+      purchase (ties share the lowest score), plus a segment (see `GET /rfm/segments`).
     - **lifecycle_stage**: `prospect` (no purchase), `first_purchase` (1), `repeat` (2+),
       `loyal` (4+ in the window and no dissatisfaction in the last 90 days: no survey score
       <= 2, no NPS <= 6, no complaint received, no complaint rating <= 2), `at_risk` (no
@@ -167,7 +167,11 @@ async def get_complaint_stats(
     ctx: Reader,
     group_by: Annotated[
         s.ComplaintGroupBy,
-        Query(description="Period of receipt (UTC), a complaint attribute, or `none`."),
+        Query(
+            description="Period of receipt (UTC), a complaint attribute, the customer's "
+            "current `tier`, the complaint's `assignee` or `team` (latest assignment), or "
+            "`none`."
+        ),
     ] = "none",
     since: From = None,
     until: To = None,
@@ -219,9 +223,11 @@ async def get_churn_risk(
 async def get_rfm_segments(ctx: Reader) -> s.RfmSegments:
     """Every RFM segment, also empty ones. Scope `analytics:read`.
 
-    R, F and M are scored 1-5 by quintile among customers with a purchase: score =
-    ceil(5 x share of customers at or below the customer's value), so ties share a score and
-    5 is best (for recency: the fewest days since the last purchase). The first matching rule
+    R, F and M are scored 1-5 by rank among the n customers with a purchase: ordered worst
+    first (for recency: the most days since the last purchase), a customer at position p
+    scores floor(5 x (p - 1) / n) + 1, and tied values all take the position of the first of
+    them, so ties share the lowest score (8 one-time buyers of 10 customers all have F = 1)
+    and 5 is best. The first matching rule
     names the segment: champions (R>=4, F>=4, M>=4), loyal_customers (R>=3, F>=4),
     potential_loyalists (R>=4, F>=2), new_customers (R>=4), need_attention (R=3),
     cant_lose_them (R<=2, F>=4), at_risk (R=2), lost (R=1).

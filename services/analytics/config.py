@@ -48,6 +48,12 @@ class Settings(ServiceSettings):
     churn_medium_from: int = Field(40, ge=0, le=100, validation_alias="ANALYTICS_CHURN_MEDIUM")
     churn_high_from: int = Field(70, ge=0, le=100, validation_alias="ANALYTICS_CHURN_HIGH")
 
+    # Revisit cadence by tier (days between contacts), as interactions plans it by default:
+    # the staff figure `revisit_compliance_pct` counts contacts within it.
+    cadence_a_days: int = Field(14, ge=1, validation_alias="ANALYTICS_CADENCE_A_DAYS")
+    cadence_b_days: int = Field(30, ge=1, validation_alias="ANALYTICS_CADENCE_B_DAYS")
+    cadence_c_days: int = Field(90, ge=1, validation_alias="ANALYTICS_CADENCE_C_DAYS")
+
     # Targets reported with their gap by GET /satisfaction.
     target_csat_pct: float = Field(95.0, validation_alias="ANALYTICS_TARGET_CSAT_PCT")
     target_nps: float = Field(50.0, validation_alias="ANALYTICS_TARGET_NPS")
@@ -65,6 +71,18 @@ class Settings(ServiceSettings):
     # Memory per sort/hash of the re-rank: the window functions sort every customer.
     rerank_work_mem: str = Field(
         "256MB", pattern=r"^\d+(kB|MB|GB)$", validation_alias="ANALYTICS_RERANK_WORK_MEM"
+    )
+    # The re-rank applies its differences in transactions of this many customers (each locks
+    # only those rows, briefly); rows a batch holds are retried this often, this far apart.
+    rerank_chunk: int = Field(20_000, ge=1, validation_alias="ANALYTICS_RERANK_CHUNK")
+    rerank_retries: int = Field(5, ge=0, validation_alias="ANALYTICS_RERANK_RETRIES")
+    rerank_retry_delay_s: float = Field(
+        0.2, ge=0, validation_alias="ANALYTICS_RERANK_RETRY_DELAY_S"
+    )
+    # A re-rank recomputes every customer's facts from the fact tables at least this often;
+    # in between only those of customers whose facts may have changed (see recompute.py).
+    rerank_full_every_s: float = Field(
+        86_400.0, ge=0, validation_alias="ANALYTICS_RERANK_FULL_EVERY_S"
     )
     rerank_poll_s: float = Field(0.5, gt=0, validation_alias="ANALYTICS_RERANK_POLL_S")
     rerank_statement_timeout_ms: int = Field(

@@ -31,8 +31,10 @@ DEFINITIONS = {
     "`total` that of all, the tier is A if before/total < 0.80, else B if < 0.95, else C; a "
     "contribution <= 0 is always C.",
     "rfm": "Recency (days since the last purchase), frequency (purchases in the window) and "
-    "monetary (revenue in the window), each scored 1-5 by quintile among customers with a "
-    "purchase (5 best; ties share a score); the segment is the first matching rule: champions "
+    "monetary (revenue in the window), each scored 1-5 by rank among the n customers with a "
+    "purchase: ordered worst first, position p scores floor(5 x (p - 1) / n) + 1, tied values "
+    "taking the position of the first of them (5 best; ties share the lowest score); the "
+    "segment is the first matching rule: champions "
     "(R>=4, F>=4, M>=4), loyal_customers (R>=3, F>=4), potential_loyalists (R>=4, F>=2), "
     "new_customers (R>=4), need_attention (R=3), cant_lose_them (R<=2, F>=4), at_risk (R=2), "
     "lost.",

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.analytics.api import admin_router, router
+from services.analytics.api_reports import router as reports_router
 from services.analytics.case_api import router as case_router
 from services.analytics.catchup import catch_up, feed_clients
 from services.analytics.config import Settings
@@ -41,6 +42,9 @@ Kafka did not deliver, and applies each event once whichever path brings it.
 
 Metric definitions (trailing 365-day window ending now unless a request says otherwise):
 
+- **Money** is only ever in the reporting currency (`KEHU_REPORTING_CURRENCY`, default CNY):
+  interactions converts a purchase or refund in another currency when it is recorded, and the
+  figures below add those converted amounts; a foreign purchase without them is left out.
 - **Profit contribution** = sum of the margin of the customer's purchases in the window minus the
   margin of refunds in the window; cancelled purchases (and refunds of them) do not count.
   **Revenue** = the same with amounts.
@@ -49,7 +53,10 @@ Metric definitions (trailing 365-day window ending now unless a request says oth
   contribution of all. A if `before_i / total < 0.80`, else B if `< 0.95`, else C; contribution
   <= 0 is always C. The thresholds are settings (`ANALYTICS_TIER_A_SHARE`, `..._B_SHARE`).
 - **RFM**: recency = days since the last purchase, frequency = purchases in the window,
-  monetary = revenue in the window; each scored 1-5 by quintile (5 = best), plus a segment.
+  monetary = revenue in the window; each scored 1-5 by rank among customers with a purchase in
+  the window: ordered worst first, position p of n, score = floor(5 x (p - 1) / n) + 1, tied
+  values all taking the position of the first of them (ties share the lowest score: in a base
+  of mostly one-time buyers a one-time buyer has F = 1); plus a segment.
 - **CSAT**: per question (1-5) and dimension, the share of answers >= 4 in percent, with count
   and mean. **NPS** = % promoters (9-10) minus % detractors (0-6).
 
@@ -91,19 +98,18 @@ def consumer_task(settings: Settings) -> Callable[[FastAPI], Coroutine[Any, Any,
 
 
 def rerank_task(settings: Settings) -> Callable[[FastAPI], Coroutine[Any, Any, None]]:
-    """The debounced re-rank, on its own small pool whose client timeout fits a full re-rank."""
+    """The debounced re-rank, on its own small pool whose client timeout fits a full re-rank;
+    it runs beside the consumer (short transactions), never holding rows a batch waits for."""
     long_settings = settings.model_copy(
         update={"db_statement_timeout_ms": settings.rerank_statement_timeout_ms, "db_pool_size": 1}
     )
 
     async def run(app: FastAPI) -> None:
         engine = create_engine(long_settings)
-        sessions = session_factory(engine)
         try:
             while True:
                 try:
-                    async with sessions.begin() as session:
-                        await rerank_if_due(settings, session)
+                    await rerank_if_due(settings, engine)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -150,7 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings=settings,
             outbox=outbox,
             inbox=inbox,
-            routers=[router, case_router, admin_router],
+            routers=[router, case_router, reports_router, admin_router],
             publishes=[ANALYTICS_TOPIC],
             background=[
                 consumer_task(settings),
@@ -167,6 +173,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 {"name": "complaints", "description": "Complaint volume, SLA, durations."},
                 {"name": "cases", "description": "Service-desk cases of every type by type."},
                 {"name": "churn", "description": "Customers ranked by churn risk."},
+                {
+                    "name": "staff",
+                    "description": "Staff and service quality: staff performance and the "
+                    "management report.",
+                },
                 {"name": "admin", "description": "Rebuild and recompute (scope admin:write)."},
                 {
                     "name": "gdpr",

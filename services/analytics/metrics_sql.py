@@ -88,7 +88,7 @@ def _emit_sql(contract: type[Any], source_rows: str, data: str, where: str) -> s
     """
 
 
-REFRESH_FACTS = """
+FACTS_CTES = """
 WITH target AS (
     SELECT customer_id FROM customer_facts WHERE true {f}
 ),
@@ -96,20 +96,24 @@ p AS (
     SELECT customer_id,
            count(*) FILTER (WHERE occurred_at > :window_start) AS n_window,
            count(*) AS n_total,
-           coalesce(sum(amount) FILTER (WHERE occurred_at > :window_start), 0) AS revenue,
-           coalesce(sum(margin) FILTER (WHERE occurred_at > :window_start), 0) AS contribution,
-           coalesce(sum(amount) FILTER (WHERE occurred_at > :half_start), 0) AS revenue_recent,
+           coalesce(sum(reporting_amount) FILTER (WHERE occurred_at > :window_start), 0)
+               AS revenue,
+           coalesce(sum(reporting_margin) FILTER (WHERE occurred_at > :window_start), 0)
+               AS contribution,
+           coalesce(sum(reporting_amount) FILTER (WHERE occurred_at > :half_start), 0)
+               AS revenue_recent,
            min(occurred_at) AS first_at,
            max(occurred_at) AS last_at
     FROM purchases
-    WHERE NOT cancelled AND amount IS NOT NULL AND occurred_at <= :as_of {f}
+    -- Only reporting-currency money is ever added (a purchase without it does not count).
+    WHERE NOT cancelled AND reporting_amount IS NOT NULL AND occurred_at <= :as_of {f}
     GROUP BY customer_id
 ),
 r AS (
     SELECT rf.customer_id,
-           sum(rf.amount) AS amount,
-           sum(rf.margin) AS margin,
-           coalesce(sum(rf.amount) FILTER (WHERE rf.occurred_at > :half_start), 0)
+           coalesce(sum(rf.reporting_amount), 0) AS amount,
+           coalesce(sum(rf.reporting_margin), 0) AS margin,
+           coalesce(sum(rf.reporting_amount) FILTER (WHERE rf.occurred_at > :half_start), 0)
                AS amount_recent
     FROM refunds rf LEFT JOIN purchases pu ON pu.purchase_id = rf.purchase_id
     WHERE rf.occurred_at > :window_start AND rf.occurred_at <= :as_of
@@ -164,6 +168,11 @@ fresh AS (
     LEFT JOIN c ON c.customer_id = t.customer_id
     LEFT JOIN s ON s.customer_id = t.customer_id
 )
+"""
+
+REFRESH_FACTS = (
+    FACTS_CTES
+    + """
 UPDATE customer_facts f SET
     revenue = x.revenue, contribution = x.contribution,
     revenue_recent = x.revenue_recent, revenue_prior = x.revenue_prior,
@@ -175,15 +184,17 @@ UPDATE customer_facts f SET
     facts_at = CAST(:as_of AS timestamptz)
 FROM fresh x
 WHERE f.customer_id = x.customer_id
-  AND (f.revenue, f.contribution, f.revenue_recent, f.revenue_prior, f.purchase_count,
+  AND (f.facts_at IS NULL
+       OR (f.revenue, f.contribution, f.revenue_recent, f.revenue_prior, f.purchase_count,
        f.purchases_total, f.first_purchase_at, f.last_purchase_at, f.last_contact_at,
        f.interaction_count, f.complaints_total, f.complaints_open, f.sla_breaches_recent,
        f.dissatisfied_recent)
       IS DISTINCT FROM
       (x.revenue, x.contribution, x.revenue_recent, x.revenue_prior, x.purchase_count,
        x.purchases_total, x.first_at, x.last_at, x.last_contact_at, x.interaction_count,
-       x.complaints_total, x.complaints_open, x.sla_breaches_recent, x.dissatisfied_recent)
+       x.complaints_total, x.complaints_open, x.sla_breaches_recent, x.dissatisfied_recent))
 """
+)
 
 
 async def refresh_facts(
@@ -196,8 +207,8 @@ async def refresh_facts(
     await _run(db, sql, clock.params(), ids)
 
 
-LIFECYCLE_AND_CHURN = """
-WITH d AS (
+LIFECYCLE_CTES = """
+d AS (
     SELECT customer_id, lifecycle_stage AS old_stage, churn_score AS old_score,
            churn_level AS old_level, churn_reasons AS old_reasons,
            purchases_total, purchase_count, dissatisfied_recent, complaints_open,
@@ -209,13 +220,13 @@ WITH d AS (
                               extract(epoch FROM (last_purchase_at - first_purchase_at))
                               / 86400.0 / (purchases_total - 1))
                 ELSE CAST(:default_interval AS double precision) END AS interval_days
-    FROM customer_facts
+    FROM {source}
     WHERE merged_into IS NULL {f}
 ),
-k AS (
+k AS MATERIALIZED (
     SELECT *, idle_days / interval_days AS idle_ratio FROM d
 ),
-calc AS (
+calc AS MATERIALIZED (
     SELECT customer_id, old_stage, old_score, old_level, old_reasons,
         CASE WHEN purchases_total = 0 THEN 'prospect'
              WHEN idle_ratio > :churned_factor THEN 'churned'
@@ -259,11 +270,17 @@ calc AS (
         ]::text[], NULL) AS reasons
     FROM k
 ),
-leveled AS (
+leveled AS MATERIALIZED (
     SELECT *, CASE WHEN score >= :high_from THEN 'high'
                    WHEN score >= :medium_from THEN 'medium' ELSE 'low' END AS level
     FROM calc
-),
+)
+"""
+
+LIFECYCLE_AND_CHURN = (
+    "WITH "
+    + LIFECYCLE_CTES
+    + """,
 changed AS (
     UPDATE customer_facts f
     SET lifecycle_stage = l.stage, churn_score = l.score, churn_level = l.level,
@@ -280,6 +297,7 @@ churn_events AS ({churn_emit})
 SELECT (SELECT count(*) FROM lifecycle_events) AS lifecycle,
        (SELECT count(*) FROM churn_events) AS churn
 """
+)
 
 
 def _lifecycle_and_churn_sql(ids: Collection[uuid.UUID] | None) -> str:
@@ -296,7 +314,10 @@ def _lifecycle_and_churn_sql(ids: Collection[uuid.UUID] | None) -> str:
         "score <> coalesce(old_score, 0)",
     )
     return LIFECYCLE_AND_CHURN.format(
-        f=_filter(ids), lifecycle_emit=lifecycle_emit, churn_emit=churn_emit
+        f=_filter(ids),
+        source="customer_facts",
+        lifecycle_emit=lifecycle_emit,
+        churn_emit=churn_emit,
     )
 
 
@@ -319,13 +340,13 @@ async def lifecycle_and_churn(
     return int(row.lifecycle), int(row.churn)
 
 
-ABC = """
-WITH ranked AS (
+ABC_CTES = """
+ranked AS (
     SELECT customer_id, contribution, tier AS old_tier,
            coalesce(sum(greatest(contribution, 0)) OVER (
                w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before,
            sum(greatest(contribution, 0)) OVER () AS total
-    FROM customer_facts
+    FROM {source}
     WHERE merged_into IS NULL
     WINDOW w AS (ORDER BY contribution DESC, customer_id ASC)
 ),
@@ -336,7 +357,13 @@ tiered AS (
                 WHEN before < CAST(:b_share AS numeric) * total THEN 'B'
                 ELSE 'C' END AS tier
     FROM ranked
-),
+)
+"""
+
+ABC = (
+    "WITH "
+    + ABC_CTES
+    + """,
 changed AS (
     UPDATE customer_facts f SET tier = t.tier
     FROM tiered t
@@ -351,6 +378,7 @@ cleared AS (
 events AS ({emit})
 SELECT (SELECT count(*) FROM events) AS events
 """
+)
 
 
 async def rank_abc(db: Executor, clock: Clock, settings: Settings) -> int:
@@ -366,25 +394,27 @@ async def rank_abc(db: Executor, clock: Clock, settings: Settings) -> int:
         "a_share": Decimal(str(settings.tier_a_share)),
         "b_share": Decimal(str(settings.tier_b_share)),
     }
-    return int((await db.execute(sa.text(ABC.format(emit=emit)), params)).scalar_one())
+    return int(
+        (
+            await db.execute(sa.text(ABC.format(emit=emit, source="customer_facts")), params)
+        ).scalar_one()
+    )
 
 
-RFM = """
-WITH base AS (
+RFM_CTES = """
+base AS (
     SELECT customer_id, purchase_count AS frequency, revenue AS monetary,
            floor(extract(epoch FROM (CAST(:as_of AS timestamptz) - last_purchase_at))
                  / 86400)::int AS recency
-    FROM customer_facts
+    FROM {source}
     WHERE merged_into IS NULL AND last_purchase_at IS NOT NULL
 ),
 scored AS (
+    -- rank() is the position of the first of a run of ties: ties share the lowest score.
     SELECT customer_id, recency,
-           ((5 * count(*) OVER (ORDER BY recency DESC) + count(*) OVER () - 1)
-              / count(*) OVER ())::int AS r,
-           ((5 * count(*) OVER (ORDER BY frequency) + count(*) OVER () - 1)
-              / count(*) OVER ())::int AS f,
-           ((5 * count(*) OVER (ORDER BY monetary) + count(*) OVER () - 1)
-              / count(*) OVER ())::int AS m
+           (5 * (rank() OVER (ORDER BY recency DESC) - 1) / count(*) OVER () + 1)::int AS r,
+           (5 * (rank() OVER (ORDER BY frequency) - 1) / count(*) OVER () + 1)::int AS f,
+           (5 * (rank() OVER (ORDER BY monetary) - 1) / count(*) OVER () + 1)::int AS m
     FROM base
 ),
 segmented AS (
@@ -397,7 +427,13 @@ segmented AS (
                    WHEN r = 2 THEN 'at_risk'
                    ELSE 'lost' END AS segment
     FROM scored
-),
+)
+"""
+
+RFM = (
+    "WITH "
+    + RFM_CTES
+    + """,
 changed AS (
     UPDATE customer_facts c
     SET rfm_recency_days = s.recency, rfm_r = s.r, rfm_f = s.f, rfm_m = s.m,
@@ -416,8 +452,10 @@ cleared AS (
 )
 SELECT (SELECT count(*) FROM changed) + (SELECT count(*) FROM cleared)
 """
+)
 
 
 async def score_rfm(db: Executor, clock: Clock) -> int:
-    """RFM quintile scores and segment for every customer with a purchase."""
-    return int((await db.execute(sa.text(RFM), {"as_of": clock.as_of})).scalar_one())
+    """RFM rank scores (1-5, ties share the lowest) and segments of buying customers."""
+    sql = RFM.format(source="customer_facts")
+    return int((await db.execute(sa.text(sql), {"as_of": clock.as_of})).scalar_one())

@@ -97,6 +97,10 @@ class Purchase(Model):
     cost: Mapped[Decimal | None] = mapped_column(MONEY)
     margin: Mapped[Decimal | None] = mapped_column(MONEY)
     currency: Mapped[str | None] = mapped_column(sa.Text)
+    # In the reporting currency (the only money analytics adds); null when the purchase was
+    # in another currency and carried no converted amounts.
+    reporting_amount: Mapped[Decimal | None] = mapped_column(MONEY)
+    reporting_margin: Mapped[Decimal | None] = mapped_column(MONEY)
     status: Mapped[str | None] = mapped_column(sa.Text)
     occurred_at: Mapped[datetime | None] = mapped_column(TS)
     cancelled: Mapped[bool] = mapped_column(server_default=sa.false())
@@ -111,6 +115,8 @@ class Refund(Model):
     amount: Mapped[Decimal] = mapped_column(MONEY)
     margin: Mapped[Decimal] = mapped_column(MONEY)
     currency: Mapped[str] = mapped_column(sa.Text)
+    reporting_amount: Mapped[Decimal | None] = mapped_column(MONEY)
+    reporting_margin: Mapped[Decimal | None] = mapped_column(MONEY)
     occurred_at: Mapped[datetime] = mapped_column(TS)
 
 
@@ -122,6 +128,7 @@ class Interaction(Model):
     channel: Mapped[str] = mapped_column(sa.Text)
     direction: Mapped[str] = mapped_column(sa.Text)
     occurred_at: Mapped[datetime] = mapped_column(TS)
+    agent_id: Mapped[str | None] = mapped_column(sa.Text)
 
 
 class Survey(Model):
@@ -173,6 +180,37 @@ class Complaint(Model):
     closed_at: Mapped[datetime | None] = mapped_column(TS)
     rating: Mapped[int | None] = mapped_column(sa.SmallInteger)
     rated_at: Mapped[datetime | None] = mapped_column(TS)
+    # From complaint.assigned (the latest assignment wins).
+    assignee: Mapped[str | None] = mapped_column(sa.Text)
+    team: Mapped[str | None] = mapped_column(sa.Text)
+    assigned_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class Followup(Model):
+    """A follow-up as its events tell it (scheduled, completed, overdue, cancelled)."""
+
+    __tablename__ = "followups"
+
+    followup_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), index=True)
+    kind: Mapped[str | None] = mapped_column(sa.Text)
+    assignee_id: Mapped[str | None] = mapped_column(sa.Text)
+    due_at: Mapped[datetime | None] = mapped_column(TS)
+    scheduled_at: Mapped[datetime | None] = mapped_column(TS)
+    completed_at: Mapped[datetime | None] = mapped_column(TS, index=True)
+    overdue_at: Mapped[datetime | None] = mapped_column(TS)
+    cancelled_at: Mapped[datetime | None] = mapped_column(TS)
+    interaction_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+
+
+class AgentTeam(Model):
+    """An agent's team, as the latest complaint assignment naming both told it."""
+
+    __tablename__ = "agent_teams"
+
+    agent_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    team: Mapped[str] = mapped_column(sa.Text)
+    assigned_at: Mapped[datetime] = mapped_column(TS)
 
 
 class CaseFact(Model):
@@ -232,6 +270,8 @@ class RecomputeState(Model):
     first_requested_at: Mapped[datetime | None] = mapped_column(TS)
     last_run_at: Mapped[datetime | None] = mapped_column(TS)
     last_duration_ms: Mapped[int | None]
+    # The last re-rank that recomputed every customer's facts (others recompute the changed).
+    last_full_at: Mapped[datetime | None] = mapped_column(TS)
 
 
 customer_facts = cast(sa.Table, CustomerFacts.__table__)
@@ -244,6 +284,8 @@ complaints = cast(sa.Table, Complaint.__table__)
 case_facts = cast(sa.Table, CaseFact.__table__)
 customer_aliases = cast(sa.Table, CustomerAlias.__table__)
 erased_customers = cast(sa.Table, ErasedCustomer.__table__)
+followups = cast(sa.Table, Followup.__table__)
+agent_teams = cast(sa.Table, AgentTeam.__table__)
 recompute_state = cast(sa.Table, RecomputeState.__table__)
 # How far each source service's event feed has been checked by the catch-up (`catchup.py`).
 feed_positions = sa.Table(
@@ -263,4 +305,6 @@ PROJECTION_TABLES = (
     complaints,
     case_facts,
     customer_aliases,
+    followups,
+    agent_teams,
 )

@@ -12,10 +12,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.analytics import cases
@@ -41,7 +42,12 @@ CONTRACTS: tuple[type[CustomerEvent], ...] = (
     ic.PurchaseRefunded,
     ic.PurchaseCancelled,
     ic.SurveySubmitted,
+    ic.FollowupScheduled,
+    ic.FollowupCompleted,
+    ic.FollowupOverdue,
+    ic.FollowupCancelled,
     cc.ComplaintReceived,
+    cc.ComplaintAssigned,
     cc.ComplaintStatusChanged,
     cc.ComplaintAcknowledged,
     cc.ComplaintEscalated,
@@ -68,6 +74,25 @@ DIMENSION_COLUMNS = (
 ANONYMISED_DIMENSIONS = tuple(c for c in DIMENSION_COLUMNS if c != "status")
 COMPLAINT_COLUMNS = [c.name for c in m.complaints.columns]
 PURCHASE_COLUMNS = [c.name for c in m.purchases.columns]
+FOLLOWUP_COLUMNS = [c.name for c in m.followups.columns]
+PURCHASE_TYPES = {
+    "purchase_id": "uuid",
+    "customer_id": "uuid",
+    "amount": "numeric",
+    "cost": "numeric",
+    "margin": "numeric",
+    "currency": "text",
+    "reporting_amount": "numeric",
+    "reporting_margin": "numeric",
+    "status": "text",
+    "occurred_at": "timestamptz",
+    "cancelled": "boolean",
+}
+assert list(PURCHASE_TYPES) == PURCHASE_COLUMNS, "keep PURCHASE_TYPES in column order"
+PURCHASE_MERGED = [c for c in PURCHASE_COLUMNS if c not in ("purchase_id", "cancelled")]
+
+
+INSIGHT_FIELDS = frozenset({"tier", "lifecycle_stage", "churn_risk_level"})
 
 
 def parse(events: Iterable[CloudEvent]) -> list[CustomerEvent]:
@@ -88,7 +113,8 @@ def _later(current: datetime | None, candidate: datetime) -> bool:
 class _Fold:
     """One batch folded to one row per key and table."""
 
-    def __init__(self) -> None:
+    def __init__(self, reporting_currency: str) -> None:
+        self.reporting_currency = reporting_currency
         self.dimensions: dict[uuid.UUID, dict[str, Any]] = {}
         self.archived: dict[uuid.UUID, datetime] = {}
         self.erased: dict[uuid.UUID, datetime] = {}
@@ -98,6 +124,8 @@ class _Fold:
         self.surveys: dict[uuid.UUID, dict[str, Any]] = {}
         self.answers: dict[tuple[uuid.UUID, str], dict[str, Any]] = {}
         self.complaints: dict[uuid.UUID, dict[str, Any]] = {}
+        self.followups: dict[uuid.UUID, dict[str, Any]] = {}
+        self.agent_teams: dict[str, dict[str, Any]] = {}
         self.customers: set[uuid.UUID] = set()
 
     def purchase(self, purchase_id: uuid.UUID, customer_id: uuid.UUID) -> dict[str, Any]:
@@ -122,11 +150,31 @@ class _Fold:
             self.complaints[complaint_id] = row
         return row
 
+    def in_reporting_currency(
+        self, e: ic.PurchaseRecorded | ic.PurchaseRefunded
+    ) -> tuple[Decimal | None, Decimal | None]:
+        """(amount, margin) in the reporting currency: as interactions converted them, or as
+        they are when already in it; (None, None) otherwise (never added to other money)."""
+        if e.reporting_currency == self.reporting_currency and e.reporting_amount is not None:
+            return e.reporting_amount, e.reporting_margin
+        if e.currency == self.reporting_currency:
+            return e.amount, e.margin
+        return None, None
+
     def status(self, row: dict[str, Any], status: str, at: datetime) -> None:
         if _later(row["status_at"], at):
             row["status"], row["status_at"] = status, at
 
     def add(self, e: CustomerEvent, customer_id: uuid.UUID) -> None:
+        if (
+            isinstance(e, pc.CustomerUpdated)
+            and e.insights is not None
+            and set(e.changed_fields) <= INSIGHT_FIELDS
+        ):
+            return  # profiles echoing analytics' own insight change: nothing new here
+        if isinstance(e, ic.FollowupFields):
+            self.add_followup(e, customer_id)  # staff figures only: no customer fact changes
+            return
         self.customers.add(customer_id)
         at = e.occurred_at
         if isinstance(e, pc.CustomerCreated | pc.CustomerUpdated):
@@ -145,17 +193,21 @@ class _Fold:
             self.erased[customer_id] = min(at, self.erased.get(customer_id, at))
         elif isinstance(e, ic.PurchaseRecorded):
             row = self.purchase(e.purchase_id, customer_id)
+            reporting_amount, reporting_margin = self.in_reporting_currency(e)
             row.update(
                 amount=e.amount,
                 cost=e.cost,
                 margin=e.margin,
                 currency=e.currency,
+                reporting_amount=reporting_amount,
+                reporting_margin=reporting_margin,
                 status=e.status,
                 occurred_at=at,
             )
         elif isinstance(e, ic.PurchaseCancelled):
             self.purchase(e.purchase_id, customer_id)["cancelled"] = True
         elif isinstance(e, ic.PurchaseRefunded):
+            reporting_amount, reporting_margin = self.in_reporting_currency(e)
             self.refunds[e.refund_id] = {
                 "refund_id": e.refund_id,
                 "purchase_id": e.purchase_id,
@@ -163,6 +215,8 @@ class _Fold:
                 "amount": e.amount,
                 "margin": e.margin,
                 "currency": e.currency,
+                "reporting_amount": reporting_amount,
+                "reporting_margin": reporting_margin,
                 "occurred_at": at,
             }
         elif isinstance(e, ic.InteractionLogged):
@@ -172,6 +226,7 @@ class _Fold:
                 "channel": e.channel,
                 "direction": e.direction,
                 "occurred_at": at,
+                "agent_id": e.agent_id,
             }
         elif isinstance(e, ic.SurveySubmitted):
             self.surveys[e.survey_id] = {
@@ -192,10 +247,38 @@ class _Fold:
         elif isinstance(e, cc.ComplaintEvent):
             self.add_complaint(e, customer_id)
 
+    def add_followup(self, e: ic.FollowupFields, customer_id: uuid.UUID) -> None:
+        row = self.followups.get(e.followup_id)
+        if row is None:
+            row = dict.fromkeys(FOLLOWUP_COLUMNS)
+            row["followup_id"] = e.followup_id
+            self.followups[e.followup_id] = row
+        row.update(customer_id=customer_id, kind=e.kind, due_at=e.due_at)
+        row["assignee_id"] = e.assignee_id or row["assignee_id"]
+        at = e.occurred_at
+        if isinstance(e, ic.FollowupScheduled):
+            row["scheduled_at"] = at
+        elif isinstance(e, ic.FollowupCompleted):
+            row["completed_at"], row["interaction_id"] = at, e.interaction_id
+        elif isinstance(e, ic.FollowupOverdue):
+            row["overdue_at"] = at
+        elif isinstance(e, ic.FollowupCancelled):
+            row["cancelled_at"] = at
+
     def add_complaint(self, e: cc.ComplaintEvent, customer_id: uuid.UUID) -> None:
         row = self.complaint(e.complaint_id, customer_id)
         at = e.occurred_at
-        if isinstance(e, cc.ComplaintReceived):
+        if isinstance(e, cc.ComplaintAssigned):
+            if _later(row["assigned_at"], at):
+                row.update(assignee=e.assignee_id, team=e.team, assigned_at=at)
+            current = self.agent_teams.get(e.assignee_id or "")
+            if e.assignee_id and e.team and (current is None or at >= current["assigned_at"]):
+                self.agent_teams[e.assignee_id] = {
+                    "agent_id": e.assignee_id,
+                    "team": e.team,
+                    "assigned_at": at,
+                }
+        elif isinstance(e, cc.ComplaintReceived):
             row.update(
                 channel=e.channel,
                 category=row["category"] or e.category,
@@ -272,6 +355,7 @@ async def _merge_aliases(session: AsyncSession, merges: list[pc.CustomerMerged])
             m.surveys,
             m.complaints,
             m.case_facts,
+            m.followups,
         ):
             await session.execute(
                 sa.update(table).where(table.c.customer_id == merged).values(customer_id=survivor)
@@ -293,18 +377,30 @@ async def _aliases(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID
         return {}
     a = m.customer_aliases
     rows = await session.execute(
-        sa.select(a.c.merged_customer_id, a.c.survivor_id).where(a.c.merged_customer_id.in_(ids))
+        sa.select(a.c.merged_customer_id, a.c.survivor_id).where(
+            a.c.merged_customer_id == sa.any_(_uuid_array(ids))
+        )
     )
     return {row.merged_customer_id: row.survivor_id for row in rows}
 
 
+def _uuid_array(ids: Iterable[uuid.UUID]) -> Any:
+    """One array parameter instead of an IN list of one parameter per id (a batch has
+    thousands: binding them one by one cost more than the query)."""
+    return sa.bindparam(None, list(ids), type_=ARRAY(UUID(as_uuid=True)))
+
+
 async def _erased(session: AsyncSession, ids: set[uuid.UUID]) -> set[uuid.UUID]:
     e = m.erased_customers
-    rows = await session.execute(sa.select(e.c.customer_id).where(e.c.customer_id.in_(ids)))
+    rows = await session.execute(
+        sa.select(e.c.customer_id).where(e.c.customer_id == sa.any_(_uuid_array(ids)))
+    )
     return set(rows.scalars())
 
 
-async def apply(session: AsyncSession, contracts: list[CustomerEvent]) -> set[uuid.UUID]:
+async def apply(
+    session: AsyncSession, contracts: list[CustomerEvent], reporting_currency: str
+) -> set[uuid.UUID]:
     """Fold the events into the fact tables; the (survivor) ids of the customers touched.
 
     Nothing more is ingested about a customer already erased (a late or replayed event)."""
@@ -314,7 +410,7 @@ async def apply(session: AsyncSession, contracts: list[CustomerEvent]) -> set[uu
     if merges:
         await _merge_aliases(session, merges)
     alias = await _aliases(session, {e.customer_id for e in contracts})
-    fold = _Fold()
+    fold = _Fold(reporting_currency)
     case_events = [e for e in contracts if isinstance(e, CaseEvent)]
     await cases.write(session, cases.fold(case_events, alias))
     for e in contracts:
@@ -337,8 +433,11 @@ async def _write(session: AsyncSession, fold: _Fold) -> None:
     f = m.customer_facts
     if fold.customers:
         await session.execute(
-            insert(f).on_conflict_do_nothing(),
-            [{"customer_id": c} for c in sorted(fold.customers)],
+            sa.text(
+                "INSERT INTO customer_facts (customer_id) SELECT unnest(CAST(:ids AS uuid[])) "
+                "ON CONFLICT DO NOTHING"
+            ).bindparams(sa.bindparam("ids", type_=ARRAY(UUID(as_uuid=True)))),
+            {"ids": sorted(fold.customers)},
         )
     if fold.dimensions:
         set_ = _latest(f, "dimensions_at", *DIMENSION_COLUMNS)
@@ -357,18 +456,7 @@ async def _write(session: AsyncSession, fold: _Fold) -> None:
             .values(status="archived", dimensions_at=at)
         )
     if fold.purchases:
-        p = m.purchases
-        stmt = insert(p)
-        x = stmt.excluded
-        set_ = {
-            c: sa.func.coalesce(x[c], p.c[c])
-            for c in ("amount", "cost", "margin", "currency", "status", "occurred_at")
-        }
-        set_["cancelled"] = sa.or_(p.c.cancelled, x.cancelled)
-        await session.execute(
-            stmt.on_conflict_do_update(index_elements=[p.c.purchase_id], set_=set_),
-            list(fold.purchases.values()),
-        )
+        await _write_purchases(session, list(fold.purchases.values()))
     for table, rows in (
         (m.refunds, fold.refunds.values()),
         (m.interactions, fold.interactions.values()),
@@ -379,6 +467,51 @@ async def _write(session: AsyncSession, fold: _Fold) -> None:
             await session.execute(insert(table).on_conflict_do_nothing(), list(rows))
     if fold.complaints:
         await _write_complaints(session, list(fold.complaints.values()))
+    if fold.followups:
+        await _write_followups(session, list(fold.followups.values()))
+    if fold.agent_teams:
+        t = m.agent_teams
+        await session.execute(
+            insert(t).on_conflict_do_update(
+                index_elements=[t.c.agent_id],
+                set_=_latest(t, "assigned_at", "team"),
+            ),
+            list(fold.agent_teams.values()),
+        )
+
+
+# One array per column, unnested into rows: one statement and one parameter per column for
+# the whole batch, however many purchases it holds (the hot path of a backlog).
+PURCHASES_UPSERT = sa.text(
+    f"""
+    INSERT INTO purchases ({", ".join(PURCHASE_COLUMNS)})
+    SELECT * FROM unnest({", ".join(f"CAST(:{c} AS {t}[])" for c, t in PURCHASE_TYPES.items())})
+    ON CONFLICT (purchase_id) DO UPDATE SET
+        {", ".join(f"{c} = coalesce(excluded.{c}, purchases.{c})" for c in PURCHASE_MERGED)},
+        cancelled = purchases.cancelled OR excluded.cancelled
+    """
+)
+
+
+async def _write_purchases(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    await session.execute(PURCHASES_UPSERT, {c: [row[c] for row in rows] for c in PURCHASE_COLUMNS})
+
+
+async def _write_followups(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    fu = m.followups
+    stmt = insert(fu)
+    x = stmt.excluded
+    set_: dict[str, Any] = {
+        col: sa.func.coalesce(x[col], fu.c[col])
+        for col in FOLLOWUP_COLUMNS
+        if col not in ("followup_id", "completed_at", "overdue_at", "cancelled_at")
+    }
+    # A follow-up is completed, overdue or cancelled once: the first time recorded stays.
+    for col in ("completed_at", "overdue_at", "cancelled_at"):
+        set_[col] = sa.func.coalesce(fu.c[col], x[col])
+    await session.execute(
+        stmt.on_conflict_do_update(index_elements=[fu.c.followup_id], set_=set_), rows
+    )
 
 
 async def erase_customer(
@@ -403,7 +536,15 @@ async def erase_customer(
     ids = {customer_id, *merged}
     anonymous: uuid.UUID | None = uuid.uuid4()
     moved = 0
-    for table in (m.purchases, m.refunds, m.interactions, m.surveys, m.complaints, m.case_facts):
+    for table in (
+        m.purchases,
+        m.refunds,
+        m.interactions,
+        m.surveys,
+        m.complaints,
+        m.case_facts,
+        m.followups,
+    ):
         result = await session.execute(
             sa.update(table)
             .where(table.c.customer_id.in_(ids))
@@ -471,6 +612,7 @@ async def _write_complaints(session: AsyncSession, rows: list[dict[str, Any]]) -
     set_.update(_latest(c, "status_at", "status"))
     set_.update(_latest(c, "resolved_at", "root_cause", "resolution_seconds", "resolution_met"))
     set_.update(_latest(c, "rated_at", "rating"))
+    set_.update(_latest(c, "assigned_at", "assignee", "team"))
     set_["first_response_breached"] = sa.or_(c.c.first_response_breached, x.first_response_breached)
     set_["resolution_breached"] = sa.or_(c.c.resolution_breached, x.resolution_breached)
     set_["reopen_count"] = c.c.reopen_count + x.reopen_count
@@ -483,8 +625,9 @@ async def _write_complaints(session: AsyncSession, rows: list[dict[str, Any]]) -
 async def request_rerank(session: AsyncSession, settings: Settings) -> None:
     """Push the debounced global re-rank out, bounded by the maximum delay.
 
-    Taken first in every batch: the row lock also orders batches against a running re-rank,
-    so the two never deadlock on customer rows.
+    Taken first in every batch: the row lock orders batches against the re-ranks and rebuilds
+    that run in one transaction (`recompute.lock_state`). The background re-rank takes it only
+    for an instant, so batches never wait for it (see `recompute.py`).
     """
     await session.execute(
         sa.text(
@@ -514,11 +657,17 @@ async def handle_batch(
     if not contracts:
         return set()
     await request_rerank(session, settings)
-    touched = await apply(session, contracts)
+    touched = await apply(session, contracts, settings.reporting_currency)
     if incremental and touched:
         clock = Clock.at(as_of or await _now(session), settings)
         await refresh_facts(session, clock, touched)
         await lifecycle_and_churn(session, clock, settings, touched)
+    elif touched:  # the re-rank recomputes the facts of these customers (facts_at null)
+        await session.execute(
+            sa.update(m.customer_facts)
+            .where(m.customer_facts.c.customer_id == sa.any_(_uuid_array(touched)))
+            .values(facts_at=None)
+        )
     return touched
 
 

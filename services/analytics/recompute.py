@@ -1,27 +1,255 @@
 """The global re-rank: every customer's facts, lifecycle, churn risk, ABC tier and RFM.
 
+Computed, then applied. One statement computes every value from a single snapshot into a
+session-local staging table, keeping only the customers whose values differ from what
+`customer_facts` holds (in steady state: few). The differences are then applied in short
+transactions of `rerank_chunk` customers, each publishing its changes.
+
+It never blocks the consumer: the computation reads without locks; each chunk locks only the
+rows free right now (`FOR UPDATE SKIP LOCKED`), so it never waits for a batch and the two
+cannot deadlock, and a batch waits at most for one short chunk. A row a batch changed after
+the snapshot (its `xmin` moved) keeps the batch's fresher facts, lifecycle and churn risk and
+takes only the global ranks (tier, RFM); rows a batch holds are retried at the end, and the
+batch has asked for the next re-rank anyway.
+
 Debounced: consumer batches push `recompute_state.due_at` out; a background job on every
-replica claims the row with `FOR UPDATE SKIP LOCKED` once it is due (or once `rerank_every_s`
-passed, since inactivity measures change with time alone), so one replica runs it at a time.
+replica claims the run with a session advisory lock (one replica at a time) and clears
+`due_at` when it starts, so a change during a run schedules the next one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from services.analytics.config import Settings
 from services.analytics.metrics_sql import (
+    ABC_CTES,
+    FACTS_CTES,
+    LIFECYCLE_CTES,
+    RFM_CTES,
     Clock,
-    lifecycle_and_churn,
-    rank_abc,
-    refresh_facts,
-    score_rfm,
+    _emit_sql,
 )
+from shared.contracts.analytics import (
+    CustomerChurnRiskChanged,
+    CustomerLifecycleChanged,
+    CustomerTierChanged,
+)
+
+Db = AsyncSession | AsyncConnection
+# pg_advisory_lock key of the re-rank (any constant unique within the analytics database).
+RERANK_LOCK = 4_201_300_001
+STAGE = "rerank_stage"
+
+FACT_COLUMNS = (
+    "revenue",
+    "contribution",
+    "revenue_recent",
+    "revenue_prior",
+    "purchase_count",
+    "purchases_total",
+    "first_purchase_at",
+    "last_purchase_at",
+    "last_contact_at",
+    "interaction_count",
+    "complaints_total",
+    "complaints_open",
+    "sla_breaches_recent",
+    "dissatisfied_recent",
+)
+# Per customer: a consumer batch computes these too, so a batch's newer values win.
+OWN_COLUMNS = (*FACT_COLUMNS, "lifecycle_stage", "churn_score", "churn_level", "churn_reasons")
+# Global ranks: only the re-rank computes them.
+RANK_COLUMNS = ("tier", "rfm_recency_days", "rfm_r", "rfm_f", "rfm_m", "rfm_segment")
+ALL_COLUMNS = (*OWN_COLUMNS, *RANK_COLUMNS)
+
+# Fresh facts map to customer_facts' names; `cur` is customer_facts as of now with them.
+_FRESH = {
+    "revenue": "revenue",
+    "contribution": "contribution",
+    "revenue_recent": "revenue_recent",
+    "revenue_prior": "revenue_prior",
+    "purchase_count": "purchase_count",
+    "purchases_total": "purchases_total",
+    "first_purchase_at": "first_at",
+    "last_purchase_at": "last_at",
+    "last_contact_at": "last_contact_at",
+    "interaction_count": "interaction_count",
+    "complaints_total": "complaints_total",
+    "complaints_open": "complaints_open",
+    "sla_breaches_recent": "sla_breaches_recent",
+    "dissatisfied_recent": "dissatisfied_recent",
+}
+
+
+def _stage_sql(incremental: bool) -> str:
+    """Incremental: facts are recomputed only for `:ids` (the customers whose facts may have
+    changed since the last run); everyone else keeps the facts stored, which consumer
+    batches keep current. Lifecycle, churn risk, ABC and RFM are always computed for all."""
+    if incremental:
+        facts = FACTS_CTES.format(
+            f=" AND customer_id = ANY(:ids)",
+            rf=" AND rf.customer_id = ANY(:ids)",
+            sv=" AND sv.customer_id = ANY(:ids)",
+        )
+    else:
+        facts = FACTS_CTES.format(f="", rf="", sv="")
+    cur_columns = ", ".join(
+        f"CASE WHEN x.customer_id IS NULL THEN f.{col} ELSE x.{fresh} END AS {col}"
+        for col, fresh in _FRESH.items()
+    )
+    old = ", ".join(f"f.{c}" for c in ALL_COLUMNS)
+    new = ", ".join(f"n.{c}" for c in ALL_COLUMNS)
+    return f"""
+CREATE TEMP TABLE {STAGE} AS
+{facts},
+cur AS (
+    SELECT f.customer_id, f.merged_into, f.lifecycle_stage, f.churn_score, f.churn_level,
+           f.churn_reasons, f.tier, {cur_columns}
+    FROM customer_facts f LEFT JOIN fresh x ON x.customer_id = f.customer_id
+),
+{LIFECYCLE_CTES.format(source="cur", f="")},
+{ABC_CTES.format(source="cur")},
+{RFM_CTES.format(source="cur")},
+n AS (
+    SELECT c.customer_id, {", ".join(f"c.{col}" for col in FACT_COLUMNS)},
+           coalesce(l.stage, c.lifecycle_stage) AS lifecycle_stage,
+           CASE WHEN l.customer_id IS NULL THEN c.churn_score ELSE l.score END AS churn_score,
+           CASE WHEN l.customer_id IS NULL THEN c.churn_level ELSE l.level END AS churn_level,
+           CASE WHEN l.customer_id IS NULL THEN c.churn_reasons ELSE l.reasons END
+               AS churn_reasons,
+           t.tier, g.recency AS rfm_recency_days, g.r AS rfm_r, g.f AS rfm_f, g.m AS rfm_m,
+           g.segment AS rfm_segment
+    FROM cur c
+    LEFT JOIN leveled l ON l.customer_id = c.customer_id
+    LEFT JOIN tiered t ON t.customer_id = c.customer_id
+    LEFT JOIN segmented g ON g.customer_id = c.customer_id
+)
+SELECT n.*, f.xmin::text::bigint AS row_xmin
+FROM n JOIN customer_facts f ON f.customer_id = n.customer_id
+WHERE ({old}) IS DISTINCT FROM ({new})
+   OR (f.facts_at IS NULL AND n.customer_id IN (SELECT customer_id FROM fresh))
+"""
+
+
+# Customers whose facts may differ from the stored ones: marked by a batch that skipped the
+# per-customer refresh (facts_at null), or with a fact crossing a window edge since the last
+# run (leaving the window or its recent half, or dated after the last run).
+DIRTY_SQL = """
+SELECT customer_id FROM customer_facts WHERE facts_at IS NULL
+UNION
+SELECT customer_id FROM purchases
+WHERE (occurred_at > :prev_window_start AND occurred_at <= :window_start)
+   OR (occurred_at > :prev_half_start AND occurred_at <= :half_start)
+   OR (occurred_at > :prev_as_of AND occurred_at <= :as_of)
+UNION
+SELECT customer_id FROM refunds
+WHERE (occurred_at > :prev_window_start AND occurred_at <= :window_start)
+   OR (occurred_at > :prev_half_start AND occurred_at <= :half_start)
+   OR (occurred_at > :prev_as_of AND occurred_at <= :as_of)
+UNION
+SELECT customer_id FROM interactions WHERE occurred_at > :prev_as_of AND occurred_at <= :as_of
+UNION
+SELECT customer_id FROM complaints
+WHERE (received_at > :prev_recent_start AND received_at <= :recent_start)
+   OR (rated_at > :prev_recent_start AND rated_at <= :recent_start)
+UNION
+SELECT customer_id FROM surveys
+WHERE (occurred_at > :prev_recent_start AND occurred_at <= :recent_start)
+   OR (occurred_at > :prev_as_of AND occurred_at <= :as_of)
+"""
+
+
+def _apply_sql(chunk_filter: str) -> str:
+    """Apply one chunk of the stage; tier, lifecycle and churn events for actual changes."""
+    own = ",\n        ".join(
+        f"{c} = CASE WHEN w.fresh THEN w.{c} ELSE f.{c} END" for c in OWN_COLUMNS
+    )
+    ranks = ", ".join(f"{c} = w.{c}" for c in RANK_COLUMNS)
+    ranks += ", facts_at = CASE WHEN w.fresh THEN CAST(:as_of AS timestamptz) ELSE f.facts_at END"
+    tier_emit = _emit_sql(
+        CustomerTierChanged,
+        "changed",
+        "'tier', tier, 'previous_tier', old_tier, 'contribution', contribution::text",
+        "tier IS DISTINCT FROM old_tier AND tier IS NOT NULL",
+    )
+    lifecycle_emit = _emit_sql(
+        CustomerLifecycleChanged,
+        "changed",
+        "'stage', stage, 'previous_stage', old_stage",
+        "fresh AND stage IS DISTINCT FROM old_stage",
+    )
+    churn_emit = _emit_sql(
+        CustomerChurnRiskChanged,
+        "changed",
+        "'score', score, 'previous_score', old_score, 'level', level, 'reasons', to_jsonb(reasons)",
+        "fresh AND score <> coalesce(old_score, 0)",
+    )
+    return f"""
+WITH chunk AS (
+    SELECT * FROM {STAGE} WHERE {chunk_filter}
+),
+locked AS (
+    SELECT f.customer_id, f.xmin::text::bigint AS cur_xmin, f.tier AS old_tier,
+           f.lifecycle_stage AS old_stage, f.churn_score AS old_score,
+           f.contribution AS old_contribution
+    FROM customer_facts f
+    WHERE f.customer_id IN (SELECT customer_id FROM chunk)
+    ORDER BY f.customer_id
+    FOR UPDATE SKIP LOCKED
+),
+w AS (
+    SELECT s.*, l.old_tier, l.old_stage, l.old_score, l.old_contribution,
+           l.cur_xmin = s.row_xmin AS fresh
+    FROM chunk s JOIN locked l ON l.customer_id = s.customer_id
+),
+changed AS (
+    UPDATE customer_facts f SET
+        {own},
+        {ranks}
+    FROM w
+    WHERE f.customer_id = w.customer_id
+    RETURNING w.customer_id, w.fresh, f.erased, w.tier, w.old_tier,
+              CASE WHEN w.fresh THEN w.contribution ELSE w.old_contribution END AS contribution,
+              w.lifecycle_stage AS stage, w.old_stage, w.churn_score AS score, w.old_score,
+              w.churn_level AS level, w.churn_reasons AS reasons
+),
+tier_events AS ({tier_emit}),
+lifecycle_events AS ({lifecycle_emit}),
+churn_events AS ({churn_emit})
+SELECT (SELECT count(*) FROM changed) AS applied,
+       (SELECT count(*) FROM tier_events) AS tiers,
+       (SELECT count(*) FROM lifecycle_events) AS lifecycle,
+       (SELECT count(*) FROM churn_events) AS churn,
+       (SELECT coalesce(array_agg(customer_id), '{{}}') FROM chunk
+        WHERE customer_id NOT IN (SELECT customer_id FROM locked)) AS skipped
+"""
+
+
+STAGE_SQL = _stage_sql(incremental=False)
+STAGE_INCREMENTAL_SQL = _stage_sql(incremental=True)
+APPLY_RANGE_SQL = _apply_sql(
+    "customer_id > CAST(:after AS uuid) "
+    "AND (CAST(:upto AS uuid) IS NULL OR customer_id <= CAST(:upto AS uuid))"
+)
+APPLY_IDS_SQL = _apply_sql("customer_id = ANY(:ids)")
+IDS = sa.bindparam("ids", type_=ARRAY(UUID(as_uuid=True)))
+RANGE = (
+    sa.bindparam("after", type_=UUID(as_uuid=True)),
+    sa.bindparam("upto", type_=UUID(as_uuid=True)),
+)
+NIL = uuid.UUID(int=0)
 
 
 @dataclass(frozen=True)
@@ -34,62 +262,233 @@ class RerankResult:
     duration_ms: int
 
 
-async def rerank(
-    session: AsyncSession, settings: Settings, as_of: datetime | None = None
-) -> RerankResult:
-    """Recompute every projection-derived value at `as_of` (default now), in the caller's tx."""
-    started = time.perf_counter()
-    await lock_state(session)  # before any customer row: batches lock in the same order
-    await session.execute(
+@dataclass
+class _Tally:
+    applied: int = 0
+    tiers: int = 0
+    lifecycle: int = 0
+    churn: int = 0
+
+    def add(self, row: Any) -> list[uuid.UUID]:
+        self.applied += int(row.applied)
+        self.tiers += int(row.tiers)
+        self.lifecycle += int(row.lifecycle)
+        self.churn += int(row.churn)
+        return list(row.skipped or [])
+
+
+async def _dirty(db: Db, settings: Settings, clock: Clock) -> list[uuid.UUID] | None:
+    """The customers whose facts to recompute, or None for everyone (no earlier run to build
+    on, a clock going backwards, or the last full refresh older than `rerank_full_every_s`)."""
+    state = (
+        await db.execute(
+            sa.text("SELECT last_run_at, last_full_at FROM recompute_state WHERE name = 'rerank'")
+        )
+    ).first()
+    if state is None or state.last_run_at is None or state.last_full_at is None:
+        return None
+    if clock.as_of < state.last_run_at:
+        return None
+    if (clock.as_of - state.last_full_at).total_seconds() >= settings.rerank_full_every_s:
+        return None
+    prev = Clock.at(state.last_run_at, settings)
+    params = {**clock.params(), **{f"prev_{k}": v for k, v in prev.params().items()}}
+    return list((await db.execute(sa.text(DIRTY_SQL), params)).scalars())
+
+
+async def _stage(db: Db, settings: Settings, as_of: datetime | None) -> tuple[Clock, int, bool]:
+    """Compute every value into the staging table; (clock, customers that differ, full)."""
+    await db.execute(sa.text(f"SET LOCAL work_mem = '{settings.rerank_work_mem}'"))
+    await db.execute(
         sa.text(f"SET LOCAL statement_timeout = {int(settings.rerank_statement_timeout_ms)}")
     )
-    await session.execute(sa.text(f"SET LOCAL work_mem = '{settings.rerank_work_mem}'"))
     if as_of is None:
-        as_of = (await session.execute(sa.select(sa.func.now()))).scalar_one()
+        as_of = (await db.execute(sa.select(sa.func.now()))).scalar_one()
     clock = Clock.at(as_of, settings)
-    await refresh_facts(session, clock)
-    lifecycle, churn = await lifecycle_and_churn(session, clock, settings)
-    tiers = await rank_abc(session, clock, settings)
-    rfm = await score_rfm(session, clock)
-    duration_ms = int((time.perf_counter() - started) * 1000)
-    await session.execute(
+    await db.execute(sa.text(f"DROP TABLE IF EXISTS {STAGE}"))
+    params = {
+        **clock.params(),
+        "min_interval": settings.min_purchase_interval_days,
+        "default_interval": settings.default_purchase_interval_days,
+        "churned_factor": settings.churned_factor,
+        "at_risk_factor": settings.at_risk_factor,
+        "loyal_min": settings.loyal_min_purchases,
+        "recent_days": settings.recent_days,
+        "high_from": settings.churn_high_from,
+        "medium_from": settings.churn_medium_from,
+        "a_share": Decimal(str(settings.tier_a_share)),
+        "b_share": Decimal(str(settings.tier_b_share)),
+    }
+    dirty = await _dirty(db, settings, clock)
+    if dirty is None:
+        await db.execute(sa.text(STAGE_SQL), params)
+    else:
+        statement = sa.text(STAGE_INCREMENTAL_SQL).bindparams(IDS)
+        await db.execute(statement, {**params, "ids": dirty})
+    await db.execute(sa.text(f"CREATE UNIQUE INDEX ON {STAGE} (customer_id)"))
+    await db.execute(sa.text(f"ANALYZE {STAGE}"))
+    staged = (await db.execute(sa.text(f"SELECT count(*) FROM {STAGE}"))).scalar_one()
+    return clock, int(staged), dirty is None
+
+
+async def _boundaries(db: Db, chunk: int) -> list[uuid.UUID | None]:
+    """Upper bounds of the chunks over the stage, in id order (None: to the end)."""
+    rows = await db.execute(
         sa.text(
-            "UPDATE recompute_state SET due_at = NULL, first_requested_at = NULL, "
-            "last_run_at = :as_of, last_duration_ms = :ms WHERE name = 'rerank'"
+            f"SELECT customer_id FROM (SELECT customer_id, row_number() OVER "
+            f"(ORDER BY customer_id) AS n FROM {STAGE}) x WHERE n % :chunk = 0 ORDER BY 1"
+        ),
+        {"chunk": chunk},
+    )
+    return [*rows.scalars(), None]
+
+
+async def _apply_range(
+    db: Db, clock: Clock, after: uuid.UUID, upto: uuid.UUID | None, tally: _Tally
+) -> list[uuid.UUID]:
+    statement = sa.text(APPLY_RANGE_SQL).bindparams(*RANGE)
+    row = (await db.execute(statement, {"as_of": clock.as_of, "after": after, "upto": upto})).one()
+    return tally.add(row)
+
+
+async def _apply_ids(
+    db: Db, clock: Clock, ids: Sequence[uuid.UUID], tally: _Tally
+) -> list[uuid.UUID]:
+    statement = sa.text(APPLY_IDS_SQL).bindparams(IDS)
+    row = (await db.execute(statement, {"as_of": clock.as_of, "ids": list(ids)})).one()
+    return tally.add(row)
+
+
+async def _finish(db: Db, as_of: datetime, duration_ms: int, clear_due: bool, full: bool) -> None:
+    clear = "due_at = NULL, first_requested_at = NULL, " if clear_due else ""
+    if full:
+        clear += "last_full_at = :as_of, "
+    await db.execute(
+        sa.text(
+            f"UPDATE recompute_state SET {clear}last_run_at = :as_of, last_duration_ms = :ms "
+            "WHERE name = 'rerank'"
         ),
         {"as_of": as_of, "ms": duration_ms},
     )
-    return RerankResult(as_of, tiers, lifecycle, churn, rfm, duration_ms)
 
 
-async def lock_state(session: AsyncSession) -> None:
-    """Wait for the re-rank row: batches, re-ranks and rebuilds take it first, one at a time."""
-    await session.execute(sa.text("SELECT 1 FROM recompute_state WHERE name = 'rerank' FOR UPDATE"))
+async def rerank(
+    session: AsyncSession, settings: Settings, as_of: datetime | None = None
+) -> RerankResult:
+    """The whole re-rank inside the caller's transaction (rebuild, admin, tests).
+
+    Takes the state row first, like every batch, so batches wait for this transaction; the
+    background job uses `rerank_concurrently`, which never makes them wait."""
+    started = time.perf_counter()
+    await lock_state(session)
+    clock, staged, full = await _stage(session, settings, as_of)
+    tally = _Tally()
+    if staged:
+        skipped = await _apply_range(session, clock, NIL, None, tally)
+        while skipped:  # only a transaction that took no state row (none normally) holds rows
+            await asyncio.sleep(settings.rerank_retry_delay_s)
+            skipped = await _apply_ids(session, clock, skipped, tally)
+    await session.execute(sa.text(f"DROP TABLE {STAGE}"))
+    duration_ms = int((time.perf_counter() - started) * 1000)
+    await _finish(session, clock.as_of, duration_ms, clear_due=True, full=full)
+    return RerankResult(
+        clock.as_of, tally.tiers, tally.lifecycle, tally.churn, tally.applied, duration_ms
+    )
 
 
-async def try_lock_state(session: AsyncSession) -> bool:
-    """Take the re-rank row if free right now (requests must not queue behind a rebuild)."""
-    claimed = await session.execute(
-        sa.text("SELECT 1 FROM recompute_state WHERE name = 'rerank' FOR UPDATE SKIP LOCKED")
+async def rerank_concurrently(
+    engine: AsyncEngine,
+    settings: Settings,
+    as_of: datetime | None = None,
+    *,
+    only_if_due: bool = False,
+) -> RerankResult | None:
+    """The re-rank in short transactions beside the consumer; None if another one runs (or,
+    with `only_if_due`, none is due)."""
+    started = time.perf_counter()
+    async with engine.connect() as conn:
+        got = await conn.scalar(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": RERANK_LOCK})
+        await conn.commit()
+        if not got:
+            return None
+        try:
+            async with conn.begin():
+                if not await _claim(conn, settings, only_if_due):
+                    return None
+            async with conn.begin():
+                clock, staged, full = await _stage(conn, settings, as_of)
+                bounds = await _boundaries(conn, settings.rerank_chunk) if staged else []
+            tally = _Tally()
+            skipped: list[uuid.UUID] = []
+            if staged:
+                after = NIL
+                for upto in bounds:
+                    async with conn.begin():
+                        skipped += await _apply_range(conn, clock, after, upto, tally)
+                    after = upto or after
+                for _ in range(settings.rerank_retries):
+                    if not skipped:
+                        break
+                    await asyncio.sleep(settings.rerank_retry_delay_s)
+                    async with conn.begin():
+                        skipped = await _apply_ids(conn, clock, skipped, tally)
+            duration_ms = int((time.perf_counter() - started) * 1000)
+            async with conn.begin():
+                await conn.execute(sa.text(f"DROP TABLE IF EXISTS {STAGE}"))
+                await _finish(conn, clock.as_of, duration_ms, clear_due=False, full=full)
+        finally:
+            await conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": RERANK_LOCK})
+            await conn.commit()
+    return RerankResult(
+        clock.as_of, tally.tiers, tally.lifecycle, tally.churn, tally.applied, duration_ms
+    )
+
+
+async def _claim(conn: AsyncConnection, settings: Settings, only_if_due: bool) -> bool:
+    """Clear the pending request this run serves; a change after this schedules the next."""
+    due = (
+        "AND (due_at <= now() OR last_run_at IS NULL "
+        "OR last_run_at <= now() - make_interval(secs => :every))"
+        if only_if_due
+        else ""
+    )
+    # NOWAIT-free: a batch holds the row only for its own short transaction.
+    claimed = await conn.execute(
+        sa.text(
+            f"UPDATE recompute_state SET due_at = NULL, first_requested_at = NULL "
+            f"WHERE name = 'rerank' {due} RETURNING 1"
+        ),
+        {"every": settings.rerank_every_s} if only_if_due else {},
     )
     return claimed.first() is not None
 
 
-async def rerank_if_due(settings: Settings, session: AsyncSession) -> bool:
-    """Run the re-rank when due and no batch holds the state row; whether it ran."""
-    claimed = await session.execute(
-        sa.text(
-            """
-            SELECT 1 FROM recompute_state
-            WHERE name = 'rerank'
-              AND (due_at <= now() OR last_run_at IS NULL
-                   OR last_run_at <= now() - make_interval(secs => :every))
-            FOR UPDATE SKIP LOCKED
-            """
-        ),
-        {"every": settings.rerank_every_s},
-    )
-    if claimed.first() is None:
+async def lock_state(session: AsyncSession) -> None:
+    """Wait for the re-rank run, then for the state row (batches take only the row).
+
+    Always in this order, as the background run (its advisory lock, then the row to claim),
+    so the two never deadlock; in-transaction re-ranks and rebuilds take both."""
+    await session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": RERANK_LOCK})
+    await session.execute(sa.text("SELECT 1 FROM recompute_state WHERE name = 'rerank' FOR UPDATE"))
+
+
+async def try_lock_rerank(session: AsyncSession) -> bool:
+    """Whether no background re-rank runs now (then it cannot start until this tx ends)."""
+    got = await session.scalar(sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": RERANK_LOCK})
+    return bool(got)
+
+
+async def rerank_if_due(settings: Settings, engine: AsyncEngine) -> bool:
+    """Run the re-rank when due and no other replica runs it; whether it ran."""
+    async with engine.connect() as conn:  # a plain read first: no lock while nothing is due
+        due = await conn.scalar(
+            sa.text(
+                "SELECT true FROM recompute_state WHERE name = 'rerank' AND (due_at <= now() "
+                "OR last_run_at IS NULL "
+                "OR last_run_at <= now() - make_interval(secs => :every))"
+            ),
+            {"every": settings.rerank_every_s},
+        )
+    if not due:
         return False
-    await rerank(session, settings)
-    return True
+    return await rerank_concurrently(engine, settings, only_if_due=True) is not None

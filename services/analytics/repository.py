@@ -234,7 +234,15 @@ async def satisfaction(
     }
 
 
-COMPLAINT_KEYS = {"category": "c.category", "root_cause": "c.root_cause", "severity": "c.severity"}
+COMPLAINT_KEYS = {
+    "category": "c.category",
+    "root_cause": "c.root_cause",
+    "severity": "c.severity",
+    # The customer's current tier; the complaint's latest assignee and team.
+    "tier": "(SELECT cf.tier FROM customer_facts cf WHERE cf.customer_id = c.customer_id)",
+    "assignee": "c.assignee",
+    "team": "c.team",
+}
 
 
 async def complaint_stats(
@@ -360,6 +368,7 @@ async def customer_rows(session: AsyncSession, customer_id: uuid.UUID) -> dict[s
         ("surveys", m.surveys, m.surveys.c.occurred_at),
         ("complaints", m.complaints, m.complaints.c.received_at),
         ("cases", m.case_facts, m.case_facts.c.received_at),
+        ("followups", m.followups, m.followups.c.due_at),
     ):
         rows = await session.execute(
             sa.select(table).where(table.c.customer_id == customer_id).order_by(order)

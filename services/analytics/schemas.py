@@ -14,7 +14,17 @@ from shared.contracts.common import CUSTOMER_ID_EXAMPLE, Money, Tier
 
 GroupBy = Literal["none", "day", "week", "month", "tier", "industry", "region", "channel", "owner"]
 ComplaintGroupBy = Literal[
-    "none", "day", "week", "month", "category", "root_cause", "severity", "channel"
+    "none",
+    "day",
+    "week",
+    "month",
+    "category",
+    "root_cause",
+    "severity",
+    "channel",
+    "tier",
+    "assignee",
+    "team",
 ]
 ChurnLevel = Literal["low", "medium", "high"]
 Pct = Field(None, description="Percent, 0-100 (null when there is nothing to count).")
@@ -34,7 +44,7 @@ class Dimensions(BaseModel):
 
 
 class RfmRead(BaseModel):
-    """RFM: each measure scored 1-5 by quintile among customers with a purchase (5 = best)."""
+    """RFM: each measure scored 1-5 by rank among customers with a purchase (5 = best)."""
 
     recency_days: int = Field(description="Days since the last purchase.", examples=[12])
     frequency: int = Field(description="Purchases in the window.", examples=[6])
@@ -326,3 +336,123 @@ class RebuildJob(BaseModel):
     finished_at: datetime | None = None
     result: RebuildResultRead | None = None
     error: str | None = Field(None, examples=["interactions feed unreachable: ..."])
+
+
+# -- staff and management report ----------------------------------------------------------------
+
+
+class Percentiles(BaseModel):
+    count: int = Field(description="Complaints with this duration.")
+    p50_seconds: float | None = None
+    p90_seconds: float | None = None
+
+
+class RatingSummary(BaseModel):
+    count: int
+    mean: float | None = None
+    satisfied_pct: float | None = Field(None, description="Share rated 4 or 5, percent.")
+
+
+class CsatSummary(BaseModel):
+    count: int = Field(description="Survey answers (1-5, every dimension).")
+    satisfied_pct: float | None = Field(None, description="Share of answers >= 4, percent.")
+
+
+class StaffGroup(BaseModel):
+    key: str | None = Field(
+        description="The owner, assignee or team; null for records without one.",
+        examples=["agent-7"],
+    )
+    followups_completed: int = 0
+    followups_completed_on_time_pct: float | None = None
+    followups_overdue_now: int = 0
+    revisit_compliance_pct: float | None = None
+    revisit_customers: int = Field(0, description="Customers the compliance is counted over.")
+    interactions_logged: int = 0
+    complaints_handled: int = 0
+    first_response: Percentiles
+    resolution: Percentiles
+    sla_compliance_pct: float | None = None
+    resolution_rating: RatingSummary
+    customer_csat: CsatSummary
+
+
+class StaffPerformance(BaseModel):
+    from_: datetime = Field(alias="from", serialization_alias="from")
+    to: datetime
+    group_by: Literal["owner", "assignee", "team"]
+    definitions: dict[str, str] = Field(description="How each figure is computed.")
+    groups: list[StaffGroup]
+
+    model_config = {"populate_by_name": True}
+
+
+class TierMover(BaseModel):
+    customer_id: uuid.UUID
+    previous_tier: Tier | None
+    tier: Tier
+    steps: int = Field(description="Tiers moved, up or down (A→C and C→A are 2).")
+    contribution: Money
+    owner_id: str | None = None
+
+
+class TierMovements(BaseModel):
+    up: int = Field(description="Tier changes to a better tier in the period (C→B, B→A, C→A).")
+    down: int = Field(description="Tier changes to a worse tier in the period.")
+    new: int = Field(description="Customers tiered for the first time in the period.")
+    biggest_movers: list[TierMover] = Field(
+        description="Up to 10 customers with the largest move (then the highest contribution)."
+    )
+
+
+class DimensionTrend(BaseModel):
+    dimension: str
+    count: int
+    satisfied_pct: float | None = None
+    target_pct: float
+    gap_pct: float | None = None
+    previous_satisfied_pct: float | None = Field(None, description="The previous period.")
+    trend_pct: float | None = Field(None, description="satisfied_pct - previous_satisfied_pct.")
+
+
+class ComplaintsSummary(BaseModel):
+    received: int
+    open: int
+    resolved: int
+    sla_compliance_pct: float | None = None
+    previous_received: int
+    previous_sla_compliance_pct: float | None = None
+    first_response_p50_seconds: float | None = None
+    resolution_p50_seconds: float | None = None
+
+
+class NewHighRisk(BaseModel):
+    customer_id: uuid.UUID
+    score: int
+    owner_id: str | None = None
+    reasons: list[str]
+
+
+class ChurnChanges(BaseModel):
+    new_high_risk: list[NewHighRisk] = Field(
+        description="Customers whose churn risk became high in the period, with their owners."
+    )
+    by_owner: dict[str, int] = Field(description="New high-risk customers per owner.")
+    left_high_risk: int = Field(description="Customers whose risk dropped below high.")
+
+
+class ManagementReport(BaseModel):
+    period: Literal["week", "month"]
+    from_: datetime = Field(alias="from", serialization_alias="from")
+    to: datetime
+    previous_from: datetime
+    tier_movements: TierMovements
+    satisfaction: list[DimensionTrend]
+    nps: float | None = None
+    nps_target: float
+    complaints: ComplaintsSummary
+    churn: ChurnChanges
+    staff: list[StaffGroup] = Field(description="Staff figures by assignee for the period.")
+    definitions: dict[str, str]
+
+    model_config = {"populate_by_name": True}

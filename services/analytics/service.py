@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,7 @@ from services.analytics import repository as repo
 from services.analytics import schemas as s
 from services.analytics.config import Settings
 from services.analytics.errors import CustomerNotFound, InvalidPeriod, RebuildRunning
-from services.analytics.recompute import RerankResult, rerank, try_lock_state
+from services.analytics.recompute import RerankResult, lock_state, rerank, try_lock_rerank
 from services.analytics.tiering import RFM_SEGMENTS
 from shared.context import RequestContext
 from shared.pagination import InvalidCursor, decode_cursor, encode_cursor
@@ -397,10 +398,18 @@ async def rfm_segments(ctx: RequestContext) -> s.RfmSegments:
     )
 
 
+RECOMPUTE_ATTEMPTS = 20
+
+
 async def recompute(ctx: RequestContext) -> RerankResult:
     """The global re-rank now, unless a re-rank, rebuild or batch holds the projections."""
-    if not await try_lock_state(ctx.session):
-        raise RebuildRunning("A re-rank, rebuild or consumer batch holds the projections; retry")
+    for _ in range(RECOMPUTE_ATTEMPTS):  # a background re-rank ends within seconds
+        if await try_lock_rerank(ctx.session):
+            break
+        await asyncio.sleep(0.5)
+    else:
+        raise RebuildRunning("A re-rank or rebuild holds the projections; retry")
+    await lock_state(ctx.session)  # a consumer batch holds it for its own short transaction
     result = await rerank(ctx.session, settings_of(ctx))
     await ctx.audit_change("update", "rerank")
     return result

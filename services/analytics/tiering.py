@@ -38,21 +38,24 @@ def abc_tiers(
     return tiers
 
 
-def quintile_scores(values: Mapping[uuid.UUID, Decimal | int], higher_is_better: bool) -> dict:
-    """Score 1-5 by cumulative distribution: ceil(5 * share of customers at or below).
+def rank_scores(values: Mapping[uuid.UUID, Decimal | int], higher_is_better: bool) -> dict:
+    """Score 1-5 by rank: `floor(5 * (p - 1) / n) + 1`, exactly as the handbook defines it.
 
-    Ties share a score. For recency (`higher_is_better=False`) "below" means more days since
-    the last purchase, so the most recent buyers score 5.
+    Customers are ordered worst first (lowest value, or for recency with
+    `higher_is_better=False` the most days since the last purchase); p is the 1-based
+    position and n the number of customers. Tied values all take the position of the first
+    of them, so ties share the lowest score their group reaches: with 8 of 10 customers at
+    one purchase, all eight have p = 1 and score 1.
     """
     n = len(values)
-    scores: dict[uuid.UUID, int] = {}
-    for customer_id, value in values.items():
-        if higher_is_better:
-            at_or_below = sum(1 for v in values.values() if v <= value)
-        else:
-            at_or_below = sum(1 for v in values.values() if v >= value)
-        scores[customer_id] = (5 * at_or_below + n - 1) // n
-    return scores
+    ordered = sorted(values.values(), reverse=not higher_is_better)
+    first_position: dict[Decimal | int, int] = {}
+    for position, value in enumerate(ordered, start=1):
+        first_position.setdefault(value, position)
+    return {
+        customer_id: 5 * (first_position[value] - 1) // n + 1
+        for customer_id, value in values.items()
+    }
 
 
 # Ordered: the first rule that matches names the segment.

@@ -424,6 +424,8 @@ async def register(ctx: RequestContext, data: CaseCreate) -> Case:
         )
     )
     events += routed
+    if c.type == "complaint" and (c.assignee or c.team):
+        events.append(_assigned(c, now))
     if data.severity == "critical":
         c.critical_escalated = True
         events += await _escalate(ctx, c, "critical_intake", now, MANAGEMENT_LEVEL)
@@ -938,8 +940,20 @@ async def assign(
     c.version += 1
     c.updated_at = ctx.now()
     await ctx.session.flush()
+    if c.type == "complaint":
+        await ctx.outbox.emit(ctx.session, _assigned(c, c.updated_at))
     await _audit(ctx, "update", c, ["assignee", "team", "queue"])
     return c
+
+
+def _assigned(c: Case, at: datetime) -> ev.ComplaintAssigned:
+    return ev.ComplaintAssigned(
+        customer_id=c.customer_id,
+        occurred_at=at,
+        complaint_id=c.id,
+        assignee_id=c.assignee,
+        team=c.team,
+    )
 
 
 async def put_agent(ctx: RequestContext, agent_id: str, data: AgentUpsert) -> Any:

@@ -5,6 +5,7 @@ from shared.problems import Conflict, InvalidTransition, NotFound, ProblemError,
 __all__ = [
     "Conflict",
     "InvalidTransition",
+    "MissingExchangeRate",
     "NotFound",
     "PurchaseRefConflict",
     "RefundExceedsPurchase",
@@ -22,3 +23,7 @@ class PurchaseRefConflict(ProblemError):
 
 class SurveySuppressed(ProblemError):
     status, slug, title = 409, "survey-suppressed", "Survey invitation suppressed"
+
+
+class MissingExchangeRate(Unprocessable):
+    slug, title = "missing-exchange-rate", "No exchange rate for the currency on that date"

@@ -23,6 +23,7 @@ from shared.idempotency import idempotency_table
 from shared.outbox import inbox_table, outbox_table
 
 MONEY = sa.Numeric(18, 4)
+RATE = sa.Numeric(18, 8)
 TZ = sa.DateTime(timezone=True)
 
 
@@ -135,6 +136,12 @@ class Purchase(Model):
     items: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
     refunded_amount: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
     refunded_margin: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
+    # Converted when recorded at the rate of its date (1 in the reporting currency itself).
+    reporting_currency: Mapped[str | None] = mapped_column(sa.String(3))
+    fx_rate: Mapped[Decimal | None] = mapped_column(RATE)
+    reporting_amount: Mapped[Decimal | None] = mapped_column(MONEY)
+    reporting_cost: Mapped[Decimal | None] = mapped_column(MONEY)
+    reporting_margin: Mapped[Decimal | None] = mapped_column(MONEY)
     version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(TZ, server_default=_now())
     updated_at: Mapped[datetime] = mapped_column(TZ, server_default=_now())
@@ -152,6 +159,25 @@ class Refund(Model):
     reason: Mapped[str | None] = mapped_column(_pii("refunds", "reason"))
     occurred_at: Mapped[datetime] = mapped_column(TZ)
     created_at: Mapped[datetime] = mapped_column(TZ, server_default=_now())
+    # In the purchase's currency; converted at the rate of the refund's own date.
+    reporting_currency: Mapped[str | None] = mapped_column(sa.String(3))
+    fx_rate: Mapped[Decimal | None] = mapped_column(RATE)
+    reporting_amount: Mapped[Decimal | None] = mapped_column(MONEY)
+    reporting_margin: Mapped[Decimal | None] = mapped_column(MONEY)
+
+
+class FxRate(Model):
+    """An exchange rate an admin maintains: reporting-currency units for one unit of
+    `currency` on `rate_date` (UTC)."""
+
+    __tablename__ = "fx_rates"
+
+    currency: Mapped[str] = mapped_column(sa.String(3), primary_key=True)
+    reporting_currency: Mapped[str] = mapped_column(sa.String(3), primary_key=True)
+    rate_date: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    rate: Mapped[Decimal] = mapped_column(RATE)
+    updated_at: Mapped[datetime] = mapped_column(TZ, server_default=_now())
+    updated_by: Mapped[str | None] = mapped_column(sa.Text)
 
 
 class Survey(Model):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -15,6 +16,7 @@ from services.interactions.config import Settings
 from services.interactions.models import (
     CustomerState,
     Followup,
+    FxRate,
     Interaction,
     Model,
     Purchase,
@@ -499,3 +501,53 @@ async def holds_customer(session: AsyncSession, customer_id: uuid.UUID) -> bool:
 
 async def state_of(session: AsyncSession, customer_id: uuid.UUID) -> CustomerState | None:
     return await session.get(CustomerState, customer_id, populate_existing=True)
+
+
+# -- exchange rates -----------------------------------------------------------------------------
+
+
+async def rate_on(
+    session: AsyncSession, currency: str, reporting_currency: str, day: date
+) -> Decimal | None:
+    return await session.scalar(
+        sa.select(FxRate.rate).where(
+            FxRate.currency == currency,
+            FxRate.reporting_currency == reporting_currency,
+            FxRate.rate_date == day,
+        )
+    )
+
+
+async def upsert_rates(session: AsyncSession, rows: list[dict[str, Any]]) -> list[Any]:
+    if not rows:
+        return []
+    table = FxRate.__table__
+    assert isinstance(table, sa.Table)
+    statement = insert(table)
+    result = await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["currency", "reporting_currency", "rate_date"],
+            set_={c: statement.excluded[c] for c in ("rate", "updated_at", "updated_by")},
+        ).returning(*table.c),
+        rows,
+    )
+    return sorted(result.all(), key=lambda r: (r.currency, r.rate_date))
+
+
+async def list_rates(
+    session: AsyncSession,
+    reporting_currency: str,
+    currency: str | None,
+    since: date | None,
+    until: date | None,
+    limit: int,
+) -> list[Any]:
+    query = sa.select(FxRate).where(FxRate.reporting_currency == reporting_currency)
+    if currency is not None:
+        query = query.where(FxRate.currency == currency)
+    if since is not None:
+        query = query.where(FxRate.rate_date >= since)
+    if until is not None:
+        query = query.where(FxRate.rate_date < until)
+    query = query.order_by(FxRate.currency, FxRate.rate_date.desc()).limit(limit)
+    return list((await session.execute(query)).scalars())

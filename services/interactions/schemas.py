@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -338,6 +339,16 @@ class RefundRead(Read):
     reason: str | None
     occurred_at: datetime
     created_at: datetime
+    reporting_currency: str | None = Field(
+        None, description="The reporting currency (`KEHU_REPORTING_CURRENCY`)."
+    )
+    fx_rate: Decimal | None = Field(
+        None,
+        description="Reporting-currency units per unit of the purchase's currency on the "
+        "refund's date (1 when they are the same currency).",
+    )
+    reporting_amount: Money | None = Field(None, description="amount x fx_rate.")
+    reporting_margin: Money | None = Field(None, description="margin x fx_rate.")
 
 
 class PurchaseItemRead(BaseModel):
@@ -362,6 +373,21 @@ class PurchaseRead(Read):
     refunded_amount: Money = Field(description="Sum of this purchase's refunds.")
     refunded_margin: Money = Field(description="Sum of the margin given back by refunds.")
     refundable_amount: Money = Field(description="amount - refunded_amount.")
+    reporting_currency: str | None = Field(
+        None,
+        description="The reporting currency (`KEHU_REPORTING_CURRENCY`); null only for "
+        "purchases recorded before conversion existed, in another currency.",
+        examples=["CNY"],
+    )
+    fx_rate: Decimal | None = Field(
+        None,
+        description="Reporting-currency units per unit of `currency` on the purchase's date "
+        "(UTC), from `GET /fx-rates`; 1 in the reporting currency.",
+        examples=["7.1234"],
+    )
+    reporting_amount: Money | None = Field(None, description="amount x fx_rate, 4 places.")
+    reporting_cost: Money | None = Field(None, description="cost x fx_rate, 4 places.")
+    reporting_margin: Money | None = Field(None, description="reporting_amount - reporting_cost.")
     version: int
     created_at: datetime
     updated_at: datetime
@@ -550,3 +576,58 @@ class ImportantDate(BaseModel):
     kind: str = Field(examples=["birthday"])
     month: int = Field(ge=1, le=12)
     day: int = Field(ge=1, le=31)
+
+
+# -- exchange rates -----------------------------------------------------------------------------
+
+
+class FxRateIn(Strict):
+    currency: str = Field(pattern=r"^[A-Z]{3}$", examples=["USD"])
+    date: dt.date = Field(description="The day (UTC) the rate applies to.", examples=["2026-11-20"])
+    rate: Decimal = Field(
+        gt=0,
+        max_digits=18,
+        decimal_places=8,
+        description="Reporting-currency units for one unit of `currency`.",
+        examples=["7.1234"],
+    )
+
+
+class FxRatesPut(Strict):
+    """Rates to set (each replaces the rate of its currency and day)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "rates": [
+                        {"currency": "USD", "date": "2026-11-20", "rate": "7.1234"},
+                        {"currency": "EUR", "date": "2026-11-20", "rate": "7.7021"},
+                    ]
+                }
+            ]
+        },
+    )
+
+    rates: list[FxRateIn] = Field(min_length=1, max_length=5000)
+
+
+class FxRateRead(Read):
+    currency: str
+    reporting_currency: str
+    date: dt.date
+    rate: Decimal
+    updated_at: datetime
+    updated_by: str | None
+
+    @classmethod
+    def of(cls, r: Any) -> FxRateRead:
+        return cls(
+            currency=r.currency,
+            reporting_currency=r.reporting_currency,
+            date=r.rate_date,
+            rate=r.rate,
+            updated_at=r.updated_at,
+            updated_by=r.updated_by,
+        )

@@ -17,6 +17,7 @@ from services.interactions.config import Settings
 from services.interactions.errors import (
     Conflict,
     InvalidTransition,
+    MissingExchangeRate,
     NotFound,
     PurchaseRefConflict,
     RefundExceedsPurchase,
@@ -34,6 +35,7 @@ from services.interactions.models import (
 )
 from shared.context import RequestContext
 from shared.contracts.interactions import (
+    FollowupCancelled,
     FollowupCompleted,
     FollowupOverdue,
     FollowupScheduled,
@@ -319,6 +321,10 @@ async def cancel_followup(ctx: RequestContext, followup: Followup) -> Followup:
     followup.version += 1
     followup.updated_at = ctx.now()
     await ctx.session.flush()
+    await ctx.outbox.emit(
+        ctx.session,
+        FollowupCancelled(occurred_at=followup.updated_at, **_followup_fields(followup)),
+    )
     await _audit(ctx, "update", "followup", followup, ["status"])
     return followup
 
@@ -348,13 +354,69 @@ async def cadence_state(ctx: RequestContext, customer_id: uuid.UUID) -> Customer
 # -- purchases ----------------------------------------------------------------------------------
 
 
+RATE_PLACES = Decimal("0.00000001")  # as stored (numeric(18, 8)), so events equal reads
+
+
+async def fx_rate(ctx: RequestContext, currency: str, at: datetime) -> tuple[str, Decimal]:
+    """(reporting currency, rate) for `currency` on the UTC date of `at`; 422 without one."""
+    reporting = ctx.settings.reporting_currency
+    if currency == reporting:
+        return reporting, Decimal(1).quantize(RATE_PLACES)
+    day = at.astimezone(UTC).date()
+    rate = await repo.rate_on(ctx.session, currency, reporting, day)
+    if rate is None:
+        raise MissingExchangeRate(
+            f"No exchange rate from {currency} to {reporting} for {day.isoformat()}: an admin "
+            "sets it with PUT /fx-rates",
+            currency=currency,
+            date=day.isoformat(),
+            reporting_currency=reporting,
+            errors=[
+                {
+                    "field": "body.currency",
+                    "message": f"no {currency} rate for {day.isoformat()}",
+                    "type": "missing_exchange_rate",
+                }
+            ],
+        )
+    return reporting, rate.quantize(RATE_PLACES)
+
+
+def converted(value: Decimal, rate: Decimal) -> Decimal:
+    return (value * rate).quantize(CENT, ROUND_HALF_EVEN)
+
+
+async def put_fx_rates(ctx: RequestContext, data: schemas.FxRatesPut) -> list[Any]:
+    """Set each rate (replacing that currency's rate for that day); the rates as stored."""
+    reporting = ctx.settings.reporting_currency
+    rows = {
+        (r.currency, r.date): {
+            "currency": r.currency,
+            "reporting_currency": reporting,
+            "rate_date": r.date,
+            "rate": r.rate,
+            "updated_at": ctx.now(),
+            "updated_by": ctx.actor,
+        }
+        for r in data.rates
+        if r.currency != reporting
+    }
+    await ctx.audit_change("update", "fx_rate", fields=["rate"])
+    return await repo.upsert_rates(ctx.session, list(rows.values()))
+
+
 async def record_purchase(
     ctx: RequestContext, data: schemas.PurchaseCreate
 ) -> tuple[Purchase, bool]:
-    """Store a purchase once per (customer, external_ref); (purchase, created)."""
+    """Store a purchase once per (customer, external_ref); (purchase, created).
+
+    Converted into the reporting currency at the rate of its date (422 without a rate)."""
     customer_id = await repo.resolve_customer(ctx.session, data.customer_id)
     now = ctx.now()
     margin = data.amount - data.cost
+    reporting, rate = await fx_rate(ctx, data.currency, data.occurred_at)
+    reporting_amount = converted(data.amount, rate)
+    reporting_cost = converted(data.cost, rate)
     values: dict[str, Any] = {
         "id": uuid.uuid4(),
         "customer_id": customer_id,
@@ -368,6 +430,11 @@ async def record_purchase(
         "items": [item.model_dump(mode="json") for item in data.items],
         "refunded_amount": Decimal(0).quantize(CENT),
         "refunded_margin": Decimal(0).quantize(CENT),
+        "reporting_currency": reporting,
+        "fx_rate": rate,
+        "reporting_amount": reporting_amount,
+        "reporting_cost": reporting_cost,
+        "reporting_margin": reporting_amount - reporting_cost,
         "version": 1,
         "created_at": now,
         "updated_at": now,
@@ -401,6 +468,11 @@ async def record_purchase(
             margin=purchase.margin,
             currency=purchase.currency,
             status=data.status,
+            reporting_currency=reporting,
+            fx_rate=rate,
+            reporting_amount=purchase.reporting_amount,
+            reporting_cost=purchase.reporting_cost,
+            reporting_margin=purchase.reporting_margin,
         ),
     )
     await _audit(ctx, "create", "purchase", purchase, data.model_dump(exclude_none=True))
@@ -477,6 +549,8 @@ async def refund_purchase(
     else:
         margin = (data.amount * purchase.margin / purchase.amount).quantize(CENT, ROUND_HALF_EVEN)
     now = ctx.now()
+    occurred_at = data.occurred_at or now
+    reporting, rate = await fx_rate(ctx, purchase.currency, occurred_at)
     refund = Refund(
         id=uuid.uuid4(),
         purchase_id=purchase.id,
@@ -484,8 +558,12 @@ async def refund_purchase(
         amount=data.amount,
         margin=margin,
         reason=data.reason,
-        occurred_at=data.occurred_at or now,
+        occurred_at=occurred_at,
         created_at=now,
+        reporting_currency=reporting,
+        fx_rate=rate,
+        reporting_amount=converted(data.amount, rate),
+        reporting_margin=converted(margin, rate),
     )
     ctx.session.add(refund)
     purchase.refunded_amount += data.amount
@@ -503,6 +581,10 @@ async def refund_purchase(
             amount=refund.amount,
             margin=refund.margin,
             currency=purchase.currency,
+            reporting_currency=reporting,
+            fx_rate=rate,
+            reporting_amount=refund.reporting_amount,
+            reporting_margin=refund.reporting_margin,
         ),
     )
     await _audit(ctx, "create", "refund", refund, data.model_dump(exclude_none=True))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.profiles import service
+from services.profiles import consumers
 from services.profiles.api import OPENAPI_TAGS, ROUTERS
 from services.profiles.config import Settings
 from services.profiles.gdpr import GDPR
@@ -13,14 +13,8 @@ from services.profiles.models import audit_log, idempotency_keys, inbox, outbox
 from services.profiles.privacy import PRIVACY
 from shared import crypto
 from shared.app import ConsumerSpec, ServiceSpec, create_service_app
-from shared.consumer import EventHandler
+from shared.context import RequestContext
 from shared.contracts import ANALYTICS_TOPIC, CUSTOMERS_TOPIC
-from shared.contracts.analytics import (
-    CustomerChurnRiskChanged,
-    CustomerLifecycleChanged,
-    CustomerTierChanged,
-)
-from shared.events.envelope import CloudEvent
 
 DESCRIPTION = """\
 The complete customer archive:
@@ -47,51 +41,13 @@ answered `ok` or `holds_nothing`; `GET /customers/{id}/erasure` reports erasure 
 IDEMPOTENCY_SEAL_CONTEXT = "profiles.idempotency_keys.body"
 
 
-async def on_tier_changed(session: AsyncSession, event: CloudEvent) -> None:
-    e = CustomerTierChanged.model_validate(event.data)
-    await service.apply_insight(
-        session,
-        e.customer_id,
-        "tier_changed_at",
-        {"tier": e.tier, "tier_changed_at": e.occurred_at},
-    )
-
-
-async def on_lifecycle_changed(session: AsyncSession, event: CloudEvent) -> None:
-    e = CustomerLifecycleChanged.model_validate(event.data)
-    await service.apply_insight(
-        session,
-        e.customer_id,
-        "lifecycle_changed_at",
-        {"lifecycle_stage": e.stage, "lifecycle_changed_at": e.occurred_at},
-    )
-
-
-async def on_churn_risk_changed(session: AsyncSession, event: CloudEvent) -> None:
-    e = CustomerChurnRiskChanged.model_validate(event.data)
-    await service.apply_insight(
-        session,
-        e.customer_id,
-        "churn_risk_changed_at",
-        {
-            "churn_risk_score": e.score,
-            "churn_risk_level": e.level,
-            "churn_risk_reasons": e.reasons,
-            "churn_risk_changed_at": e.occurred_at,
-        },
-    )
-
-
-INSIGHT_HANDLERS: dict[str, EventHandler] = {
-    CustomerTierChanged.event_type(): on_tier_changed,
-    CustomerLifecycleChanged.event_type(): on_lifecycle_changed,
-    CustomerChurnRiskChanged.event_type(): on_churn_risk_changed,
-}
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     crypto.keyring()  # fail fast: production refuses to start without encryption keys
-    return create_service_app(
+
+    def consumer_context(session: AsyncSession) -> RequestContext:
+        return RequestContext.system(session, app.state, subject=consumers.SUBJECT)
+
+    app = create_service_app(
         ServiceSpec(
             name="profiles",
             title="Kehu profiles",
@@ -101,7 +57,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             inbox=inbox,
             routers=ROUTERS,
             publishes=[CUSTOMERS_TOPIC],
-            consumers=[ConsumerSpec("profiles", [ANALYTICS_TOPIC], INSIGHT_HANDLERS)],
+            consumers=[
+                ConsumerSpec(
+                    consumers.GROUP_ID, [ANALYTICS_TOPIC], consumers.handlers(consumer_context)
+                )
+            ],
             openapi_tags=OPENAPI_TAGS,
             audit=audit_log,
             privacy=PRIVACY,
@@ -111,3 +71,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             gdpr=GDPR,
         )
     )
+    return app

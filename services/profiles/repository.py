@@ -410,18 +410,27 @@ async def consent_history(
     return list(rows.scalars())
 
 
+async def lock_insights(session: AsyncSession, customer_id: uuid.UUID) -> Any:
+    """The customer's insights row as it is, locked until the transaction ends (or None)."""
+    table = table_of(CustomerInsights)
+    query = sa.select(table).where(table.c.customer_id == customer_id).with_for_update()
+    return (await session.execute(query)).first()
+
+
 async def upsert_insights(
     session: AsyncSession, customer_id: uuid.UUID, at_column: str, values: dict[str, Any]
-) -> None:
-    """Apply one insight unless a newer one of the same kind was applied already."""
+) -> Any:
+    """Apply one insight unless a newer one of the same kind was applied already; the row
+    after it, or None when it was older."""
     table = table_of(CustomerInsights)
     row = {"customer_id": customer_id, **values}
     statement = insert(table).values(row)
     existing_at = table.c[at_column]
-    await session.execute(
+    result = await session.execute(
         statement.on_conflict_do_update(
             index_elements=[table.c.customer_id],
             set_={name: statement.excluded[name] for name in values},
             where=sa.or_(existing_at.is_(None), existing_at <= statement.excluded[at_column]),
-        )
+        ).returning(*table.c)
     )
+    return result.first()

@@ -60,6 +60,7 @@ from shared.contracts.customers import (
     CustomerCreated,
     CustomerDimensions,
     CustomerErased,
+    CustomerInsightValues,
     CustomerMerged,
     CustomerUpdated,
     NeedRecorded,
@@ -1338,7 +1339,45 @@ async def _insert_batch(
 # -- insights (consumed from analytics) ----------------------------------------------------------
 
 
+# The insights whose change moves the customer's `updated_at` (a churn score within its level
+# does not: it moves with time alone and would flood incremental syncs).
+VISIBLE_INSIGHTS = ("tier", "lifecycle_stage", "churn_risk_level")
+
+
 async def apply_insight(
-    session: AsyncSession, customer_id: uuid.UUID, at_column: str, values: dict[str, Any]
+    ctx: RequestContext, customer_id: uuid.UUID, at_column: str, values: dict[str, Any]
 ) -> None:
-    await repo.upsert_insights(session, customer_id, at_column, values)
+    """Apply one analytics insight unless a newer one of its kind was; on a visible change,
+    move `updated_at` and publish `customer.updated` naming the changed insight fields."""
+    session = ctx.session
+    before = await repo.lock_insights(session, customer_id)
+    after = await repo.upsert_insights(session, customer_id, at_column, values)
+    if after is None:
+        return  # older than what was applied
+    changed = [
+        name
+        for name in VISIBLE_INSIGHTS
+        if name in values and getattr(after, name) != (getattr(before, name) if before else None)
+    ]
+    if not changed:
+        return
+    customer = await repo.get_customer(session, customer_id, for_update=True)
+    if customer is None or customer.status == "merged" or customer.erased_at is not None:
+        return
+    at = ctx.now()
+    customer.updated_at = at
+    await session.flush()
+    await ctx.outbox.emit(
+        session,
+        CustomerUpdated(
+            customer_id=customer.id,
+            occurred_at=at,
+            changed_fields=changed,
+            dimensions=dimensions(customer),
+            insights=CustomerInsightValues(
+                tier=after.tier,
+                lifecycle_stage=after.lifecycle_stage,
+                churn_risk_level=after.churn_risk_level,
+            ),
+        ),
+    )

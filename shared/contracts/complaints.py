@@ -55,6 +55,17 @@ class ComplaintAcknowledged(ComplaintEvent):
     first_response_met: bool
 
 
+@contract(
+    "complaint.assigned",
+    1,
+    COMPLAINTS_TOPIC,
+    "A complaint was given to an agent and/or a team (on intake or reassignment).",
+)
+class ComplaintAssigned(ComplaintEvent):
+    assignee_id: str | None = Field(None, description="The agent (a user id).")
+    team: str | None = Field(None, examples=["after-sales"])
+
+
 @contract("complaint.escalated", 1, COMPLAINTS_TOPIC, "A complaint was escalated.")
 class ComplaintEscalated(ComplaintEvent):
     reason: Literal["critical_intake", "critical_raised", "sla_breach", "manual"]

@@ -48,6 +48,16 @@ class CustomerDimensions(BaseModel):
     important_dates: list[ImportantDate] = Field(default_factory=list)
 
 
+class CustomerInsightValues(BaseModel):
+    """The analytics insights a profile shows, after a change."""
+
+    tier: Literal["A", "B", "C"] | None = None
+    lifecycle_stage: (
+        Literal["prospect", "first_purchase", "repeat", "loyal", "at_risk", "churned"] | None
+    ) = None
+    churn_risk_level: Literal["low", "medium", "high"] | None = None
+
+
 @contract("customer.created", 1, CUSTOMERS_TOPIC, "A customer was added to the archive.")
 class CustomerCreated(CustomerEvent):
     dimensions: CustomerDimensions
@@ -60,8 +70,17 @@ class CustomerCreated(CustomerEvent):
     "A customer's profile changed; `changed_fields` names every changed field.",
 )
 class CustomerUpdated(CustomerEvent):
-    changed_fields: list[str] = Field(examples=[["owner_id", "tags", "email"]])
+    changed_fields: list[str] = Field(
+        examples=[["owner_id", "tags", "email"], ["tier", "churn_risk_level"]],
+        description="Every changed field; `tier`, `lifecycle_stage` and `churn_risk_level` "
+        "when analytics changed one of the customer's insights.",
+    )
     dimensions: CustomerDimensions = Field(description="The dimensions after the change.")
+    insights: CustomerInsightValues | None = Field(
+        None,
+        description="Set when an insight changed: the insights after the change (absent on "
+        "profile edits; added in a compatible way, so older readers ignore it).",
+    )
 
 
 @contract("customer.archived", 1, CUSTOMERS_TOPIC, "A customer was archived (soft-deleted).")

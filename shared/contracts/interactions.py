@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Literal
 from uuid import UUID
 
@@ -67,6 +68,16 @@ class FollowupOverdue(FollowupFields):
     pass
 
 
+@contract(
+    "followup.cancelled",
+    1,
+    INTERACTIONS_TOPIC,
+    "A follow-up was cancelled: it is no longer due (nor overdue).",
+)
+class FollowupCancelled(FollowupFields):
+    pass
+
+
 @contract("purchase.recorded", 1, INTERACTIONS_TOPIC, "A purchase (order) was recorded.")
 class PurchaseRecorded(CustomerEvent):
     purchase_id: UUID
@@ -74,8 +85,26 @@ class PurchaseRecorded(CustomerEvent):
     amount: Money
     cost: Money
     margin: Money = Field(description="amount - cost")
-    currency: str = Field(min_length=3, max_length=3, examples=["CNY"])
+    currency: str = Field(min_length=3, max_length=3, examples=["USD"])
     status: Literal["placed", "paid", "delivered"]
+    # Added compatibly (optional): the amounts converted when the purchase was recorded.
+    reporting_currency: str | None = Field(
+        None,
+        min_length=3,
+        max_length=3,
+        description="The reporting currency the `reporting_*` amounts are in (null only for "
+        "purchases recorded before conversion, in another currency).",
+        examples=["CNY"],
+    )
+    fx_rate: Decimal | None = Field(
+        None,
+        gt=0,
+        description="Reporting-currency units per unit of `currency` that day.",
+        examples=["7.12340000"],
+    )
+    reporting_amount: Money | None = Field(None, description="amount x fx_rate")
+    reporting_cost: Money | None = Field(None, description="cost x fx_rate")
+    reporting_margin: Money | None = Field(None, description="reporting_amount - reporting_cost")
 
 
 @contract(
@@ -92,6 +121,11 @@ class PurchaseRefunded(CustomerEvent):
         description="The refunded share of the purchase's margin: amount x (margin / amount)."
     )
     currency: str = Field(min_length=3, max_length=3)
+    # Added compatibly (optional): converted at the rate of the refund's date.
+    reporting_currency: str | None = Field(None, min_length=3, max_length=3, examples=["CNY"])
+    fx_rate: Decimal | None = Field(None, gt=0, examples=["7.12340000"])
+    reporting_amount: Money | None = Field(None, description="amount x fx_rate")
+    reporting_margin: Money | None = Field(None, description="margin x fx_rate")
 
 
 @contract(

@@ -65,7 +65,8 @@ async def test_insights_of_a_customer(
     assert body["complaints"] == {"total": 1, "open": 1, "sla_breaches_recent": 0}
     assert body["lifecycle_stage"] == "repeat"
     assert body["churn_risk"]["score"] == 30  # 20 recent complaint + 10 open complaint
-    assert body["rfm"]["score"] == "555" and body["rfm"]["segment"] == "champions"
+    # The only buyer is at position 1 of 1 on every measure: floor(5 x 0 / 1) + 1 = 1.
+    assert body["rfm"]["score"] == "111" and body["rfm"]["segment"] == "lost"
     via_merged = await client.get(f"/customers/{merged}/insights", headers=headers)
     assert via_merged.json()["customer_id"] == str(x)
 

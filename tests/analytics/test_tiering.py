@@ -6,8 +6,10 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from services.analytics.tiering import abc_tiers, quintile_scores, rfm_segment
+from services.analytics.projection import handle_batch
+from services.analytics.tiering import abc_tiers, rank_scores, rfm_segment
 from shared.contracts.analytics import CustomerTierChanged
+from shared.db import session_factory
 from tests.analytics.conftest import AnalyticsDb
 from tests.analytics.factories import cancel, created, days_ago, ids, purchase, refund
 
@@ -89,7 +91,7 @@ async def test_tier_changed_is_published_only_on_an_actual_change(
     assert len(events) == 4
 
 
-async def test_rfm_quintiles_hand_computed_with_ties(analytics_db: AnalyticsDb) -> None:
+async def test_rfm_scores_hand_computed(analytics_db: AnalyticsDb) -> None:
     c = ids(5)
     events = []
     # recency 50, 40, 30, 20, 10 days; frequency 1..5; monetary: c0 and c1 tie.
@@ -124,12 +126,50 @@ async def test_sql_rfm_matches_the_reference(analytics_db: AnalyticsDb) -> None:
     await analytics_db.apply(events)
     await analytics_db.rerank()
     facts = await analytics_db.facts()
-    expected_f = quintile_scores({x: facts[x].purchase_count for x in c}, True)
-    expected_m = quintile_scores({x: facts[x].revenue for x in c}, True)
-    expected_r = quintile_scores({x: facts[x].rfm_recency_days for x in c}, False)
+    expected_f = rank_scores({x: facts[x].purchase_count for x in c}, True)
+    expected_m = rank_scores({x: facts[x].revenue for x in c}, True)
+    expected_r = rank_scores({x: facts[x].rfm_recency_days for x in c}, False)
     assert {x: facts[x].rfm_f for x in c} == expected_f
     assert {x: facts[x].rfm_m for x in c} == expected_m
     assert {x: facts[x].rfm_r for x in c} == expected_r
     async with analytics_db.engine.connect() as conn:
         none = await conn.scalar(sa.text("SELECT count(*) FROM customer_facts WHERE rfm_r IS NULL"))
     assert none == 0
+
+
+async def test_incremental_rerank_sees_facts_leave_the_window_and_backlog_batches(
+    analytics_db: AnalyticsDb,
+) -> None:
+    """Between full re-ranks only customers whose facts may have changed are recomputed:
+    a purchase leaving the window with no event at all, and customers a backlog batch
+    touched without refreshing them, are among them."""
+    old, steady, late = ids(3)
+    analytics_db.settings.rerank_full_every_s = 30 * 86_400  # the second run is incremental
+    await analytics_db.apply(
+        [purchase(old, "500", at=days_ago(364)), purchase(steady, "100", at=days_ago(30))]
+    )
+    await analytics_db.rerank()  # the first run refreshes everyone
+    facts = await analytics_db.facts()
+    assert (facts[old].contribution, facts[old].tier) == (Decimal("500"), "A")
+
+    # A backlog batch (no per-customer refresh) for `late`; two days later `old`'s purchase
+    # has left the 365-day window although no event said so.
+    async with session_factory(analytics_db.engine).begin() as session:
+        await handle_batch(
+            session,
+            [purchase(late, "50", at=days_ago(1))],
+            analytics_db.settings,
+            incremental=False,
+        )
+    result = await analytics_db.rerank(as_of=days_ago(-2))
+    facts = await analytics_db.facts()
+    assert (facts[old].contribution, facts[old].purchase_count) == (Decimal("0"), 0)
+    assert (facts[late].contribution, facts[late].purchase_count) == (Decimal("50"), 1)
+    # 100 and 50 of 150: before(late) = 100 / 150 < 0.8, both A; old has nothing left: C.
+    assert (facts[steady].tier, facts[late].tier, facts[old].tier) == ("A", "A", "C")
+    assert result.tier_events == 3  # old A -> C, steady B -> A, late's first tier
+    async with analytics_db.engine.connect() as conn:
+        state = (
+            await conn.execute(sa.text("SELECT last_run_at, last_full_at FROM recompute_state"))
+        ).one()
+    assert state.last_full_at < state.last_run_at  # the second run was incremental

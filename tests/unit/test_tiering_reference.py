@@ -1,4 +1,4 @@
-"""The metric definitions' pure reference: ABC tiers, RFM quintiles and segments.
+"""The metric definitions' pure reference: ABC tiers, RFM rank scores and segments.
 
 services/analytics/tiering.py is what the SQL re-rank is property-tested against
 (tests/analytics), so it has to be right on its own first.
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.analytics.tiering import RFM_SEGMENTS, abc_tiers, quintile_scores, rfm_segment
+from services.analytics.tiering import RFM_SEGMENTS, abc_tiers, rank_scores, rfm_segment
 from tests.analytics.factories import ids
 
 
@@ -95,24 +95,58 @@ def test_abc_tiers_are_a_pareto_cut(values: dict[uuid.UUID, Decimal], cut: tuple
     assert share({"A", "B"}) - values[ab_members[-1]] < b_share * total
 
 
-def test_quintiles_give_ties_one_score() -> None:
+def test_ties_take_the_position_of_the_first_of_them() -> None:
     a, b, c, d = ids(4)
-    scores = quintile_scores({a: 1, b: 1, c: 2, d: 3}, higher_is_better=True)
-    # at-or-below shares: 2/4, 2/4, 3/4, 4/4 -> ceil(5x): 3, 3, 4, 5
-    assert scores == {a: 3, b: 3, c: 4, d: 5}
-    recency = quintile_scores({a: 30, b: 1}, higher_is_better=False)
-    assert recency == {a: 3, b: 5}
+    scores = rank_scores({a: 1, b: 1, c: 2, d: 3}, higher_is_better=True)
+    # positions 1, 1 (tied), 3, 4 of 4 -> floor(5 (p - 1) / 4) + 1: 1, 1, 3, 4
+    assert scores == {a: 1, b: 1, c: 3, d: 4}
+    recency = rank_scores({a: 30, b: 1}, higher_is_better=False)  # 30 days is worse: p = 1
+    assert recency == {a: 1, b: 3}
 
 
-def test_quintiles_spread_distinct_values_over_one_to_five() -> None:
+def test_one_time_buyers_in_a_base_of_mostly_one_time_buyers_score_one() -> None:
+    customers = ids(10)
+    frequency = {x: 1 for x in customers[:8]} | {customers[8]: 2, customers[9]: 5}
+    scores = rank_scores(frequency, higher_is_better=True)
+    assert [scores[x] for x in customers] == [1] * 8 + [5, 5]  # p = 9, 10 of 10
+
+
+def test_rank_scores_spread_distinct_values_over_one_to_five() -> None:
     customers = ids(10)
     spend = {x: Decimal(10 * (i + 1)) for i, x in enumerate(customers)}
-    scores = quintile_scores(spend, higher_is_better=True)
+    scores = rank_scores(spend, higher_is_better=True)
     assert [scores[x] for x in customers] == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
-    days_since = quintile_scores(spend, higher_is_better=False)  # fewer days is better
+    days_since = rank_scores(spend, higher_is_better=False)  # fewer days is better
     assert [days_since[x] for x in customers] == [5, 5, 4, 4, 3, 3, 2, 2, 1, 1]
-    only = quintile_scores({customers[0]: 7}, higher_is_better=True)
-    assert only == {customers[0]: 5}
+    only = rank_scores({customers[0]: 7}, higher_is_better=True)
+    assert only == {customers[0]: 1}
+    assert rank_scores({}, higher_is_better=True) == {}
+
+
+def _brute_force_score(values: dict[uuid.UUID, int], key: uuid.UUID, better: bool) -> int:
+    """The definition read literally: p = 1 + number of customers strictly worse."""
+    mine = values[key]
+    worse = sum(1 for v in values.values() if (v < mine if better else v > mine))
+    return 5 * worse // len(values) + 1
+
+
+heavy_ties = st.dictionaries(
+    st.uuids(), st.integers(min_value=0, max_value=4), min_size=1, max_size=60
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(heavy_ties, st.booleans())
+def test_rank_scores_equal_the_brute_force_definition_with_heavy_ties(
+    values: dict[uuid.UUID, int], higher_is_better: bool
+) -> None:
+    scores = rank_scores(values, higher_is_better)
+    assert scores == {k: _brute_force_score(values, k, higher_is_better) for k in values}
+    # Ties share a score; a better value never scores lower; the worst always scores 1.
+    ordered = sorted(values, key=lambda k: values[k], reverse=not higher_is_better)
+    assert [scores[k] for k in ordered] == sorted(scores[k] for k in ordered)
+    assert scores[ordered[0]] == 1
+    assert set(scores.values()) <= {1, 2, 3, 4, 5}
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,278 @@
+"""Staff performance and the management report: the figures a manager steers staff by.
+
+Tier and churn-risk movements come from the changes analytics published (its event log, kept
+`outbox_retention_days`); satisfaction and complaints from the same queries as their own
+endpoints, so the report and `GET /satisfaction` / `GET /complaints/stats` always agree.
+"""
+
+from __future__ import annotations
+
+import calendar
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.analytics import schemas as s
+from services.analytics import service
+from services.analytics import staff as q
+from services.analytics.errors import InvalidPeriod
+from shared.context import RequestContext
+from shared.contracts.analytics import CustomerChurnRiskChanged, CustomerTierChanged
+
+TIER_RANK = {"A": 0, "B": 1, "C": 2}
+TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+)
+
+REPORT_DEFINITIONS = {
+    "period": "`week`: Monday 00:00 UTC to the next Monday; `month`: the 1st 00:00 UTC to the "
+    "next 1st; the period containing `at` (default now). Trends compare with the period before.",
+    "tier_movements": "Tier changes analytics published in the period: `up` to a better tier, "
+    "`down` to a worse one, `new` first tiers; biggest movers by tiers moved from the tier "
+    "before the period (or the first tier given in it) to the tier at its end, then contribution.",
+    "satisfaction": "CSAT per dimension as in GET /satisfaction (share of answers >= 4), "
+    "with the target, the gap and the change against the previous period.",
+    "complaints": "Complaints received in the period, as in GET /complaints/stats.",
+    "churn": "Churn-risk changes published in the period: customers whose level became high "
+    "(from lower or none), with their owners; and those whose level left high.",
+    **{f"staff.{k}": v for k, v in q.DEFINITIONS.items()},
+}
+
+
+def _cadence(ctx: RequestContext) -> q.Cadence:
+    settings = service.settings_of(ctx)
+    return q.Cadence(settings.cadence_a_days, settings.cadence_b_days, settings.cadence_c_days)
+
+
+async def staff_performance(
+    ctx: RequestContext, group_by: q.StaffGroupBy, since: datetime, until: datetime
+) -> s.StaffPerformance:
+    return s.StaffPerformance(
+        from_=since,
+        to=until,
+        group_by=group_by,
+        definitions=q.DEFINITIONS,
+        groups=await _staff_groups(ctx, group_by, since, until),
+    )
+
+
+async def _staff_groups(
+    ctx: RequestContext, group_by: q.StaffGroupBy, since: datetime, until: datetime
+) -> list[s.StaffGroup]:
+    data = await q.figures(ctx.session, group_by, since, until, _cadence(ctx))
+    pct = service.pct
+    groups = []
+    for key, g in sorted(data.items(), key=lambda kv: (kv[0] is None, kv[0] or "")):
+        c, csat, revisit = g.get("complaints"), g.get("csat"), g.get("revisit")
+        completed = g.get("followups_completed", 0)
+        groups.append(
+            s.StaffGroup(
+                key=key,
+                followups_completed=completed,
+                followups_completed_on_time_pct=pct(g.get("followups_on_time", 0), completed),
+                followups_overdue_now=g.get("followups_overdue_now", 0),
+                revisit_compliance_pct=pct(revisit.within, revisit.n) if revisit else None,
+                revisit_customers=revisit.n if revisit else 0,
+                interactions_logged=g.get("interactions_logged", 0),
+                complaints_handled=c.handled if c else 0,
+                first_response=s.Percentiles(
+                    count=c.fr_n if c else 0,
+                    p50_seconds=_round(c.fr_p50) if c else None,
+                    p90_seconds=_round(c.fr_p90) if c else None,
+                ),
+                resolution=s.Percentiles(
+                    count=c.res_n if c else 0,
+                    p50_seconds=_round(c.res_p50) if c else None,
+                    p90_seconds=_round(c.res_p90) if c else None,
+                ),
+                sla_compliance_pct=pct(c.met, c.decided) if c else None,
+                resolution_rating=s.RatingSummary(
+                    count=c.rated if c else 0,
+                    mean=_round(c.rating_mean) if c else None,
+                    satisfied_pct=pct(c.rated_satisfied, c.rated) if c else None,
+                ),
+                customer_csat=s.CsatSummary(
+                    count=csat.n if csat else 0,
+                    satisfied_pct=pct(csat.satisfied, csat.n) if csat else None,
+                ),
+            )
+        )
+    return groups
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 2)
+
+
+def report_period(period: str, at: datetime) -> tuple[datetime, datetime, datetime]:
+    """(previous start, start, end) of the week or month containing `at` (UTC)."""
+    at = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
+    day = at.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "week":
+        start = day - timedelta(days=day.weekday())
+        return start - timedelta(days=7), start, start + timedelta(days=7)
+    if period == "month":
+        start = day.replace(day=1)
+        end = start + timedelta(days=calendar.monthrange(start.year, start.month)[1])
+        before = start - timedelta(days=1)
+        return before.replace(day=1), start, end
+    raise InvalidPeriod(f"Unknown period {period!r}: use week or month")
+
+
+async def _tier_changes(session: AsyncSession, since: datetime, until: datetime) -> list[Any]:
+    rows = await session.execute(
+        sa.text(
+            """
+            SELECT o.subject::uuid AS customer_id, o.data->>'tier' AS tier,
+                   o.data->>'previous_tier' AS previous_tier, cf.contribution, cf.owner_id
+            FROM outbox o LEFT JOIN customer_facts cf ON cf.customer_id = o.subject::uuid
+            WHERE o.type = :type AND o.time >= :since AND o.time < :until
+            ORDER BY o.id
+            """
+        ),
+        {"type": CustomerTierChanged.event_type(), "since": since, "until": until},
+    )
+    return list(rows)
+
+
+async def _churn_changes(session: AsyncSession, since: datetime, until: datetime) -> list[Any]:
+    rows = await session.execute(
+        sa.text(
+            """
+            SELECT o.subject::uuid AS customer_id, (o.data->>'score')::int AS score,
+                   (o.data->>'previous_score')::int AS previous_score, o.data->>'level' AS level,
+                   o.data->'reasons' AS reasons, cf.owner_id
+            FROM outbox o LEFT JOIN customer_facts cf ON cf.customer_id = o.subject::uuid
+            WHERE o.type = :type AND o.time >= :since AND o.time < :until
+            ORDER BY o.id
+            """
+        ),
+        {"type": CustomerChurnRiskChanged.event_type(), "since": since, "until": until},
+    )
+    return list(rows)
+
+
+def _tier_movements(changes: list[Any]) -> s.TierMovements:
+    up = down = new = 0
+    first: dict[Any, Any] = {}
+    last: dict[Any, Any] = {}
+    for c in changes:
+        if c.previous_tier is None:
+            new += 1
+        elif TIER_RANK[c.tier] < TIER_RANK[c.previous_tier]:
+            up += 1
+        elif TIER_RANK[c.tier] > TIER_RANK[c.previous_tier]:
+            down += 1
+        first.setdefault(c.customer_id, c)
+        last[c.customer_id] = c
+    movers = []
+    for customer_id, f in first.items():
+        end = last[customer_id]
+        start = f.previous_tier or f.tier  # tiered first in the period: from that first tier
+        if end.tier == start:
+            continue
+        movers.append(
+            s.TierMover(
+                customer_id=customer_id,
+                previous_tier=start,
+                tier=end.tier,
+                steps=abs(TIER_RANK[end.tier] - TIER_RANK[start]),
+                contribution=end.contribution or 0,
+                owner_id=end.owner_id,
+            )
+        )
+    movers.sort(key=lambda m: (-m.steps, -m.contribution, str(m.customer_id)))
+    return s.TierMovements(up=up, down=down, new=new, biggest_movers=movers[:10])
+
+
+def _churn(changes: list[Any], high_from: int) -> s.ChurnChanges:
+    became: dict[Any, Any] = {}
+    left = 0
+    for c in changes:
+        was_high = c.previous_score is not None and c.previous_score >= high_from
+        if c.level == "high" and not was_high:
+            became[c.customer_id] = c
+        elif c.level != "high" and was_high:
+            left += 1
+            became.pop(c.customer_id, None)
+    new_high = [
+        s.NewHighRisk(
+            customer_id=c.customer_id, score=c.score, owner_id=c.owner_id, reasons=c.reasons or []
+        )
+        for c in sorted(became.values(), key=lambda c: (-c.score, str(c.customer_id)))
+    ]
+    by_owner: dict[str, int] = {}
+    for n in new_high:
+        owner = n.owner_id or "(none)"
+        by_owner[owner] = by_owner.get(owner, 0) + 1
+    return s.ChurnChanges(new_high_risk=new_high, by_owner=by_owner, left_high_risk=left)
+
+
+async def management_report(ctx: RequestContext, period: str, at: datetime) -> s.ManagementReport:
+    settings = service.settings_of(ctx)
+    previous, since, until = report_period(period, at)
+    no_filter: dict[str, str | None] = dict.fromkeys(
+        ("tier", "industry", "region", "channel", "owner_id")
+    )
+    now_sat = await service.satisfaction(ctx, "none", since, until, no_filter)
+    before_sat = await service.satisfaction(ctx, "none", previous, since, no_filter)
+    csat_before = before_sat.groups[0].csat
+    dimensions = []
+    for name, figure in now_sat.groups[0].csat.items():
+        prior = csat_before.get(name)
+        prior_pct = prior.satisfied_pct if prior else None
+        dimensions.append(
+            s.DimensionTrend(
+                dimension=name,
+                count=figure.count,
+                satisfied_pct=figure.satisfied_pct,
+                target_pct=figure.target_pct,
+                gap_pct=figure.gap_pct,
+                previous_satisfied_pct=prior_pct,
+                trend_pct=(
+                    round(figure.satisfied_pct - prior_pct, 2)
+                    if figure.satisfied_pct is not None and prior_pct is not None
+                    else None
+                ),
+            )
+        )
+    nps = now_sat.groups[0].nps
+    stats_now = await service.complaint_stats(ctx, "none", since, until)
+    stats_before = await service.complaint_stats(ctx, "none", previous, since)
+    cur = stats_now.groups[0] if stats_now.groups else None
+    old = stats_before.groups[0] if stats_before.groups else None
+    complaints = s.ComplaintsSummary(
+        received=cur.received if cur else 0,
+        open=cur.open if cur else 0,
+        resolved=cur.resolved if cur else 0,
+        sla_compliance_pct=cur.sla_compliance_pct if cur else None,
+        previous_received=old.received if old else 0,
+        previous_sla_compliance_pct=old.sla_compliance_pct if old else None,
+        first_response_p50_seconds=cur.first_response.p50_seconds if cur else None,
+        resolution_p50_seconds=cur.resolution.p50_seconds if cur else None,
+    )
+    session = ctx.session
+    return s.ManagementReport(
+        period=period,
+        from_=since,
+        to=until,
+        previous_from=previous,
+        tier_movements=_tier_movements(await _tier_changes(session, since, until)),
+        satisfaction=dimensions,
+        nps=nps.score if nps else None,
+        nps_target=settings.target_nps,
+        complaints=complaints,
+        churn=_churn(await _churn_changes(session, since, until), settings.churn_high_from),
+        staff=await _staff_groups(ctx, "assignee", since, until),
+        definitions=REPORT_DEFINITIONS,
+    )
+
+
+def render_html(report: s.ManagementReport) -> str:
+    """The report as a page a manager reads (the same figures as the JSON)."""
+    return TEMPLATES.get_template("management_report.html").render(r=report)

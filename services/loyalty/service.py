@@ -299,9 +299,14 @@ async def _change_level(
 
 
 async def earn_purchase(ctx: RequestContext, event_id: str, e: PurchaseRecorded) -> None:
-    """A purchase earns floor(amount x points per unit x level multiplier), pending through the
-    return window. A purchase counts once, whatever the broker redelivers."""
+    """A purchase earns floor(amount in the reporting currency x points per unit x level
+    multiplier), pending through the return window. A purchase counts once, whatever the broker
+    redelivers."""
     session, s, now = ctx.session, _settings(ctx), ctx.now()
+    # Interactions converts a purchase in another currency when it records it.
+    earning, currency = e.amount, e.currency
+    if e.reporting_amount is not None and e.reporting_currency is not None:
+        earning, currency = e.reporting_amount, e.reporting_currency
     customer_id = await repo.survivor_of(session, e.customer_id)
     purchase = {
         "purchase_id": e.purchase_id,
@@ -310,11 +315,11 @@ async def earn_purchase(ctx: RequestContext, event_id: str, e: PurchaseRecorded)
         "currency": e.currency,
         "occurred_at": e.occurred_at,
     }
-    if e.currency != s.currency:
-        # Until a reporting currency travels with purchases only LOYALTY_CURRENCY earns.
+    if currency != s.currency:
+        # Neither the purchase nor its converted amount is in the points currency.
         _skip(
             "currency",
-            f"purchase {e.purchase_id} is in {e.currency}, points are earned in {s.currency}",
+            f"purchase {e.purchase_id} is in {currency}, points are earned in {s.currency}",
             purchase_id=str(e.purchase_id),
         )
         await repo.record_purchase(
@@ -323,7 +328,7 @@ async def earn_purchase(ctx: RequestContext, event_id: str, e: PurchaseRecorded)
                 **purchase,
                 "points": 0,
                 "multiplier": 0,
-                "skipped_reason": f"currency {e.currency} is not {s.currency}",
+                "skipped_reason": f"currency {currency} is not {s.currency}",
             },
         )
         return
@@ -334,7 +339,7 @@ async def earn_purchase(ctx: RequestContext, event_id: str, e: PurchaseRecorded)
     assert member is not None
     level = next((x for x in levels if x.code == member.level), None)
     multiplier = level.multiplier if level else Decimal(1)
-    points = rules.points_for(e.amount, s.points_per_unit, multiplier)
+    points = rules.points_for(earning, s.points_per_unit, multiplier)
     if not await repo.record_purchase(
         session, {**purchase, "points": points, "multiplier": multiplier}
     ):
@@ -365,8 +370,8 @@ async def earn_purchase(ctx: RequestContext, event_id: str, e: PurchaseRecorded)
             source_event_id=event_id,
             lot_id=lot_id,
             details={
-                "amount": format(e.amount, "f"),
-                "currency": e.currency,
+                "amount": format(earning, "f"),
+                "currency": currency,
                 "multiplier": format(multiplier, "f"),
                 "level": member.level,
             },

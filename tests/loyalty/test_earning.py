@@ -4,6 +4,7 @@ cancellations; every Kafka record delivered twice changes nothing."""
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 import httpx
 from aiokafka import AIOKafkaProducer
@@ -64,7 +65,23 @@ async def test_a_purchase_earns_pending_points_that_become_available_after_the_w
     assert (await ledger(client, customer))["entries_total"] == 1234
 
 
-async def test_a_purchase_in_another_currency_earns_nothing_and_is_counted(
+async def test_a_purchase_in_another_currency_earns_by_its_converted_amount(
+    app: FastAPI, client: httpx.AsyncClient, clock: ManualClock, producer: AIOKafkaProducer
+) -> None:
+    customer = uuid.uuid4()
+    bought = purchase(customer, "100.00", clock.now(), currency="USD").model_copy(
+        update={
+            "reporting_currency": "CNY",
+            "fx_rate": Decimal("7.1234"),
+            "reporting_amount": Decimal("712.34"),
+        }
+    )
+    await publish(app, producer, bought)
+    body = await member(client, customer)
+    assert body["balance"]["pending"] == 712  # floor(712.34 CNY x 1 point per unit)
+
+
+async def test_a_purchase_with_no_amount_in_the_points_currency_earns_nothing_and_is_counted(
     app: FastAPI, client: httpx.AsyncClient, clock: ManualClock, producer: AIOKafkaProducer
 ) -> None:
     customer = uuid.uuid4()

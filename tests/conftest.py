@@ -6,6 +6,8 @@ The stack is needed only by what is collected outside tests/unit: `make unit` ru
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -61,6 +63,27 @@ def server_url(database: str) -> str:
     return url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
+@contextlib.asynccontextmanager
+async def scratch_database(service: str) -> AsyncIterator[str]:
+    """A new database migrated with `service`'s history, for a fixture wider than one test
+    (other suites share the service's default database); dropped afterwards."""
+    name = f"kehu_t_{uuid.uuid4().hex[:12]}"
+    url = server_url(name)
+    await ensure_database(url)
+    try:
+        await asyncio.to_thread(command.upgrade, alembic_config(service, url), "head")
+        yield url
+    finally:
+        admin = make_url(os.environ["DATABASE_URL"]).set(
+            drivername="postgresql", database="postgres"
+        )
+        conn = await asyncpg.connect(admin.render_as_string(hide_password=False))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
 @pytest.fixture
 async def fresh_database() -> AsyncIterator[Callable[[str], str]]:
     """Factory: a new empty database migrated with a service's history; dropped afterwards."""
@@ -75,7 +98,6 @@ async def fresh_database() -> AsyncIterator[Callable[[str], str]]:
     async def migrate(service: str) -> str:
         url = make(service)
         await ensure_database(url)
-        import asyncio
 
         await asyncio.to_thread(command.upgrade, alembic_config(service, url), "head")
         return url

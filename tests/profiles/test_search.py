@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
 from services.profiles import service
+from shared.context import RequestContext
 from tests.profiles.factories import create_customer, unique
 
 
@@ -70,18 +72,19 @@ async def test_text_search_substrings_of_non_pii_and_exact_pii_via_blind_index(
 
 
 async def test_tier_and_lifecycle_filters_use_insights(
-    client: httpx.AsyncClient, admin: dict[str, str], session_of: Callable[[], Any]
+    app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str], session_of: Callable[[], Any]
 ) -> None:
     owner = f"owner-{unique()}"
     a = await create_customer(client, admin, owner_id=owner)
     b = await create_customer(client, admin, owner_id=owner)
     async with session_of() as session:
         at = datetime.now(UTC)
+        ctx = RequestContext.system(session, app.state)
         await service.apply_insight(
-            session, a["id"], "tier_changed_at", {"tier": "A", "tier_changed_at": at}
+            ctx, a["id"], "tier_changed_at", {"tier": "A", "tier_changed_at": at}
         )
         await service.apply_insight(
-            session,
+            ctx,
             b["id"],
             "lifecycle_changed_at",
             {"lifecycle_stage": "loyal", "lifecycle_changed_at": at},

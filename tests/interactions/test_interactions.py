@@ -80,8 +80,12 @@ async def test_list_filters_by_customer_channel_and_time_newest_first(
     assert len(times) == 3 and times == sorted(times, reverse=True)
     assert second["next_cursor"] is None
     windowed = await client.get(
-        f"/interactions?customer_id={customer}",
-        params={"from": iso(base + timedelta(hours=2)), "to": iso(base + timedelta(hours=4))},
+        "/interactions",
+        params={
+            "customer_id": str(customer),
+            "from": iso(base + timedelta(hours=2)),
+            "to": iso(base + timedelta(hours=4)),
+        },
         headers=admin,
     )
     assert [i["channel"] for i in windowed.json()["items"]] == ["phone", "email"]

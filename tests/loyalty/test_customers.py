@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import httpx
 import sqlalchemy as sa
@@ -264,4 +265,4 @@ async def test_the_liability_report_counts_outstanding_points_and_their_expiry(
     months = {m["month"]: m for m in after["expiring_by_month"]}
     previous = {m["month"]: m["points"] for m in before["expiring_by_month"]}
     assert months["2041-03"]["points"] - previous.get("2041-03", 0) == 500
-    assert float(after["value"]) == after["outstanding"] * 0.01
+    assert Decimal(after["value"]) == after["outstanding"] * Decimal("0.01")

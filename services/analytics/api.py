@@ -45,7 +45,7 @@ To = Annotated[
 @router.get(
     "/customers/{customer_id}/insights",
     tags=["insights"],
-    summary="One customer's tier, RFM, lifecycle, churn risk and facts",
+    summary="One customer's tier, RFM, lifecycle, churn risk, loyalty level and facts",
     response_model=s.CustomerInsights,
     responses=problem_responses(401, 403, 404, 422),
 )
@@ -71,6 +71,9 @@ async def get_insights(
       the usual interval), recent dissatisfaction 20, open complaints 10 each (max 20), an
       SLA breach in 90 days 10, spend in the last half-window under half the previous half 15,
       no contact in 90 days 5; capped at 100. Each contributing factor is listed in `reasons`.
+    - **loyalty_level**: the customer's membership level in the loyalty service (its code, as
+      in loyalty's `GET /levels`) and when it changed, from `loyalty.level_changed`; null
+      until loyalty first sets one.
 
     A merged-away customer id answers with its survivor's insights.
     """
@@ -287,8 +290,8 @@ async def post_rebuild(ctx: Admin) -> s.RebuildJob:
     `GET /admin/rebuild`. Scope `admin:write`.
 
     The rebuild empties the projections and replays the `GET /events` feeds of profiles,
-    interactions and complaints (settings `PROFILES_URL`, `INTERACTIONS_URL`,
-    `COMPLAINTS_URL`) in one transaction, then re-ranks. Readers see the old figures until it
+    interactions, complaints and loyalty (settings `PROFILES_URL`, `INTERACTIONS_URL`,
+    `COMPLAINTS_URL`, `LOYALTY_URL`) in one transaction, then re-ranks. Readers see the old figures until it
     commits; consumer batches wait for it; only values that differ from before are published.
     A feed that cannot be read fails the job with nothing changed. One rebuild at a time per
     replica (`409` while one runs). The same runs as `python -m services.analytics.rebuild`.

@@ -24,7 +24,12 @@ class Settings(ServiceSettings):
     )
     consumer_group: str = Field("analytics", validation_alias="ANALYTICS_CONSUMER_GROUP")
     consumed_topics: list[str] = Field(
-        default_factory=lambda: ["kehu.customers", "kehu.interactions", "kehu.complaints"],
+        default_factory=lambda: [
+            "kehu.customers",
+            "kehu.interactions",
+            "kehu.complaints",
+            "kehu.loyalty",
+        ],
         validation_alias="ANALYTICS_CONSUMED_TOPICS",
     )
 
@@ -93,11 +98,13 @@ class Settings(ServiceSettings):
     profiles_url: str = Field("http://127.0.0.1:8001", validation_alias="PROFILES_URL")
     interactions_url: str = Field("http://127.0.0.1:8002", validation_alias="INTERACTIONS_URL")
     complaints_url: str = Field("http://127.0.0.1:8003", validation_alias="COMPLAINTS_URL")
+    loyalty_url: str = Field("http://127.0.0.1:8006", validation_alias="LOYALTY_URL")
     rebuild_page_size: int = Field(1000, ge=1, le=1000, validation_alias="ANALYTICS_REBUILD_PAGE")
     # Catch-up: the repair path beside Kafka (see catchup.py). 0 turns it off.
     catchup_every_s: float = Field(30.0, ge=0, validation_alias="ANALYTICS_CATCHUP_EVERY_S")
     # Only events at least this old are checked: Kafka normally delivers them well before.
     catchup_grace_s: float = Field(60.0, ge=0, validation_alias="ANALYTICS_CATCHUP_GRACE_S")
-    catchup_sources: list[Literal["profiles", "interactions", "complaints"]] = Field(
-        ["profiles", "interactions", "complaints"], validation_alias="ANALYTICS_CATCHUP_SOURCES"
+    catchup_sources: list[Literal["profiles", "interactions", "complaints", "loyalty"]] = Field(
+        ["profiles", "interactions", "complaints", "loyalty"],
+        validation_alias="ANALYTICS_CATCHUP_SOURCES",
     )

@@ -1,12 +1,13 @@
 """GDPR for analytics: the customer's profiling data, how it was computed, and its erasure.
 
-Export: the customer's facts row (dimensions, window facts, tier, RFM, lifecycle stage, churn
-risk and its reasons), the fact rows it is computed from (purchases, refunds, interactions,
+Export: the customer's facts row (dimensions, loyalty level, window facts, tier, RFM, lifecycle
+stage, churn risk and its reasons), the fact rows it is computed from (purchases, refunds, interactions,
 surveys with their answers, complaints), the history of tier, lifecycle and churn-risk changes
 analytics published about them, and `definitions`: how each figure is computed.
 
 Erasure (on `customer.erased`, `services.analytics.projection.erase_customer`): the rows move to
-a fresh random id that nothing links to the customer, the dimensions are cleared, the published
+a fresh random id that nothing links to the customer, the dimensions and the loyalty level are
+cleared, the published
 history leaves the event log, and the erasure is recorded in `erased_customers`.
 """
 
@@ -49,6 +50,9 @@ DEFINITIONS = {
     "`churn_reasons` lists each contributing factor.",
     "dissatisfied_recent": "In the last 90 days: a survey score <= 2, an NPS <= 6, a complaint "
     "received, or a complaint rated <= 2.",
+    "loyalty_level": "The membership level (its code) the loyalty service last published for "
+    "the customer in `loyalty.level_changed`, and when it changed (`loyalty_level_at`); a "
+    "change older than the one held is ignored.",
     "history": "The tier, lifecycle and churn-risk changes analytics published about the "
     "customer (kept for the event log's retention period).",
 }
@@ -91,6 +95,6 @@ GDPR = GdprSpec(
     kept_after_erasure=KEPT_AFTER_ERASURE,
     definitions=DEFINITIONS,
     export_description="Analytics holds the customer's profiling data (tier, RFM, lifecycle, "
-    "churn risk, contribution), the facts they are computed from and the history of their "
+    "churn risk, contribution, loyalty level), the facts they are computed from and the history of their "
     "changes; `definitions` says how each figure is computed.",
 )

@@ -33,8 +33,8 @@ DESCRIPTION = """\
 Read models:
 ABC tiers, RFM, lifecycle, churn risk, satisfaction and complaint aggregates.
 
-Every figure is computed from the events of profiles, interactions and complaints (consumer
-group `analytics`), so it lags the source by the pipeline's delay (well under a second when
+Every figure is computed from the events of profiles, interactions, complaints and loyalty
+(consumer group `analytics`), so it lags the source by the pipeline's delay (well under a second when
 idle). Tiers and RFM are re-ranked globally a few seconds after changes settle. Should the
 broker lose records, the figures still converge: every `ANALYTICS_CATCHUP_EVERY_S` the service
 reads the sources' `GET /events` feeds for events older than `ANALYTICS_CATCHUP_GRACE_S` that

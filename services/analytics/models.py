@@ -53,6 +53,9 @@ class CustomerFacts(Model):
     dimensions_at: Mapped[datetime | None] = mapped_column(TS)
     erased: Mapped[bool] = mapped_column(server_default=sa.false())
     merged_into: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    # The loyalty membership level (its code) from kehu.loyalty, and when loyalty changed it.
+    loyalty_level: Mapped[str | None] = mapped_column(sa.Text)
+    loyalty_level_at: Mapped[datetime | None] = mapped_column(TS)
     # Facts over the window, refreshed from the fact tables.
     revenue: Mapped[Decimal] = mapped_column(MONEY, server_default="0")
     contribution: Mapped[Decimal] = mapped_column(MONEY, server_default="0")

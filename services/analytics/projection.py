@@ -28,6 +28,7 @@ from shared.contracts import customers as pc
 from shared.contracts import interactions as ic
 from shared.contracts.cases import CaseEvent
 from shared.contracts.common import CustomerEvent
+from shared.contracts.loyalty import LevelChanged
 from shared.events.envelope import CloudEvent
 from shared.events.registry import REGISTRY
 
@@ -57,6 +58,7 @@ CONTRACTS: tuple[type[CustomerEvent], ...] = (
     cc.ComplaintClosed,
     cc.ComplaintRated,
     *cases.CONTRACTS,
+    LevelChanged,
 )
 EVENT_TYPES = frozenset(c.event_type() for c in CONTRACTS)
 
@@ -126,6 +128,7 @@ class _Fold:
         self.complaints: dict[uuid.UUID, dict[str, Any]] = {}
         self.followups: dict[uuid.UUID, dict[str, Any]] = {}
         self.agent_teams: dict[str, dict[str, Any]] = {}
+        self.levels: dict[uuid.UUID, dict[str, Any]] = {}
         self.customers: set[uuid.UUID] = set()
 
     def purchase(self, purchase_id: uuid.UUID, customer_id: uuid.UUID) -> dict[str, Any]:
@@ -246,6 +249,19 @@ class _Fold:
                 }
         elif isinstance(e, cc.ComplaintEvent):
             self.add_complaint(e, customer_id)
+
+    def add_level(self, e: LevelChanged) -> None:
+        """The latest level per customer. Keyed by the event's own id, not a merge survivor:
+        loyalty already publishes a merged member's later changes for the survivor, and a
+        duplicate's change from before the merge says nothing about the survivor's level."""
+        self.customers.add(e.customer_id)
+        current = self.levels.get(e.customer_id)
+        if current is None or e.occurred_at >= current["loyalty_level_at"]:
+            self.levels[e.customer_id] = {
+                "customer_id": e.customer_id,
+                "loyalty_level": e.level,
+                "loyalty_level_at": e.occurred_at,
+            }
 
     def add_followup(self, e: ic.FollowupFields, customer_id: uuid.UUID) -> None:
         row = self.followups.get(e.followup_id)
@@ -416,6 +432,9 @@ async def apply(
     for e in contracts:
         if isinstance(e, CaseEvent):
             continue
+        if isinstance(e, LevelChanged):
+            fold.add_level(e)
+            continue
         if isinstance(e, pc.CustomerMerged):
             fold.customers.update({alias.get(e.customer_id, e.customer_id), e.merged_customer_id})
             continue
@@ -445,6 +464,14 @@ async def _write(session: AsyncSession, fold: _Fold) -> None:
         await session.execute(
             insert(f).on_conflict_do_update(index_elements=[f.c.customer_id], set_=set_),
             list(fold.dimensions.values()),
+        )
+    if fold.levels:
+        await session.execute(
+            insert(f).on_conflict_do_update(
+                index_elements=[f.c.customer_id],
+                set_=_latest(f, "loyalty_level_at", "loyalty_level"),
+            ),
+            list(fold.levels.values()),
         )
     for customer_id, at in fold.archived.items():
         await session.execute(
@@ -517,7 +544,8 @@ async def _write_followups(session: AsyncSession, rows: list[dict[str, Any]]) ->
 async def erase_customer(
     session: AsyncSession, customer_id: uuid.UUID, at: datetime
 ) -> uuid.UUID | None:
-    """Anonymise the customer: their rows move to a fresh random id, the dimensions go.
+    """Anonymise the customer: their rows move to a fresh random id, the dimensions (the
+    loyalty level with them) go.
 
     The figures stay in the aggregates (tier counts, revenue, satisfaction, complaint stats;
     by dimension they count as unknown); nothing links the anonymous id to the customer, and
@@ -564,6 +592,8 @@ async def erase_customer(
                 erased=True,
                 merged_into=None,
                 dimensions_at=None,
+                loyalty_level=None,
+                loyalty_level_at=None,
                 **dict.fromkeys(ANONYMISED_DIMENSIONS),
             )
         )

@@ -60,6 +60,7 @@ def feed_urls(settings: Settings) -> dict[str, str]:
         "profiles": settings.profiles_url,
         "interactions": settings.interactions_url,
         "complaints": settings.complaints_url,
+        "loyalty": settings.loyalty_url,
     }
 
 

@@ -98,6 +98,17 @@ class ComplaintFacts(BaseModel):
     sla_breaches_recent: int = Field(description="Complaints with an SLA breach, last 90 days.")
 
 
+class LoyaltyLevelRead(BaseModel):
+    """The membership level as the loyalty service last changed it."""
+
+    code: str = Field(
+        description="The level's code, as in loyalty's `GET /levels`.", examples=["gold"]
+    )
+    changed_at: datetime = Field(
+        description="When loyalty changed the customer to this level (the event's time)."
+    )
+
+
 class CustomerInsights(BaseModel):
     """Everything analytics knows about one customer."""
 
@@ -117,6 +128,11 @@ class CustomerInsights(BaseModel):
     rfm: RfmRead | None = Field(None, description="Null for customers without a purchase.")
     lifecycle_stage: LifecycleStage | None = None
     churn_risk: ChurnRiskRead | None = None
+    loyalty_level: LoyaltyLevelRead | None = Field(
+        None,
+        description="The loyalty membership level (`loyalty.level_changed`, latest wins); null "
+        "until loyalty sets one.",
+    )
     interactions: InteractionFacts
     satisfaction: SatisfactionFacts
     complaints: ComplaintFacts

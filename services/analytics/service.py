@@ -109,6 +109,11 @@ async def insights(ctx: RequestContext, customer_id: uuid.UUID) -> s.CustomerIns
         rfm=rfm,
         lifecycle_stage=row.lifecycle_stage,
         churn_risk=churn,
+        loyalty_level=(
+            None
+            if row.loyalty_level is None or row.loyalty_level_at is None
+            else s.LoyaltyLevelRead(code=row.loyalty_level, changed_at=row.loyalty_level_at)
+        ),
         interactions=s.InteractionFacts(
             total=row.interaction_count,
             last_contact_at=row.last_contact_at,

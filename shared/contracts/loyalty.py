@@ -94,7 +94,13 @@ class PointsExpiring(CustomerEvent):
     "level at most at the monthly evaluation.",
 )
 class LevelChanged(CustomerEvent):
-    level: str = Field(examples=["gold"])
-    previous_level: str | None = Field(None, examples=["silver"])
+    level: str = Field(
+        description="The new level's code (as in loyalty's `GET /levels`).", examples=["gold"]
+    )
+    previous_level: str | None = Field(
+        None,
+        description="The level's code before (null if the member had none).",
+        examples=["silver"],
+    )
     direction: Literal["up", "down"]
     earned_in_window: int = Field(ge=0, description="Points earned in the trailing window.")

@@ -11,12 +11,17 @@ from shared.contracts import complaints as cc
 from shared.contracts import customers as pc
 from shared.contracts import interactions as ic
 from shared.contracts.common import CustomerEvent
+from shared.contracts.loyalty import LevelChanged
 from shared.events.envelope import CloudEvent
 from shared.outbox import build_event
 
 # Real time (to the second), so background re-ranks of a served app agree with the tests.
 NOW = datetime.now(UTC).replace(microsecond=0)
-SOURCES = {"kehu.customers": "/kehu/profiles", "kehu.interactions": "/kehu/interactions"}
+SOURCES = {
+    "kehu.customers": "/kehu/profiles",
+    "kehu.interactions": "/kehu/interactions",
+    "kehu.loyalty": "/kehu/loyalty",
+}
 
 
 def days_ago(days: float) -> datetime:
@@ -223,3 +228,18 @@ def complaint_flow(
                 )
             )
     return events
+
+
+def level_changed(
+    customer_id: uuid.UUID, level: str, at: datetime, previous: str | None = None
+) -> CloudEvent:
+    return event(
+        LevelChanged(
+            customer_id=customer_id,
+            occurred_at=at,
+            level=level,
+            previous_level=previous,
+            direction="up",
+            earned_in_window=2000,
+        )
+    )

@@ -52,6 +52,41 @@ TOPIC_TITLES = {
     "kehu.outreach": "Messages to customers and their delivery states (outreach service)",
 }
 
+# Which Kehu services read each topic with their default settings (each in its own consumer
+# group). `tests/unit/test_asyncapi.py` checks it against the topic settings of analytics and
+# outreach and the subscriptions service's DOMAIN_TOPICS; the others name theirs in `main.py`.
+CONSUMERS: dict[str, tuple[str, ...]] = {
+    "kehu.customers": (
+        "analytics",
+        "complaints",
+        "interactions",
+        "loyalty",
+        "outreach",
+        "subscriptions",
+    ),
+    "kehu.interactions": ("analytics", "complaints", "loyalty", "outreach", "subscriptions"),
+    "kehu.complaints": ("analytics", "interactions", "outreach", "subscriptions"),
+    "kehu.analytics": (
+        "complaints",
+        "interactions",
+        "loyalty",
+        "outreach",
+        "profiles",
+        "subscriptions",
+    ),
+    "kehu.loyalty": ("analytics", "outreach", "subscriptions"),
+    "kehu.outreach": ("subscriptions",),
+    "kehu.subscriptions": (),
+}
+
+
+def _consumers_text(topic: str) -> str:
+    """The Kehu services that read `topic`, for the channel and the catalog page."""
+    readers = CONSUMERS.get(topic, ())
+    named = ["subscriptions (the webhooks)" if r == "subscriptions" else r for r in readers]
+    return ", ".join(named) or "none"
+
+
 ORDERING_TEXT = """\
 - **Kafka**: the key is the customer id (the subscription id on `kehu.subscriptions`), so one
   customer's events on one topic are in order within their partition. Across topics there is
@@ -227,7 +262,8 @@ def build_document(topics: Iterable[str] | None = None) -> dict[str, Any]:
         channels[cid] = {
             "address": topic,
             "title": TOPIC_TITLES.get(topic, topic),
-            "description": f"Kafka topic `{topic}`. Key: {_key_description(on_topic[0])}",
+            "description": f"Kafka topic `{topic}`. Key: {_key_description(on_topic[0])} "
+            f"Consumed inside Kehu by: {_consumers_text(topic)}.",
             "messages": {
                 message_id(c): {"$ref": f"#/components/messages/{message_id(c)}"} for c in on_topic
             },
@@ -240,6 +276,14 @@ def build_document(topics: Iterable[str] | None = None) -> dict[str, Any]:
             "channel": {"$ref": f"#/channels/{cid}"},
             "messages": [{"$ref": f"#/channels/{cid}/messages/{message_id(c)}"} for c in on_topic],
         }
+        for reader in CONSUMERS.get(topic, ()):
+            operations[f"{reader}.receive.{cid}"] = {
+                "action": "receive",
+                "title": f"The {reader} service consumes {topic}",
+                "summary": f"Kehu's {reader} service reads `{topic}` (and skips the event "
+                "types it does not use).",
+                "channel": {"$ref": f"#/channels/{cid}"},
+            }
         for c in on_topic:
             payload = example_payload(c, schemas)
             key = str(payload.get("customer_id") or payload.get("subscription_id"))
@@ -397,6 +441,7 @@ def catalog_page(cls: type[EventContract], document: dict[str, Any]) -> str:
         f"| Version | {cls.event_version} |",
         f"| Webhook filter | `{cls.event_type()}`, or a wildcard such as "
         f"`kehu.{cls.event_name.split('.')[0]}.*` |",
+        f"| Consumed inside Kehu | {_consumers_text(cls.topic)} |",
         "",
         "## When it is published",
         "",

@@ -291,10 +291,11 @@ async def post_rebuild(ctx: Admin) -> s.RebuildJob:
 
     The rebuild empties the projections and replays the `GET /events` feeds of profiles,
     interactions, complaints and loyalty (settings `PROFILES_URL`, `INTERACTIONS_URL`,
-    `COMPLAINTS_URL`, `LOYALTY_URL`) in one transaction, then re-ranks. Readers see the old figures until it
-    commits; consumer batches wait for it; only values that differ from before are published.
-    A feed that cannot be read fails the job with nothing changed. One rebuild at a time per
-    replica (`409` while one runs). The same runs as `python -m services.analytics.rebuild`.
+    `COMPLAINTS_URL`, `LOYALTY_URL`) in one transaction, then re-ranks. Readers see the old
+    figures until it commits; consumer batches wait for it; only values that differ from before
+    are published. A feed that cannot be read fails the job with nothing changed. One rebuild
+    at a time per replica (`409` while one runs). The same runs as
+    `python -m services.analytics.rebuild`.
     """
     state = ctx.app_state
     current = getattr(state, "rebuild_job", None)

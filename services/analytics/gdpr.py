@@ -1,9 +1,9 @@
 """GDPR for analytics: the customer's profiling data, how it was computed, and its erasure.
 
 Export: the customer's facts row (dimensions, loyalty level, window facts, tier, RFM, lifecycle
-stage, churn risk and its reasons), the fact rows it is computed from (purchases, refunds, interactions,
-surveys with their answers, complaints), the history of tier, lifecycle and churn-risk changes
-analytics published about them, and `definitions`: how each figure is computed.
+stage, churn risk and its reasons), the fact rows it is computed from (purchases, refunds,
+interactions, surveys with their answers, complaints), the history of tier, lifecycle and
+churn-risk changes analytics published about them, and `definitions`: how each figure is computed.
 
 Erasure (on `customer.erased`, `services.analytics.projection.erase_customer`): the rows move to
 a fresh random id that nothing links to the customer, the dimensions and the loyalty level are
@@ -95,6 +95,6 @@ GDPR = GdprSpec(
     kept_after_erasure=KEPT_AFTER_ERASURE,
     definitions=DEFINITIONS,
     export_description="Analytics holds the customer's profiling data (tier, RFM, lifecycle, "
-    "churn risk, contribution, loyalty level), the facts they are computed from and the history of their "
-    "changes; `definitions` says how each figure is computed.",
+    "churn risk, contribution, loyalty level), the facts they are computed from and the history "
+    "of their changes; `definitions` says how each figure is computed.",
 )

@@ -34,11 +34,12 @@ Read models:
 ABC tiers, RFM, lifecycle, churn risk, satisfaction and complaint aggregates.
 
 Every figure is computed from the events of profiles, interactions, complaints and loyalty
-(consumer group `analytics`), so it lags the source by the pipeline's delay (well under a second when
-idle). Tiers and RFM are re-ranked globally a few seconds after changes settle. Should the
-broker lose records, the figures still converge: every `ANALYTICS_CATCHUP_EVERY_S` the service
-reads the sources' `GET /events` feeds for events older than `ANALYTICS_CATCHUP_GRACE_S` that
-Kafka did not deliver, and applies each event once whichever path brings it.
+(consumer group `analytics`), so it lags the source by the pipeline's delay (well under a
+second when idle). Tiers and RFM are re-ranked globally a few seconds after changes settle.
+Should the broker lose records, the figures still converge: every `ANALYTICS_CATCHUP_EVERY_S`
+the service reads the sources' `GET /events` feeds for events older than
+`ANALYTICS_CATCHUP_GRACE_S` that Kafka did not deliver, and applies each event once whichever
+path brings it.
 
 Metric definitions (trailing 365-day window ending now unless a request says otherwise):
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from services.analytics.main import create_app
 from shared.contracts.customers import CustomerErased
-from shared.events.envelope import to_kafka
+from shared.events.envelope import CloudEvent, to_kafka
 from shared.kafka import ensure_topics
 from tests.analytics.conftest import AnalyticsDb, analytics_settings
 from tests.analytics.factories import NOW, created, days_ago, event, ids, level_changed, purchase
@@ -21,7 +21,7 @@ from tests.conftest import auth
 from tests.helpers import eventually, serve
 
 
-async def test_a_level_change_from_the_broker_shows_in_the_insights_and_an_older_or_repeated_one_changes_nothing(
+async def test_a_level_change_from_the_broker_shows_and_an_older_or_repeated_one_changes_nothing(
     fresh_database: Any, token: Callable[..., str]
 ) -> None:
     settings = analytics_settings(await fresh_database("analytics"))
@@ -36,7 +36,7 @@ async def test_a_level_change_from_the_broker_shows_in_the_insights_and_an_older
     app = create_app(settings)
     async for client in serve(app):
 
-        async def level() -> tuple[str, datetime] | None:
+        async def level(client: httpx.AsyncClient = client) -> tuple[str, datetime] | None:
             response = await client.get(f"/customers/{customer}/insights", headers=headers)
             shown = response.json().get("loyalty_level") if response.status_code == 200 else None
             return shown and (shown["code"], datetime.fromisoformat(shown["changed_at"]))
@@ -52,7 +52,7 @@ async def test_a_level_change_from_the_broker_shows_in_the_insights_and_an_older
         marker = purchase(customer, "10")
         await produce(topic, [to_kafka(e) for e in (gold, late, marker)])
 
-        async def marker_applied() -> bool:
+        async def marker_applied(marker: CloudEvent = marker) -> bool:
             async with app.state.engine.connect() as conn:
                 row = await conn.execute(
                     sa.text("SELECT 1 FROM inbox WHERE event_id = :id AND status = 'processed'"),

@@ -97,3 +97,19 @@ def test_catalog_page_says_when_payload_ordering_and_versioning() -> None:
         assert heading in page
     assert "| `resolution_met` | boolean | yes |" in page
     assert '"type": "kehu.complaint.resolved.v1"' in page
+
+
+def test_consumers_listed_match_the_services_topic_settings() -> None:
+    from services.analytics.config import Settings as AnalyticsSettings
+    from services.outreach import consumers as outreach_consumers
+    from services.outreach.config import Settings as OutreachSettings
+    from shared.asyncapi import CONSUMERS
+    from shared.contracts import DOMAIN_TOPICS
+
+    def read_by(service: str) -> set[str]:
+        return {topic for topic, readers in CONSUMERS.items() if service in readers}
+
+    assert read_by("analytics") == set(AnalyticsSettings().consumed_topics)
+    assert "kehu.loyalty" in read_by("analytics")  # the membership level in the insights
+    assert read_by("outreach") == set(outreach_consumers.topics(OutreachSettings()))
+    assert read_by("subscriptions") == set(DOMAIN_TOPICS)

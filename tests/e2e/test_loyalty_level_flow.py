@@ -18,6 +18,7 @@ from services.loyalty.config import Settings as LoyaltySettings
 from services.loyalty.main import create_app as loyalty_app
 from tests.conftest import auth
 from tests.e2e.test_analytics_flow import _start
+from tests.loyalty.conftest import DEFAULT_LEVELS
 from tests.helpers import eventually
 
 
@@ -40,9 +41,13 @@ async def test_the_level_loyalty_raises_on_a_purchase_shows_in_analytics(
                 )
             ),
         )
+        # The programme's levels as this test needs them (the loyalty database is shared with
+        # other suites, which may have replaced them).
+        levels = await loyalty.put("/levels", json={"levels": DEFAULT_LEVELS}, headers=admin)
+        assert levels.status_code == 200, levels.text
         customer = uuid.uuid4()
-        # Far above any level's threshold (other tests may have replaced the levels): the
-        # member lands on the highest level at once, through loyalty's purchase consumer.
+        # Far above the highest threshold: the member lands on "gold" at once, through
+        # loyalty's purchase consumer.
         purchase = await interactions.post(
             "/purchases",
             json={
@@ -67,6 +72,7 @@ async def test_the_level_loyalty_raises_on_a_purchase_shows_in_analytics(
 
         await eventually(raised, timeout=90, interval=0.5)
         level = await member()
+        assert level["level"] == "gold"
 
         async def insights_level() -> dict[str, Any] | None:
             response = await analytics.get(f"/customers/{customer}/insights", headers=admin)

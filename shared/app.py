@@ -238,6 +238,7 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
                 await _bounded(f"consumer {runner.group_id}", runner.stop(), bound)
             await _bounded("outbox relay", relay.stop(), bound)
             await _bounded("database pool", engine.dispose(), bound)
+            metrics.process_stopped()
 
     app = FastAPI(
         title=spec.title,

@@ -44,6 +44,10 @@ class Report:
     machine: dict[str, Any]
     figures: list[Figure] = field(default_factory=list)
     raw: dict[str, float] = field(default_factory=dict)
+    # The hot paths against their same-work baselines (bench/hotpath_bench.py), one row each.
+    hot: list[dict[str, Any]] = field(default_factory=list)
+    hot_meta: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def add(self, figure: Figure) -> Figure:
         self.figures.append(figure)

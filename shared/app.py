@@ -33,7 +33,7 @@ from shared.idempotency import DEFAULT_SEAL_CONTEXT
 from shared.limits import BodySizeLimitMiddleware, RateLimitMiddleware
 from shared.logs import configure_logging
 from shared.openapi import install_openapi
-from shared.outbox import Outbox, OutboxRelay, read_feed
+from shared.outbox import Outbox, OutboxRelay, read_feed, wake_relay_on_commit
 from shared.privacy import Privacy
 from shared.problems import install_handlers, problem_responses
 from shared.settings import ServiceSettings
@@ -201,6 +201,7 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
             app.state.clock = SYSTEM_CLOCK
         app.state.outbox = Outbox(spec.outbox, f"/kehu/{spec.name}")
         app.state.relay = relay = OutboxRelay(settings, engine, spec.outbox, set(spec.publishes))
+        wake_relay_on_commit(spec.outbox, relay.wake)  # a commit that wrote events wakes it
         app.state.consumers = [
             ConsumerRunner(
                 settings,

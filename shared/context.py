@@ -20,6 +20,12 @@ endpoint is audited even before it records its own, more precise entry.
 
 Consumers and jobs build a context with `RequestContext.system(...)`: same service functions,
 no request.
+
+**Hot paths** may skip the ORM: `await ctx.db()` is the asyncpg connection under the request's
+session, inside its transaction (the session still commits once), so hand-written statements
+(data-modifying CTEs: one round trip for a row, its history, its events and its audit entry)
+and ORM work share one unit of work. `await ctx.db(transaction=False)` is for reads: the
+connection runs in autocommit, so a read and its audit entry are two round trips, not four.
 """
 
 from __future__ import annotations
@@ -29,10 +35,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
+import asyncpg
 from asgi_correlation_id import correlation_id
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.audit import AUDIT_FROM_JSON, audit_json
 from shared.auth import Principal, current_principal
 from shared.problems import Forbidden
 from shared.settings import ServiceSettings
@@ -103,6 +111,29 @@ class RequestContext:
     request: Request | None = None
     audited_changes: int = 0
     replayed: bool = False  # an Idempotency-Key replay: nothing changed
+    _driver: asyncpg.Connection | None = None
+    _adapter: Any = None  # SQLAlchemy's asyncpg adapter of that connection
+
+    # -- the database ---------------------------------------------------------------------
+
+    async def db(self, *, transaction: bool = True) -> asyncpg.Connection:
+        """The asyncpg connection under `session`, for hand-written statements.
+
+        With `transaction=True` (writes) its statements run in the request's transaction,
+        which the context commits once. With `transaction=False` (reads; only as the first use
+        of the session) the connection is in autocommit: every statement, the session's too,
+        commits by itself and no BEGIN/COMMIT round trips are spent.
+        """
+        if self._driver is None:
+            options = {} if transaction else {"isolation_level": "AUTOCOMMIT"}
+            connection = await self.session.connection(execution_options=options)
+            fairy = await connection.get_raw_connection()
+            self._adapter = fairy.dbapi_connection
+            self._driver = self._adapter._connection
+        if transaction and self._adapter._transaction is None and not self._adapter.autocommit:
+            await self._adapter._start_transaction()  # the BEGIN SQLAlchemy would send
+        assert self._driver is not None
+        return self._driver
 
     # -- time -------------------------------------------------------------------------------
 
@@ -154,8 +185,26 @@ class RequestContext:
         """Record that unmasked personal data went to this caller: one entry per customer.
 
         `records` are (resource, record, customer id) triples; only callers with `pii:read`
-        are recorded (the others only ever see masked values)."""
+        are recorded (the others only ever see masked values). One statement however many."""
+        if self._driver is not None:  # a hot path on the driver connection: stay on it
+            entries = self.pii.read_entries(self, records)
+            if entries:
+                await self._driver.execute(AUDIT_FROM_JSON, audit_json(entries))
+            return
         await self.pii.record_reads(self, records)
+
+    def change_entries(
+        self,
+        action: str,
+        resource: str,
+        resource_id: Any = None,
+        customer_id: Any = None,
+        fields: Iterable[str] = (),
+    ) -> list[dict[str, Any]]:
+        """The audit entries of a change, for a statement that inserts them itself (a CTE with
+        `shared.audit.AUDIT_FROM_JSON`'s shape); counted as recorded, like `audit_change`."""
+        self.audited_changes += 1
+        return self.pii.change_entries(self, action, resource, resource_id, customer_id, fields)
 
     async def audit_unaudited_write(self) -> None:
         """The safety net: a committed write request with no change entry gets a generic one."""

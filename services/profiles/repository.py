@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +23,7 @@ from services.profiles.models import (
     Need,
     table_of,
 )
+from shared.audit import AUDIT_COLUMNS, AUDIT_ROWS_SELECT
 from shared.keyset import Keyset, SortKey, parse_datetime
 
 SORTS: dict[str, tuple[Any, Any]] = {  # key: (column, parse a cursor value)
@@ -42,14 +44,6 @@ def customer_order(sort: str) -> Keyset:
         SortKey(column, sort, descending, parse),
         SortKey(Customer.id, "id", descending, uuid.UUID),
     )
-
-
-def sort_value(row: tuple[Customer, Any], name: str) -> Any:
-    customer = row[0]
-    key = name.lstrip("-")
-    if key == "display_name":
-        return customer.search_name or ""
-    return getattr(customer, key)
 
 
 HISTORY_ORDER = Keyset(SortKey(HistoryEntry.id, "before", descending=True, parse=int))
@@ -289,10 +283,18 @@ def _text_match(q: str, personal: bool) -> Any:
     return sa.or_(*conditions)
 
 
+def row_sort_value(row: Any, name: str) -> Any:
+    key = name.lstrip("-")
+    if key == "display_name":
+        return row.search_name or ""
+    return getattr(row, key)
+
+
 async def list_customers(
     session: AsyncSession, filters: CustomerFilter, sort: str, cursor: str | None, limit: int
-) -> tuple[list[tuple[Customer, CustomerInsights | None]], str | None]:
-    query = sa.select(Customer, CustomerInsights).outerjoin(
+) -> tuple[list[Any], str | None]:
+    """A page of customers as rows of `READ_COLUMNS` (Core: no ORM objects to build)."""
+    query = sa.select(*READ_COLUMNS).outerjoin(
         CustomerInsights, CustomerInsights.customer_id == Customer.id
     )
     f = filters
@@ -325,8 +327,7 @@ async def list_customers(
         conditions.append(Customer.updated_at < f.updated_to)
     order = customer_order(sort)
     result = await session.execute(order.apply(query.where(*conditions), cursor, limit))
-    rows: list[tuple[Customer, CustomerInsights | None]] = [(c, i) for c, i in result.all()]
-    return order.page(rows, limit, sort_value)
+    return order.page(list(result.all()), limit, row_sort_value)
 
 
 def _history_of(customer_ids: Sequence[uuid.UUID], entity: str | None = None) -> Any:
@@ -425,3 +426,181 @@ async def upsert_insights(
             where=sa.or_(existing_at.is_(None), existing_at <= statement.excluded[at_column]),
         )
     )
+
+
+# -- hot paths: hand-written statements on the request's asyncpg connection (`ctx.db()`) -------
+
+# Every column a customer's read model needs, with its insights, in one join.
+CUSTOMER_ROW = (
+    "SELECT c.id, c.customer_number, c.kind, c.status, c.version, c.external_ref, "
+    "c.display_name, c.legal_name, c.email, c.phone, c.addresses, c.notes, c.custom_attributes, "
+    "c.company_name, c.industry, c.region, c.company_size, c.source_channel, c.owner_id, c.tags, "
+    "c.language, c.preferred_channel, c.important_dates, c.merged_into_id, c.created_at, "
+    "c.updated_at, c.archived_at, c.erased_at, i.tier, i.lifecycle_stage, i.churn_risk_score, "
+    "i.churn_risk_level, i.churn_risk_reasons "
+    "FROM customers c LEFT JOIN customer_insights i ON i.customer_id = c.id"
+)
+
+
+async def customer_row(
+    conn: asyncpg.Connection, customer_id: uuid.UUID, *, for_update: bool = False
+) -> asyncpg.Record | None:
+    """One customer with its insights (sealed columns still sealed), optionally row-locked."""
+    lock = " FOR UPDATE OF c" if for_update else ""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"{CUSTOMER_ROW} WHERE c.id = $1{lock}", customer_id
+    )
+    return row
+
+
+async def lock_identity_keys_on(conn: asyncpg.Connection, keys: Sequence[str]) -> None:
+    """`lock_identity_keys` on the driver connection."""
+    if keys:
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k",
+            sorted(set(keys)),
+        )
+
+
+OUTBOX_ROWS = (
+    "FROM jsonb_to_recordset({param}::jsonb) AS x(event_id uuid, type text, source text, "
+    "subject text, partition_key text, topic text, time timestamptz, data jsonb)"
+)
+OUTBOX_INSERT = (
+    "INSERT INTO outbox (event_id, type, source, subject, partition_key, topic, time, data)"
+)
+
+# A create in one statement: the external_ref and duplicate checks (after the caller took the
+# identity locks, so their snapshot sees every committed look-alike), and only when both pass
+# the customer, its history entry, its event (with the number the database assigns) and the
+# audit entry. Returns the created row, or the conflicting ones.
+CREATE_CUSTOMER = f"""
+WITH dup AS (
+    SELECT id, customer_number, owner_id, email_index = $11 AS e, phone_index = $12 AS p,
+           name_index = $14 AS n
+    FROM customers
+    WHERE (email_index = $11 OR phone_index = $12 OR name_index = $14) AND status <> 'merged'
+          AND NOT $27
+    ORDER BY created_at, id LIMIT 5
+), ref AS (
+    SELECT id, customer_number FROM customers
+    WHERE $3::text IS NOT NULL AND external_ref = $3::text
+), ins AS (
+    INSERT INTO customers (id, kind, external_ref, display_name, legal_name, email, phone,
+        addresses, notes, custom_attributes, email_index, phone_index, display_name_index,
+        name_index, search_name, company_name, industry, region, company_size, source_channel,
+        owner_id, tags, language, preferred_channel, important_dates, created_at, updated_at)
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+        $20, $21, $22, $23, $24, $25::jsonb, $26, $26
+    WHERE NOT EXISTS (SELECT 1 FROM ref) AND NOT EXISTS (SELECT 1 FROM dup)
+    RETURNING id, customer_number, status, version
+), hist AS (
+    INSERT INTO customer_history (customer_id, entity, entity_id, action, actor, changed_at,
+        changes)
+    SELECT id, 'customer', id::text, 'created', $28, $26, $29 FROM ins
+), ob AS (
+    {OUTBOX_INSERT}
+    SELECT x.event_id, x.type, x.source, x.subject, x.partition_key, x.topic, x.time,
+        jsonb_set(x.data, '{{dimensions,customer_number}}', to_jsonb(ins.customer_number))
+    {OUTBOX_ROWS.format(param="$30")}, ins
+), au AS (
+    INSERT INTO {AUDIT_COLUMNS} {AUDIT_ROWS_SELECT.format(param="$31")}
+    WHERE EXISTS (SELECT 1 FROM ins)
+)
+SELECT 'created' AS found, id, customer_number, status, version, NULL::text AS owner_id,
+    NULL::boolean AS e, NULL::boolean AS p, NULL::boolean AS n FROM ins
+UNION ALL SELECT 'external_ref', id, customer_number, NULL, NULL, NULL, NULL, NULL, NULL FROM ref
+UNION ALL SELECT 'duplicate', id, customer_number, NULL, NULL, owner_id, e, p, n FROM dup
+"""
+
+
+async def create_customer_row(conn: asyncpg.Connection, *params: Any) -> list[asyncpg.Record]:
+    """Run `CREATE_CUSTOMER` with its 31 parameters (see `service.create_customer`)."""
+    return list(await conn.fetch(CREATE_CUSTOMER, *params))
+
+
+async def update_customer_row(
+    conn: asyncpg.Connection,
+    customer_id: uuid.UUID,
+    at: datetime,
+    assignments: dict[str, Any],
+    actor: str,
+    history_changes: str,
+    events: str,
+    audit: str,
+) -> int:
+    """The changed columns, a version bump, the history entry, the events and the audit entry
+    in one statement; the new version."""
+    params: list[Any] = [customer_id, at, actor, history_changes, events, audit]
+    sets = []
+    for name, value in assignments.items():
+        params.append(value)
+        cast = "::jsonb" if name == "important_dates" else ""
+        sets.append(f"{name} = ${len(params)}{cast}")
+    version: int = await conn.fetchval(
+        f"""
+        WITH up AS (
+            UPDATE customers SET {", ".join(sets)}, version = version + 1, updated_at = $2
+            WHERE id = $1 RETURNING id, version
+        ), hist AS (
+            INSERT INTO customer_history (customer_id, entity, entity_id, action, actor,
+                changed_at, changes)
+            SELECT id, 'customer', id::text, 'updated', $3, $2, $4 FROM up
+        ), ob AS (
+            {OUTBOX_INSERT}
+            SELECT x.event_id, x.type, x.source, x.subject, x.partition_key, x.topic, x.time,
+                x.data {OUTBOX_ROWS.format(param="$5")} WHERE EXISTS (SELECT 1 FROM up)
+        ), au AS (
+            INSERT INTO {AUDIT_COLUMNS} {AUDIT_ROWS_SELECT.format(param="$6")}
+            WHERE EXISTS (SELECT 1 FROM up)
+        )
+        SELECT version FROM up
+        """,
+        *params,
+    )
+    return version
+
+
+# The columns of a customer's read model, for the filtered list (SQLAlchemy Core: the filter
+# and keyset code is shared with every other list; values come back opened).
+READ_COLUMNS = [
+    *(
+        Customer.__table__.c[name]
+        for name in (
+            "id",
+            "customer_number",
+            "kind",
+            "status",
+            "version",
+            "external_ref",
+            "display_name",
+            "legal_name",
+            "email",
+            "phone",
+            "addresses",
+            "notes",
+            "custom_attributes",
+            "company_name",
+            "industry",
+            "region",
+            "company_size",
+            "source_channel",
+            "owner_id",
+            "tags",
+            "language",
+            "preferred_channel",
+            "important_dates",
+            "merged_into_id",
+            "created_at",
+            "updated_at",
+            "archived_at",
+            "erased_at",
+            "search_name",
+        )
+    ),
+    CustomerInsights.tier,
+    CustomerInsights.lifecycle_stage,
+    CustomerInsights.churn_risk_score,
+    CustomerInsights.churn_risk_level,
+    CustomerInsights.churn_risk_reasons,
+]

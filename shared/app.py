@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -27,10 +26,10 @@ from shared.auth import TokenVerifier, require
 from shared.consumer import BatchHandler, ConsumerRunner, EventHandler
 from shared.context import SYSTEM_CLOCK
 from shared.db import SessionDep, create_engine, session_factory
+from shared.edge import EdgeMiddleware
 from shared.events.envelope import CloudEvent
 from shared.gdpr import GdprSpec, gdpr_router
 from shared.idempotency import DEFAULT_SEAL_CONTEXT
-from shared.limits import BodySizeLimitMiddleware, RateLimitMiddleware
 from shared.logs import configure_logging
 from shared.openapi import install_openapi
 from shared.outbox import Outbox, OutboxRelay, read_feed, wake_relay_on_commit
@@ -254,16 +253,15 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
     )
     install_handlers(app)
     install_openapi(app)
+    # Request id, body size, rate limit and metrics in one layer (shared.edge).
     app.add_middleware(
-        BodySizeLimitMiddleware,
+        EdgeMiddleware,
+        service=spec.name,
         max_bytes=settings.max_body_bytes,
         overrides=settings.body_limit_overrides,
+        rate=settings.rate_limit_per_s,
+        burst=settings.rate_limit_burst,
     )
-    app.add_middleware(
-        RateLimitMiddleware, rate=settings.rate_limit_per_s, burst=settings.rate_limit_burst
-    )
-    app.add_middleware(metrics.MetricsMiddleware, service=spec.name)
-    app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     for router in spec.routers:
         app.include_router(router)
     app.include_router(events_router(spec.outbox))

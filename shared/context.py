@@ -113,27 +113,50 @@ class RequestContext:
     replayed: bool = False  # an Idempotency-Key replay: nothing changed
     _driver: asyncpg.Connection | None = None
     _adapter: Any = None  # SQLAlchemy's asyncpg adapter of that connection
+    _own: Any = None  # a pooled connection taken outside the session (autocommit reads)
 
     # -- the database ---------------------------------------------------------------------
 
     async def db(self, *, transaction: bool = True) -> asyncpg.Connection:
-        """The asyncpg connection under `session`, for hand-written statements.
+        """The asyncpg connection for hand-written statements.
 
-        With `transaction=True` (writes) its statements run in the request's transaction,
-        which the context commits once. With `transaction=False` (reads; only as the first use
-        of the session) the connection is in autocommit: every statement, the session's too,
-        commits by itself and no BEGIN/COMMIT round trips are spent.
+        With `transaction=True` (writes) it is the session's connection, inside the request's
+        transaction, which the context commits once. With `transaction=False` (reads) it is a
+        pooled connection of its own in autocommit: a read and its audit entry are two round
+        trips, no BEGIN/COMMIT, no session work (the session's connection is used instead once
+        the session has one, see `autocommit`).
         """
         if self._driver is None:
-            options = {} if transaction else {"isolation_level": "AUTOCOMMIT"}
-            connection = await self.session.connection(execution_options=options)
-            fairy = await connection.get_raw_connection()
-            self._adapter = fairy.dbapi_connection
-            self._driver = self._adapter._connection
+            if transaction or self.session.in_transaction():
+                connection = await self.session.connection()
+                self._bind((await connection.get_raw_connection()).dbapi_connection)
+            else:
+                self._own = await self.app_state.engine.raw_connection()
+                self._bind(self._own.dbapi_connection)
         if transaction and self._adapter._transaction is None and not self._adapter.autocommit:
             await self._adapter._start_transaction()  # the BEGIN SQLAlchemy would send
         assert self._driver is not None
         return self._driver
+
+    async def autocommit(self) -> asyncpg.Connection:
+        """Run the session's statements (ORM or Core reads) in autocommit, and hand-written
+        ones on the same connection: for a read that needs the session; call it first."""
+        connection = await self.session.connection(
+            execution_options={"isolation_level": "AUTOCOMMIT"}
+        )
+        self._bind((await connection.get_raw_connection()).dbapi_connection)
+        assert self._driver is not None
+        return self._driver
+
+    def _bind(self, adapter: Any) -> None:
+        self._adapter = adapter
+        self._driver = adapter._connection
+
+    def release(self) -> None:
+        """Return a connection `db(transaction=False)` took of its own to the pool."""
+        if self._own is not None:
+            own, self._own = self._own, None
+            own.close()
 
     # -- time -------------------------------------------------------------------------------
 
@@ -289,9 +312,12 @@ def context(*scopes: str) -> Any:
             try:
                 yield ctx
                 await ctx.audit_unaudited_write()
-                await session.commit()
+                if session.in_transaction():  # a read on its own connection used none
+                    await session.commit()
             except BaseException:
                 await session.rollback()
                 raise
+            finally:
+                ctx.release()
 
     return Depends(_build, scope="function")

@@ -334,7 +334,7 @@ async def list_customers(
         if filters.owner_id not in (None, owner):
             return [], None
         filters.owner_id = owner
-    await ctx.db(transaction=False)  # a read: the page and its audit entries autocommit
+    await ctx.autocommit()  # a read: the page and its audit entries autocommit
     rows, next_cursor = await repo.list_customers(ctx.session, filters, sort, cursor, limit)
     reads = [read_of(row._mapping) for row in rows]
     await ctx.audit_reads([("customer", r, r.id) for r in reads])

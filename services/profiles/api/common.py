@@ -11,7 +11,7 @@ from shared.context import RequestContext, context
 from shared.pagination import MAX_LIMIT
 
 
-def purpose(
+async def purpose(
     x_purpose: Annotated[
         str | None,
         Header(

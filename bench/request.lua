@@ -12,6 +12,15 @@ for id in string.gmatch(os.getenv("BENCH_IDS") or "", "[^,]+") do
 end
 local counter = 0
 local thread_id = 0
+-- BENCH_RATE (requests/s over all connections, BENCH_CONNECTIONS of them): each connection
+-- waits its share of the interval before the next request, for latency at a fixed load.
+local rate = tonumber(os.getenv("BENCH_RATE") or "0")
+local connections = tonumber(os.getenv("BENCH_CONNECTIONS") or "32")
+if rate > 0 then
+  delay = function()
+    return math.random(0, math.floor(2000 * connections / rate))
+  end
+end
 
 setup = function(thread)
   thread_id = thread_id + 1

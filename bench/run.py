@@ -215,7 +215,8 @@ def hot_table(report: Report) -> list[str]:
         f"wrk {report.hot_meta.get('wrk', '')}, {report.hot_meta.get('seconds', '')} s each, "
         "one worker, in this run. Ratio = Kehu / baseline (target >= "
         f"{TARGET_RATIO}x); before = {report.hot_meta.get('before') or 'not measured'}. "
-        f"p99 at half of Kehu's maximum rate, open loop (target < {TARGET_P99_MS:.0f} ms). "
+        f"p99 at half of Kehu's maximum rate: 16 wrk connections pacing their requests to that "
+        f"rate in total (target < {TARGET_P99_MS:.0f} ms). "
         "2 workers: `KEHU_WORKERS=2`, scaling = 2-worker / 1-worker maximum.",
         "",
         "| path | baseline req/s | Kehu req/s | ratio | before | >= 0.6x | p99 at half (rate) "

@@ -84,11 +84,15 @@ async def _init(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=str, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep(conn: asyncpg.Connection) -> None:
+    """No reset query on release: every use is a whole statement or transaction."""
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> Any:
     for service in ("profiles", "interactions", "complaints"):
         POOLS[service] = await asyncpg.create_pool(
-            dsn(service), min_size=16, max_size=16, init=_init
+            dsn(service), min_size=16, max_size=16, init=_init, reset=_keep
         )
     yield
     for pool in POOLS.values():

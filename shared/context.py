@@ -37,11 +37,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import asyncpg
 from asgi_correlation_id import correlation_id
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit import AUDIT_FROM_JSON, audit_json
-from shared.auth import Principal, current_principal
+from shared.auth import Bearer, Principal, authenticate
 from shared.problems import Forbidden
 from shared.settings import ServiceSettings
 
@@ -276,6 +276,17 @@ def _route_of(request: Request) -> str | None:
     return getattr(route, "path", None)
 
 
+PurposeHeader = Annotated[
+    str | None,
+    Header(
+        alias="X-Purpose",
+        description="Why you access the data (e.g. a ticket number); recorded with every audit "
+        "entry of the request (first 500 characters).",
+        examples=["support ticket T-1042"],
+    ),
+]
+
+
 def context(*scopes: str) -> Any:
     """Dependency: the request context of a caller holding every one of `scopes`.
 
@@ -285,14 +296,15 @@ def context(*scopes: str) -> Any:
     """
 
     async def _build(
-        request: Request,
-        principal: Annotated[Principal, Depends(current_principal)],
+        request: Request, credentials: Bearer, purpose: PurposeHeader = None
     ) -> AsyncIterator[RequestContext]:
+        # One dependency for the bearer check, the scopes and the context (each level of
+        # dependencies costs every request); X-Purpose is documented on every operation here.
+        principal = authenticate(request, credentials)
         for scope in scopes:
             if not principal.has(scope):
                 raise Forbidden(f"This operation needs the `{scope}` scope", required_scope=scope)
         state = request.app.state
-        purpose = request.headers.get("x-purpose")
         async with state.sessions() as session:
             ctx = RequestContext(
                 session=session,

@@ -185,9 +185,14 @@ class Outbox:
 
     async def emit(self, session: AsyncSession | AsyncConnection, *events: EventContract) -> None:
         """Record events; they are published only if the caller's transaction commits."""
-        if events:
-            await session.execute(sa.insert(self.table), [self._row(e) for e in events])
-            self.written(session)
+        if not events:
+            return
+        rows = [self._row(e) for e in events]
+        if len(rows) <= 50:  # one multi-row statement, no ORM bulk-insert machinery
+            await session.execute(sa.insert(self.table).values(rows))
+        else:  # imports and re-ranks: executemany keeps each statement's parameters bounded
+            await session.execute(sa.insert(self.table), rows)
+        self.written(session)
 
 
 def row_to_event(row: Any) -> CloudEvent:

@@ -92,20 +92,6 @@ async def get_customer(
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def get_customer_with_insights(
-    session: AsyncSession, customer_id: uuid.UUID
-) -> tuple[Customer, CustomerInsights | None] | None:
-    """The customer and its insights in one round trip."""
-    row = (
-        await session.execute(
-            sa.select(Customer, CustomerInsights)
-            .outerjoin(CustomerInsights, CustomerInsights.customer_id == Customer.id)
-            .where(Customer.id == customer_id)
-        )
-    ).first()
-    return None if row is None else (row[0], row[1])
-
-
 async def get_insights(
     session: AsyncSession, ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, CustomerInsights]:
@@ -121,19 +107,6 @@ async def by_external_ref(session: AsyncSession, external_ref: str) -> Customer 
     return (
         await session.execute(sa.select(Customer).where(Customer.external_ref == external_ref))
     ).scalar_one_or_none()
-
-
-async def lock_identity_keys(session: AsyncSession, keys: Sequence[str]) -> None:
-    """Serialise concurrent creates of the same e-mail / phone / name so the check holds."""
-    # One round trip; unnest keeps the sorted order, so two writers never wait crosswise.
-    if keys:
-        await session.execute(
-            sa.text(
-                "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
-                "FROM unnest(CAST(:keys AS text[])) AS k"
-            ),
-            {"keys": sorted(set(keys))},
-        )
 
 
 async def find_duplicates(
@@ -253,83 +226,6 @@ class CustomerFilter:
     updated_to: datetime | None = None
 
 
-# The expression of the trigram index ix_customers_search (migration 0005); keep identical.
-# Only non-PII text: personal data is encrypted and found by exact match (blind indexes).
-SEARCH_TEXT: sa.ColumnElement[str] = sa.literal_column(
-    "(customers.customer_number || ' ' || coalesce(customers.search_name, '') || ' ' || "
-    "coalesce(customers.company_name, ''))"
-)
-
-
-def _text_match(q: str, personal: bool) -> Any:
-    def pattern(value: str) -> str:
-        escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return f"%{escaped}%"
-
-    from services.profiles.schemas import normalise_phone
-
-    text = q.strip()
-    conditions: list[Any] = [SEARCH_TEXT.ilike(pattern(text))]
-    if not personal:
-        return conditions[0]
-    conditions.append(Customer.display_name_index == protection.display_name_index(text))
-    if "@" in text:
-        conditions.append(Customer.email_index == protection.email_index(text))
-    if sum(ch.isdigit() for ch in text) >= 5:
-        try:
-            conditions.append(Customer.phone_index == protection.phone_index(normalise_phone(text)))
-        except ValueError:
-            pass  # not a phone number: the other conditions still apply
-    return sa.or_(*conditions)
-
-
-def row_sort_value(row: Any, name: str) -> Any:
-    key = name.lstrip("-")
-    if key == "display_name":
-        return row.search_name or ""
-    return getattr(row, key)
-
-
-async def list_customers(
-    session: AsyncSession, filters: CustomerFilter, sort: str, cursor: str | None, limit: int
-) -> tuple[list[Any], str | None]:
-    """A page of customers as rows of `READ_COLUMNS` (Core: no ORM objects to build)."""
-    query = sa.select(*READ_COLUMNS).outerjoin(
-        CustomerInsights, CustomerInsights.customer_id == Customer.id
-    )
-    f = filters
-    conditions: list[Any] = [
-        Customer.status.in_(f.statuses) if f.statuses else Customer.status != "merged"
-    ]
-    if f.owner_id is not None:
-        conditions.append(Customer.owner_id == f.owner_id)
-    if f.tags:
-        conditions.append(Customer.tags.contains([t.strip().lower() for t in f.tags]))
-    for col, value in (
-        (Customer.external_ref, f.external_ref),
-        (Customer.industry, f.industry),
-        (Customer.region, f.region),
-        (Customer.kind, f.kind),
-        (CustomerInsights.tier, f.tier),
-        (CustomerInsights.lifecycle_stage, f.lifecycle_stage),
-    ):
-        if value is not None:
-            conditions.append(col == value)
-    if f.q:
-        conditions.append(_text_match(f.q, f.q_personal))
-    if f.created_from:
-        conditions.append(Customer.created_at >= f.created_from)
-    if f.created_to:
-        conditions.append(Customer.created_at < f.created_to)
-    if f.updated_from:
-        conditions.append(Customer.updated_at >= f.updated_from)
-    if f.updated_to:
-        conditions.append(Customer.updated_at < f.updated_to)
-    order = customer_order(sort)
-    result = await session.execute(order.apply(query.where(*conditions), cursor, limit))
-    return order.page(list(result.all()), limit, row_sort_value)
-
-
 def _history_of(customer_ids: Sequence[uuid.UUID], entity: str | None = None) -> Any:
     query = sa.select(HistoryEntry).where(HistoryEntry.customer_id.in_(customer_ids))
     if entity is not None:
@@ -436,7 +332,8 @@ CUSTOMER_ROW = (
     "c.display_name, c.legal_name, c.email, c.phone, c.addresses, c.notes, c.custom_attributes, "
     "c.company_name, c.industry, c.region, c.company_size, c.source_channel, c.owner_id, c.tags, "
     "c.language, c.preferred_channel, c.important_dates, c.merged_into_id, c.created_at, "
-    "c.updated_at, c.archived_at, c.erased_at, i.tier, i.lifecycle_stage, i.churn_risk_score, "
+    "c.updated_at, c.archived_at, c.erased_at, c.search_name, i.tier, i.lifecycle_stage, "
+    "i.churn_risk_score, "
     "i.churn_risk_level, i.churn_risk_reasons "
     "FROM customers c LEFT JOIN customer_insights i ON i.customer_id = c.id"
 )
@@ -561,46 +458,109 @@ async def update_customer_row(
     return version
 
 
-# The columns of a customer's read model, for the filtered list (SQLAlchemy Core: the filter
-# and keyset code is shared with every other list; values come back opened).
-READ_COLUMNS = [
-    *(
-        Customer.__table__.c[name]
-        for name in (
-            "id",
-            "customer_number",
-            "kind",
-            "status",
-            "version",
-            "external_ref",
-            "display_name",
-            "legal_name",
-            "email",
-            "phone",
-            "addresses",
-            "notes",
-            "custom_attributes",
-            "company_name",
-            "industry",
-            "region",
-            "company_size",
-            "source_channel",
-            "owner_id",
-            "tags",
-            "language",
-            "preferred_channel",
-            "important_dates",
-            "merged_into_id",
-            "created_at",
-            "updated_at",
-            "archived_at",
-            "erased_at",
-            "search_name",
+# The filtered list as one hand-written statement on the driver connection (the keyset is
+# `customer_order`'s: the same cursors, the same order).
+SORT_SQL = {
+    "created_at": "c.created_at",
+    "updated_at": "c.updated_at",
+    "customer_number": "c.customer_number",
+    "display_name": "coalesce(c.search_name, '')",
+}
+
+
+def _like(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def list_sql(
+    filters: CustomerFilter, sort: str, cursor: str | None, limit: int
+) -> tuple[str, list[Any]]:
+    """The SQL and parameters of a page of `CUSTOMER_ROW`s (with `search_name`)."""
+    from services.profiles.schemas import normalise_phone
+
+    params: list[Any] = []  # the search text is the trigram index's (ix_customers_search)
+
+    def param(value: Any, cast: str = "") -> str:
+        params.append(value)
+        return f"${len(params)}{cast}"
+
+    f = filters
+    where = [
+        f"c.status = ANY({param(list(f.statuses), '::text[]')})"
+        if f.statuses
+        else "c.status <> 'merged'"
+    ]
+    for column, value in (
+        ("c.owner_id", f.owner_id),
+        ("c.external_ref", f.external_ref),
+        ("c.industry", f.industry),
+        ("c.region", f.region),
+        ("c.kind", f.kind),
+        ("i.tier", f.tier),
+        ("i.lifecycle_stage", f.lifecycle_stage),
+    ):
+        if value is not None:
+            where.append(f"{column} = {param(value, '::text')}")
+    if f.tags:
+        where.append(f"c.tags @> {param([t.strip().lower() for t in f.tags], '::text[]')}")
+    if f.q:
+        text = f.q.strip()
+        search = (
+            "(c.customer_number || ' ' || coalesce(c.search_name, '') || ' ' || "
+            "coalesce(c.company_name, ''))"
         )
-    ),
-    CustomerInsights.tier,
-    CustomerInsights.lifecycle_stage,
-    CustomerInsights.churn_risk_score,
-    CustomerInsights.churn_risk_level,
-    CustomerInsights.churn_risk_reasons,
-]
+        matches = [f"{search} ILIKE {param(_like(text), '::text')}"]
+        if f.q_personal:
+            index = protection.display_name_index(text)
+            matches.append(f"c.display_name_index = {param(index, '::text')}")
+            if "@" in text:
+                email = protection.email_index(text)
+                matches.append(f"c.email_index = {param(email, '::text')}")
+            if sum(ch.isdigit() for ch in text) >= 5:
+                try:
+                    phone = protection.phone_index(normalise_phone(text))
+                    matches.append(f"c.phone_index = {param(phone, '::text')}")
+                except ValueError:
+                    pass  # not a phone number: the other conditions still apply
+        where.append("(" + " OR ".join(matches) + ")")
+    for column, op, at in (
+        ("c.created_at", ">=", f.created_from),
+        ("c.created_at", "<", f.created_to),
+        ("c.updated_at", ">=", f.updated_from),
+        ("c.updated_at", "<", f.updated_to),
+    ):
+        if at is not None:
+            where.append(f"{column} {op} {param(at, '::timestamptz')}")
+    order = customer_order(sort)
+    key = SORT_SQL[sort.lstrip("-")]
+    direction = "DESC" if sort.startswith("-") else "ASC"
+    position = order.position(cursor)
+    if position is not None:
+        after = "<" if sort.startswith("-") else ">"
+        casts = {"customer_number": "::text", "display_name": "::text"}
+        cast = casts.get(sort.lstrip("-"), "::timestamptz")
+        value, last_id = param(position[0], cast), param(position[1], "::uuid")
+        where.append(f"({key} {after} {value} OR ({key} = {value} AND c.id {after} {last_id}))")
+    sql = (
+        f"{CUSTOMER_ROW} "
+        f"WHERE {' AND '.join(where)} ORDER BY {key} {direction}, c.id {direction} "
+        f"LIMIT {param(limit + 1, '::int')}"
+    )
+    return sql, params
+
+
+def record_sort_value(row: Any, name: str) -> Any:
+    key = name.lstrip("-")
+    if key == "display_name":
+        return row["search_name"] or ""
+    return row[key]
+
+
+async def list_customer_rows(
+    conn: asyncpg.Connection, filters: CustomerFilter, sort: str, cursor: str | None, limit: int
+) -> tuple[list[asyncpg.Record], str | None]:
+    """A page of customers (sealed columns still sealed) and the next page's cursor."""
+    sql, params = list_sql(filters, sort, cursor, limit)
+    rows = await conn.fetch(sql, *params)
+    return customer_order(sort).page(list(rows), limit, record_sort_value)

@@ -334,11 +334,11 @@ async def list_customers(
         if filters.owner_id not in (None, owner):
             return [], None
         filters.owner_id = owner
-    await ctx.autocommit()  # a read: the page and its audit entries autocommit
-    rows, next_cursor = await repo.list_customers(ctx.session, filters, sort, cursor, limit)
-    reads = [read_of(row._mapping) for row in rows]
-    await ctx.audit_reads([("customer", r, r.id) for r in reads])
-    return reads, next_cursor
+    conn = await ctx.db(transaction=False)  # a read: the page and its audit entries autocommit
+    rows, next_cursor = await repo.list_customer_rows(conn, filters, sort, cursor, limit)
+    opened = [open_row(row) for row in rows]
+    await ctx.audit_reads([("customer", values, values["id"]) for values in opened])
+    return [read_of(values) for values in opened], next_cursor
 
 
 async def history(

@@ -160,13 +160,14 @@ def profile_while_loading(
     path: HotPath, base_url: str, token: str, pid: int, seconds: int
 ) -> str | None:
     """py-spy samples the product's process while wrk loads the path: the top functions."""
-    if not shutil.which("py-spy"):
+    spy_bin = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy_bin).exists():
         return None
     PROFILE_DIR.mkdir(exist_ok=True)
     raw = Path(tempfile.mkdtemp()) / "stacks.txt"
     spy = subprocess.Popen(
         [
-            *("py-spy", "record", "--pid", str(pid), "--duration", str(seconds)),
+            *(spy_bin, "record", "--pid", str(pid), "--duration", str(seconds)),
             *("--rate", "200", "--format", "raw", "--output", str(raw), "--nonblocking"),
         ],
         stdout=subprocess.DEVNULL,
@@ -223,7 +224,7 @@ def summarise_stacks(name: str, collapsed: str, top: int = 25) -> str:
 
 
 async def hot_paths(report: Report, env: dict[str, str], options: dict[str, Any]) -> None:
-    from bench.scenarios import bearer
+    from bench.scenarios import bearer, drained
 
     seconds = int(options.get("seconds") or 8)
     rounds = int(options.get("rounds") or 3)
@@ -242,6 +243,8 @@ async def hot_paths(report: Report, env: dict[str, str], options: dict[str, Any]
             if options.get("path") and options["path"] not in path.name:
                 continue
             print(f"  {path.name}", flush=True)
+            async with httpx.AsyncClient(timeout=10) as client:  # steady state: no backlog
+                await drained(client, list(stack.urls.values()), timeout=60)
             base, product = interleaved(path, baseline_url, token, seconds, rounds)
             half = max(10.0, product["rps"] / 2)
             latency = paced(path, path.base_url, token, half, seconds)

@@ -280,6 +280,9 @@ def write_report(report: Report) -> None:
         lines += ["", "Notes:", *notes]
     if report.notes:
         lines += ["", *report.notes]
+    closing = BENCH_DIR / "closing-note.md"  # what the profiles of the missed targets show
+    if closing.exists():
+        lines += ["", closing.read_text().rstrip()]
     (BENCH_DIR / "report.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {BENCH_DIR / 'report.md'}", flush=True)
 
@@ -367,7 +370,17 @@ async def main_async(args: argparse.Namespace) -> int:
     return 0
 
 
+def rewrite_report() -> int:
+    """Render bench/report.md again from bench/report.json (e.g. after editing the note)."""
+    data = json.loads((BENCH_DIR / "report.json").read_text())
+    figures = [Figure(**f) for f in data.pop("figures")]
+    write_report(Report(**data, figures=figures))
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--rewrite-report"]:
+        return rewrite_report()
     parser = argparse.ArgumentParser(prog="make bench")
     parser.add_argument(
         "--only",

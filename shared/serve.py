@@ -55,8 +55,9 @@ def workers_from_env(environ: dict[str, str] | os._Environ[str] = os.environ) ->
 
 
 def prepare_metrics_dir(service: str, workers: int, environ: dict[str, str]) -> str | None:
-    """Set up (and empty) the multiprocess metrics directory when several workers run."""
-    if workers < 2:
+    """Set up (and empty) the multiprocess metrics directory when several workers run, or
+    when the environment names one (then the workers use it whatever their number)."""
+    if workers < 2 and not environ.get(MULTIPROC_ENV):
         return None
     path = environ.get(MULTIPROC_ENV) or tempfile.mkdtemp(prefix=f"kehu-metrics-{service}-")
     target = Path(path)

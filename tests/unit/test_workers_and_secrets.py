@@ -74,6 +74,10 @@ def test_several_workers_get_an_emptied_metrics_directory(tmp_path: Path) -> Non
     environ = {"PROMETHEUS_MULTIPROC_DIR": str(given)}
     assert serve.prepare_metrics_dir("profiles", 2, environ) == str(given)
     assert list(given.iterdir()) == []
+    # Named by the deployment (the Kubernetes manifests do): made ready even for one worker.
+    named = tmp_path / "named" / "metrics"
+    assert serve.prepare_metrics_dir("profiles", 1, {"PROMETHEUS_MULTIPROC_DIR": str(named)})
+    assert named.is_dir()
 
 
 WORKER = """

@@ -84,7 +84,9 @@ class ServiceSettings(BaseSettings):
 
     outbox_batch_size: int = 500
     outbox_poll_interval_s: float = 1.0
-    outbox_debounce_s: float = 0.01
+    # After a wake-up the relay waits this long, so one pass takes the events of the commits
+    # that follow (under load: a pass per ~50 ms, not one per request).
+    outbox_debounce_s: float = 0.05
     outbox_retention_days: int = 365
 
     consumer_batch_size: int = 500

@@ -13,7 +13,6 @@ import psutil
 import pytest
 
 from shared.devstack import ROOT, free_port
-from tests.helpers import wait_ready
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -24,6 +23,19 @@ def requests_counted(text: str, route: str) -> float:
         for line in text.splitlines()
         if line.startswith("kehu_http_requests_total{") and f'route="{route}"' in line
     )
+
+
+def wait_alive(url: str, timeout: float = 90) -> None:
+    """Up and answering (readiness would also wait for the consumer group's rebalance)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health/live", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} not alive after {timeout}s")
 
 
 def test_two_workers_serve_one_port_and_report_metrics_together() -> None:
@@ -40,7 +52,7 @@ def test_two_workers_serve_one_port_and_report_metrics_together() -> None:
     url = f"http://127.0.0.1:{port}"
     workers: list[psutil.Process] = []
     try:
-        wait_ready(url)
+        wait_alive(url)
         workers = [
             p
             for p in psutil.Process(process.pid).children(recursive=True)

@@ -10,14 +10,16 @@ Deployment (probes on /health/*, resource requests, `KEHU_WORKERS`, config from 
 
 `render` is the subset of kustomize these manifests use (resources, namespace, labels, images,
 JSON 6902 and strategic-merge patches with targets), so no kustomize binary is needed; the
-output is what `kubectl kustomize` gives. `check` validates every rendered object against the
-Kubernetes OpenAPI schemas shipped in the `kubernetes-validate` package (strict: unknown fields
-are errors), offline.
+output is what `kubectl kustomize` gives (where kubectl is installed, `check` compares them).
+`check` validates every rendered object against the Kubernetes OpenAPI schemas shipped in the
+`kubernetes-validate` package (strict: unknown fields are errors), offline.
 """
 
 from __future__ import annotations
 
 import copy
+import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -314,6 +316,28 @@ def overlays() -> list[Path]:
     return [K8S / "base", *sorted(p for p in (K8S / "overlays").iterdir() if p.is_dir())]
 
 
+def _compare_with_kubectl(directory: Path, objects: list[dict[str, Any]]) -> list[str]:
+    """Where `kubectl` is installed, its `kustomize` must render what `render` does."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        return []
+    out = subprocess.run(
+        [kubectl, "kustomize", str(directory)], capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        return [f"kubectl kustomize failed: {out.stderr.strip()}"]
+    theirs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(out.stdout) if d}
+    ours = {(d["kind"], d["metadata"]["name"]): d for d in objects}
+    differing = sorted(
+        f"{k}/{n}"
+        for (k, n) in theirs.keys() | ours.keys()
+        if theirs.get((k, n)) != ours.get((k, n))
+    )
+    return (
+        [f"renders differently from kubectl kustomize: {', '.join(differing)}"] if differing else []
+    )
+
+
 def check() -> int:
     failures = []
     if not GENERATED.exists() or GENERATED.read_text() != generated_text():
@@ -326,6 +350,7 @@ def check() -> int:
             failures.append(f"{label}: does not render: {exc}")
             continue
         failures += [f"{label}: {e}" for e in validate(objects) + rules(objects)]
+        failures += [f"{label}: {e}" for e in _compare_with_kubectl(directory, objects)]
         print(f"[kehu] k8s {label}: {len(objects)} objects valid", file=sys.stderr)
     for failure in failures:
         print(f"k8s: {failure}", file=sys.stderr)

@@ -4,10 +4,7 @@ schemas offline, and holding what every service needs (probes, requests, workers
 from __future__ import annotations
 
 import copy
-import shutil
-import subprocess
 
-import pytest
 import yaml
 
 from shared import k8s
@@ -55,14 +52,3 @@ def test_a_key_in_the_manifests_is_refused() -> None:
     config = next(o for o in objects if o["kind"] == "ConfigMap")
     config["data"]["KEHU_JWT_SECRET"] = "x" * 48
     assert any("keys in the manifests" in p for p in k8s.rules(objects))
-
-
-@pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl (kustomize) not installed")
-def test_the_renderer_agrees_with_kubectl_kustomize() -> None:
-    for directory in k8s.overlays():
-        out = subprocess.run(
-            ["kubectl", "kustomize", str(directory)], capture_output=True, text=True, check=True
-        ).stdout
-        theirs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(out) if d}
-        ours = {(d["kind"], d["metadata"]["name"]): d for d in k8s.render(directory)}
-        assert ours == theirs, directory

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 ROLE ?= admin
 PYTEST_ARGS ?=
 
-.PHONY: install dev test unit lint format token migrate bench chaos demo docs clean
+.PHONY: install dev test unit lint format token migrate bench chaos demo docs clean k8s
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ lint: install
 		services/*/api.py services/*/api/*.py 2>/dev/null \
 		|| { echo 'SQL in an api module: queries belong in repository.py'; exit 1; }
 	@$(PY) -m shared.asyncapi --check docs/
+	@$(PY) -m shared.k8s check
+
+## Render deploy/kubernetes/base/services.yaml from deploy/kubernetes/services.yaml.
+k8s: install
+	@$(PY) -m shared.k8s write
 
 ## Regenerate the AsyncAPI document, the event catalog and the portal under docs/.
 docs: install
@@ -56,7 +61,9 @@ format: install
 chaos: install
 	@KEHU_CHAOS_REPORT=1 $(PY) -m shared.devstack test -- tests/chaos $(PYTEST_ARGS)
 
-## Measure raw baselines and Kehu's figures in one run; writes bench/report.md and .json.
+## Measure the hot paths against same-work baselines, raw baselines and Kehu's other figures in
+## one run; writes bench/report.md and .json. While iterating: make bench BENCH_ARGS="--only
+## hot_paths --path POST --seconds 3" (python -m bench --help lists the options).
 bench: install
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || { echo 'make bench needs wrk (apt-get install wrk)'; exit 1; }
 	@$(PY) -m bench $(BENCH_ARGS)

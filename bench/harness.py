@@ -44,6 +44,10 @@ class Report:
     machine: dict[str, Any]
     figures: list[Figure] = field(default_factory=list)
     raw: dict[str, float] = field(default_factory=dict)
+    # The hot paths against their same-work baselines (bench/hotpath_bench.py), one row each.
+    hot: list[dict[str, Any]] = field(default_factory=list)
+    hot_meta: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def add(self, figure: Figure) -> Figure:
         self.figures.append(figure)
@@ -139,7 +143,12 @@ def wrk(
     out = done.stdout
     if done.stderr.strip():  # the scripts report their first non-2xx answer here
         print(done.stderr.strip()[:600], file=sys.stderr)
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if found is None:
+        raise RuntimeError(
+            f"wrk gave no rate (exit {done.returncode}): {out[-300:]!r} {done.stderr[-300:]!r}"
+        )
+    rate = float(found.group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     result = {"rps": rate, "non2xx": float(non2xx.group(1)) if non2xx else 0.0}
     for pct in ("50", "99"):

@@ -20,12 +20,21 @@ import uuid
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy.engine import make_url
 
 from bench.harness import BENCH_DIR, Figure, Report, start_uvicorn, stop, wrk
+from bench.hotpath_bench import (
+    TARGET_P99_MS,
+    TARGET_RATIO,
+    hot_paths,
+    product_tree,
+    remove_tree,
+    write_before,
+)
 from bench.scenarios import SCENARIOS
 from shared.devstack import ROOT, infrastructure, migrate
 
@@ -187,6 +196,63 @@ def run_http_raw(report: Report, env: dict[str, str]) -> None:
         stop(process)
 
 
+def hot_table(report: Report) -> list[str]:
+    """The hot paths: product vs same-work baseline, before/after, p99 at half, 1 -> 2 workers."""
+    if not report.hot:
+        return []
+
+    def num(value: Any, fmt: str = ",.0f") -> str:
+        return "" if value is None else format(value, fmt)
+
+    def ok(flag: bool | None) -> str:
+        return "" if flag is None else ("yes" if flag else "NO")
+
+    lines = [
+        "## Hot paths against same-work baselines",
+        "",
+        "Each baseline (`bench/samework.py`) is FastAPI + asyncpg doing exactly the path's "
+        "statements, checks and crypto on the same databases; both measured with "
+        f"wrk {report.hot_meta.get('wrk', '')}, {report.hot_meta.get('seconds', '')} s each, "
+        "one worker, in this run. Ratio = Kehu / baseline (target >= "
+        f"{TARGET_RATIO}x); before = {report.hot_meta.get('before') or 'not measured'}. "
+        f"p99 at half of Kehu's maximum rate: 16 wrk connections pacing their requests to that "
+        f"rate in total (target < {TARGET_P99_MS:.0f} ms). "
+        "2 workers: `KEHU_WORKERS=2`, scaling = 2-worker / 1-worker maximum.",
+        "",
+        "| path | baseline req/s | Kehu req/s | ratio | before | >= 0.6x | p99 at half (rate) "
+        "| < 25 ms | 2 workers req/s | scaling 1 -> 2 |",
+        "|---|---:|---:|---:|---:|---|---:|---|---:|---:|",
+    ]
+    for row in report.hot:
+        ratio = row.get("ratio")
+        p99 = row.get("p99_ms_at_half")
+        lines.append(
+            f"| {row['path']} | {num(row['baseline_rps'])} | {num(row['kehu_rps'])} | "
+            f"{num(ratio, '.2f')}x | {num(row.get('before_ratio'), '.2f')}"
+            f"{'x' if row.get('before_ratio') is not None else ''} | "
+            f"{ok(None if ratio is None else ratio >= TARGET_RATIO)} | "
+            f"{num(p99, '.1f')} ms ({num(row.get('half_rate'))}/s) | "
+            f"{ok(None if p99 is None else p99 < TARGET_P99_MS)} | "
+            f"{num(row.get('kehu_rps_2_workers'))} | {num(row.get('scaling_1_to_2'), '.2f')}x |"
+        )
+    errors = [
+        f"{r['path']}: {r['kehu_non2xx']:.0f} non-2xx from Kehu, {r['baseline_non2xx']:.0f} "
+        f"from the baseline, {r['errors_at_half']} failed at half rate"
+        for r in report.hot
+        if r["kehu_non2xx"] or r["baseline_non2xx"] or r["errors_at_half"]
+    ]
+    profiles = [
+        f"{r['path']}: [{r['profile']}]({r['profile'].removeprefix('bench/')})"
+        for r in report.hot
+        if r.get("profile")
+    ]
+    if errors:
+        lines += ["", "Errors:", *[f"- {e}" for e in errors]]
+    if profiles:
+        lines += ["", "Profiles of the paths below target:", *[f"- {p}" for p in profiles]]
+    return [*lines, ""]
+
+
 def write_report(report: Report) -> None:
     data = asdict(report)
     (BENCH_DIR / "report.json").write_text(json.dumps(data, indent=2) + "\n")
@@ -196,6 +262,9 @@ def write_report(report: Report) -> None:
         f"Run {report.started_at} on {report.machine['cpus']} cores, "
         f"{report.machine['python']}, embedded PostgreSQL 18 + Tansu. Reproduce with "
         "`make bench`. Compare ratios, not absolute numbers: they are measured in the same run.",
+        "",
+        *hot_table(report),
+        "## Pipeline, bare baselines and other figures",
         "",
         "| figure | value | unit | vs baseline | ratio | target | meets |",
         "|---|---:|---|---|---:|---|---|",
@@ -209,6 +278,11 @@ def write_report(report: Report) -> None:
     notes = [f"- {f.name}: {f.note}" for f in report.figures if f.note and f.note != "raw baseline"]
     if notes:
         lines += ["", "Notes:", *notes]
+    if report.notes:
+        lines += ["", *report.notes]
+    closing = BENCH_DIR / "closing-note.md"  # what the profiles of the missed targets show
+    if closing.exists():
+        lines += ["", closing.read_text().rstrip()]
     (BENCH_DIR / "report.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {BENCH_DIR / 'report.md'}", flush=True)
 
@@ -227,6 +301,20 @@ async def main_async(args: argparse.Namespace) -> int:
     )
     state = Path(tempfile.mkdtemp(prefix="kehu-bench-"))
     os.environ.setdefault("KEHU_PG_UNSAFE_FAST", "0")
+    product = product_tree(args.product_ref) if args.product_ref else None
+    options = {
+        "seconds": args.seconds,
+        "rounds": args.rounds,
+        "path": args.path,
+        "profile": args.profile,
+        "workers2": not args.no_workers2,
+        "product_root": product,
+        "product_ref": args.product_ref,
+    }
+
+    def wanted(name: str) -> bool:
+        return not args.only or args.only in name
+
     try:
         with infrastructure(state, fixed_ports=False) as (database_url, bootstrap):
             env = {
@@ -240,16 +328,30 @@ async def main_async(args: argparse.Namespace) -> int:
                 # The Kafka path is measured; the feeds' ports are not known to analytics here.
                 "ANALYTICS_CATCHUP_EVERY_S": "0",
             }
-            migrate(env)
+            if product is not None:  # the product's own migrations
+                import subprocess
+
+                subprocess.run(  # noqa: ASYNC221 (set-up, before any load)
+                    [sys.executable, "-m", "shared.migrate"],
+                    env={**env, "PYTHONPATH": str(product)},
+                    cwd=product,
+                    check=True,
+                )
+            else:
+                migrate(env)
             os.environ.update(env)
             dsn = make_url(database_url).set(database="kehu_bench").render_as_string(False)
             admin = await asyncpg.connect(database_url)
             await admin.execute("CREATE DATABASE kehu_bench")
             await admin.close()
-            await run_raw(report, dsn, bootstrap)
-            run_http_raw(report, {**env, "BENCH_DSN": dsn})
+            if not args.no_raw:
+                await run_raw(report, dsn, bootstrap)
+                run_http_raw(report, {**env, "BENCH_DSN": dsn})
+            if wanted("hot_paths"):
+                print("hot_paths", flush=True)
+                await hot_paths(report, env, options)
             for fn in SCENARIOS:
-                if args.only and args.only not in fn.__name__:
+                if not wanted(fn.__name__) or product:
                     continue
                 print(fn.__name__, flush=True)
                 try:
@@ -258,13 +360,48 @@ async def main_async(args: argparse.Namespace) -> int:
                     report.add(Figure(fn.__name__, 0, "", note=f"FAILED: {exc!r}"))
     finally:
         shutil.rmtree(state, ignore_errors=True)
+        if product is not None:
+            remove_tree(product)
+    if args.product_ref:
+        write_before(report.hot, args.product_ref)
+        print(f"wrote {BENCH_DIR / 'hotpaths_before.json'}", flush=True)
+        return 0
     write_report(report)
     return 0
 
 
+def rewrite_report() -> int:
+    """Render bench/report.md again from bench/report.json (e.g. after editing the note)."""
+    data = json.loads((BENCH_DIR / "report.json").read_text())
+    figures = [Figure(**f) for f in data.pop("figures")]
+    write_report(Report(**data, figures=figures))
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--rewrite-report"]:
+        return rewrite_report()
     parser = argparse.ArgumentParser(prog="make bench")
-    parser.add_argument("--only", help="run only scenarios whose name contains this")
+    parser.add_argument(
+        "--only",
+        help="run only scenarios whose name contains this (hot_paths, relay_and_consumer_drain, "
+        "service_endpoints, analytics_pipeline_and_tiers)",
+    )
+    parser.add_argument("--path", help="hot paths: only those whose name contains this")
+    parser.add_argument("--seconds", type=int, default=5, help="hot paths: wrk seconds per run")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="hot paths: alternating baseline/Kehu runs each"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="hot paths: py-spy profile of paths below target"
+    )
+    parser.add_argument("--no-workers2", action="store_true", help="hot paths: skip 2 workers")
+    parser.add_argument("--no-raw", action="store_true", help="skip the raw baselines")
+    parser.add_argument(
+        "--product-ref",
+        help="hot paths: run the product at this git commit against this tree's baselines and "
+        "write bench/hotpaths_before.json instead of the report",
+    )
     return asyncio.run(main_async(parser.parse_args()))
 
 

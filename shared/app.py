@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -27,13 +26,13 @@ from shared.auth import TokenVerifier, require
 from shared.consumer import BatchHandler, ConsumerRunner, EventHandler
 from shared.context import SYSTEM_CLOCK
 from shared.db import SessionDep, create_engine, session_factory
+from shared.edge import EdgeMiddleware
 from shared.events.envelope import CloudEvent
 from shared.gdpr import GdprSpec, gdpr_router
 from shared.idempotency import DEFAULT_SEAL_CONTEXT
-from shared.limits import BodySizeLimitMiddleware, RateLimitMiddleware
 from shared.logs import configure_logging
 from shared.openapi import install_docs_pages, install_openapi
-from shared.outbox import Outbox, OutboxRelay, read_feed
+from shared.outbox import Outbox, OutboxRelay, read_feed, wake_relay_on_commit
 from shared.privacy import Privacy
 from shared.problems import install_handlers, problem_responses
 from shared.settings import ServiceSettings
@@ -201,6 +200,7 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
             app.state.clock = SYSTEM_CLOCK
         app.state.outbox = Outbox(spec.outbox, f"/kehu/{spec.name}")
         app.state.relay = relay = OutboxRelay(settings, engine, spec.outbox, set(spec.publishes))
+        wake_relay_on_commit(spec.outbox, relay.wake)  # a commit that wrote events wakes it
         app.state.consumers = [
             ConsumerRunner(
                 settings,
@@ -238,6 +238,7 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
                 await _bounded(f"consumer {runner.group_id}", runner.stop(), bound)
             await _bounded("outbox relay", relay.stop(), bound)
             await _bounded("database pool", engine.dispose(), bound)
+            metrics.process_stopped()
 
     app = FastAPI(
         title=spec.title,
@@ -255,16 +256,15 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
     install_handlers(app)
     install_openapi(app)
     install_docs_pages(app)
+    # Request id, body size, rate limit and metrics in one layer (shared.edge).
     app.add_middleware(
-        BodySizeLimitMiddleware,
+        EdgeMiddleware,
+        service=spec.name,
         max_bytes=settings.max_body_bytes,
         overrides=settings.body_limit_overrides,
+        rate=settings.rate_limit_per_s,
+        burst=settings.rate_limit_burst,
     )
-    app.add_middleware(
-        RateLimitMiddleware, rate=settings.rate_limit_per_s, burst=settings.rate_limit_burst
-    )
-    app.add_middleware(metrics.MetricsMiddleware, service=spec.name)
-    app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     for router in spec.routers:
         app.include_router(router)
     app.include_router(events_router(spec.outbox))

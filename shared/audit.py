@@ -7,6 +7,7 @@ they access data in an `X-Purpose` header; it is recorded with the entry.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -86,6 +87,30 @@ def drop_audit_table() -> None:
     op.execute("DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log")
     op.execute("DROP FUNCTION IF EXISTS kehu_audit_append_only()")
     op.drop_table("audit_log")
+
+
+# Insert audit entries given as one JSON array (one statement for any number of entries; a
+# data-modifying CTE can take the same `SELECT ... FROM jsonb_to_recordset(...)` part).
+AUDIT_ROWS_SELECT = (
+    "SELECT x.actor, x.role, x.action, x.resource, x.resource_id, x.customer_id, x.purpose, "
+    "x.request_id, coalesce(x.fields, '[]'::jsonb) "
+    "FROM jsonb_to_recordset({param}::jsonb) AS x(actor text, role text, action text, "
+    "resource text, resource_id text, customer_id text, purpose text, request_id text, "
+    "fields jsonb)"
+)
+AUDIT_COLUMNS = (
+    "audit_log (actor, role, action, resource, resource_id, customer_id, purpose, request_id, "
+    "fields)"
+)
+AUDIT_FROM_JSON = f"INSERT INTO {AUDIT_COLUMNS} {AUDIT_ROWS_SELECT.format(param='$1')}"
+AUDIT_FROM_JSON_TEXT = sa.text(
+    f"INSERT INTO {AUDIT_COLUMNS} {AUDIT_ROWS_SELECT.format(param='CAST(:entries AS text)')}"
+)
+
+
+def audit_json(entries: list[dict[str, Any]]) -> str:
+    """Entries (dicts of the audit columns) as the JSON array `AUDIT_ROWS_SELECT` reads."""
+    return json.dumps(entries, default=str)
 
 
 async def record(

@@ -209,18 +209,21 @@ class TokenVerifier:
 
 
 _bearer = HTTPBearer(auto_error=False, description="A JWT from your identity provider")
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-async def current_principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
+def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    """The caller of `request`, from its bearer token (401 without a valid one)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("A bearer token is required (Authorization: Bearer <jwt>)")
     verifier: TokenVerifier = request.app.state.token_verifier
     principal = verifier.verify(credentials.credentials)
     request.state.principal = principal
     return principal
+
+
+async def current_principal(request: Request, credentials: Bearer) -> Principal:
+    return authenticate(request, credentials)
 
 
 def require(scope: str) -> Any:

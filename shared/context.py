@@ -20,6 +20,12 @@ endpoint is audited even before it records its own, more precise entry.
 
 Consumers and jobs build a context with `RequestContext.system(...)`: same service functions,
 no request.
+
+**Hot paths** may skip the ORM: `await ctx.db()` is the asyncpg connection under the request's
+session, inside its transaction (the session still commits once), so hand-written statements
+(data-modifying CTEs: one round trip for a row, its history, its events and its audit entry)
+and ORM work share one unit of work. `await ctx.db(transaction=False)` is for reads: the
+connection runs in autocommit, so a read and its audit entry are two round trips, not four.
 """
 
 from __future__ import annotations
@@ -30,11 +36,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
+import asyncpg
 from asgi_correlation_id import correlation_id
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.auth import Principal, current_principal
+from shared.audit import AUDIT_FROM_JSON, audit_json
+from shared.auth import Bearer, Principal, authenticate
 from shared.problems import Forbidden
 from shared.settings import ServiceSettings
 
@@ -104,6 +112,52 @@ class RequestContext:
     request: Request | None = None
     audited_changes: int = 0
     replayed: bool = False  # an Idempotency-Key replay: nothing changed
+    _driver: asyncpg.Connection | None = None
+    _adapter: Any = None  # SQLAlchemy's asyncpg adapter of that connection
+    _own: Any = None  # a pooled connection taken outside the session (autocommit reads)
+
+    # -- the database ---------------------------------------------------------------------
+
+    async def db(self, *, transaction: bool = True) -> asyncpg.Connection:
+        """The asyncpg connection for hand-written statements.
+
+        With `transaction=True` (writes) it is the session's connection, inside the request's
+        transaction, which the context commits once. With `transaction=False` (reads) it is a
+        pooled connection of its own in autocommit: a read and its audit entry are two round
+        trips, no BEGIN/COMMIT, no session work (the session's connection is used instead once
+        the session has one, see `autocommit`).
+        """
+        if self._driver is None:
+            if transaction or self.session.in_transaction():
+                connection = await self.session.connection()
+                self._bind((await connection.get_raw_connection()).dbapi_connection)
+            else:
+                self._own = await self.app_state.engine.raw_connection()
+                self._bind(self._own.dbapi_connection)
+        if transaction and self._adapter._transaction is None and not self._adapter.autocommit:
+            await self._adapter._start_transaction()  # the BEGIN SQLAlchemy would send
+        assert self._driver is not None
+        return self._driver
+
+    async def autocommit(self) -> asyncpg.Connection:
+        """Run the session's statements (ORM or Core reads) in autocommit, and hand-written
+        ones on the same connection: for a read that needs the session; call it first."""
+        connection = await self.session.connection(
+            execution_options={"isolation_level": "AUTOCOMMIT"}
+        )
+        self._bind((await connection.get_raw_connection()).dbapi_connection)
+        assert self._driver is not None
+        return self._driver
+
+    def _bind(self, adapter: Any) -> None:
+        self._adapter = adapter
+        self._driver = adapter._connection
+
+    def release(self) -> None:
+        """Return a connection `db(transaction=False)` took of its own to the pool."""
+        if self._own is not None:
+            own, self._own = self._own, None
+            own.close()
 
     # -- time -------------------------------------------------------------------------------
 
@@ -155,8 +209,26 @@ class RequestContext:
         """Record that unmasked personal data went to this caller: one entry per customer.
 
         `records` are (resource, record, customer id) triples; only callers with `pii:read`
-        are recorded (the others only ever see masked values)."""
+        are recorded (the others only ever see masked values). One statement however many."""
+        if self._driver is not None:  # a hot path on the driver connection: stay on it
+            entries = self.pii.read_entries(self, records)
+            if entries:
+                await self._driver.execute(AUDIT_FROM_JSON, audit_json(entries))
+            return
         await self.pii.record_reads(self, records)
+
+    def change_entries(
+        self,
+        action: str,
+        resource: str,
+        resource_id: Any = None,
+        customer_id: Any = None,
+        fields: Iterable[str] = (),
+    ) -> list[dict[str, Any]]:
+        """The audit entries of a change, for a statement that inserts them itself (a CTE with
+        `shared.audit.AUDIT_FROM_JSON`'s shape); counted as recorded, like `audit_change`."""
+        self.audited_changes += 1
+        return self.pii.change_entries(self, action, resource, resource_id, customer_id, fields)
 
     async def audit_unaudited_write(self) -> None:
         """The safety net: a committed write request with no change entry gets a generic one."""
@@ -205,6 +277,17 @@ def _route_of(request: Request) -> str | None:
     return getattr(route, "path", None)
 
 
+PurposeHeader = Annotated[
+    str | None,
+    Header(
+        alias="X-Purpose",
+        description="Why you access the data (e.g. a ticket number); recorded with every audit "
+        "entry of the request (first 500 characters).",
+        examples=["support ticket T-1042"],
+    ),
+]
+
+
 def context(*scopes: str, anonymous: str | None = None) -> Any:
     """Dependency: the request context of a caller holding every one of `scopes`.
 
@@ -223,29 +306,32 @@ def context(*scopes: str, anonymous: str | None = None) -> Any:
 
         async def _build(request: Request) -> AsyncIterator[RequestContext]:
             principal = Principal(subject=subject, role=None, scopes=frozenset())
-            async with _open(request, principal) as ctx:
+            async with _open(request, principal, request.headers.get("x-purpose")) as ctx:
                 yield ctx
 
         return Depends(_build, scope="function")
 
     async def _build(  # type: ignore[no-redef]
-        request: Request,
-        principal: Annotated[Principal, Depends(current_principal)],
+        request: Request, credentials: Bearer, purpose: PurposeHeader = None
     ) -> AsyncIterator[RequestContext]:
+        # One dependency for the bearer check, the scopes and the context (each level of
+        # dependencies costs every request); X-Purpose is documented on every operation here.
+        principal = authenticate(request, credentials)
         for scope in scopes:
             if not principal.has(scope):
                 raise Forbidden(f"This operation needs the `{scope}` scope", required_scope=scope)
-        async with _open(request, principal) as ctx:
+        async with _open(request, principal, purpose) as ctx:
             yield ctx
 
     return Depends(_build, scope="function")
 
 
 @asynccontextmanager
-async def _open(request: Request, principal: Principal) -> AsyncIterator[RequestContext]:
+async def _open(
+    request: Request, principal: Principal, purpose: str | None
+) -> AsyncIterator[RequestContext]:
     """The context of one request in its own transaction, committed once after the endpoint."""
     state = request.app.state
-    purpose = request.headers.get("x-purpose")
     async with state.sessions() as session:
         ctx = RequestContext(
             session=session,
@@ -265,7 +351,10 @@ async def _open(request: Request, principal: Principal) -> AsyncIterator[Request
         try:
             yield ctx
             await ctx.audit_unaudited_write()
-            await session.commit()
+            if session.in_transaction():  # a read on its own connection used none
+                await session.commit()
         except BaseException:
             await session.rollback()
             raise
+        finally:
+            ctx.release()

@@ -19,13 +19,15 @@ import hmac
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Text
 from sqlalchemy.types import TypeDecorator
+
+from shared.settings import create_once
 
 PREFIX = "k1"
 
@@ -39,10 +41,26 @@ class Keyring:
     keys: dict[str, bytes]  # kid -> 32-byte key; insertion order: newest first
     active: str
     index_key: bytes
+    # Built once per keyring, not per value: the AES-GCM object of each key, the HMAC state
+    # keyed with the index key (copied per use), and each column's context as bytes.
+    _aead: dict[str, AESGCM] = field(init=False, repr=False, compare=False)
+    _index_mac: Any = field(init=False, repr=False, compare=False)
+    _contexts: dict[str, bytes] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_aead", {kid: AESGCM(key) for kid, key in self.keys.items()})
+        object.__setattr__(self, "_index_mac", hmac.new(self.index_key, digestmod=hashlib.sha256))
+        object.__setattr__(self, "_contexts", {})
+
+    def _context(self, context: str) -> bytes:
+        encoded = self._contexts.get(context)
+        if encoded is None:
+            encoded = self._contexts[context] = context.encode()
+        return encoded
 
     def seal(self, plaintext: str, context: str) -> str:
         nonce = secrets.token_bytes(12)
-        sealed = AESGCM(self.keys[self.active]).encrypt(nonce, plaintext.encode(), context.encode())
+        sealed = self._aead[self.active].encrypt(nonce, plaintext.encode(), self._context(context))
         return f"{PREFIX}.{self.active}.{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 
     def open(self, token: str, context: str) -> str:
@@ -50,17 +68,19 @@ class Keyring:
             prefix, kid, payload = token.split(".", 2)
         except ValueError:
             raise KeyringError("not a Kehu ciphertext") from None
-        if prefix != PREFIX or kid not in self.keys:
+        aead = self._aead.get(kid)
+        if prefix != PREFIX or aead is None:
             raise KeyringError(f"unknown key id {kid!r}")
         raw = base64.urlsafe_b64decode(payload)
-        return AESGCM(self.keys[kid]).decrypt(raw[:12], raw[12:], context.encode()).decode()
+        return aead.decrypt(raw[:12], raw[12:], self._context(context)).decode()
 
     def key_id(self, token: str) -> str:
         return token.split(".", 2)[1]
 
     def blind_index(self, value: str, purpose: str) -> str:
-        digest = hmac.new(self.index_key, f"{purpose}\0{value}".encode(), hashlib.sha256)
-        return digest.hexdigest()[:40]
+        digest = self._index_mac.copy()
+        digest.update(f"{purpose}\0{value}".encode())
+        return str(digest.hexdigest()[:40])
 
 
 def _parse_keys(raw: str) -> dict[str, bytes]:
@@ -74,20 +94,21 @@ def _parse_keys(raw: str) -> dict[str, bytes]:
     return keys
 
 
-def _dev_keyring_file(state_dir: Path) -> Path:
-    path = state_dir / "dev-encryption-keys.json"
-    if not path.exists():
-        state_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            json.dumps(
-                {
-                    "keys": f"dev1:{base64.b64encode(secrets.token_bytes(32)).decode()}",
-                    "index": base64.b64encode(secrets.token_bytes(32)).decode(),
-                }
-            )
-        )
-        path.chmod(0o600)
-    return path
+def _new_dev_keyring() -> str:
+    return json.dumps(
+        {
+            "keys": f"dev1:{base64.b64encode(secrets.token_bytes(32)).decode()}",
+            "index": base64.b64encode(secrets.token_bytes(32)).decode(),
+        }
+    )
+
+
+def _dev_keyring(state_dir: Path) -> dict[str, str]:
+    """The generated dev keyring; concurrent first starts agree on one (see `create_once`)."""
+    data: dict[str, str] = json.loads(
+        create_once(state_dir / "dev-encryption-keys.json", _new_dev_keyring)
+    )
+    return data
 
 
 def load_keyring(env: str, state_dir: Path, environ: dict[str, str] | None = None) -> Keyring:
@@ -101,7 +122,7 @@ def load_keyring(env: str, state_dir: Path, environ: dict[str, str] | None = Non
             raise KeyringError(
                 "KEHU_ENCRYPTION_KEYS (or _FILE) and KEHU_BLIND_INDEX_KEY must be set in production"
             )
-        dev = json.loads(_dev_keyring_file(state_dir).read_text())
+        dev = _dev_keyring(state_dir)
         raw, index = raw or dev["keys"], index or dev["index"]
     keys = _parse_keys(raw)
     if not keys:

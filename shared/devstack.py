@@ -290,22 +290,10 @@ def run_dev() -> int:
         migrate(env)
         try:
             for name, port in SERVICES.items():
+                # `KEHU_WORKERS` processes per service (1 unless set), see shared.serve.
                 processes.append(
                     subprocess.Popen(
-                        [
-                            sys.executable,
-                            "-m",
-                            "uvicorn",
-                            f"services.{name}.main:create_app",
-                            "--factory",
-                            "--host",
-                            "127.0.0.1",
-                            "--port",
-                            str(port),
-                            "--log-level",
-                            "warning",
-                            "--no-access-log",
-                        ],
+                        [sys.executable, "-m", "shared.serve", name, "--port", str(port)],
                         env=env,
                         cwd=ROOT,
                     )

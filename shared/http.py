@@ -7,9 +7,10 @@ what it does is `shared.idempotency`.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Header, Response
+from pydantic import BaseModel
 
 from shared.problems import PreconditionFailed, PreconditionRequired
 
@@ -55,3 +56,23 @@ def check_if_match(if_match: str | None, version: int) -> None:
 
 def set_etag(response: Response, version: int) -> None:
     response.headers["ETag"] = etag_of(version)
+
+
+def model_response(
+    model: BaseModel | Any, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """A JSON response serialised straight from a validated model (or a list/dict of them).
+
+    An endpoint that returns a model has FastAPI dump it, validate the dump against the
+    response model and serialise it again; the service layer validated it already, so hot
+    paths answer with this (the operation keeps `response_model=` for its documentation).
+    The bytes are the ones FastAPI would send.
+    """
+    serializer = getattr(model, "__pydantic_serializer__", None)
+    if serializer is not None:
+        content = serializer.to_json(model)
+    else:
+        from pydantic_core import to_json
+
+        content = to_json(model)
+    return Response(content, status_code, headers, media_type="application/json")

@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.dialects.postgresql import JSONB, insert
 
 from shared.crypto import KeyringError, keyring
+from shared.http import model_response
 from shared.problems import Conflict, Unprocessable
 
 if TYPE_CHECKING:
@@ -67,7 +68,9 @@ class Reply:
             return self.body.model_dump(mode="json")
         return json.loads(json.dumps(self.body, default=str))
 
-    def response(self, content: Any | None = None) -> JSONResponse:
+    def response(self, content: Any | None = None) -> Response:
+        if content is None and isinstance(self.body, BaseModel):
+            return model_response(self.body, self.status_code, self.headers)  # one serialisation
         return JSONResponse(
             self.content() if content is None else content,
             status_code=self.status_code,
@@ -105,7 +108,7 @@ async def idempotent(
     ctx: RequestContext,
     key: str | None,
     run: Callable[[], Awaitable[Reply]],
-) -> JSONResponse:
+) -> Response:
     """Run a creating request once per Idempotency-Key and caller; replay it for retries."""
     if key is None:
         return (await run()).response()

@@ -1,12 +1,26 @@
-"""Prometheus metrics: HTTP, outbox and consumers, exposed at `/metrics`."""
+"""Prometheus metrics: HTTP, outbox and consumers, exposed at `/metrics`.
+
+With several worker processes (`KEHU_WORKERS`, see `shared.serve`) `PROMETHEUS_MULTIPROC_DIR`
+is set and `/metrics` answers the sum over every live process of the service (prometheus_client
+multiprocess mode); each gauge says how its per-process values combine.
+"""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import MutableMapping
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -21,15 +35,52 @@ HTTP_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 OUTBOX_PUBLISHED = Counter("kehu_outbox_published_total", "Events published", ["service"])
-OUTBOX_BACKLOG = Gauge("kehu_outbox_backlog", "Events not yet published", ["service"])
+# The backlog is one database's: whichever process measured last is right for all.
+OUTBOX_BACKLOG = Gauge(
+    "kehu_outbox_backlog",
+    "Events not yet published",
+    ["service"],
+    multiprocess_mode="mostrecent",
+)
 OUTBOX_OLDEST_AGE = Gauge(
-    "kehu_outbox_oldest_unpublished_seconds", "Age of the oldest unpublished event", ["service"]
+    "kehu_outbox_oldest_unpublished_seconds",
+    "Age of the oldest unpublished event",
+    ["service"],
+    multiprocess_mode="mostrecent",
 )
 CONSUMER_PROCESSED = Counter("kehu_consumer_events_total", "Events consumed", ["group", "outcome"])
-CONSUMER_LAG = Gauge("kehu_consumer_lag", "Records behind the high-water mark", ["group"])
-CONSUMER_LAST_PROGRESS = Gauge(
-    "kehu_consumer_last_progress_timestamp", "Unix time of the last committed batch", ["group"]
+# Each process consumes its share of the group's partitions: the group's lag is the sum.
+CONSUMER_LAG = Gauge(
+    "kehu_consumer_lag",
+    "Records behind the high-water mark",
+    ["group"],
+    multiprocess_mode="livesum",
 )
+CONSUMER_LAST_PROGRESS = Gauge(
+    "kehu_consumer_last_progress_timestamp",
+    "Unix time of the last committed batch",
+    ["group"],
+    multiprocess_mode="livemax",
+)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def process_stopped() -> None:
+    """Drop this process's live gauges from the aggregate (called when a worker stops)."""
+    if multiprocess_dir():
+        multiprocess.mark_process_dead(os.getpid())
+
+
+def exposition() -> bytes:
+    """The metrics text: this process's, or every worker's together in multiprocess mode."""
+    if multiprocess_dir():
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest()
 
 
 class MetricsMiddleware:
@@ -68,4 +119,4 @@ async def metrics_endpoint(request: Request) -> Response:
     refresh = getattr(request.app.state, "refresh_metrics", None)
     if refresh is not None:
         await refresh()
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -57,6 +57,19 @@ def create_event_log_tables() -> None:
     )
 
 
+def drop_notify_trigger() -> None:
+    """The relay is woken in-process after a commit that wrote the outbox, and polls for other
+    replicas' rows: the per-statement NOTIFY (a commit-time lock and a wake-up of every
+    listening replica) is not needed."""
+    for statement in DROP_TRIGGER_SQL:
+        op.execute(statement)
+
+
+def restore_notify_trigger() -> None:
+    for statement in NOTIFY_TRIGGER_SQL:
+        op.execute(statement)
+
+
 def drop_event_log_tables() -> None:
     op.drop_table("inbox")
     for statement in DROP_TRIGGER_SQL:

@@ -9,9 +9,12 @@ lock (so one customer's events keep their order however many replicas run):
 2. *publish*: positioned, unpublished rows are claimed with `FOR UPDATE SKIP LOCKED` in
    position order, sent as one batch, and marked published only once the broker acked them.
 
-The relay sleeps until a NOTIFY from the outbox trigger wakes it, with a polling fallback. With
-the broker down, step 1 keeps the feed current and step 2 retries with backoff; nothing is lost.
-Rows are kept as the service's event log for `outbox_retention_days`.
+The relay sleeps until a commit *in its own process* that wrote outbox rows wakes it (the session
+that emitted calls the relay's `wake` after its commit: no NOTIFY round trip or commit-time
+lock per request), and polls every `outbox_poll_interval_s` for rows other replicas or processes
+committed (their own relays normally take those first). With the broker down, step 1 keeps the
+feed current and step 2 retries with backoff; nothing is lost. Rows are kept as the service's
+event log for `outbox_retention_days`.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.orm import Session
 
 from shared import metrics
 from shared.events.envelope import CloudEvent, to_kafka
@@ -86,7 +90,8 @@ def inbox_table(metadata: sa.MetaData) -> sa.Table:
     )
 
 
-# Run by each service's first migration: wake the relay once per inserting statement.
+# Run by each service's first migration: woke the relay once per inserting statement before the
+# relay was woken in-process; services drop it in a later migration (`drop_notify_trigger`).
 NOTIFY_TRIGGER_SQL = [
     f"""
     CREATE OR REPLACE FUNCTION kehu_outbox_notify() RETURNS trigger AS $$
@@ -118,12 +123,52 @@ def build_event(contract: EventContract, source: str, **attributes: Any) -> Clou
     )
 
 
+WAKE_KEY = "kehu_outbox_wake"
+# The relay of each outbox table in this process (set by the service app): every `Outbox` on
+# that table, the app's or a consumer module's own, wakes it after a commit that wrote events.
+_RELAY_WAKERS: dict[sa.Table, Any] = {}
+
+
+def wake_relay_on_commit(table: sa.Table, wake: Any) -> None:
+    _RELAY_WAKERS[table] = wake
+
+
+@sa.event.listens_for(Session, "after_commit")
+def _wake_relay_after_commit(session: Session) -> None:
+    """A committed transaction that wrote outbox rows wakes its process's relay."""
+    wake = session.info.pop(WAKE_KEY, None)
+    if wake is not None:
+        wake()
+
+
+@sa.event.listens_for(Session, "after_rollback")
+def _forget_rolled_back_rows(session: Session) -> None:
+    session.info.pop(WAKE_KEY, None)
+
+
 class Outbox:
     """Emits events into one service's outbox table, inside the caller's transaction."""
 
     def __init__(self, table: sa.Table, source: str) -> None:
         self.table = table
         self.source = source
+
+    def written(self, session: AsyncSession | AsyncConnection | Session) -> None:
+        """Note that `session`'s transaction wrote outbox rows: its commit wakes the relay.
+
+        `emit` calls it; so does a statement that inserts outbox rows itself (a CTE)."""
+        wake = _RELAY_WAKERS.get(self.table)
+        if wake is None:
+            return
+        if isinstance(session, AsyncSession):
+            session.sync_session.info[WAKE_KEY] = wake
+        elif isinstance(session, Session):
+            session.info[WAKE_KEY] = wake
+        # A bare connection has no after-commit hook: the relay's polling picks its rows up.
+
+    def row(self, contract: EventContract) -> dict[str, Any]:
+        """The outbox row of one event (for statements that insert it themselves)."""
+        return self._row(contract)
 
     def _row(self, contract: EventContract) -> dict[str, Any]:
         event = build_event(contract, self.source)
@@ -140,8 +185,14 @@ class Outbox:
 
     async def emit(self, session: AsyncSession | AsyncConnection, *events: EventContract) -> None:
         """Record events; they are published only if the caller's transaction commits."""
-        if events:
-            await session.execute(sa.insert(self.table), [self._row(e) for e in events])
+        if not events:
+            return
+        rows = [self._row(e) for e in events]
+        if len(rows) <= 50:  # one multi-row statement, no ORM bulk-insert machinery
+            await session.execute(sa.insert(self.table).values(rows))
+        else:  # imports and re-ranks: executemany keeps each statement's parameters bounded
+            await session.execute(sa.insert(self.table), rows)
+        self.written(session)
 
 
 def row_to_event(row: Any) -> CloudEvent:
@@ -170,8 +221,6 @@ class OutboxRelay:
         self.producer: AIOKafkaProducer | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._listener: Any = None
-        self._listener_raw: Any = None
         self.last_error: str | None = None
         self.published_total = 0
 
@@ -185,7 +234,6 @@ class OutboxRelay:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._close_listener()
         await self._close_producer()
 
     def wake(self) -> None:
@@ -195,7 +243,6 @@ class OutboxRelay:
         backoff = 0.2
         while True:
             try:
-                await self._ensure_listener()
                 sequenced = await self.sequence_once()
                 await self._ensure_producer()  # eagerly, so readiness reflects the broker
                 published = await self.publish_once()
@@ -217,31 +264,10 @@ class OutboxRelay:
     async def _sleep(self, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
-            # Under write load every commit notifies; a short pause lets one relay pass
+            # Under write load every commit wakes the relay; a short pause lets one relay pass
             # take many commits' events instead of running two transactions per request.
             await asyncio.sleep(self.settings.outbox_debounce_s)
         self._wake.clear()
-
-    async def _ensure_listener(self) -> None:
-        if self._listener is not None and not self._listener.is_closed():
-            return
-        raw = await self.engine.raw_connection()
-        conn = raw.driver_connection
-        assert conn is not None
-        await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
-        self._listener = conn
-        self._listener_raw = raw
-
-    def _on_notify(self, *_: object) -> None:
-        self._wake.set()
-
-    async def _close_listener(self) -> None:
-        if self._listener is not None:
-            with contextlib.suppress(Exception):
-                await self._listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
-            with contextlib.suppress(Exception):
-                self._listener_raw.close()
-            self._listener = None
 
     async def broker_reachable(self, timeout: float = 3.0) -> bool:
         if self.producer is None:
@@ -330,9 +356,11 @@ class OutboxRelay:
             if missing:
                 await ensure_topics(self.settings, missing)
                 raise TopicsMissing(f"broker lost topics {sorted(missing)}; resending")
+            # One array parameter, not one per row: the statement compiles once, whatever
+            # the batch's size.
             await conn.execute(
                 sa.update(t)
-                .where(t.c.id.in_([r.id for r in rows]))
+                .where(t.c.id == sa.func.any(sa.cast([r.id for r in rows], ARRAY(sa.BigInteger))))
                 .values(published_at=sa.func.now())
             )
         self.published_total += len(rows)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from shared import crypto
+from shared.audit import AUDIT_FROM_JSON_TEXT, audit_json
 
 if TYPE_CHECKING:
     from shared.context import RequestContext
@@ -123,19 +124,16 @@ class Privacy:
             "request_id": ctx.request_id,
         }
 
-    async def record(
+    def change_entries(
         self,
         ctx: RequestContext,
         action: str,
         resource: str,
-        *,
         resource_id: Any = None,
         customer_id: Any = None,
         fields: Iterable[str] = (),
-    ) -> None:
-        """One entry per customer (several ids: one statement), in the caller's transaction."""
-        if self.audit_table is None:
-            return
+    ) -> list[dict[str, Any]]:
+        """The entries `record` writes: one per customer."""
         customers = (
             [None]
             if customer_id is None
@@ -150,28 +148,48 @@ class Privacy:
                 )
             )
         )
-        if not customers:
-            return
         common = {**self._entry(ctx, action, resource), "fields": sorted(fields)}
-        await ctx.session.execute(
-            sa.insert(self.audit_table),
-            [
-                {
-                    **common,
-                    "customer_id": cid,
-                    "resource_id": (str(resource_id) if resource_id is not None else cid),
-                }
-                for cid in customers
-            ],
-        )
+        return [
+            {
+                **common,
+                "customer_id": cid,
+                "resource_id": (str(resource_id) if resource_id is not None else cid),
+            }
+            for cid in customers
+        ]
+
+    async def record(
+        self,
+        ctx: RequestContext,
+        action: str,
+        resource: str,
+        *,
+        resource_id: Any = None,
+        customer_id: Any = None,
+        fields: Iterable[str] = (),
+    ) -> None:
+        """One entry per customer (several ids: one statement), in the caller's transaction."""
+        if self.audit_table is None:
+            return
+        entries = self.change_entries(ctx, action, resource, resource_id, customer_id, fields)
+        if entries:
+            await ctx.session.execute(AUDIT_FROM_JSON_TEXT, {"entries": audit_json(entries)})
 
     async def record_reads(
         self, ctx: RequestContext, records: Iterable[tuple[str, Any, Any]]
     ) -> None:
         """`read_pii` entries for (resource, record, customer id) triples: one per customer and
         resource, listing the ids of the records that carried personal data and those fields."""
+        entries = self.read_entries(ctx, records)
+        if entries:
+            await ctx.session.execute(AUDIT_FROM_JSON_TEXT, {"entries": audit_json(entries)})
+
+    def read_entries(
+        self, ctx: RequestContext, records: Iterable[tuple[str, Any, Any]]
+    ) -> list[dict[str, Any]]:
+        """The entries `record_reads` writes."""
         if self.audit_table is None or not ctx.can_read_pii:
-            return
+            return []
         ids: dict[tuple[str, str], list[str]] = defaultdict(list)
         fields: dict[tuple[str, str], set[str]] = defaultdict(set)
         for resource, record, customer_id in records:
@@ -180,17 +198,12 @@ class Privacy:
                 key = (resource, str(customer_id))
                 ids[key].append(str(_get(record, "id")))
                 fields[key].update(present)
-        if not ids:
-            return
-        await ctx.session.execute(
-            sa.insert(self.audit_table),
-            [
-                {
-                    **self._entry(ctx, "read_pii", resource),
-                    "resource_id": ",".join(dict.fromkeys(record_ids)),
-                    "customer_id": customer_id,
-                    "fields": sorted(fields[(resource, customer_id)]),
-                }
-                for (resource, customer_id), record_ids in ids.items()
-            ],
-        )
+        return [
+            {
+                **self._entry(ctx, "read_pii", resource),
+                "resource_id": ",".join(dict.fromkeys(record_ids)),
+                "customer_id": customer_id,
+                "fields": sorted(fields[(resource, customer_id)]),
+            }
+            for (resource, customer_id), record_ids in ids.items()
+        ]

@@ -293,6 +293,14 @@ def install_handlers(app: FastAPI) -> None:
             "An unexpected error occurred; quote the request_id when reporting it.",
         )
 
+    @app.exception_handler(asyncpg.PostgresError)
+    async def _driver_database(request: Request, exc: asyncpg.PostgresError) -> JSONResponse:
+        # Hot paths run hand-written statements on the asyncpg connection (`ctx.db()`): its
+        # errors come unwrapped, and mean what they mean through SQLAlchemy.
+        if isinstance(exc, asyncpg.PostgresConnectionError):
+            return await _db_down(request, exc)
+        return await _database(request, DBAPIError(None, None, exc))
+
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
     @app.exception_handler(TimeoutError)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -16,14 +19,32 @@ Environment = Literal["dev", "test", "production"]
 INSECURE_SECRETS = {"", "changeme", "secret", "dev", "kehu-dev-secret"}
 
 
+def create_once(path: Path, make: Callable[[], str]) -> str:
+    """The content of `path`, which the first of any number of concurrent callers creates.
+
+    The content is written whole to a temporary file beside `path` and hard-linked into place:
+    the link fails if the name exists, so every process (of every service and every worker
+    starting at once) reads the one value that won, and nobody reads a half-written file.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "w") as file:
+                file.write(make())
+            os.chmod(tmp, 0o600)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process won; its value is the one
+        finally:
+            os.unlink(tmp)
+    return path.read_text()
+
+
 def dev_secret(state_dir: Path) -> str:
     """The generated local signing secret, created once and kept in the git-ignored state dir."""
-    path = state_dir / "dev-jwt-secret"
-    if not path.exists():
-        state_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return create_once(state_dir / "dev-jwt-secret", lambda: secrets.token_urlsafe(48)).strip()
 
 
 class ServiceSettings(BaseSettings):
@@ -68,7 +89,9 @@ class ServiceSettings(BaseSettings):
 
     outbox_batch_size: int = 500
     outbox_poll_interval_s: float = 1.0
-    outbox_debounce_s: float = 0.01
+    # After a wake-up the relay waits this long, so one pass takes the events of the commits
+    # that follow (under load: a pass per ~50 ms, not one per request).
+    outbox_debounce_s: float = 0.05
     outbox_retention_days: int = 365
 
     consumer_batch_size: int = 500

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +23,7 @@ from services.profiles.models import (
     Need,
     table_of,
 )
+from shared.audit import AUDIT_COLUMNS, AUDIT_ROWS_SELECT
 from shared.keyset import Keyset, SortKey, parse_datetime
 
 SORTS: dict[str, tuple[Any, Any]] = {  # key: (column, parse a cursor value)
@@ -42,14 +44,6 @@ def customer_order(sort: str) -> Keyset:
         SortKey(column, sort, descending, parse),
         SortKey(Customer.id, "id", descending, uuid.UUID),
     )
-
-
-def sort_value(row: tuple[Customer, Any], name: str) -> Any:
-    customer = row[0]
-    key = name.lstrip("-")
-    if key == "display_name":
-        return customer.search_name or ""
-    return getattr(customer, key)
 
 
 HISTORY_ORDER = Keyset(SortKey(HistoryEntry.id, "before", descending=True, parse=int))
@@ -98,20 +92,6 @@ async def get_customer(
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def get_customer_with_insights(
-    session: AsyncSession, customer_id: uuid.UUID
-) -> tuple[Customer, CustomerInsights | None] | None:
-    """The customer and its insights in one round trip."""
-    row = (
-        await session.execute(
-            sa.select(Customer, CustomerInsights)
-            .outerjoin(CustomerInsights, CustomerInsights.customer_id == Customer.id)
-            .where(Customer.id == customer_id)
-        )
-    ).first()
-    return None if row is None else (row[0], row[1])
-
-
 async def get_insights(
     session: AsyncSession, ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, CustomerInsights]:
@@ -127,19 +107,6 @@ async def by_external_ref(session: AsyncSession, external_ref: str) -> Customer 
     return (
         await session.execute(sa.select(Customer).where(Customer.external_ref == external_ref))
     ).scalar_one_or_none()
-
-
-async def lock_identity_keys(session: AsyncSession, keys: Sequence[str]) -> None:
-    """Serialise concurrent creates of the same e-mail / phone / name so the check holds."""
-    # One round trip; unnest keeps the sorted order, so two writers never wait crosswise.
-    if keys:
-        await session.execute(
-            sa.text(
-                "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
-                "FROM unnest(CAST(:keys AS text[])) AS k"
-            ),
-            {"keys": sorted(set(keys))},
-        )
 
 
 async def find_duplicates(
@@ -259,76 +226,6 @@ class CustomerFilter:
     updated_to: datetime | None = None
 
 
-# The expression of the trigram index ix_customers_search (migration 0005); keep identical.
-# Only non-PII text: personal data is encrypted and found by exact match (blind indexes).
-SEARCH_TEXT: sa.ColumnElement[str] = sa.literal_column(
-    "(customers.customer_number || ' ' || coalesce(customers.search_name, '') || ' ' || "
-    "coalesce(customers.company_name, ''))"
-)
-
-
-def _text_match(q: str, personal: bool) -> Any:
-    def pattern(value: str) -> str:
-        escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return f"%{escaped}%"
-
-    from services.profiles.schemas import normalise_phone
-
-    text = q.strip()
-    conditions: list[Any] = [SEARCH_TEXT.ilike(pattern(text))]
-    if not personal:
-        return conditions[0]
-    conditions.append(Customer.display_name_index == protection.display_name_index(text))
-    if "@" in text:
-        conditions.append(Customer.email_index == protection.email_index(text))
-    if sum(ch.isdigit() for ch in text) >= 5:
-        try:
-            conditions.append(Customer.phone_index == protection.phone_index(normalise_phone(text)))
-        except ValueError:
-            pass  # not a phone number: the other conditions still apply
-    return sa.or_(*conditions)
-
-
-async def list_customers(
-    session: AsyncSession, filters: CustomerFilter, sort: str, cursor: str | None, limit: int
-) -> tuple[list[tuple[Customer, CustomerInsights | None]], str | None]:
-    query = sa.select(Customer, CustomerInsights).outerjoin(
-        CustomerInsights, CustomerInsights.customer_id == Customer.id
-    )
-    f = filters
-    conditions: list[Any] = [
-        Customer.status.in_(f.statuses) if f.statuses else Customer.status != "merged"
-    ]
-    if f.owner_id is not None:
-        conditions.append(Customer.owner_id == f.owner_id)
-    if f.tags:
-        conditions.append(Customer.tags.contains([t.strip().lower() for t in f.tags]))
-    for col, value in (
-        (Customer.external_ref, f.external_ref),
-        (Customer.industry, f.industry),
-        (Customer.region, f.region),
-        (Customer.kind, f.kind),
-        (CustomerInsights.tier, f.tier),
-        (CustomerInsights.lifecycle_stage, f.lifecycle_stage),
-    ):
-        if value is not None:
-            conditions.append(col == value)
-    if f.q:
-        conditions.append(_text_match(f.q, f.q_personal))
-    if f.created_from:
-        conditions.append(Customer.created_at >= f.created_from)
-    if f.created_to:
-        conditions.append(Customer.created_at < f.created_to)
-    if f.updated_from:
-        conditions.append(Customer.updated_at >= f.updated_from)
-    if f.updated_to:
-        conditions.append(Customer.updated_at < f.updated_to)
-    order = customer_order(sort)
-    result = await session.execute(order.apply(query.where(*conditions), cursor, limit))
-    rows: list[tuple[Customer, CustomerInsights | None]] = [(c, i) for c, i in result.all()]
-    return order.page(rows, limit, sort_value)
-
-
 def _history_of(customer_ids: Sequence[uuid.UUID], entity: str | None = None) -> Any:
     query = sa.select(HistoryEntry).where(HistoryEntry.customer_id.in_(customer_ids))
     if entity is not None:
@@ -434,3 +331,245 @@ async def upsert_insights(
         ).returning(*table.c)
     )
     return result.first()
+
+
+# -- hot paths: hand-written statements on the request's asyncpg connection (`ctx.db()`) -------
+
+# Every column a customer's read model needs, with its insights, in one join.
+CUSTOMER_ROW = (
+    "SELECT c.id, c.customer_number, c.kind, c.status, c.version, c.external_ref, "
+    "c.display_name, c.legal_name, c.email, c.phone, c.addresses, c.notes, c.custom_attributes, "
+    "c.company_name, c.industry, c.region, c.company_size, c.source_channel, c.owner_id, c.tags, "
+    "c.language, c.preferred_channel, c.important_dates, c.merged_into_id, c.created_at, "
+    "c.updated_at, c.archived_at, c.erased_at, c.search_name, i.tier, i.lifecycle_stage, "
+    "i.churn_risk_score, "
+    "i.churn_risk_level, i.churn_risk_reasons "
+    "FROM customers c LEFT JOIN customer_insights i ON i.customer_id = c.id"
+)
+
+
+async def customer_row(
+    conn: asyncpg.Connection, customer_id: uuid.UUID, *, for_update: bool = False
+) -> asyncpg.Record | None:
+    """One customer with its insights (sealed columns still sealed), optionally row-locked."""
+    lock = " FOR UPDATE OF c" if for_update else ""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"{CUSTOMER_ROW} WHERE c.id = $1{lock}", customer_id
+    )
+    return row
+
+
+async def lock_identity_keys_on(conn: asyncpg.Connection, keys: Sequence[str]) -> None:
+    """`lock_identity_keys` on the driver connection."""
+    if keys:
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k",
+            sorted(set(keys)),
+        )
+
+
+OUTBOX_ROWS = (
+    "FROM jsonb_to_recordset({param}::jsonb) AS x(event_id uuid, type text, source text, "
+    "subject text, partition_key text, topic text, time timestamptz, data jsonb)"
+)
+OUTBOX_INSERT = (
+    "INSERT INTO outbox (event_id, type, source, subject, partition_key, topic, time, data)"
+)
+
+# A create in one statement: the external_ref and duplicate checks (after the caller took the
+# identity locks, so their snapshot sees every committed look-alike), and only when both pass
+# the customer, its history entry, its event (with the number the database assigns) and the
+# audit entry. Returns the created row, or the conflicting ones.
+CREATE_CUSTOMER = f"""
+WITH dup AS (
+    SELECT id, customer_number, owner_id, email_index = $11 AS e, phone_index = $12 AS p,
+           name_index = $14 AS n
+    FROM customers
+    WHERE (email_index = $11 OR phone_index = $12 OR name_index = $14) AND status <> 'merged'
+          AND NOT $27
+    ORDER BY created_at, id LIMIT 5
+), ref AS (
+    SELECT id, customer_number FROM customers
+    WHERE $3::text IS NOT NULL AND external_ref = $3::text
+), ins AS (
+    INSERT INTO customers (id, kind, external_ref, display_name, legal_name, email, phone,
+        addresses, notes, custom_attributes, email_index, phone_index, display_name_index,
+        name_index, search_name, company_name, industry, region, company_size, source_channel,
+        owner_id, tags, language, preferred_channel, important_dates, created_at, updated_at)
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+        $20, $21, $22, $23, $24, $25::jsonb, $26, $26
+    WHERE NOT EXISTS (SELECT 1 FROM ref) AND NOT EXISTS (SELECT 1 FROM dup)
+    RETURNING id, customer_number, status, version
+), hist AS (
+    INSERT INTO customer_history (customer_id, entity, entity_id, action, actor, changed_at,
+        changes)
+    SELECT id, 'customer', id::text, 'created', $28, $26, $29 FROM ins
+), ob AS (
+    {OUTBOX_INSERT}
+    SELECT x.event_id, x.type, x.source, x.subject, x.partition_key, x.topic, x.time,
+        jsonb_set(x.data, '{{dimensions,customer_number}}', to_jsonb(ins.customer_number))
+    {OUTBOX_ROWS.format(param="$30")}, ins
+), au AS (
+    INSERT INTO {AUDIT_COLUMNS} {AUDIT_ROWS_SELECT.format(param="$31")}
+    WHERE EXISTS (SELECT 1 FROM ins)
+)
+SELECT 'created' AS found, id, customer_number, status, version, NULL::text AS owner_id,
+    NULL::boolean AS e, NULL::boolean AS p, NULL::boolean AS n FROM ins
+UNION ALL SELECT 'external_ref', id, customer_number, NULL, NULL, NULL, NULL, NULL, NULL FROM ref
+UNION ALL SELECT 'duplicate', id, customer_number, NULL, NULL, owner_id, e, p, n FROM dup
+"""
+
+
+async def create_customer_row(conn: asyncpg.Connection, *params: Any) -> list[asyncpg.Record]:
+    """Run `CREATE_CUSTOMER` with its 31 parameters (see `service.create_customer`)."""
+    return list(await conn.fetch(CREATE_CUSTOMER, *params))
+
+
+async def update_customer_row(
+    conn: asyncpg.Connection,
+    customer_id: uuid.UUID,
+    at: datetime,
+    assignments: dict[str, Any],
+    actor: str,
+    history_changes: str,
+    events: str,
+    audit: str,
+) -> int:
+    """The changed columns, a version bump, the history entry, the events and the audit entry
+    in one statement; the new version."""
+    params: list[Any] = [customer_id, at, actor, history_changes, events, audit]
+    sets = []
+    for name, value in assignments.items():
+        params.append(value)
+        cast = "::jsonb" if name == "important_dates" else ""
+        sets.append(f"{name} = ${len(params)}{cast}")
+    version: int = await conn.fetchval(
+        f"""
+        WITH up AS (
+            UPDATE customers SET {", ".join(sets)}, version = version + 1, updated_at = $2
+            WHERE id = $1 RETURNING id, version
+        ), hist AS (
+            INSERT INTO customer_history (customer_id, entity, entity_id, action, actor,
+                changed_at, changes)
+            SELECT id, 'customer', id::text, 'updated', $3, $2, $4 FROM up
+        ), ob AS (
+            {OUTBOX_INSERT}
+            SELECT x.event_id, x.type, x.source, x.subject, x.partition_key, x.topic, x.time,
+                x.data {OUTBOX_ROWS.format(param="$5")} WHERE EXISTS (SELECT 1 FROM up)
+        ), au AS (
+            INSERT INTO {AUDIT_COLUMNS} {AUDIT_ROWS_SELECT.format(param="$6")}
+            WHERE EXISTS (SELECT 1 FROM up)
+        )
+        SELECT version FROM up
+        """,
+        *params,
+    )
+    return version
+
+
+# The filtered list as one hand-written statement on the driver connection (the keyset is
+# `customer_order`'s: the same cursors, the same order).
+SORT_SQL = {
+    "created_at": "c.created_at",
+    "updated_at": "c.updated_at",
+    "customer_number": "c.customer_number",
+    "display_name": "coalesce(c.search_name, '')",
+}
+
+
+def _like(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def list_sql(
+    filters: CustomerFilter, sort: str, cursor: str | None, limit: int
+) -> tuple[str, list[Any]]:
+    """The SQL and parameters of a page of `CUSTOMER_ROW`s (with `search_name`)."""
+    from services.profiles.schemas import normalise_phone
+
+    params: list[Any] = []  # the search text is the trigram index's (ix_customers_search)
+
+    def param(value: Any, cast: str = "") -> str:
+        params.append(value)
+        return f"${len(params)}{cast}"
+
+    f = filters
+    where = [
+        f"c.status = ANY({param(list(f.statuses), '::text[]')})"
+        if f.statuses
+        else "c.status <> 'merged'"
+    ]
+    for column, value in (
+        ("c.owner_id", f.owner_id),
+        ("c.external_ref", f.external_ref),
+        ("c.industry", f.industry),
+        ("c.region", f.region),
+        ("c.kind", f.kind),
+        ("i.tier", f.tier),
+        ("i.lifecycle_stage", f.lifecycle_stage),
+    ):
+        if value is not None:
+            where.append(f"{column} = {param(value, '::text')}")
+    if f.tags:
+        where.append(f"c.tags @> {param([t.strip().lower() for t in f.tags], '::text[]')}")
+    if f.q:
+        text = f.q.strip()
+        search = (
+            "(c.customer_number || ' ' || coalesce(c.search_name, '') || ' ' || "
+            "coalesce(c.company_name, ''))"
+        )
+        matches = [f"{search} ILIKE {param(_like(text), '::text')}"]
+        if f.q_personal:
+            index = protection.display_name_index(text)
+            matches.append(f"c.display_name_index = {param(index, '::text')}")
+            if "@" in text:
+                email = protection.email_index(text)
+                matches.append(f"c.email_index = {param(email, '::text')}")
+            if sum(ch.isdigit() for ch in text) >= 5:
+                try:
+                    phone = protection.phone_index(normalise_phone(text))
+                    matches.append(f"c.phone_index = {param(phone, '::text')}")
+                except ValueError:
+                    pass  # not a phone number: the other conditions still apply
+        where.append("(" + " OR ".join(matches) + ")")
+    for column, op, at in (
+        ("c.created_at", ">=", f.created_from),
+        ("c.created_at", "<", f.created_to),
+        ("c.updated_at", ">=", f.updated_from),
+        ("c.updated_at", "<", f.updated_to),
+    ):
+        if at is not None:
+            where.append(f"{column} {op} {param(at, '::timestamptz')}")
+    order = customer_order(sort)
+    key = SORT_SQL[sort.lstrip("-")]
+    direction = "DESC" if sort.startswith("-") else "ASC"
+    position = order.position(cursor)
+    if position is not None:
+        after = "<" if sort.startswith("-") else ">"
+        casts = {"customer_number": "::text", "display_name": "::text"}
+        cast = casts.get(sort.lstrip("-"), "::timestamptz")
+        value, last_id = param(position[0], cast), param(position[1], "::uuid")
+        where.append(f"({key} {after} {value} OR ({key} = {value} AND c.id {after} {last_id}))")
+    sql = (
+        f"{CUSTOMER_ROW} "
+        f"WHERE {' AND '.join(where)} ORDER BY {key} {direction}, c.id {direction} "
+        f"LIMIT {param(limit + 1, '::int')}"
+    )
+    return sql, params
+
+
+def record_sort_value(row: Any, name: str) -> Any:
+    key = name.lstrip("-")
+    if key == "display_name":
+        return row["search_name"] or ""
+    return row[key]
+
+
+async def list_customer_rows(
+    conn: asyncpg.Connection, filters: CustomerFilter, sort: str, cursor: str | None, limit: int
+) -> tuple[list[asyncpg.Record], str | None]:
+    """A page of customers (sealed columns still sealed) and the next page's cursor."""
+    sql, params = list_sql(filters, sort, cursor, limit)
+    rows = await conn.fetch(sql, *params)
+    return customer_order(sort).page(list(rows), limit, record_sort_value)

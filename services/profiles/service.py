@@ -8,6 +8,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -53,6 +54,7 @@ from services.profiles.schemas import (
     NeedCreate,
     NeedUpdate,
 )
+from shared.audit import AUDIT_FROM_JSON, audit_json
 from shared.context import RequestContext
 from shared.contracts.customers import (
     ConsentChanged,
@@ -66,6 +68,7 @@ from shared.contracts.customers import (
     NeedRecorded,
     NeedUpdated,
 )
+from shared.crypto import keyring
 from shared.http import check_if_match
 from shared.problems import Conflict, Forbidden, InvalidJson, Unprocessable, loads_json
 
@@ -192,6 +195,49 @@ def to_read(c: Customer | dict[str, Any], insights: CustomerInsights | None) -> 
     return CustomerRead.model_validate({**values, "insights": insights_of(insights)})
 
 
+# The sealed columns of a customer (`models.Customer`), each bound to its column's context.
+SEALED_TEXT = ("display_name", "legal_name", "email", "phone", "notes")
+SEALED_JSON: dict[str, Callable[[], Any]] = {"addresses": list, "custom_attributes": dict}
+
+
+def seal_column(name: str, value: Any) -> str | None:
+    """A customer column's value as stored (as `EncryptedText` / `EncryptedJSON` store it)."""
+    if value is None:
+        return None
+    text = json.dumps(value, default=str) if name in SEALED_JSON else value
+    return keyring().seal(text, f"customers.{name}")
+
+
+def open_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A `repository.CUSTOMER_ROW` row with its sealed columns opened."""
+    ring = keyring()
+    values = dict(row)
+    for name in SEALED_TEXT:
+        if values[name] is not None:
+            values[name] = ring.open(values[name], f"customers.{name}")
+    for name, empty in SEALED_JSON.items():
+        sealed = values[name]
+        values[name] = (
+            empty() if sealed is None else json.loads(ring.open(sealed, f"customers.{name}"))
+        )
+    return values
+
+
+def read_of(values: Mapping[str, Any]) -> CustomerRead:
+    """The read model of an opened customer row with its insights columns: one validation."""
+    score, level = values.get("churn_risk_score"), values.get("churn_risk_level")
+    insights = {
+        "tier": values.get("tier"),
+        "lifecycle_stage": values.get("lifecycle_stage"),
+        "churn_risk": (
+            {"score": score, "level": level, "reasons": values.get("churn_risk_reasons") or []}
+            if score is not None and level is not None
+            else None
+        ),
+    }
+    return CustomerRead.model_validate({**values, "insights": insights})
+
+
 def diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """{field: {old, new}} of the fields whose JSON value differs."""
     changes = {}
@@ -256,13 +302,15 @@ def ensure_changeable(customer: Customer) -> None:
 
 
 async def read_customer(ctx: RequestContext, customer_id: uuid.UUID) -> CustomerRead:
-    await guard(ctx, customer_id)
-    found = await repo.get_customer_with_insights(ctx.session, customer_id)
-    if found is None:
+    """One customer; the read and its audit entry are two autocommitted statements."""
+    conn = await ctx.db(transaction=False)
+    row = await repo.customer_row(conn, customer_id)
+    owner = owner_limit(ctx)
+    if row is None or (owner is not None and row["owner_id"] != owner):
         raise CustomerNotFound(
             f"Customer {customer_id} does not exist", customer_id=str(customer_id)
         )
-    read = to_read(*found)
+    read = read_of(open_row(row))
     await ctx.audit_reads([("customer", read, customer_id)])
     return read
 
@@ -287,10 +335,11 @@ async def list_customers(
         if filters.owner_id not in (None, owner):
             return [], None
         filters.owner_id = owner
-    rows, next_cursor = await repo.list_customers(ctx.session, filters, sort, cursor, limit)
-    reads = [to_read(c, i) for c, i in rows]
-    await ctx.audit_reads([("customer", r, r.id) for r in reads])
-    return reads, next_cursor
+    conn = await ctx.db(transaction=False)  # a read: the page and its audit entries autocommit
+    rows, next_cursor = await repo.list_customer_rows(conn, filters, sort, cursor, limit)
+    opened = [open_row(row) for row in rows]
+    await ctx.audit_reads([("customer", values, values["id"]) for values in opened])
+    return [read_of(values) for values in opened], next_cursor
 
 
 async def history(
@@ -351,64 +400,104 @@ async def reject_duplicates(
 
 async def create_customer(
     ctx: RequestContext, data: CustomerCreate, allow_duplicate: bool
-) -> Customer:
-    session = ctx.session
+) -> CustomerRead:
+    """A new customer: the identity locks, then one statement that checks external_ref and
+    look-alikes and only then inserts the customer, its history, its event and its audit."""
     owner = owner_limit(ctx)
     if owner is not None:
         if data.owner_id not in (None, owner):
             raise Forbidden("Agents may create only customers they own (owner_id)")
         data = data.model_copy(update={"owner_id": owner})
     values = data.model_dump(mode="json")
-    await repo.lock_identity_keys(
-        session,
+    conn = await ctx.db()
+    await repo.lock_identity_keys_on(
+        conn,
         identity_keys(data.kind, data.display_name, data.company_name, data.email, data.phone),
     )
-    if data.external_ref is not None:
-        existing = await repo.by_external_ref(session, data.external_ref)
-        if existing is not None:
-            raise Conflict(
-                f"external_ref {data.external_ref!r} is already customer {existing.id}",
-                existing_customer_id=str(existing.id),
-                existing_customer_number=existing.customer_number,
-            )
-    if not allow_duplicate:
-        await reject_duplicates(
-            session,
-            await repo.find_duplicates(
-                session,
-                kind=data.kind,
-                display_name=data.display_name,
-                company_name=data.company_name,
-                email=data.email,
-                phone=data.phone,
-                limit=5,
-            ),
-            owner_limit(ctx),
-        )
     at = ctx.now()
-    customer = Customer(
-        id=uuid.uuid4(), created_at=at, updated_at=at, **values, **protection.derived(values)
+    customer_id = uuid.uuid4()
+    derived = protection.derived(values)
+    created_values = {k: v for k, v in values.items() if v not in (None, [], {})}
+    history = keyring().seal(
+        json.dumps(diff({}, created_values), default=str), "customer_history.changes"
     )
-    session.add(customer)
-    await session.flush()
-    await record_history(
-        ctx,
-        history_row(
-            customer.id,
-            "customer",
-            customer.id,
-            "created",
-            ctx.actor,
-            at,
-            diff({}, {k: v for k, v in values.items() if v not in (None, [], {})}),
-        ),
+    event = CustomerCreated(
+        customer_id=customer_id,
+        occurred_at=at,
+        dimensions=dimensions({**values, "customer_number": "", "status": "active"}),  # number: SQL
     )
-    await ctx.outbox.emit(
-        session,
-        CustomerCreated(customer_id=customer.id, occurred_at=at, dimensions=dimensions(customer)),
+    audit = ctx.change_entries(
+        "create", "customer", customer_id, customer_id, data.model_fields_set
     )
-    await ctx.audit_change("create", "customer", customer.id, customer.id, data.model_fields_set)
-    return customer
+    rows = await repo.create_customer_row(
+        conn,
+        customer_id,
+        data.kind,
+        data.external_ref,
+        *(seal_column(n, values[n]) for n in ("display_name", "legal_name", "email", "phone")),
+        seal_column("addresses", values["addresses"]),
+        seal_column("notes", values["notes"]),
+        seal_column("custom_attributes", values["custom_attributes"]),
+        derived["email_index"],
+        derived["phone_index"],
+        derived["display_name_index"],
+        derived["name_index"],
+        derived["search_name"],
+        *(values[n] for n in ("company_name", "industry", "region", "company_size")),
+        *(values[n] for n in ("source_channel", "owner_id", "tags", "language")),
+        values["preferred_channel"],
+        json.dumps(values["important_dates"]),
+        at,
+        allow_duplicate,
+        ctx.actor,
+        history,
+        json.dumps([ctx.outbox.row(event)], default=str),
+        audit_json(audit),
+    )
+    found = {row["found"]: row for row in rows}
+    if "external_ref" in found:
+        existing = found["external_ref"]
+        raise Conflict(
+            f"external_ref {data.external_ref!r} is already customer {existing['id']}",
+            existing_customer_id=str(existing["id"]),
+            existing_customer_number=existing["customer_number"],
+        )
+    if "created" not in found:
+        matches = [
+            (
+                SimpleNamespace(
+                    id=r["id"], customer_number=r["customer_number"], owner_id=r["owner_id"]
+                ),
+                [
+                    name
+                    for name, hit in (
+                        ("email", r["e"]),
+                        ("phone", r["p"]),
+                        ("name_and_company", r["n"]),
+                    )
+                    if hit
+                ],
+            )
+            for r in rows
+            if r["found"] == "duplicate"
+        ]
+        await reject_duplicates(ctx.session, matches, owner)  # type: ignore[arg-type]
+    ctx.outbox.written(ctx.session)
+    created = found["created"]
+    return read_of(
+        {
+            **values,
+            "id": customer_id,
+            "customer_number": created["customer_number"],
+            "status": created["status"],
+            "version": created["version"],
+            "created_at": at,
+            "updated_at": at,
+            "archived_at": None,
+            "erased_at": None,
+            "merged_into_id": None,
+        }
+    )
 
 
 async def update_customer(
@@ -417,23 +506,32 @@ async def update_customer(
     patch: CustomerUpdate,
     if_match: str | None,
     allow_duplicate: bool = False,
-) -> Customer:
-    session = ctx.session
-    await guard(ctx, customer_id)
-    customer = await load(session, customer_id, for_update=True)
-    check_if_match(if_match, customer.version)
-    ensure_changeable(customer)
-    await ctx.audit_change("update", "customer", customer_id, customer_id, patch.model_fields_set)
+) -> CustomerRead:
+    """Change the fields sent: the row is locked and read, then one statement writes the
+    changed columns, the version, the history entry, the events and the audit entry."""
+    conn = await ctx.db()
+    row = await repo.customer_row(conn, customer_id, for_update=True)
+    owner = owner_limit(ctx)
+    if row is None or (owner is not None and row["owner_id"] != owner):
+        raise CustomerNotFound(
+            f"Customer {customer_id} does not exist", customer_id=str(customer_id)
+        )
+    current = open_row(row)
+    check_if_match(if_match, current["version"])
+    ensure_changeable(SimpleNamespace(**current))  # type: ignore[arg-type]
+    audit = ctx.change_entries(
+        "update", "customer", customer_id, customer_id, patch.model_fields_set
+    )
     requested = patch.model_dump(mode="json", exclude_unset=True)
     new_status = requested.pop("status", None)
     for name, empty in EMPTY_COLLECTIONS.items():  # null clears a collection to empty
         if name in requested and requested[name] is None:
             requested[name] = empty()
-    before = {name: getattr(customer, name) for name in requested}
-    changes = diff(before, requested)
+    changes = diff({name: current[name] for name in requested}, requested)
+    session = ctx.session
     if "external_ref" in changes and requested["external_ref"] is not None:
         other = await repo.by_external_ref(session, requested["external_ref"])
-        if other is not None and other.id != customer.id:
+        if other is not None and other.id != customer_id:
             raise Conflict(
                 f"external_ref {requested['external_ref']!r} is already customer {other.id}",
                 existing_customer_id=str(other.id),
@@ -441,53 +539,65 @@ async def update_customer(
     new_email = requested.get("email") if "email" in changes else None
     new_phone = requested.get("phone") if "phone" in changes else None
     if (new_email or new_phone) and not allow_duplicate:
-        await repo.lock_identity_keys(
-            session, identity_keys(customer.kind, None, None, new_email, new_phone)
+        await repo.lock_identity_keys_on(
+            conn, identity_keys(current["kind"], None, None, new_email, new_phone)
         )
         await reject_duplicates(
             session,
             await repo.find_duplicates(
                 session,
-                kind=customer.kind,
+                kind=current["kind"],
                 display_name=None,
                 company_name=None,
                 email=new_email,
                 phone=new_phone,
-                exclude=[customer.id],
+                exclude=[customer_id],
                 limit=5,
             ),
-            owner_limit(ctx),
+            owner,
         )
     at = ctx.now()
+    assignments = {name: requested[name] for name in changes}
     archived = False
-    if new_status is not None and new_status != customer.status:
-        changes["status"] = {"old": customer.status, "new": new_status}
+    if new_status is not None and new_status != current["status"]:
+        changes["status"] = {"old": current["status"], "new": new_status}
         archived = new_status == "archived"
-        customer.status = new_status
-        customer.archived_at = at if archived else None
+        assignments["status"] = new_status
+        assignments["archived_at"] = at if archived else None
     if not changes:
-        return customer
-    for name in requested:
-        setattr(customer, name, requested[name])
-    protection.refresh_derived(customer)
-    customer.version += 1
-    customer.updated_at = at
-    await session.flush()
-    await record_history(
-        ctx, history_row(customer.id, "customer", customer.id, "updated", ctx.actor, at, changes)
-    )
+        await conn.execute(AUDIT_FROM_JSON, audit_json(audit))
+        return read_of(current)
+    updated = {**current, **assignments}
+    if {"kind", "display_name", "email", "phone", "company_name"} & changes.keys():
+        assignments.update(protection.derived(updated))
+    stored = {
+        name: seal_column(name, value) if name in SEALED_TEXT or name in SEALED_JSON else value
+        for name, value in assignments.items()
+    }
+    if "important_dates" in stored:
+        stored["important_dates"] = json.dumps(stored["important_dates"])
     events: list[Any] = [
         CustomerUpdated(
-            customer_id=customer.id,
+            customer_id=customer_id,
             occurred_at=at,
             changed_fields=sorted(changes),
-            dimensions=dimensions(customer),
+            dimensions=dimensions(updated),
         )
     ]
     if archived:
-        events.append(CustomerArchived(customer_id=customer.id, occurred_at=at))
-    await ctx.outbox.emit(session, *events)
-    return customer
+        events.append(CustomerArchived(customer_id=customer_id, occurred_at=at))
+    version = await repo.update_customer_row(
+        conn,
+        customer_id,
+        at,
+        stored,
+        ctx.actor,
+        keyring().seal(json.dumps(changes, default=str), "customer_history.changes"),
+        json.dumps([ctx.outbox.row(e) for e in events], default=str),
+        audit_json(audit),
+    )
+    ctx.outbox.written(ctx.session)
+    return read_of({**updated, "version": version, "updated_at": at})
 
 
 async def archive_customer(

@@ -6,7 +6,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from fastapi.responses import JSONResponse
 
 from services.subscriptions import service
 from services.subscriptions.delivery import Sender
@@ -46,7 +45,7 @@ Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous 
 )
 async def create_subscription(
     ctx: Writer, data: SubscriptionCreate, idempotency_key: IdempotencyKeyHeader = None
-) -> JSONResponse:
+) -> Response:
     """Subscribe a URL to events. Needs `subscriptions:write`.
 
     `event_types` takes exact types (`kehu.complaint.resolved.v1`) or patterns where `*`

@@ -5,27 +5,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi import APIRouter, Path, Query
 
 from shared.context import RequestContext, context
 from shared.pagination import MAX_LIMIT
 
 
-def purpose(
-    x_purpose: Annotated[
-        str | None,
-        Header(
-            description="Why you access the data (e.g. a ticket number); recorded with every "
-            "audit entry of the request (first 500 characters).",
-            examples=["support ticket T-1042"],
-        ),
-    ] = None,
-) -> None:
-    """Documents `X-Purpose` on every operation; the request context reads it."""
-
-
 def router() -> APIRouter:
-    return APIRouter(dependencies=[Depends(purpose)])
+    """A profiles router (`X-Purpose` is documented by the request context on every
+    operation that takes one)."""
+    return APIRouter()
 
 
 Reader = Annotated[RequestContext, context("customers:read")]

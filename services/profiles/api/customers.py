@@ -31,7 +31,7 @@ from shared.context import RequestContext
 from shared.contracts.analytics import LifecycleStage
 from shared.contracts.common import Tier
 from shared.contracts.customers import CustomerKind
-from shared.http import IdempotencyKeyHeader, IfMatch, etag_of, set_etag
+from shared.http import IdempotencyKeyHeader, IfMatch, etag_of, model_response, set_etag
 from shared.idempotency import Reply, idempotent
 from shared.pagination import DEFAULT_LIMIT, Page
 from shared.problems import problem_responses
@@ -77,7 +77,7 @@ async def create_customer(
     async def create() -> Reply:
         customer = await service.create_customer(ctx, data, allow_duplicate)
         headers = {"ETag": etag_of(customer.version), "Location": f"/customers/{customer.id}"}
-        return Reply(ctx.mask("customer", service.to_read(customer, None)), 201, headers)
+        return Reply(ctx.mask("customer", customer), 201, headers)
 
     return await idempotent(ctx, idempotency_key, create)
 
@@ -144,7 +144,7 @@ async def list_customers(
     sort: Annotated[SortKey, Query(description="Sort key; `-` for descending.")] = "-created_at",
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
-) -> Page[CustomerRead]:
+) -> Response:
     """Customers matching every given filter, in pages. Needs `customers:read`.
 
     Follow `next_cursor` until it is null. Without `pii:read`, e-mail and phone are masked,
@@ -175,8 +175,10 @@ async def list_customers(
         updated_to=updated_to,
     )
     reads, next_cursor = await service.list_customers(ctx, filters, sort, cursor, limit)
-    return Page[CustomerRead](
-        items=[ctx.mask("customer", r) for r in reads], next_cursor=next_cursor
+    return model_response(
+        Page[CustomerRead].model_construct(
+            items=[ctx.mask("customer", r) for r in reads], next_cursor=next_cursor
+        )
     )
 
 
@@ -190,13 +192,12 @@ async def list_customers(
         **problem_responses(401, 403, 404, 422),
     },
 )
-async def get_customer(ctx: Reader, customer_id: CustomerId, response: Response) -> CustomerRead:
+async def get_customer(ctx: Reader, customer_id: CustomerId) -> Response:
     """One customer with its read-only insights (tier, lifecycle stage, churn risk). Needs
     `customers:read`; PII is masked without `pii:read`. A merged record has status `merged` and
     `merged_into_id`: follow it."""
     read = await service.read_customer(ctx, customer_id)
-    set_etag(response, read.version)
-    return ctx.mask("customer", read)
+    return model_response(ctx.mask("customer", read), headers={"ETag": etag_of(read.version)})
 
 
 @router.patch(
@@ -210,20 +211,19 @@ async def update_customer(
     ctx: Writer,
     customer_id: CustomerId,
     patch: CustomerUpdate,
-    response: Response,
     if_match: IfMatch = None,
     allow_duplicate: Annotated[
         bool,
         Query(description="Accept an e-mail or phone that another customer already has."),
     ] = False,
-) -> CustomerRead:
+) -> Response:
     """Change only the fields sent. Needs `customers:write` and `If-Match` with the ETag of your
     last read: without it **428**, when stale **412** and nothing changes. A new e-mail or phone
     that another customer has is **409** naming it unless `allow_duplicate=true`. Publishes
     `customer.updated` with the changed field names (and `customer.archived` when `status`
     becomes archived). Every change is kept in the history."""
-    customer = await service.update_customer(ctx, customer_id, patch, if_match, allow_duplicate)
-    return await changed(ctx, response, customer)
+    read = await service.update_customer(ctx, customer_id, patch, if_match, allow_duplicate)
+    return model_response(ctx.mask("customer", read), headers={"ETag": etag_of(read.version)})
 
 
 @router.delete(

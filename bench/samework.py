@@ -1,0 +1,806 @@
+"""Same-work baselines: the seven hot paths written as plainly as FastAPI and asyncpg allow.
+
+Each endpoint does exactly the statements, checks and crypto of the product's path, on the
+product's own databases and tables, with nothing else: the bearer check (a verified token is
+remembered until it expires, as the product does), validation by the product's own request
+model, the blind indexes and AES-GCM seals and opens of the same fields (the product's keyring),
+the same SQL statements in the same transactions, a request id in every audit entry, and a JSON
+answer of the same shape. What the product adds on top (its middleware, dependency injection,
+request context, masking rules, metrics, the in-process outbox relay) is its overhead, and
+`make bench` reports the product's rate as a ratio to this one.
+
+The statements per path (`python -m bench.trace` prints the product's, to compare):
+
+- GET /customers/{id}: SELECT customer + insights; INSERT the read's audit entry (autocommit).
+- GET /customers?industry&region&limit=50: SELECT a page of 51; INSERT 50 audit entries in one
+  statement (autocommit).
+- POST /customers: BEGIN; advisory locks on the blind indexes; one data-modifying CTE
+  (external_ref and duplicate checks, INSERT customer, history, outbox, audit); COMMIT.
+- PATCH /customers/{id}: BEGIN; SELECT ... FOR UPDATE; one CTE (UPDATE, history, outbox,
+  audit); COMMIT.
+- POST /purchases: BEGIN; SELECT the customer's merge state; INSERT ... ON CONFLICT DO
+  NOTHING; INSERT outbox; INSERT audit; COMMIT.
+- POST /interactions: BEGIN; SELECT the customer's state; INSERT interaction; upsert the
+  customer's contact state; INSERT outbox; INSERT audit; COMMIT.
+- POST /complaints: BEGIN; SELECT redirect, tier, erased; INSERT complaint; INSERT transition;
+  INSERT outbox; INSERT audit; COMMIT.
+
+Run by `make bench` as `uvicorn bench.samework:app` against the databases of the running stack.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+import uuid
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Any
+
+import asyncpg
+import jwt
+from fastapi import FastAPI, Header, HTTPException
+from fastapi.responses import JSONResponse
+
+from services.complaints.schemas import ComplaintCreate
+from services.interactions.schemas import InteractionCreate, PurchaseCreate
+from services.profiles.schemas import CustomerCreate, CustomerUpdate
+from shared.auth import scopes_for
+from shared.crypto import keyring
+from shared.settings import ServiceSettings
+
+SETTINGS = ServiceSettings()
+SECRET = SETTINGS.signing_secret
+TOKENS: dict[str, tuple[str, str | None, frozenset[str], float]] = {}
+POOLS: dict[str, asyncpg.Pool] = {}
+
+CUSTOMER_SEALED = ("display_name", "legal_name", "email", "phone", "notes")
+CUSTOMER_SEALED_JSON = ("addresses", "custom_attributes")
+CUSTOMER_PII = CUSTOMER_SEALED + CUSTOMER_SEALED_JSON
+CUSTOMER_COLUMNS = (
+    "c.id, c.customer_number, c.kind, c.status, c.version, c.external_ref, c.display_name, "
+    "c.legal_name, c.email, c.phone, c.addresses, c.notes, c.custom_attributes, "
+    "c.company_name, c.industry, c.region, c.company_size, c.source_channel, c.owner_id, "
+    "c.tags, c.language, c.preferred_channel, c.important_dates, c.merged_into_id, "
+    "c.created_at, c.updated_at, c.archived_at, c.erased_at, i.tier, i.lifecycle_stage, "
+    "i.churn_risk_score, i.churn_risk_level, i.churn_risk_reasons"
+)
+FROM_CUSTOMERS = "FROM customers c LEFT JOIN customer_insights i ON i.customer_id = c.id"
+AUDIT_INSERT = (
+    "INSERT INTO audit_log (actor, role, action, resource, resource_id, customer_id, purpose, "
+    "request_id, fields) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)"
+)
+
+
+def dsn(service: str) -> str:
+    base = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
+    return f"{base}/kehu_{service}"
+
+
+async def _init(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=str, decoder=json.loads, schema="pg_catalog")
+
+
+async def _keep(conn: asyncpg.Connection) -> None:
+    """No reset query on release: every use is a whole statement or transaction."""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> Any:
+    for service in ("profiles", "interactions", "complaints"):
+        POOLS[service] = await asyncpg.create_pool(
+            dsn(service), min_size=16, max_size=16, init=_init, reset=_keep
+        )
+    yield
+    for pool in POOLS.values():
+        await pool.close()
+
+
+app = FastAPI(lifespan=lifespan)
+Auth = Annotated[str | None, Header()]
+
+
+def principal(authorization: str | None, scope: str) -> tuple[str, str | None, frozenset[str]]:
+    if not authorization or not authorization.startswith("Bearer "):
+        raise HTTPException(401)
+    token = authorization[7:]
+    known = TOKENS.get(token)
+    if known is None or known[3] <= time.time():
+        try:
+            claims = jwt.decode(token, SECRET, algorithms=["HS256"], audience="kehu", issuer="kehu")
+        except jwt.PyJWTError:
+            raise HTTPException(401) from None
+        known = (claims["sub"], claims.get("role"), scopes_for(claims), float(claims["exp"]))
+        TOKENS[token] = known
+    if scope not in known[2]:
+        raise HTTPException(403)
+    return known[0], known[1], known[2]
+
+
+def plain(value: Any) -> Any:
+    if isinstance(value, uuid.UUID | datetime | Decimal):
+        return str(value)
+    return value
+
+
+def open_customer(row: asyncpg.Record) -> dict[str, Any]:
+    ring = keyring()
+    out = {k: plain(v) for k, v in row.items()}
+    for name in CUSTOMER_SEALED:
+        if out[name] is not None:
+            out[name] = ring.open(out[name], f"customers.{name}")
+    for name in CUSTOMER_SEALED_JSON:
+        value = out[name]
+        out[name] = json.loads(ring.open(value, f"customers.{name}")) if value else None
+    return out
+
+
+def read_fields(customer: dict[str, Any]) -> list[str]:
+    return sorted(f for f in CUSTOMER_PII if customer[f] not in (None, [], {}))
+
+
+def customer_body(c: dict[str, Any]) -> dict[str, Any]:
+    churn = None
+    if c.pop("churn_risk_score") is not None:
+        churn = {"score": 0, "level": c["churn_risk_level"], "reasons": c["churn_risk_reasons"]}
+    insights = {"tier": c.pop("tier"), "lifecycle_stage": c.pop("lifecycle_stage")}
+    c.pop("churn_risk_level")
+    c.pop("churn_risk_reasons")
+    return {**c, "insights": {**insights, "churn_risk": churn}}
+
+
+# -- profiles ------------------------------------------------------------------------------------
+
+
+@app.get("/customers/{customer_id}")
+async def get_customer(
+    customer_id: uuid.UUID,
+    authorization: Auth = None,
+    x_purpose: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    actor, role, scopes = principal(authorization, "customers:read")
+    request_id = uuid.uuid4().hex
+    async with POOLS["profiles"].acquire() as conn:
+        row = await conn.fetchrow(
+            f"SELECT {CUSTOMER_COLUMNS} {FROM_CUSTOMERS} WHERE c.id = $1", customer_id
+        )
+        if row is None:
+            raise HTTPException(404)
+        customer = open_customer(row)
+        if "pii:read" in scopes:
+            await conn.execute(
+                AUDIT_INSERT,
+                actor,
+                role,
+                "read_pii",
+                "customer",
+                str(customer_id),
+                str(customer_id),
+                x_purpose,
+                request_id,
+                json.dumps(read_fields(customer)),
+            )
+    return JSONResponse(
+        customer_body(customer),
+        headers={"ETag": f'"{customer["version"]}"', "X-Request-ID": request_id},
+    )
+
+
+LIST_AUDIT = (
+    "INSERT INTO audit_log (actor, role, action, resource, resource_id, customer_id, purpose, "
+    "request_id, fields) SELECT $1, $2, 'read_pii', 'customer', x.id, x.id, $3, $4, x.fields "
+    "FROM jsonb_to_recordset($5::jsonb) AS x(id text, fields jsonb)"
+)
+
+
+@app.get("/customers")
+async def list_customers(
+    industry: str,
+    region: str,
+    limit: int = 50,
+    authorization: Auth = None,
+    x_purpose: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    actor, role, scopes = principal(authorization, "customers:read")
+    request_id = uuid.uuid4().hex
+    async with POOLS["profiles"].acquire() as conn:
+        rows = await conn.fetch(
+            f"SELECT {CUSTOMER_COLUMNS} {FROM_CUSTOMERS} WHERE c.status <> 'merged' "
+            "AND c.industry = $1 AND c.region = $2 ORDER BY c.created_at DESC, c.id DESC LIMIT $3",
+            industry,
+            region,
+            limit + 1,
+        )
+        items = [open_customer(r) for r in rows[:limit]]
+        if "pii:read" in scopes:
+            entries = [{"id": c["id"], "fields": read_fields(c)} for c in items]
+            await conn.execute(LIST_AUDIT, actor, role, x_purpose, request_id, json.dumps(entries))
+    cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        position = {"s": "-created_at", "v": [last["created_at"], last["id"]]}
+        cursor = base64.urlsafe_b64encode(json.dumps(position).encode()).decode()
+    body = {"items": [customer_body(c) for c in items], "next_cursor": cursor}
+    return JSONResponse(body, headers={"X-Request-ID": request_id})
+
+
+def dimensions(c: dict[str, Any]) -> dict[str, Any]:
+    names = ("kind", "customer_number", "industry", "region", "company_size", "source_channel")
+    names += ("owner_id", "language", "preferred_channel")
+    out = {n: c.get(n) for n in names}
+    out["tags"] = list(c.get("tags") or [])
+    out["status"] = "active" if c.get("status", "active") == "active" else "archived"
+    out["important_dates"] = c.get("important_dates") or []
+    return out
+
+
+def event(kind: str, customer_id: uuid.UUID, at: datetime, data: dict[str, Any]) -> list[Any]:
+    event_id = uuid.uuid4()
+    return [
+        event_id,
+        f"kehu.customer.{kind}.v1",
+        "/kehu/profiles",
+        str(customer_id),
+        "kehu.customers",
+        at,
+        json.dumps({"customer_id": str(customer_id), "occurred_at": at.isoformat(), **data}),
+    ]
+
+
+def blind(value: str | None, purpose: str) -> str | None:
+    return None if value is None else keyring().blind_index(value, purpose)
+
+
+CREATE_SQL = """
+WITH dup AS (
+    SELECT id, customer_number, owner_id, email_index = $11 AS e, phone_index = $12 AS p,
+           name_index = $14 AS n
+    FROM customers
+    WHERE (email_index = $11 OR phone_index = $12 OR name_index = $14) AND status <> 'merged'
+    ORDER BY created_at, id LIMIT 5
+), ref AS (
+    SELECT id, customer_number FROM customers
+    WHERE $3::text IS NOT NULL AND external_ref = $3::text
+), ins AS (
+    INSERT INTO customers (id, kind, external_ref, display_name, legal_name, email, phone,
+        addresses, notes, custom_attributes, email_index, phone_index, display_name_index,
+        name_index, search_name, company_name, industry, region, company_size, source_channel,
+        owner_id, tags, language, preferred_channel, important_dates, created_at, updated_at)
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+        $20, $21, $22, $23, $24, $25::jsonb, $26, $26
+    WHERE NOT EXISTS (SELECT 1 FROM ref) AND ($27 OR NOT EXISTS (SELECT 1 FROM dup))
+    RETURNING id, customer_number, status, version
+), hist AS (
+    INSERT INTO customer_history (customer_id, entity, entity_id, action, actor, changed_at,
+        changes)
+    SELECT id, 'customer', id::text, 'created', $28, $26, $29 FROM ins
+), ob AS (
+    INSERT INTO outbox (event_id, type, source, subject, partition_key, topic, time, data)
+    SELECT $30, $31, $32, $33, $33, $34, $26,
+        jsonb_set($35::jsonb, '{dimensions,customer_number}', to_jsonb(ins.customer_number))
+    FROM ins
+), au AS (
+    INSERT INTO audit_log (actor, role, action, resource, resource_id, customer_id, purpose,
+        request_id, fields)
+    SELECT $28, $36, 'create', 'customer', id::text, id::text, $37, $38, $39::jsonb FROM ins
+)
+SELECT 'created' AS found, id, customer_number, status, version, NULL::text AS owner_id,
+    NULL::boolean AS e, NULL::boolean AS p, NULL::boolean AS n FROM ins
+UNION ALL SELECT 'external_ref', id, customer_number, NULL, NULL, NULL, NULL, NULL, NULL FROM ref
+UNION ALL SELECT 'duplicate', id, customer_number, NULL, NULL, owner_id, e, p, n FROM dup
+"""
+
+
+@app.post("/customers", status_code=201)
+async def create_customer(
+    data: CustomerCreate,
+    authorization: Auth = None,
+    x_purpose: Annotated[str | None, Header()] = None,
+    allow_duplicate: bool = False,
+) -> JSONResponse:
+    actor, role, _ = principal(authorization, "customers:write")
+    request_id = uuid.uuid4().hex
+    ring = keyring()
+    values = data.model_dump(mode="json")
+    name = " ".join(data.display_name.split()).lower()
+    company = " ".join((data.company_name or "").split()).lower()
+    email_index = blind(data.email and data.email.lower(), "customers.email")
+    phone_index = blind(data.phone, "customers.phone")
+    name_index = (
+        blind(f"organisation\0{name}", "customers.name")
+        if data.kind == "organisation"
+        else (blind(f"person\0{name}\0{company}", "customers.name") if company else None)
+    )
+    keys = sorted({k for k in (email_index, phone_index, name_index) if k})
+    sealed = {
+        n: None if values[n] is None else ring.seal(values[n], f"customers.{n}")
+        for n in CUSTOMER_SEALED
+    }
+    for n in CUSTOMER_SEALED_JSON:
+        sealed[n] = ring.seal(json.dumps(values[n]), f"customers.{n}")
+    at = datetime.now(UTC)
+    customer_id = uuid.uuid4()
+    changes = {k: {"old": None, "new": v} for k, v in values.items() if v not in (None, [], {})}
+    outbox = event("created", customer_id, at, {"dimensions": dimensions(values)})
+    async with POOLS["profiles"].acquire() as conn, conn.transaction():
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k",
+            keys,
+        )
+        rows = await conn.fetch(
+            CREATE_SQL,
+            customer_id,
+            data.kind,
+            data.external_ref,
+            sealed["display_name"],
+            sealed["legal_name"],
+            sealed["email"],
+            sealed["phone"],
+            sealed["addresses"],
+            sealed["notes"],
+            sealed["custom_attributes"],
+            email_index,
+            phone_index,
+            blind(name, "customers.display_name"),
+            name_index,
+            data.display_name if data.kind == "organisation" else None,
+            data.company_name,
+            data.industry,
+            data.region,
+            data.company_size,
+            data.source_channel,
+            data.owner_id,
+            values["tags"],
+            data.language,
+            data.preferred_channel,
+            json.dumps(values["important_dates"]),
+            at,
+            allow_duplicate,
+            actor,
+            ring.seal(json.dumps(changes), "customer_history.changes"),
+            *outbox[:4],
+            outbox[4],
+            outbox[6],
+            role,
+            x_purpose,
+            request_id,
+            json.dumps(sorted(data.model_fields_set)),
+        )
+    created = next((r for r in rows if r["found"] == "created"), None)
+    if created is None:
+        raise HTTPException(409)
+    body = {
+        **values,
+        "id": str(customer_id),
+        "customer_number": created["customer_number"],
+        "status": created["status"],
+        "version": created["version"],
+        "created_at": at.isoformat(),
+        "updated_at": at.isoformat(),
+        "insights": {"tier": None, "lifecycle_stage": None, "churn_risk": None},
+    }
+    headers = {
+        "ETag": f'"{created["version"]}"',
+        "Location": f"/customers/{customer_id}",
+        "X-Request-ID": request_id,
+    }
+    return JSONResponse(body, status_code=201, headers=headers)
+
+
+@app.patch("/customers/{customer_id}")
+async def update_customer(
+    customer_id: uuid.UUID,
+    patch: CustomerUpdate,
+    authorization: Auth = None,
+    if_match: Annotated[str | None, Header()] = None,
+    x_purpose: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    actor, role, _ = principal(authorization, "customers:write")
+    request_id = uuid.uuid4().hex
+    ring = keyring()
+    requested = patch.model_dump(mode="json", exclude_unset=True)
+    async with POOLS["profiles"].acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            f"SELECT {CUSTOMER_COLUMNS} {FROM_CUSTOMERS} WHERE c.id = $1 FOR UPDATE OF c",
+            customer_id,
+        )
+        if row is None:
+            raise HTTPException(404)
+        customer = open_customer(row)
+        if if_match is None:
+            raise HTTPException(428)
+        if if_match != "*" and if_match != f'"{customer["version"]}"':
+            raise HTTPException(412)
+        if customer["status"] == "merged" or customer["erased_at"] is not None:
+            raise HTTPException(409)
+        changes = {
+            k: {"old": customer[k], "new": v} for k, v in requested.items() if customer[k] != v
+        }
+        if not changes:
+            return JSONResponse(customer_body(customer), headers={"X-Request-ID": request_id})
+        at = datetime.now(UTC)
+        customer.update(requested)
+        assignments, params = [], [customer_id, at]
+        for name in changes:
+            value = requested[name]
+            if name in CUSTOMER_SEALED and value is not None:
+                value = ring.seal(value, f"customers.{name}")
+            params.append(value)
+            assignments.append(f"{name} = ${len(params)}")
+        outbox = event(
+            "updated",
+            customer_id,
+            at,
+            {"changed_fields": sorted(changes), "dimensions": dimensions(customer)},
+        )
+        params += [
+            actor,
+            ring.seal(json.dumps(changes), "customer_history.changes"),
+            *outbox,
+            role,
+            x_purpose,
+            request_id,
+            json.dumps(sorted(patch.model_fields_set)),
+        ]
+        n = len(params)
+        version = await conn.fetchval(
+            f"""
+            WITH up AS (
+                UPDATE customers SET {", ".join(assignments)}, version = version + 1,
+                    updated_at = $2
+                WHERE id = $1 RETURNING id, version
+            ), hist AS (
+                INSERT INTO customer_history (customer_id, entity, entity_id, action, actor,
+                    changed_at, changes)
+                SELECT id, 'customer', id::text, 'updated', ${n - 12}, $2, ${n - 11} FROM up
+            ), ob AS (
+                INSERT INTO outbox (event_id, type, source, subject, partition_key, topic,
+                    time, data)
+                SELECT ${n - 10}, ${n - 9}, ${n - 8}, ${n - 7}, ${n - 7}, ${n - 6}, ${n - 5},
+                    ${n - 4}::jsonb FROM up
+            ), au AS (
+                INSERT INTO audit_log (actor, role, action, resource, resource_id, customer_id,
+                    purpose, request_id, fields)
+                SELECT ${n - 12}, ${n - 3}, 'update', 'customer', id::text, id::text,
+                    ${n - 2}, ${n - 1}, ${n}::jsonb FROM up
+            )
+            SELECT version FROM up
+            """,
+            *params,
+        )
+    customer["version"] = version
+    customer["updated_at"] = at.isoformat()
+    return JSONResponse(
+        customer_body(customer),
+        headers={"ETag": f'"{version}"', "X-Request-ID": request_id},
+    )
+
+
+# -- interactions and complaints -------------------------------------------------------------------
+
+
+def outbox_row(source: str, kind: str, topic: str, customer_id: uuid.UUID, data: dict[str, Any]):
+    at = datetime.now(UTC)
+    body = {"customer_id": str(customer_id), "occurred_at": at.isoformat(), **data}
+    return (
+        uuid.uuid4(),
+        kind,
+        source,
+        str(customer_id),
+        str(customer_id),
+        topic,
+        at,
+        json.dumps(body),
+    )
+
+
+OUTBOX_INSERT = (
+    "INSERT INTO outbox (event_id, type, source, subject, partition_key, topic, time, data) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb)"
+)
+
+
+@app.post("/purchases", status_code=201)
+async def record_purchase(
+    data: PurchaseCreate,
+    authorization: Auth = None,
+    x_purpose: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    actor, role, _ = principal(authorization, "purchases:write")
+    request_id = uuid.uuid4().hex
+    cent = Decimal("0.01")
+    now = datetime.now(UTC)
+    purchase_id = uuid.uuid4()
+    amount, cost = data.amount.quantize(cent), data.cost.quantize(cent)
+    margin = (data.amount - data.cost).quantize(cent)
+    async with POOLS["interactions"].acquire() as conn, conn.transaction():
+        merged = await conn.fetchval(
+            "SELECT merged_into FROM customer_state WHERE customer_id = $1", data.customer_id
+        )
+        customer_id = merged or data.customer_id
+        inserted = await conn.fetchval(
+            "INSERT INTO purchases (id, customer_id, external_ref, occurred_at, amount, cost, "
+            "margin, currency, status, items, refunded_amount, refunded_margin, version, "
+            "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, 0, 0,"
+            " 1, $11, $11) ON CONFLICT (customer_id, external_ref) DO NOTHING RETURNING id",
+            purchase_id,
+            customer_id,
+            data.external_ref,
+            data.occurred_at,
+            amount,
+            cost,
+            margin,
+            data.currency,
+            data.status,
+            json.dumps([i.model_dump(mode="json") for i in data.items]),
+            now,
+        )
+        if inserted is None:
+            raise HTTPException(409)
+        await conn.execute(
+            OUTBOX_INSERT,
+            *outbox_row(
+                "/kehu/interactions",
+                "kehu.purchase.recorded.v1",
+                "kehu.interactions",
+                customer_id,
+                {
+                    "purchase_id": str(purchase_id),
+                    "external_ref": data.external_ref,
+                    "amount": str(amount),
+                    "cost": str(cost),
+                    "margin": str(margin),
+                    "currency": data.currency,
+                    "status": data.status,
+                },
+            ),
+        )
+        await conn.execute(
+            AUDIT_INSERT,
+            actor,
+            role,
+            "create",
+            "purchase",
+            str(purchase_id),
+            str(customer_id),
+            x_purpose,
+            request_id,
+            json.dumps(sorted(data.model_dump(exclude_none=True))),
+        )
+    body = {
+        **data.model_dump(mode="json"),
+        "id": str(purchase_id),
+        "customer_id": str(customer_id),
+        "margin": str(margin),
+        "refunded_amount": "0.00",
+        "version": 1,
+        "created_at": now.isoformat(),
+        "updated_at": now.isoformat(),
+    }
+    headers = {"ETag": '"1"', "Location": f"/purchases/{purchase_id}", "X-Request-ID": request_id}
+    return JSONResponse(body, status_code=201, headers=headers)
+
+
+CONTACT_STATE_UPSERT = """
+INSERT INTO customer_state (customer_id, last_contact_at, next_revisit_at, important_dates,
+    version)
+VALUES ($1, $2::timestamptz, $2::timestamptz + make_interval(days => $3::int), '[]'::jsonb, 1)
+ON CONFLICT (customer_id) DO UPDATE SET
+    last_contact_at = greatest(customer_state.last_contact_at, excluded.last_contact_at),
+    next_revisit_at = greatest(customer_state.last_contact_at, excluded.last_contact_at)
+        + make_interval(days => coalesce(customer_state.cadence_days_override,
+            CASE WHEN customer_state.tier = 'A' THEN 14 WHEN customer_state.tier = 'B' THEN 30
+                 WHEN customer_state.tier = 'C' THEN 90 ELSE $3::int END)),
+    version = customer_state.version + 1, updated_at = now()
+RETURNING customer_state.revisit_scheduled_for IS NOT NULL
+"""
+
+
+@app.post("/interactions", status_code=201)
+async def log_interaction(
+    data: InteractionCreate,
+    authorization: Auth = None,
+    x_purpose: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    actor, role, _ = principal(authorization, "interactions:write")
+    request_id = uuid.uuid4().hex
+    ring = keyring()
+    now = datetime.now(UTC)
+    interaction_id = uuid.uuid4()
+    values = data.model_dump(mode="json")
+    async with POOLS["interactions"].acquire() as conn, conn.transaction():
+        state = await conn.fetchrow(
+            "SELECT merged_into, erased_at FROM customer_state WHERE customer_id = $1",
+            data.customer_id,
+        )
+        if state is not None and state["erased_at"] is not None:
+            raise HTTPException(409)
+        customer_id = (state and state["merged_into"]) or data.customer_id
+        await conn.execute(
+            "INSERT INTO interactions (id, customer_id, contact_person, channel, direction, "
+            "occurred_at, duration_seconds, subject, summary, outcome, agent_id, need_id, "
+            "purchase_id, complaint_id, version, created_at, updated_at) VALUES ($1, $2, $3, $4,"
+            " $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1, $15, $15)",
+            interaction_id,
+            customer_id,
+            ring.seal(data.contact_person, "interactions.contact_person")
+            if data.contact_person
+            else None,
+            data.channel,
+            data.direction,
+            data.occurred_at,
+            data.duration_seconds,
+            ring.seal(data.subject, "interactions.subject") if data.subject else None,
+            ring.seal(data.summary, "interactions.summary") if data.summary else None,
+            data.outcome,
+            data.agent_id,
+            None,
+            None,
+            None,
+            now,
+        )
+        await conn.fetchval(CONTACT_STATE_UPSERT, customer_id, data.occurred_at, 30)
+        await conn.execute(
+            OUTBOX_INSERT,
+            *outbox_row(
+                "/kehu/interactions",
+                "kehu.interaction.logged.v1",
+                "kehu.interactions",
+                customer_id,
+                {
+                    "interaction_id": str(interaction_id),
+                    "channel": data.channel,
+                    "direction": data.direction,
+                    "outcome": data.outcome,
+                    "agent_id": data.agent_id,
+                },
+            ),
+        )
+        await conn.execute(
+            AUDIT_INSERT,
+            actor,
+            role,
+            "create",
+            "interaction",
+            str(interaction_id),
+            str(customer_id),
+            x_purpose,
+            request_id,
+            json.dumps(sorted(values)),
+        )
+    body = {
+        **values,
+        "id": str(interaction_id),
+        "customer_id": str(customer_id),
+        "version": 1,
+        "created_at": now.isoformat(),
+        "updated_at": now.isoformat(),
+    }
+    headers = {"ETag": '"1"', "Location": f"/interactions/{interaction_id}"}
+    return JSONResponse(body, status_code=201, headers={**headers, "X-Request-ID": request_id})
+
+
+SLA_HOURS = {"low": (48, 240), "medium": (24, 120), "high": (8, 48), "critical": (2, 24)}
+
+COMPLAINT_INSERT = """
+INSERT INTO complaints (id, customer_id, channel, category, severity, status, tier,
+    complainant_name, complainant_email, complainant_phone, subject, description,
+    related_purchase_id, related_interaction_id, assignee, team, escalation_level, received_at,
+    paused_seconds, first_response_target_s, resolution_target_s, first_response_due_at,
+    first_response_warn_at, resolution_due_at, resolution_warn_at, first_response_warned,
+    first_response_breached, resolution_warned, resolution_breached, sla_status,
+    next_sla_check_at, next_due_at, reopen_count, version, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, 'received', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, $16,
+    0, $17, $18, $19, $20, $21, $22, false, false, false, false, 'on_track', $20, $19, 0, 1,
+    $16, $16)
+"""
+
+
+@app.post("/complaints", status_code=201)
+async def create_complaint(
+    body: ComplaintCreate,
+    authorization: Auth = None,
+    x_purpose: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    actor, role, _ = principal(authorization, "complaints:write")
+    request_id = uuid.uuid4().hex
+    ring = keyring()
+    now = datetime.now(UTC)
+    complaint_id = uuid.uuid4()
+    person = body.complainant
+
+    def seal(value: str | None, context: str) -> str | None:
+        return None if value is None else ring.seal(value, context)
+
+    async with POOLS["complaints"].acquire() as conn, conn.transaction():
+        survivor = await conn.fetchval(
+            "SELECT survivor_id FROM customer_redirects WHERE merged_id = $1", body.customer_id
+        )
+        customer_id = survivor or body.customer_id
+        tier = await conn.fetchval(
+            "SELECT tier FROM customer_tiers WHERE customer_id = $1", customer_id
+        )
+        if await conn.fetchval(
+            "SELECT customer_id FROM erased_customers WHERE customer_id = $1", customer_id
+        ):
+            raise HTTPException(409)
+        first_h, resolution_h = SLA_HOURS[body.severity]
+        first_due = now + timedelta(hours=first_h)
+        resolution_due = now + timedelta(hours=resolution_h)
+        await conn.execute(
+            COMPLAINT_INSERT,
+            complaint_id,
+            customer_id,
+            body.channel,
+            body.category,
+            body.severity,
+            tier or "C",
+            seal(person.name, "complaints.complainant_name"),
+            seal(person.email, "complaints.complainant_email"),
+            seal(person.phone, "complaints.complainant_phone"),
+            seal(body.subject, "complaints.subject"),
+            seal(body.description, "complaints.description"),
+            body.related_purchase_id,
+            body.related_interaction_id,
+            body.assignee,
+            body.team,
+            now,
+            first_h * 3600,
+            resolution_h * 3600,
+            first_due,
+            now + timedelta(hours=first_h * 0.8),
+            resolution_due,
+            now + timedelta(hours=resolution_h * 0.8),
+        )
+        await conn.execute(
+            "INSERT INTO complaint_transitions (complaint_id, from_status, to_status, actor, "
+            "note, at) VALUES ($1, NULL, 'received', $2, NULL, $3)",
+            complaint_id,
+            actor,
+            now,
+        )
+        await conn.execute(
+            OUTBOX_INSERT,
+            *outbox_row(
+                "/kehu/complaints",
+                "kehu.complaint.received.v1",
+                "kehu.complaints",
+                customer_id,
+                {
+                    "complaint_id": str(complaint_id),
+                    "category": body.category,
+                    "severity": body.severity,
+                    "channel": body.channel,
+                    "tier": tier or "C",
+                },
+            ),
+        )
+        await conn.execute(
+            AUDIT_INSERT,
+            actor,
+            role,
+            "create",
+            "complaint",
+            str(complaint_id),
+            str(customer_id),
+            x_purpose,
+            request_id,
+            json.dumps(sorted(body.model_fields_set)),
+        )
+    reply = {
+        **body.model_dump(mode="json"),
+        "id": str(complaint_id),
+        "customer_id": str(customer_id),
+        "status": "received",
+        "tier": tier or "C",
+        "first_response_due_at": first_due.isoformat(),
+        "resolution_due_at": resolution_due.isoformat(),
+        "sla_status": "on_track",
+        "version": 1,
+        "created_at": now.isoformat(),
+    }
+    headers = {"ETag": '"1"', "Location": f"/complaints/{complaint_id}"}
+    return JSONResponse(reply, status_code=201, headers={**headers, "X-Request-ID": request_id})

@@ -18,8 +18,8 @@ from services.loyalty.config import Settings as LoyaltySettings
 from services.loyalty.main import create_app as loyalty_app
 from tests.conftest import auth
 from tests.e2e.test_analytics_flow import _start
-from tests.loyalty.conftest import DEFAULT_LEVELS
 from tests.helpers import eventually
+from tests.loyalty.conftest import DEFAULT_LEVELS
 
 
 async def test_the_level_loyalty_raises_on_a_purchase_shows_in_analytics(

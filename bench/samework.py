@@ -18,10 +18,12 @@ The statements per path (`python -m bench.trace` prints the product's, to compar
   (external_ref and duplicate checks, INSERT customer, history, outbox, audit); COMMIT.
 - PATCH /customers/{id}: BEGIN; SELECT ... FOR UPDATE; one CTE (UPDATE, history, outbox,
   audit); COMMIT.
-- POST /purchases: BEGIN; SELECT the customer's merge state; INSERT ... ON CONFLICT DO
-  NOTHING; INSERT outbox; INSERT audit; COMMIT.
-- POST /interactions: BEGIN; SELECT the customer's state; INSERT interaction; upsert the
-  customer's contact state; INSERT outbox; INSERT audit; COMMIT.
+- POST /purchases (in the reporting currency: no rate to look up): BEGIN; the product's
+  `RECORD_PURCHASE` CTE (the customer's merge state, INSERT ... ON CONFLICT DO NOTHING, outbox,
+  audit); COMMIT.
+- POST /interactions: BEGIN; three AES-GCM seals; the product's `LOG_INTERACTION` CTE (the
+  customer's state, INSERT interaction, upsert of the contact state, planned revisits closed,
+  outbox, audit); COMMIT.
 - POST /complaints: BEGIN; SELECT redirect, tier, erased; INSERT complaint; INSERT transition;
   INSERT outbox; INSERT audit; COMMIT.
 
@@ -46,6 +48,7 @@ from fastapi import FastAPI, Header, HTTPException
 from fastapi.responses import JSONResponse
 
 from services.complaints.schemas import ComplaintCreate
+from services.interactions.repository import LOG_INTERACTION, RECORD_PURCHASE
 from services.interactions.schemas import InteractionCreate, PurchaseCreate
 from services.profiles.schemas import CustomerCreate, CustomerUpdate
 from shared.auth import scopes_for
@@ -503,6 +506,41 @@ OUTBOX_INSERT = (
 )
 
 
+def outbox_json(source: str, kind: str, topic: str, customer_id: uuid.UUID, data: dict[str, Any]):
+    """One outbox row as the JSON array the product's CTEs read (`jsonb_to_recordset`)."""
+    at = datetime.now(UTC)
+    body = {"customer_id": str(customer_id), **data}
+    row = {
+        "event_id": str(uuid.uuid4()),
+        "type": kind,
+        "source": source,
+        "subject": str(customer_id),
+        "partition_key": str(customer_id),
+        "topic": topic,
+        "time": at.isoformat(),
+        "data": body,
+    }
+    return json.dumps([row])
+
+
+def audit_entry_json(actor, role, resource, resource_id, customer_id, purpose, request_id, fields):
+    return json.dumps(
+        [
+            {
+                "actor": actor,
+                "role": role,
+                "action": "create",
+                "resource": resource,
+                "resource_id": str(resource_id),
+                "customer_id": str(customer_id),
+                "purpose": purpose,
+                "request_id": request_id,
+                "fields": sorted(fields),
+            }
+        ]
+    )
+
+
 @app.post("/purchases", status_code=201)
 async def record_purchase(
     data: PurchaseCreate,
@@ -511,23 +549,45 @@ async def record_purchase(
 ) -> JSONResponse:
     actor, role, _ = principal(authorization, "purchases:write")
     request_id = uuid.uuid4().hex
-    cent = Decimal("0.01")
+    cent = Decimal("0.0001")
     now = datetime.now(UTC)
     purchase_id = uuid.uuid4()
     amount, cost = data.amount.quantize(cent), data.cost.quantize(cent)
     margin = (data.amount - data.cost).quantize(cent)
+    if data.currency != SETTINGS.reporting_currency:
+        raise HTTPException(422)  # the bench posts purchases in the reporting currency
+    rate = Decimal(1).quantize(Decimal("0.00000001"))
+    items = [i.model_dump(mode="json") for i in data.items]
+    outbox = outbox_json(
+        "/kehu/interactions",
+        "kehu.purchase.recorded.v1",
+        "kehu.interactions",
+        data.customer_id,
+        {
+            "occurred_at": data.occurred_at.isoformat(),
+            "purchase_id": str(purchase_id),
+            "external_ref": data.external_ref,
+            "amount": str(amount),
+            "cost": str(cost),
+            "margin": str(margin),
+            "currency": data.currency,
+            "status": data.status,
+            "reporting_currency": data.currency,
+            "fx_rate": str(rate),
+            "reporting_amount": str(amount),
+            "reporting_cost": str(cost),
+            "reporting_margin": str(margin),
+        },
+    )
+    fields = [k for k, v in data if v is not None]
+    audit = audit_entry_json(
+        actor, role, "purchase", purchase_id, data.customer_id, x_purpose, request_id, fields
+    )
     async with POOLS["interactions"].acquire() as conn, conn.transaction():
-        merged = await conn.fetchval(
-            "SELECT merged_into FROM customer_state WHERE customer_id = $1", data.customer_id
-        )
-        customer_id = merged or data.customer_id
-        inserted = await conn.fetchval(
-            "INSERT INTO purchases (id, customer_id, external_ref, occurred_at, amount, cost, "
-            "margin, currency, status, items, refunded_amount, refunded_margin, version, "
-            "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, 0, 0,"
-            " 1, $11, $11) ON CONFLICT (customer_id, external_ref) DO NOTHING RETURNING id",
+        row = await conn.fetchrow(
+            RECORD_PURCHASE,
             purchase_id,
-            customer_id,
+            data.customer_id,
             data.external_ref,
             data.occurred_at,
             amount,
@@ -535,68 +595,37 @@ async def record_purchase(
             margin,
             data.currency,
             data.status,
-            json.dumps([i.model_dump(mode="json") for i in data.items]),
+            json.dumps(items),
+            data.currency,
+            rate,
+            amount,
+            cost,
+            margin,
+            False,
             now,
+            outbox,
+            audit,
         )
-        if inserted is None:
+        if not row["created"]:
             raise HTTPException(409)
-        await conn.execute(
-            OUTBOX_INSERT,
-            *outbox_row(
-                "/kehu/interactions",
-                "kehu.purchase.recorded.v1",
-                "kehu.interactions",
-                customer_id,
-                {
-                    "purchase_id": str(purchase_id),
-                    "external_ref": data.external_ref,
-                    "amount": str(amount),
-                    "cost": str(cost),
-                    "margin": str(margin),
-                    "currency": data.currency,
-                    "status": data.status,
-                },
-            ),
-        )
-        await conn.execute(
-            AUDIT_INSERT,
-            actor,
-            role,
-            "create",
-            "purchase",
-            str(purchase_id),
-            str(customer_id),
-            x_purpose,
-            request_id,
-            json.dumps(sorted(data.model_dump(exclude_none=True))),
-        )
     body = {
         **data.model_dump(mode="json"),
         "id": str(purchase_id),
-        "customer_id": str(customer_id),
         "margin": str(margin),
-        "refunded_amount": "0.00",
+        "refunded_amount": "0.0000",
+        "refunded_margin": "0.0000",
+        "refundable_amount": str(amount),
+        "reporting_currency": data.currency,
+        "fx_rate": str(rate),
+        "reporting_amount": str(amount),
+        "reporting_cost": str(cost),
+        "reporting_margin": str(margin),
         "version": 1,
         "created_at": now.isoformat(),
         "updated_at": now.isoformat(),
     }
     headers = {"ETag": '"1"', "Location": f"/purchases/{purchase_id}", "X-Request-ID": request_id}
     return JSONResponse(body, status_code=201, headers=headers)
-
-
-CONTACT_STATE_UPSERT = """
-INSERT INTO customer_state (customer_id, last_contact_at, next_revisit_at, important_dates,
-    version)
-VALUES ($1, $2::timestamptz, $2::timestamptz + make_interval(days => $3::int), '[]'::jsonb, 1)
-ON CONFLICT (customer_id) DO UPDATE SET
-    last_contact_at = greatest(customer_state.last_contact_at, excluded.last_contact_at),
-    next_revisit_at = greatest(customer_state.last_contact_at, excluded.last_contact_at)
-        + make_interval(days => coalesce(customer_state.cadence_days_override,
-            CASE WHEN customer_state.tier = 'A' THEN 14 WHEN customer_state.tier = 'B' THEN 30
-                 WHEN customer_state.tier = 'C' THEN 90 ELSE $3::int END)),
-    version = customer_state.version + 1, updated_at = now()
-RETURNING customer_state.revisit_scheduled_for IS NOT NULL
-"""
 
 
 @app.post("/interactions", status_code=201)
@@ -611,21 +640,30 @@ async def log_interaction(
     now = datetime.now(UTC)
     interaction_id = uuid.uuid4()
     values = data.model_dump(mode="json")
+    outbox = outbox_json(
+        "/kehu/interactions",
+        "kehu.interaction.logged.v1",
+        "kehu.interactions",
+        data.customer_id,
+        {
+            "occurred_at": data.occurred_at.isoformat(),
+            "interaction_id": str(interaction_id),
+            "channel": data.channel,
+            "direction": data.direction,
+            "outcome": data.outcome,
+            "agent_id": data.agent_id,
+            "duration_seconds": data.duration_seconds,
+        },
+    )
+    fields = [k for k, v in values.items() if v is not None]
+    audit = audit_entry_json(
+        actor, role, "interaction", interaction_id, data.customer_id, x_purpose, request_id, fields
+    )
     async with POOLS["interactions"].acquire() as conn, conn.transaction():
-        state = await conn.fetchrow(
-            "SELECT merged_into, erased_at FROM customer_state WHERE customer_id = $1",
-            data.customer_id,
-        )
-        if state is not None and state["erased_at"] is not None:
-            raise HTTPException(409)
-        customer_id = (state and state["merged_into"]) or data.customer_id
-        await conn.execute(
-            "INSERT INTO interactions (id, customer_id, contact_person, channel, direction, "
-            "occurred_at, duration_seconds, subject, summary, outcome, agent_id, need_id, "
-            "purchase_id, complaint_id, version, created_at, updated_at) VALUES ($1, $2, $3, $4,"
-            " $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1, $15, $15)",
+        rows = await conn.fetch(
+            LOG_INTERACTION,
             interaction_id,
-            customer_id,
+            data.customer_id,
             ring.seal(data.contact_person, "interactions.contact_person")
             if data.contact_person
             else None,
@@ -637,44 +675,26 @@ async def log_interaction(
             ring.seal(data.summary, "interactions.summary") if data.summary else None,
             data.outcome,
             data.agent_id,
-            None,
-            None,
-            None,
+            data.need_id,
+            data.purchase_id,
+            data.complaint_id,
             now,
+            data.outcome != "no_answer",
+            False,
+            data.occurred_at + timedelta(days=90),
+            14,
+            30,
+            90,
+            90,
+            outbox,
+            audit,
         )
-        await conn.fetchval(CONTACT_STATE_UPSERT, customer_id, data.occurred_at, 30)
-        await conn.execute(
-            OUTBOX_INSERT,
-            *outbox_row(
-                "/kehu/interactions",
-                "kehu.interaction.logged.v1",
-                "kehu.interactions",
-                customer_id,
-                {
-                    "interaction_id": str(interaction_id),
-                    "channel": data.channel,
-                    "direction": data.direction,
-                    "outcome": data.outcome,
-                    "agent_id": data.agent_id,
-                },
-            ),
-        )
-        await conn.execute(
-            AUDIT_INSERT,
-            actor,
-            role,
-            "create",
-            "interaction",
-            str(interaction_id),
-            str(customer_id),
-            x_purpose,
-            request_id,
-            json.dumps(sorted(values)),
-        )
+        if not rows:
+            raise HTTPException(409)
     body = {
         **values,
         "id": str(interaction_id),
-        "customer_id": str(customer_id),
+        "customer_id": str(data.customer_id),
         "version": 1,
         "created_at": now.isoformat(),
         "updated_at": now.isoformat(),

@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +26,7 @@ from services.interactions.models import (
     SurveyInvitation,
     TimelineRecord,
 )
+from shared.audit import AUDIT_COLUMNS, AUDIT_ROWS_SELECT
 from shared.keyset import Keyset, SortKey, parse_datetime
 
 M = TypeVar("M", bound=Model)
@@ -358,6 +360,116 @@ async def refresh_next_revisit(
     )
 
 
+# -- hot writes: hand-written statements on the request's asyncpg connection ------------------
+
+OUTBOX_ROWS = (
+    "FROM jsonb_to_recordset({param}::jsonb) AS x(event_id uuid, type text, source text, "
+    "subject text, partition_key text, topic text, time timestamptz, data jsonb)"
+)
+OUTBOX_INSERT = (
+    "INSERT INTO outbox (event_id, type, source, subject, partition_key, topic, time, data) "
+    "SELECT x.event_id, x.type, x.source, x.subject, x.partition_key, x.topic, x.time, x.data"
+)
+# `customer_state` of the customer named, unless the caller already resolved it ($resolved):
+# a merged (or, for contact records, erased) customer writes nothing, and the service resolves
+# the survivor (or refuses) and runs the statement again, so the common case is one round trip.
+_STATE = "SELECT merged_into, erased_at FROM customer_state WHERE customer_id = $2 AND NOT {}"
+
+# A purchase once per (customer, external_ref), with its event and audit entry when new.
+# Returns `created` (whether it was inserted) and the customer's `merged_into`.
+RECORD_PURCHASE = f"""
+WITH state AS ({_STATE.format("$16")}
+), ins AS (
+    INSERT INTO purchases (id, customer_id, external_ref, occurred_at, amount, cost, margin,
+        currency, status, items, refunded_amount, refunded_margin, reporting_currency, fx_rate,
+        reporting_amount, reporting_cost, reporting_margin, version, created_at, updated_at)
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, 0, 0, $11, $12, $13, $14, $15, 1,
+        $17, $17
+    WHERE NOT EXISTS (SELECT 1 FROM state WHERE merged_into IS NOT NULL)
+    ON CONFLICT (customer_id, external_ref) DO NOTHING
+    RETURNING id
+), ob AS (
+    {OUTBOX_INSERT} {OUTBOX_ROWS.format(param="$18")} WHERE EXISTS (SELECT 1 FROM ins)
+), au AS (
+    INSERT INTO {AUDIT_COLUMNS} {AUDIT_ROWS_SELECT.format(param="$19")}
+    WHERE EXISTS (SELECT 1 FROM ins)
+)
+SELECT EXISTS (SELECT 1 FROM ins) AS created, (SELECT merged_into FROM state) AS merged_into
+"""
+
+# An interaction with its event and audit entry; an answered contact ($16) also moves the
+# customer's last contact and next revisit (as `note_contact`) and closes the revisits the
+# cadence planned (status done, linked to this interaction), whose events the caller adds.
+# Returns a `created` row, then one `revisit` row per closed follow-up; no rows when the
+# customer is merged or erased (the caller resolves or refuses).
+LOG_INTERACTION = f"""
+WITH state AS ({_STATE.format("$17")}
+), ins AS (
+    INSERT INTO interactions (id, customer_id, contact_person, channel, direction, occurred_at,
+        duration_seconds, subject, summary, outcome, agent_id, need_id, purchase_id,
+        complaint_id, version, created_at, updated_at)
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1, $15, $15
+    WHERE NOT EXISTS (
+        SELECT 1 FROM state WHERE merged_into IS NOT NULL OR erased_at IS NOT NULL
+    )
+    RETURNING id
+), contact AS (
+    INSERT INTO customer_state AS s (customer_id, last_contact_at, next_revisit_at)
+    SELECT $2, $6, $18 FROM ins WHERE $16
+    ON CONFLICT (customer_id) DO UPDATE SET
+        last_contact_at = greatest(s.last_contact_at, excluded.last_contact_at),
+        next_revisit_at = greatest(s.last_contact_at, excluded.last_contact_at)
+            + make_interval(0, 0, 0, coalesce(s.cadence_days_override,
+                CASE s.tier WHEN 'A' THEN $19::int WHEN 'B' THEN $20::int
+                    WHEN 'C' THEN $21::int ELSE $22::int END)),
+        version = s.version + 1,
+        updated_at = now()
+    RETURNING s.revisit_scheduled_for IS NOT NULL AS planned
+), done AS (
+    UPDATE followups SET status = 'done', completed_at = $15, interaction_id = $1,
+        version = version + 1, updated_at = $15
+    WHERE customer_id = $2 AND kind = 'revisit' AND origin = 'cadence' AND status = 'open'
+        AND EXISTS (SELECT 1 FROM contact WHERE planned)
+    RETURNING id, kind, due_at, assignee_id
+), ob AS (
+    {OUTBOX_INSERT} {OUTBOX_ROWS.format(param="$23")} WHERE EXISTS (SELECT 1 FROM ins)
+), au AS (
+    INSERT INTO {AUDIT_COLUMNS} {AUDIT_ROWS_SELECT.format(param="$24")}
+    WHERE EXISTS (SELECT 1 FROM ins)
+)
+SELECT 'created' AS found, NULL::uuid AS id, NULL::text AS kind, NULL::timestamptz AS due_at,
+    NULL::text AS assignee_id FROM ins
+UNION ALL SELECT 'revisit', id, kind, due_at, assignee_id FROM done
+"""
+INSERT_EVENTS = f"{OUTBOX_INSERT} {OUTBOX_ROWS.format(param='$1')}"
+RATE_ON = (
+    "SELECT rate FROM fx_rates WHERE currency = $1 AND reporting_currency = $2 AND rate_date = $3"
+)
+
+
+async def record_purchase_row(conn: asyncpg.Connection, *params: Any) -> asyncpg.Record:
+    """Run `RECORD_PURCHASE` with its 19 parameters (see `service.record_purchase`)."""
+    row: asyncpg.Record = await conn.fetchrow(RECORD_PURCHASE, *params)
+    return row
+
+
+async def log_interaction_rows(conn: asyncpg.Connection, *params: Any) -> list[asyncpg.Record]:
+    """Run `LOG_INTERACTION` with its 24 parameters (see `service.log_interaction`)."""
+    return list(await conn.fetch(LOG_INTERACTION, *params))
+
+
+async def insert_events(conn: asyncpg.Connection, rows: str) -> None:
+    """Outbox rows given as one JSON array (`Outbox.row` of each event)."""
+    await conn.execute(INSERT_EVENTS, rows)
+
+
+async def rate_on(
+    conn: asyncpg.Connection, currency: str, reporting_currency: str, day: date
+) -> Decimal | None:
+    rate: Decimal | None = await conn.fetchval(RATE_ON, currency, reporting_currency, day)
+    return rate
+
+
 # -- purchases ----------------------------------------------------------------------------------
 
 
@@ -504,18 +616,6 @@ async def state_of(session: AsyncSession, customer_id: uuid.UUID) -> CustomerSta
 
 
 # -- exchange rates -----------------------------------------------------------------------------
-
-
-async def rate_on(
-    session: AsyncSession, currency: str, reporting_currency: str, day: date
-) -> Decimal | None:
-    return await session.scalar(
-        sa.select(FxRate.rate).where(
-            FxRate.currency == currency,
-            FxRate.reporting_currency == reporting_currency,
-            FxRate.rate_date == day,
-        )
-    )
 
 
 async def upsert_rates(session: AsyncSession, rows: list[dict[str, Any]]) -> list[Any]:

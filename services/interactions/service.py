@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import calendar
+import json
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,6 +35,7 @@ from services.interactions.models import (
     Survey,
     SurveyInvitation,
 )
+from shared.audit import audit_json
 from shared.context import RequestContext
 from shared.contracts.interactions import (
     FollowupCancelled,
@@ -46,7 +49,7 @@ from shared.contracts.interactions import (
     SurveyInvited,
     SurveySubmitted,
 )
-from shared.events.registry import EventContract
+from shared.crypto import keyring
 from shared.problems import Unprocessable
 
 CENT = Decimal("0.0001")
@@ -87,78 +90,97 @@ async def _audit(
 # -- interactions -------------------------------------------------------------------------------
 
 
-async def log_interaction(ctx: RequestContext, data: schemas.InteractionCreate) -> Interaction:
-    customer_id = await _writable_customer(ctx, data.customer_id)
+async def log_interaction(
+    ctx: RequestContext, data: schemas.InteractionCreate
+) -> schemas.InteractionRead:
+    """The interaction, its event, its audit entry and (for an answered contact) the customer's
+    contact state and closed planned revisits, in one statement on the request's connection;
+    the unmasked read model, built from the inputs."""
+    values = data.model_dump(exclude={"customer_id"})
+    answered = data.outcome != "no_answer"
+    settings = settings_of(ctx)
     now = ctx.now()
-    interaction = Interaction(
-        id=uuid.uuid4(),
-        **data.model_dump(exclude={"customer_id"}),
-        customer_id=customer_id,
-        version=1,
-        created_at=now,
-        updated_at=now,
-    )
-    await _insert(ctx, interaction)
-    events: list[EventContract] = [_logged(interaction)]
-    if interaction.outcome != "no_answer":
-        planned = await repo.note_contact(
-            ctx.session, settings_of(ctx), customer_id, interaction.occurred_at
-        )
-        if planned:
-            events += await _complete_planned_revisits(ctx, interaction)
-    await ctx.outbox.emit(ctx.session, *events)
-    await _audit(ctx, "create", "interaction", interaction, data.model_dump(exclude_none=True))
-    return interaction
+    interaction_id = uuid.uuid4()
+    ring = keyring()
+    sealed = {
+        name: None if values[name] is None else ring.seal(values[name], f"interactions.{name}")
+        for name in ("contact_person", "subject", "summary")
+    }
+    fields = [name for name, value in data if value is not None]
+    conn = await ctx.db()
 
-
-async def _complete_planned_revisits(
-    ctx: RequestContext, interaction: Interaction
-) -> list[FollowupCompleted]:
-    """A contact is the revisit the cadence planned: close those, linking this interaction."""
-    done = (
-        await ctx.session.execute(
-            sa.update(Followup)
-            .where(
-                Followup.customer_id == interaction.customer_id,
-                Followup.kind == "revisit",
-                Followup.origin == "cadence",
-                Followup.status == "open",
-            )
-            .values(
-                status="done",
-                completed_at=interaction.created_at,
-                interaction_id=interaction.id,
-                version=Followup.version + 1,
-                updated_at=interaction.created_at,
-            )
-            .returning(Followup.id, Followup.kind, Followup.due_at, Followup.assignee_id)
-            .execution_options(synchronize_session=False)
+    async def write(customer_id: uuid.UUID, resolved: bool) -> list[Any]:
+        event = InteractionLogged(
+            customer_id=customer_id,
+            occurred_at=data.occurred_at,
+            interaction_id=interaction_id,
+            channel=data.channel,
+            direction=data.direction,
+            outcome=data.outcome,
+            agent_id=data.agent_id,
+            duration_seconds=data.duration_seconds,
         )
-    ).all()
-    return [
+        audit = ctx.change_entries("create", "interaction", interaction_id, customer_id, fields)
+        return await repo.log_interaction_rows(
+            conn,
+            interaction_id,
+            customer_id,
+            sealed["contact_person"],
+            data.channel,
+            data.direction,
+            data.occurred_at,
+            data.duration_seconds,
+            sealed["subject"],
+            sealed["summary"],
+            data.outcome,
+            data.agent_id,
+            data.need_id,
+            data.purchase_id,
+            data.complaint_id,
+            now,
+            answered,
+            resolved,
+            data.occurred_at + timedelta(days=settings.cadence_days(None)),
+            settings.cadence_a_days,
+            settings.cadence_b_days,
+            settings.cadence_c_days,
+            settings.cadence_days(None),
+            json.dumps([ctx.outbox.row(event)], default=str),
+            audit_json(audit),
+        )
+
+    customer_id = data.customer_id
+    rows = await write(customer_id, resolved=False)
+    if not rows:  # merged or erased, nothing written: the survivor, or an erased one's 409
+        customer_id = await _writable_customer(ctx, customer_id)
+        rows = await write(customer_id, resolved=True)
+    completed = [
         FollowupCompleted(
-            customer_id=interaction.customer_id,
-            occurred_at=interaction.created_at,
-            followup_id=row.id,
-            kind=row.kind,
-            due_at=row.due_at,
-            assignee_id=row.assignee_id,
-            interaction_id=interaction.id,
+            customer_id=customer_id,
+            occurred_at=now,
+            followup_id=row["id"],
+            kind=row["kind"],
+            due_at=row["due_at"],
+            assignee_id=row["assignee_id"],
+            interaction_id=interaction_id,
         )
-        for row in done
+        for row in rows
+        if row["found"] == "revisit"
     ]
-
-
-def _logged(i: Interaction) -> InteractionLogged:
-    return InteractionLogged(
-        customer_id=i.customer_id,
-        occurred_at=i.occurred_at,
-        interaction_id=i.id,
-        channel=i.channel,
-        direction=i.direction,
-        outcome=i.outcome,
-        agent_id=i.agent_id,
-        duration_seconds=i.duration_seconds,
+    if completed:
+        await repo.insert_events(
+            conn, json.dumps([ctx.outbox.row(e) for e in completed], default=str)
+        )
+    ctx.outbox.written(ctx.session)
+    return schemas.InteractionRead.model_validate(
+        {
+            **values,
+            "id": interaction_id,
+            "customer_id": customer_id,
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
     )
 
 
@@ -363,7 +385,7 @@ async def fx_rate(ctx: RequestContext, currency: str, at: datetime) -> tuple[str
     if currency == reporting:
         return reporting, Decimal(1).quantize(RATE_PLACES)
     day = at.astimezone(UTC).date()
-    rate = await repo.rate_on(ctx.session, currency, reporting, day)
+    rate = await repo.rate_on(await ctx.db(), currency, reporting, day)
     if rate is None:
         raise MissingExchangeRate(
             f"No exchange rate from {currency} to {reporting} for {day.isoformat()}: an admin "
@@ -405,21 +427,20 @@ async def put_fx_rates(ctx: RequestContext, data: schemas.FxRatesPut) -> list[An
     return await repo.upsert_rates(ctx.session, list(rows.values()))
 
 
-async def record_purchase(
-    ctx: RequestContext, data: schemas.PurchaseCreate
-) -> tuple[Purchase, bool]:
+async def record_purchase(ctx: RequestContext, data: schemas.PurchaseCreate) -> tuple[Any, bool]:
     """Store a purchase once per (customer, external_ref); (purchase, created).
 
-    Converted into the reporting currency at the rate of its date (422 without a rate)."""
-    customer_id = await repo.resolve_customer(ctx.session, data.customer_id)
+    Converted into the reporting currency at the rate of its date (422 without a rate). The
+    row, its event and its audit entry are one statement on the request's connection."""
+    reporting, rate = await fx_rate(ctx, data.currency, data.occurred_at)
     now = ctx.now()
     margin = data.amount - data.cost
-    reporting, rate = await fx_rate(ctx, data.currency, data.occurred_at)
     reporting_amount = converted(data.amount, rate)
     reporting_cost = converted(data.cost, rate)
+    items = [item.model_dump(mode="json") for item in data.items]
     values: dict[str, Any] = {
         "id": uuid.uuid4(),
-        "customer_id": customer_id,
+        "customer_id": data.customer_id,
         "external_ref": data.external_ref,
         "occurred_at": data.occurred_at,
         "amount": data.amount.quantize(CENT),
@@ -427,7 +448,7 @@ async def record_purchase(
         "margin": margin.quantize(CENT),
         "currency": data.currency,
         "status": data.status,
-        "items": [item.model_dump(mode="json") for item in data.items],
+        "items": items,
         "refunded_amount": Decimal(0).quantize(CENT),
         "refunded_margin": Decimal(0).quantize(CENT),
         "reporting_currency": reporting,
@@ -439,44 +460,72 @@ async def record_purchase(
         "created_at": now,
         "updated_at": now,
     }
-    purchase_id = await repo.insert_purchase_if_new(ctx.session, values)
-    if purchase_id is None:
-        existing = await repo.purchase_by_ref(ctx.session, customer_id, data.external_ref)
-        assert existing is not None
-        if (existing.amount, existing.cost, existing.currency) != (
-            data.amount,
-            data.cost,
-            data.currency,
-        ):
-            raise PurchaseRefConflict(
-                f"external_ref {data.external_ref!r} is already a different purchase of this "
-                "customer (amount, cost or currency differ)",
-                existing_purchase_id=str(existing.id),
-            )
-        ctx.replayed = True  # the same purchase again: nothing changed, nothing to audit
-        return existing, False
-    purchase = Purchase(**values)  # exactly what was inserted; no read back needed
-    await ctx.outbox.emit(
-        ctx.session,
-        PurchaseRecorded(
+    fields = [name for name, value in data if value is not None]
+    items_json = json.dumps(items)
+    conn = await ctx.db()
+
+    async def write(customer_id: uuid.UUID, resolved: bool) -> Any:
+        values["customer_id"] = customer_id
+        event = PurchaseRecorded(
             customer_id=customer_id,
-            occurred_at=purchase.occurred_at,
-            purchase_id=purchase.id,
-            external_ref=purchase.external_ref,
-            amount=purchase.amount,
-            cost=purchase.cost,
-            margin=purchase.margin,
-            currency=purchase.currency,
+            occurred_at=data.occurred_at,
+            purchase_id=values["id"],
+            external_ref=data.external_ref,
+            amount=values["amount"],
+            cost=values["cost"],
+            margin=values["margin"],
+            currency=data.currency,
             status=data.status,
             reporting_currency=reporting,
             fx_rate=rate,
-            reporting_amount=purchase.reporting_amount,
-            reporting_cost=purchase.reporting_cost,
-            reporting_margin=purchase.reporting_margin,
-        ),
-    )
-    await _audit(ctx, "create", "purchase", purchase, data.model_dump(exclude_none=True))
-    return purchase, True
+            reporting_amount=reporting_amount,
+            reporting_cost=reporting_cost,
+            reporting_margin=values["reporting_margin"],
+        )
+        audit = ctx.change_entries("create", "purchase", values["id"], customer_id, fields)
+        return await repo.record_purchase_row(
+            conn,
+            values["id"],
+            customer_id,
+            data.external_ref,
+            data.occurred_at,
+            values["amount"],
+            values["cost"],
+            values["margin"],
+            data.currency,
+            data.status,
+            items_json,
+            reporting,
+            rate,
+            reporting_amount,
+            reporting_cost,
+            values["reporting_margin"],
+            resolved,
+            now,
+            json.dumps([ctx.outbox.row(event)], default=str),
+            audit_json(audit),
+        )
+
+    row = await write(data.customer_id, resolved=False)
+    if row["merged_into"] is not None:  # nothing written: record it for the survivor
+        row = await write(await repo.resolve_customer(ctx.session, data.customer_id), True)
+    if row["created"]:
+        ctx.outbox.written(ctx.session)
+        return SimpleNamespace(**values), True  # exactly what was inserted; no read back
+    existing = await repo.purchase_by_ref(ctx.session, values["customer_id"], data.external_ref)
+    assert existing is not None
+    if (existing.amount, existing.cost, existing.currency) != (
+        data.amount,
+        data.cost,
+        data.currency,
+    ):
+        raise PurchaseRefConflict(
+            f"external_ref {data.external_ref!r} is already a different purchase of this "
+            "customer (amount, cost or currency differ)",
+            existing_purchase_id=str(existing.id),
+        )
+    ctx.replayed = True  # the same purchase again: nothing changed, nothing to audit
+    return existing, False
 
 
 async def get_purchase(

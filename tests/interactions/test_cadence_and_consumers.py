@@ -239,6 +239,33 @@ async def test_merge_repoints_the_duplicates_records_to_the_survivor(
     assert (await cadence(client, admin, duplicate))["customer_id"] == str(survivor)
 
 
+async def test_purchases_and_contacts_posted_for_a_merged_duplicate_go_to_the_survivor(
+    app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    survivor, duplicate = uuid.uuid4(), uuid.uuid4()
+    await produce(
+        app.state.settings,
+        CustomerMerged(customer_id=survivor, occurred_at=now(), merged_customer_id=duplicate),
+    )
+
+    async def merged() -> bool:
+        return bool((await cadence(client, admin, duplicate))["customer_id"] == str(survivor))
+
+    await eventually(merged, timeout=CONSUMER_TIMEOUT)
+    contacted = now() - timedelta(days=1)
+    purchase = await client.post("/purchases", json=purchase_body(duplicate), headers=admin)
+    contact = await client.post(
+        "/interactions", json=interaction_body(duplicate, occurred_at=iso(contacted)), headers=admin
+    )
+    assert purchase.status_code == contact.status_code == 201, (purchase.text, contact.text)
+    assert purchase.json()["customer_id"] == contact.json()["customer_id"] == str(survivor)
+    stored = (await client.get(f"/purchases/{purchase.json()['id']}", headers=admin)).json()
+    assert stored["customer_id"] == str(survivor)
+    assert at((await cadence(client, admin, survivor))["last_contact_at"]) == contacted
+    logged = await events(app, "interaction.logged", interaction_id=contact.json()["id"])
+    assert [e["customer_id"] for e in logged] == [str(survivor)]
+
+
 async def test_erasure_scrubs_free_text_and_keeps_amounts_and_scores(
     app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:

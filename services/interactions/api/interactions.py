@@ -56,7 +56,7 @@ async def log_interaction(
     async def create() -> Reply:
         interaction = await service.log_interaction(ctx, body)
         headers = created_headers(interaction, "/interactions")
-        return Reply(interaction_read(ctx, interaction), 201, headers)
+        return Reply(ctx.mask("interaction", interaction), 201, headers)
 
     return await idempotent(ctx, idempotency_key, create)
 

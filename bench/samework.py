@@ -22,8 +22,10 @@ The statements per path (`python -m bench.trace` prints the product's, to compar
   NOTHING; INSERT outbox; INSERT audit; COMMIT.
 - POST /interactions: BEGIN; SELECT the customer's state; INSERT interaction; upsert the
   customer's contact state; INSERT outbox; INSERT audit; COMMIT.
-- POST /complaints: BEGIN; SELECT redirect, tier, erased; INSERT complaint; INSERT transition;
-  INSERT outbox; INSERT audit; COMMIT.
+- POST /complaints: BEGIN; SELECT holidays; SELECT redirect; SELECT tier; upsert the reference
+  counter; SELECT erased; SELECT SLA policies; SELECT routing rules; INSERT case; INSERT
+  transition; INSERT outbox (complaint.received, case.received); INSERT audit; COMMIT (the first
+  matching policy and the deadlines on its calendar in Python, as the product does).
 
 Run by `make bench` as `uvicorn bench.samework:app` against the databases of the running stack.
 """
@@ -36,7 +38,7 @@ import os
 import time
 import uuid
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -45,7 +47,11 @@ import jwt
 from fastapi import FastAPI, Header, HTTPException
 from fastapi.responses import JSONResponse
 
+from services.complaints import desk
+from services.complaints.config import Settings as ComplaintsSettings
+from services.complaints.desk import Policy
 from services.complaints.schemas import ComplaintCreate
+from services.complaints.sla import SlaClock
 from services.interactions.schemas import InteractionCreate, PurchaseCreate
 from services.profiles.schemas import CustomerCreate, CustomerUpdate
 from shared.auth import scopes_for
@@ -683,20 +689,41 @@ async def log_interaction(
     return JSONResponse(body, status_code=201, headers={**headers, "X-Request-ID": request_id})
 
 
-SLA_HOURS = {"low": (48, 240), "medium": (24, 120), "high": (8, 48), "critical": (2, 24)}
+COMPLAINTS = ComplaintsSettings()
+DEFAULT_POLICIES = desk.default_policies(COMPLAINTS)  # the settings' matrix, after the list
 
-COMPLAINT_INSERT = """
-INSERT INTO complaints (id, customer_id, channel, category, severity, status, tier,
-    complainant_name, complainant_email, complainant_phone, subject, description,
-    related_purchase_id, related_interaction_id, assignee, team, escalation_level, received_at,
-    paused_seconds, first_response_target_s, resolution_target_s, first_response_due_at,
+CASE_INSERT = """
+INSERT INTO complaints (id, type, subtype, reference, customer_id, channel, category, severity,
+    status, tier, complainant_name, complainant_email, complainant_phone, subject, description,
+    related_purchase_id, related_interaction_id, assignee, team, escalation_level,
+    critical_escalated, received_at, paused_seconds, sla_policy, sla_calendar, pause_states,
+    first_response_target_s, resolution_target_s, first_response_due_at,
     first_response_warn_at, resolution_due_at, resolution_warn_at, first_response_warned,
     first_response_breached, resolution_warned, resolution_breached, sla_status,
     next_sla_check_at, next_due_at, reopen_count, version, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, 'received', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, $16,
-    0, $17, $18, $19, $20, $21, $22, false, false, false, false, 'on_track', $20, $19, 0, 1,
-    $16, $16)
+VALUES ($1, 'complaint', NULL, $2, $3, $4, $5, $6, 'received', $7, $8, $9, $10, $11, $12, $13,
+    $14, $15, $16, 0, false, $17, 0, $18, $19::jsonb, $20, $21, $22, $23, $24, $25, $26, false,
+    false, false, false, 'on_track', $24, $23, 0, 1, $17, $17)
 """
+
+
+def policies_of(rows: list[asyncpg.Record]) -> list[Policy]:
+    listed = [
+        Policy(
+            name=r["name"],
+            type=r["type"],
+            subtype=r["subtype"],
+            severity=r["severity"],
+            tier=r["tier"],
+            channel=r["channel"],
+            first_response_s=r["first_response_s"],
+            resolution_s=r["resolution_s"],
+            pause_states=tuple(r["pause_states"]),
+            calendar=r["calendar"],
+        )
+        for r in rows
+    ]
+    return [*listed, *DEFAULT_POLICIES]
 
 
 @app.post("/complaints", status_code=201)
@@ -705,6 +732,9 @@ async def create_complaint(
     authorization: Auth = None,
     x_purpose: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
+    """The product's intake of a complaint-type case: the reference from the per-year counter,
+    the first matching SLA policy (listed, then the settings' matrix), deadlines on its
+    calendar with the holidays, the routing rules, `complaint.received` and `case.received`."""
     actor, role, _ = principal(authorization, "complaints:write")
     request_id = uuid.uuid4().hex
     ring = keyring()
@@ -716,6 +746,7 @@ async def create_complaint(
         return None if value is None else ring.seal(value, context)
 
     async with POOLS["complaints"].acquire() as conn, conn.transaction():
+        holidays = [r[0] for r in await conn.fetch("SELECT day FROM holidays")]
         survivor = await conn.fetchval(
             "SELECT survivor_id FROM customer_redirects WHERE merged_id = $1", body.customer_id
         )
@@ -723,37 +754,79 @@ async def create_complaint(
         tier = await conn.fetchval(
             "SELECT tier FROM customer_tiers WHERE customer_id = $1", customer_id
         )
-        if await conn.fetchval(
+        tier = tier or COMPLAINTS.default_tier
+        number = await conn.fetchval(
+            "INSERT INTO reference_counters (prefix, year, last) VALUES ('CP', $1, 1) "
+            "ON CONFLICT (prefix, year) DO UPDATE SET last = reference_counters.last + 1 "
+            "RETURNING last",
+            now.year,
+        )
+        erased = await conn.fetchval(
             "SELECT customer_id FROM erased_customers WHERE customer_id = $1", customer_id
-        ):
-            raise HTTPException(409)
-        first_h, resolution_h = SLA_HOURS[body.severity]
-        first_due = now + timedelta(hours=first_h)
-        resolution_due = now + timedelta(hours=resolution_h)
+        )
+        facts = {
+            "type": "complaint",
+            "subtype": None,
+            "severity": body.severity,
+            "tier": tier,
+            "channel": body.channel,
+            "category": body.category,
+        }
+        policy = desk.first_match(
+            policies_of(
+                await conn.fetch(
+                    "SELECT name, type, subtype, severity, tier, channel, first_response_s, "
+                    "resolution_s, pause_states, calendar FROM sla_policies ORDER BY position"
+                )
+            ),
+            facts,
+        )
+        clock = SlaClock(COMPLAINTS, policy.calendar, holidays)
+        ratio = COMPLAINTS.sla_warning_ratio
+        first_due = clock.add(now, policy.first_response_s)
+        first_warn = clock.add(now, policy.first_response_s * ratio)
+        resolution_due = clock.add(now, policy.resolution_s)
+        resolution_warn = clock.add(now, policy.resolution_s * ratio)
+        rules = [
+            desk.Rule(**dict(r))
+            for r in await conn.fetch(
+                "SELECT team, skill, type, subtype, category, tier FROM routing_rules "
+                "ORDER BY position"
+            )
+        ]
+        rule = None if body.assignee or body.team else desk.route(rules, facts)
+        team = body.team or (rule.team if rule else None)  # the bench sends neither
+        reference = desk.reference("complaint", now.year, number)
+        contact = (None, None, None) if erased else (person.name, person.email, person.phone)
+        texts = (None, None) if erased else (body.subject, body.description)
         await conn.execute(
-            COMPLAINT_INSERT,
+            CASE_INSERT,
             complaint_id,
+            reference,
             customer_id,
             body.channel,
             body.category,
             body.severity,
-            tier or "C",
-            seal(person.name, "complaints.complainant_name"),
-            seal(person.email, "complaints.complainant_email"),
-            seal(person.phone, "complaints.complainant_phone"),
-            seal(body.subject, "complaints.subject"),
-            seal(body.description, "complaints.description"),
+            tier,
+            seal(contact[0], "complaints.complainant_name"),
+            seal(contact[1], "complaints.complainant_email"),
+            seal(contact[2], "complaints.complainant_phone"),
+            seal(texts[0], "complaints.subject"),
+            seal(texts[1], "complaints.description"),
             body.related_purchase_id,
             body.related_interaction_id,
             body.assignee,
-            body.team,
+            team,
             now,
-            first_h * 3600,
-            resolution_h * 3600,
+            policy.name,
+            json.dumps(policy.calendar) if policy.calendar else None,
+            list(policy.pause_states),
+            policy.first_response_s,
+            policy.resolution_s,
             first_due,
-            now + timedelta(hours=first_h * 0.8),
+            first_warn,
             resolution_due,
-            now + timedelta(hours=resolution_h * 0.8),
+            resolution_warn,
         )
         await conn.execute(
             "INSERT INTO complaint_transitions (complaint_id, from_status, to_status, actor, "
@@ -762,21 +835,46 @@ async def create_complaint(
             actor,
             now,
         )
+        received = outbox_row(
+            "/kehu/complaints",
+            "kehu.complaint.received.v1",
+            "kehu.complaints",
+            customer_id,
+            {
+                "complaint_id": str(complaint_id),
+                "channel": body.channel,
+                "category": body.category,
+                "severity": body.severity,
+                "first_response_due_at": first_due.isoformat(),
+                "resolution_due_at": resolution_due.isoformat(),
+            },
+        )
+        case = outbox_row(
+            "/kehu/complaints",
+            "kehu.case.received.v1",
+            "kehu.complaints",
+            customer_id,
+            {
+                "case_id": str(complaint_id),
+                "type": "complaint",
+                "subtype": None,
+                "reference": reference,
+                "channel": body.channel,
+                "category": body.category,
+                "severity": body.severity,
+                "sla_policy": policy.name,
+                "first_response_due_at": first_due.isoformat(),
+                "resolution_due_at": resolution_due.isoformat(),
+                "team": team,
+                "assignee": body.assignee,
+            },
+        )
         await conn.execute(
-            OUTBOX_INSERT,
-            *outbox_row(
-                "/kehu/complaints",
-                "kehu.complaint.received.v1",
-                "kehu.complaints",
-                customer_id,
-                {
-                    "complaint_id": str(complaint_id),
-                    "category": body.category,
-                    "severity": body.severity,
-                    "channel": body.channel,
-                    "tier": tier or "C",
-                },
-            ),
+            "INSERT INTO outbox (event_id, type, source, subject, partition_key, topic, time, "
+            "data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb), "
+            "($9, $10, $11, $12, $13, $14, $15, $16::jsonb)",
+            *received,
+            *case,
         )
         await conn.execute(
             AUDIT_INSERT,
@@ -788,19 +886,37 @@ async def create_complaint(
             str(customer_id),
             x_purpose,
             request_id,
-            json.dumps(sorted(body.model_fields_set)),
+            json.dumps(sorted(body.model_dump(exclude_none=True))),
         )
+    sla = {
+        "status": "on_track",
+        "active_target": "first_response",
+        "remaining_seconds": int(clock.elapsed(now, first_due)),
+        "paused": False,
+        "paused_seconds": 0,
+        "first_response_target_s": policy.first_response_s,
+        "resolution_target_s": policy.resolution_s,
+        "first_response_due_at": first_due.isoformat(),
+        "resolution_due_at": resolution_due.isoformat(),
+        "first_response_breached": False,
+        "resolution_breached": False,
+    }
     reply = {
-        **body.model_dump(mode="json"),
+        **body.model_dump(mode="json", exclude={"complainant"}),
+        "complainant": None if erased else person.model_dump(mode="json"),
         "id": str(complaint_id),
         "customer_id": str(customer_id),
         "status": "received",
-        "tier": tier or "C",
-        "first_response_due_at": first_due.isoformat(),
-        "resolution_due_at": resolution_due.isoformat(),
-        "sla_status": "on_track",
+        "tier": tier,
+        "team": team,
+        "escalation_level": 0,
+        "received_at": now.isoformat(),
+        "sla": sla,
+        "reopen_count": 0,
         "version": 1,
         "created_at": now.isoformat(),
+        "updated_at": now.isoformat(),
+        "allowed_transitions": ["acknowledged"],
     }
     headers = {"ETag": '"1"', "Location": f"/complaints/{complaint_id}"}
     return JSONResponse(reply, status_code=201, headers={**headers, "X-Request-ID": request_id})

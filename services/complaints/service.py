@@ -9,10 +9,14 @@ complaint-type cases also publish the `complaint.*` events existing consumers kn
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, cast
+
+import asyncpg
 
 from services.complaints import desk
 from services.complaints import repository as repo
@@ -45,9 +49,11 @@ from services.complaints.schemas import (
     RatingRequest,
 )
 from services.complaints.sla import SlaClock
+from shared.audit import audit_json
 from shared.context import RequestContext
 from shared.contracts import cases as cev
 from shared.contracts import complaints as ev
+from shared.crypto import keyring
 from shared.events.registry import EventContract
 from shared.http import check_if_match
 
@@ -339,19 +345,75 @@ async def _route(ctx: RequestContext, c: Case, now: datetime) -> list[EventContr
     return [cev.CaseQueued(**case_fields(c, now), team=rule.team, skill=rule.skill)]
 
 
+@dataclass(frozen=True)
+class DeskConfig:
+    """The desk's configuration as intake matches it, and the version it was read at."""
+
+    version: int
+    policies: tuple[Policy, ...]  # the listed ones; the settings' matrix follows them
+    rules: tuple[Rule, ...]
+    holidays: frozenset[date]
+
+
+async def desk_config(ctx: RequestContext, conn: asyncpg.Connection, version: int) -> DeskConfig:
+    """This process's copy of the SLA policies, routing rules and holidays, read again only
+    when `version` (the `desk_config` row intake read in its first statement; triggers raise it
+    in every transaction that changes any of them) differs from the copy's."""
+    cached: DeskConfig | None = getattr(ctx.app_state, "desk_config", None)
+    if cached is None or cached.version != version:
+        row = await repo.desk_config(conn)
+        cached = DeskConfig(
+            version=row["version"],
+            policies=tuple(
+                Policy(**{**p, "pause_states": tuple(p["pause_states"])}) for p in row["policies"]
+            ),
+            rules=tuple(Rule(**r) for r in row["rules"]),
+            holidays=frozenset(row["holidays"]),
+        )
+        ctx.app_state.desk_config = cached
+    # What `load_holidays` leaves for this request's views (and other requests').
+    ctx.app_state.desk_holidays = cached.holidays
+    return cached
+
+
+def _sealed(c: Case) -> list[Any]:
+    """The case's `repo.CASE_COLUMNS` as stored: personal data sealed, the calendar as JSON."""
+    ring = keyring()
+    values: list[Any] = []
+    for name in repo.CASE_COLUMNS:
+        value = getattr(c, name)
+        if name in SEALED_COLUMNS and value is not None:
+            value = ring.seal(value, f"complaints.{name}")
+        elif name == "sla_calendar" and value is not None:
+            value = json.dumps(value)
+        values.append(value)
+    return values
+
+
+SEALED_COLUMNS = frozenset(
+    ("complainant_name", "complainant_email", "complainant_phone", "subject", "description")
+)
+
+
 async def register(ctx: RequestContext, data: CaseCreate) -> Case:
-    session, now = ctx.session, ctx.now()
+    """Intake on the request's connection: one statement for what the database knows (the
+    customer after merges, tier, erasure, the configuration's version), the policy, deadlines
+    and routing from the cached configuration, then one statement that numbers the reference
+    and writes the case, its transition, its events and its audit entry. The returned case
+    is not in the session (nothing reads it back)."""
+    now = ctx.now()
     overridden_by = _check_claim(ctx, data, now)
-    await load_holidays(ctx)
-    customer_id = await repo.resolve_customer(session, data.customer_id)
-    tier = await repo.tier_of(session, customer_id) or settings_of(ctx).default_tier
-    number = await repo.next_number(session, desk.REFERENCE_PREFIX[data.type], now.year)
+    conn = await ctx.db()
+    facts_row = await repo.intake_facts(conn, data.customer_id)
+    config = await desk_config(ctx, conn, facts_row["config_version"])
+    customer_id = facts_row["customer_id"]
+    tier = facts_row["tier"] or settings_of(ctx).default_tier
     claim = data.claim
     c = Case(
         id=uuid.uuid4(),
         type=data.type,
         subtype=data.subtype,
-        reference=desk.reference(data.type, now.year, number),
+        reference="",  # numbered by the statement that writes the case
         customer_id=customer_id,
         channel=data.channel,
         category=data.category,
@@ -384,28 +446,61 @@ async def register(ctx: RequestContext, data: CaseCreate) -> Case:
         created_at=now,
         updated_at=now,
     )
-    if await repo.is_erased(session, customer_id):
+    if facts_row["erased"]:
         # The erasure was processed first; it wins whatever the order of arrival.
         scrub(c, now)
-    apply_policy(ctx, c, await load_policies(ctx), now)
-    session.add(c)
-    session.add(Transition(complaint_id=c.id, to_status="received", actor=ctx.actor, at=now))
+    apply_policy(ctx, c, [*config.policies, *desk.default_policies(settings_of(ctx))], now)
     routed: list[EventContract] = []
     if data.assignee:
         c.assignee = data.assignee
     elif data.team:
         c.team = data.team
-        c.assignee = await _least_loaded_agent(ctx, data.team)
+        c.assignee = await repo.least_loaded_agent_on(conn, data.team, OPEN_STATUSES)
+        if c.assignee is None:
+            raise NoAgentAvailable(f"Team {data.team} has no active agent", team=data.team)
     else:
-        routed = await _route(ctx, c, now)
+        rule = desk.route(config.rules, facts(c))
+        if rule is not None:
+            c.team = rule.team
+            c.assignee = await repo.least_loaded_agent_on(
+                conn, rule.team, OPEN_STATUSES, rule.skill
+            )
+            if c.assignee is None:
+                routed.append(
+                    cev.CaseQueued(**case_fields(c, now), team=rule.team, skill=rule.skill)
+                )
+    events = _received(c, now) + routed
+    if c.type == "complaint" and (c.assignee or c.team):
+        events.append(_assigned(c, now))
+    if data.severity == "critical":
+        c.critical_escalated = True
+        events += await _escalate(ctx, c, "critical_intake", now, MANAGEMENT_LEVEL)
+    audit = ctx.change_entries(
+        "create", "complaint", c.id, c.customer_id, data.model_dump(exclude_none=True)
+    )
+    c.reference = await repo.register_row(
+        conn,
+        _sealed(c),
+        ctx.actor,
+        now,
+        json.dumps([ctx.outbox.row(e) for e in events], default=str),
+        audit_json(audit),
+        desk.REFERENCE_PREFIX[data.type],
+        now.year,
+    )
+    ctx.outbox.written(ctx.session)
+    return c
+
+
+def _received(c: Case, now: datetime) -> list[EventContract]:
     events: list[EventContract] = []
     if c.type == "complaint":
         events.append(
             ev.ComplaintReceived(
                 **complaint_fields(c, now),
-                channel=data.channel,
-                category=data.category,
-                severity=data.severity,
+                channel=c.channel,
+                category=c.category,
+                severity=c.severity,
                 first_response_due_at=c.first_response_due_at,
                 resolution_due_at=c.resolution_due_at,
             )
@@ -423,16 +518,7 @@ async def register(ctx: RequestContext, data: CaseCreate) -> Case:
             assignee=c.assignee,
         )
     )
-    events += routed
-    if c.type == "complaint" and (c.assignee or c.team):
-        events.append(_assigned(c, now))
-    if data.severity == "critical":
-        c.critical_escalated = True
-        events += await _escalate(ctx, c, "critical_intake", now, MANAGEMENT_LEVEL)
-    await session.flush()
-    await ctx.outbox.emit(session, *events)
-    await _audit(ctx, "create", c, data.model_dump(exclude_none=True))
-    return c
+    return events
 
 
 def scrub(c: Case, now: datetime) -> None:

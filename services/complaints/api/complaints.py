@@ -52,8 +52,23 @@ async def create_complaint(
     """
 
     async def register() -> Reply:
-        fields = body.model_dump(exclude={"complainant"})
-        case = CaseCreate(type="complaint", contact=body.complainant, **fields)
+        # The body was validated as a ComplaintCreate, whose fields have the same rules.
+        case = CaseCreate.model_construct(
+            type="complaint",
+            subtype=None,
+            customer_id=body.customer_id,
+            channel=body.channel,
+            contact=body.complainant,
+            subject=body.subject,
+            description=body.description,
+            category=body.category,
+            severity=body.severity,
+            related_purchase_id=body.related_purchase_id,
+            related_interaction_id=body.related_interaction_id,
+            claim=None,
+            assignee=body.assignee,
+            team=body.team,
+        )
         c = await service.register(ctx, case)
         headers = {"ETag": etag_of(c.version), "Location": f"/complaints/{c.id}"}
         return Reply(views.complaint(ctx, c), 201, headers)

@@ -22,10 +22,11 @@ The statements per path (`python -m bench.trace` prints the product's, to compar
   NOTHING; INSERT outbox; INSERT audit; COMMIT.
 - POST /interactions: BEGIN; SELECT the customer's state; INSERT interaction; upsert the
   customer's contact state; INSERT outbox; INSERT audit; COMMIT.
-- POST /complaints: BEGIN; SELECT holidays; SELECT redirect; SELECT tier; upsert the reference
-  counter; SELECT erased; SELECT SLA policies; SELECT routing rules; INSERT case; INSERT
-  transition; INSERT outbox (complaint.received, case.received); INSERT audit; COMMIT (the first
-  matching policy and the deadlines on its calendar in Python, as the product does).
+- POST /complaints: BEGIN; one SELECT (redirect, tier, erased, the desk configuration's
+  version; policies, rules and holidays are read again only when it moved); one CTE (reference
+  counter, INSERT case, transition, outbox rows complaint.received and case.received, audit);
+  COMMIT. The first matching SLA policy and the deadlines on its calendar are computed in
+  Python, as the product does; its statements are the product's (`services.complaints.repository`).
 
 Run by `make bench` as `uvicorn bench.samework:app` against the databases of the running stack.
 """
@@ -48,6 +49,7 @@ from fastapi import FastAPI, Header, HTTPException
 from fastapi.responses import JSONResponse
 
 from services.complaints import desk
+from services.complaints import repository as cases_sql
 from services.complaints.config import Settings as ComplaintsSettings
 from services.complaints.desk import Policy
 from services.complaints.schemas import ComplaintCreate
@@ -692,38 +694,17 @@ async def log_interaction(
 COMPLAINTS = ComplaintsSettings()
 DEFAULT_POLICIES = desk.default_policies(COMPLAINTS)  # the settings' matrix, after the list
 
-CASE_INSERT = """
-INSERT INTO complaints (id, type, subtype, reference, customer_id, channel, category, severity,
-    status, tier, complainant_name, complainant_email, complainant_phone, subject, description,
-    related_purchase_id, related_interaction_id, assignee, team, escalation_level,
-    critical_escalated, received_at, paused_seconds, sla_policy, sla_calendar, pause_states,
-    first_response_target_s, resolution_target_s, first_response_due_at,
-    first_response_warn_at, resolution_due_at, resolution_warn_at, first_response_warned,
-    first_response_breached, resolution_warned, resolution_breached, sla_status,
-    next_sla_check_at, next_due_at, reopen_count, version, created_at, updated_at)
-VALUES ($1, 'complaint', NULL, $2, $3, $4, $5, $6, 'received', $7, $8, $9, $10, $11, $12, $13,
-    $14, $15, $16, 0, false, $17, 0, $18, $19::jsonb, $20, $21, $22, $23, $24, $25, $26, false,
-    false, false, false, 'on_track', $24, $23, 0, 1, $17, $17)
-"""
+CONFIG: dict[str, Any] = {"version": None}  # the desk's configuration, as the product caches it
 
 
-def policies_of(rows: list[asyncpg.Record]) -> list[Policy]:
-    listed = [
-        Policy(
-            name=r["name"],
-            type=r["type"],
-            subtype=r["subtype"],
-            severity=r["severity"],
-            tier=r["tier"],
-            channel=r["channel"],
-            first_response_s=r["first_response_s"],
-            resolution_s=r["resolution_s"],
-            pause_states=tuple(r["pause_states"]),
-            calendar=r["calendar"],
-        )
-        for r in rows
-    ]
-    return [*listed, *DEFAULT_POLICIES]
+def desk_config(row: asyncpg.Record) -> None:
+    policies = [Policy(**{**p, "pause_states": tuple(p["pause_states"])}) for p in row["policies"]]
+    CONFIG.update(
+        version=row["version"],
+        policies=[*policies, *DEFAULT_POLICIES],
+        rules=[desk.Rule(**r) for r in row["rules"]],
+        holidays=frozenset(row["holidays"]),
+    )
 
 
 @app.post("/complaints", status_code=201)
@@ -732,9 +713,11 @@ async def create_complaint(
     authorization: Auth = None,
     x_purpose: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
-    """The product's intake of a complaint-type case: the reference from the per-year counter,
-    the first matching SLA policy (listed, then the settings' matrix), deadlines on its
-    calendar with the holidays, the routing rules, `complaint.received` and `case.received`."""
+    """The product's intake of a complaint-type case: the facts statement (redirect, tier,
+    erasure, the configuration's version; the policies, rules and holidays read again only when
+    it moved), the first matching SLA policy, deadlines on its calendar, the routing rules, then
+    one statement numbering the reference and writing the case, its transition,
+    `complaint.received` and `case.received`, and the audit entry."""
     actor, role, _ = principal(authorization, "complaints:write")
     request_id = uuid.uuid4().hex
     ring = keyring()
@@ -746,24 +729,12 @@ async def create_complaint(
         return None if value is None else ring.seal(value, context)
 
     async with POOLS["complaints"].acquire() as conn, conn.transaction():
-        holidays = [r[0] for r in await conn.fetch("SELECT day FROM holidays")]
-        survivor = await conn.fetchval(
-            "SELECT survivor_id FROM customer_redirects WHERE merged_id = $1", body.customer_id
-        )
-        customer_id = survivor or body.customer_id
-        tier = await conn.fetchval(
-            "SELECT tier FROM customer_tiers WHERE customer_id = $1", customer_id
-        )
-        tier = tier or COMPLAINTS.default_tier
-        number = await conn.fetchval(
-            "INSERT INTO reference_counters (prefix, year, last) VALUES ('CP', $1, 1) "
-            "ON CONFLICT (prefix, year) DO UPDATE SET last = reference_counters.last + 1 "
-            "RETURNING last",
-            now.year,
-        )
-        erased = await conn.fetchval(
-            "SELECT customer_id FROM erased_customers WHERE customer_id = $1", customer_id
-        )
+        facts_row = await conn.fetchrow(cases_sql.INTAKE_FACTS, body.customer_id)
+        if facts_row["config_version"] != CONFIG["version"]:
+            desk_config(await conn.fetchrow(cases_sql.DESK_CONFIG))
+        customer_id = facts_row["customer_id"]
+        tier = facts_row["tier"] or COMPLAINTS.default_tier
+        erased = facts_row["erased"]
         facts = {
             "type": "complaint",
             "subtype": None,
@@ -772,69 +743,61 @@ async def create_complaint(
             "channel": body.channel,
             "category": body.category,
         }
-        policy = desk.first_match(
-            policies_of(
-                await conn.fetch(
-                    "SELECT name, type, subtype, severity, tier, channel, first_response_s, "
-                    "resolution_s, pause_states, calendar FROM sla_policies ORDER BY position"
-                )
-            ),
-            facts,
-        )
-        clock = SlaClock(COMPLAINTS, policy.calendar, holidays)
+        policy = desk.first_match(CONFIG["policies"], facts)
+        clock = SlaClock(COMPLAINTS, policy.calendar, CONFIG["holidays"])
         ratio = COMPLAINTS.sla_warning_ratio
         first_due = clock.add(now, policy.first_response_s)
         first_warn = clock.add(now, policy.first_response_s * ratio)
         resolution_due = clock.add(now, policy.resolution_s)
         resolution_warn = clock.add(now, policy.resolution_s * ratio)
-        rules = [
-            desk.Rule(**dict(r))
-            for r in await conn.fetch(
-                "SELECT team, skill, type, subtype, category, tier FROM routing_rules "
-                "ORDER BY position"
-            )
-        ]
-        rule = None if body.assignee or body.team else desk.route(rules, facts)
+        rule = None if body.assignee or body.team else desk.route(CONFIG["rules"], facts)
         team = body.team or (rule.team if rule else None)  # the bench sends neither
-        reference = desk.reference("complaint", now.year, number)
         contact = (None, None, None) if erased else (person.name, person.email, person.phone)
         texts = (None, None) if erased else (body.subject, body.description)
-        await conn.execute(
-            CASE_INSERT,
-            complaint_id,
-            reference,
-            customer_id,
-            body.channel,
-            body.category,
-            body.severity,
-            tier,
-            seal(contact[0], "complaints.complainant_name"),
-            seal(contact[1], "complaints.complainant_email"),
-            seal(contact[2], "complaints.complainant_phone"),
-            seal(texts[0], "complaints.subject"),
-            seal(texts[1], "complaints.description"),
-            body.related_purchase_id,
-            body.related_interaction_id,
-            body.assignee,
-            team,
-            now,
-            policy.name,
-            json.dumps(policy.calendar) if policy.calendar else None,
-            list(policy.pause_states),
-            policy.first_response_s,
-            policy.resolution_s,
-            first_due,
-            first_warn,
-            resolution_due,
-            resolution_warn,
-        )
-        await conn.execute(
-            "INSERT INTO complaint_transitions (complaint_id, from_status, to_status, actor, "
-            "note, at) VALUES ($1, NULL, 'received', $2, NULL, $3)",
-            complaint_id,
-            actor,
-            now,
-        )
+        columns = {
+            "id": complaint_id,
+            "type": "complaint",
+            "customer_id": customer_id,
+            "channel": body.channel,
+            "category": body.category,
+            "severity": body.severity,
+            "status": "received",
+            "tier": tier,
+            "complainant_name": seal(contact[0], "complaints.complainant_name"),
+            "complainant_email": seal(contact[1], "complaints.complainant_email"),
+            "complainant_phone": seal(contact[2], "complaints.complainant_phone"),
+            "subject": seal(texts[0], "complaints.subject"),
+            "description": seal(texts[1], "complaints.description"),
+            "related_purchase_id": body.related_purchase_id,
+            "related_interaction_id": body.related_interaction_id,
+            "assignee": body.assignee,
+            "team": team,
+            "escalation_level": 0,
+            "critical_escalated": False,
+            "received_at": now,
+            "paused_seconds": 0.0,
+            "sla_policy": policy.name,
+            "sla_calendar": json.dumps(policy.calendar) if policy.calendar else None,
+            "pause_states": list(policy.pause_states),
+            "first_response_target_s": policy.first_response_s,
+            "resolution_target_s": policy.resolution_s,
+            "first_response_due_at": first_due,
+            "first_response_warn_at": first_warn,
+            "resolution_due_at": resolution_due,
+            "resolution_warn_at": resolution_warn,
+            "first_response_warned": False,
+            "first_response_breached": False,
+            "resolution_warned": False,
+            "resolution_breached": False,
+            "sla_status": "on_track",
+            "next_sla_check_at": first_warn,
+            "next_due_at": first_due,
+            "reopen_count": 0,
+            "erased_at": now if erased else None,
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
         received = outbox_row(
             "/kehu/complaints",
             "kehu.complaint.received.v1",
@@ -858,7 +821,7 @@ async def create_complaint(
                 "case_id": str(complaint_id),
                 "type": "complaint",
                 "subtype": None,
-                "reference": reference,
+                "reference": "",  # numbered by the statement
                 "channel": body.channel,
                 "category": body.category,
                 "severity": body.severity,
@@ -869,24 +832,31 @@ async def create_complaint(
                 "assignee": body.assignee,
             },
         )
-        await conn.execute(
-            "INSERT INTO outbox (event_id, type, source, subject, partition_key, topic, time, "
-            "data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb), "
-            "($9, $10, $11, $12, $13, $14, $15, $16::jsonb)",
-            *received,
-            *case,
-        )
-        await conn.execute(
-            AUDIT_INSERT,
+        names = ("event_id", "type", "source", "subject", "partition_key", "topic", "time", "data")
+        events = [
+            {**dict(zip(names, row, strict=True)), "data": json.loads(row[-1])}
+            for row in (received, case)
+        ]
+        audit = {
+            "actor": actor,
+            "role": role,
+            "action": "create",
+            "resource": "complaint",
+            "resource_id": str(complaint_id),
+            "customer_id": str(customer_id),
+            "purpose": x_purpose,
+            "request_id": request_id,
+            "fields": sorted(body.model_dump(exclude_none=True)),
+        }
+        await conn.fetchval(
+            cases_sql.REGISTER_CASE,
+            *(columns.get(name) for name in cases_sql.CASE_COLUMNS),
             actor,
-            role,
-            "create",
-            "complaint",
-            str(complaint_id),
-            str(customer_id),
-            x_purpose,
-            request_id,
-            json.dumps(sorted(body.model_dump(exclude_none=True))),
+            now,
+            json.dumps(events, default=str),
+            json.dumps([audit]),
+            "CP",
+            now.year,
         )
     sla = {
         "status": "on_track",

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import asyncpg
 
@@ -60,6 +60,7 @@ from shared.http import check_if_match
 MANAGEMENT_LEVEL = 2
 MANAGEMENT_QUEUE = "management"
 OVERRIDE_SCOPE = "cases:override"
+ReadT = TypeVar("ReadT")
 
 
 def settings_of(ctx: RequestContext) -> Settings:
@@ -395,12 +396,18 @@ SEALED_COLUMNS = frozenset(
 )
 
 
-async def register(ctx: RequestContext, data: CaseCreate) -> Case:
+async def register(
+    ctx: RequestContext, data: CaseCreate, view: Callable[[Case], ReadT]
+) -> tuple[Case, ReadT]:
     """Intake on the request's connection: one statement for what the database knows (the
     customer after merges, tier, erasure, the configuration's version), the policy, deadlines
     and routing from the cached configuration, then one statement that numbers the reference
     and writes the case, its transition, its events and its audit entry. The returned case
-    is not in the session (nothing reads it back)."""
+    is not in the session (nothing reads it back).
+
+    `view` (the reply) is built before that last statement: the reference counter's row stays
+    locked from it to the commit, and every intake of the type waits for it meanwhile. The
+    reference is not in the view: set it from the returned case if the view shows it."""
     now = ctx.now()
     overridden_by = _check_claim(ctx, data, now)
     conn = await ctx.db()
@@ -478,6 +485,7 @@ async def register(ctx: RequestContext, data: CaseCreate) -> Case:
     audit = ctx.change_entries(
         "create", "complaint", c.id, c.customer_id, data.model_dump(exclude_none=True)
     )
+    read = view(c)
     c.reference = await repo.register_row(
         conn,
         _sealed(c),
@@ -489,7 +497,7 @@ async def register(ctx: RequestContext, data: CaseCreate) -> Case:
         now.year,
     )
     ctx.outbox.written(ctx.session)
-    return c
+    return c, read
 
 
 def _received(c: Case, now: datetime) -> list[EventContract]:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
@@ -69,9 +70,9 @@ async def create_complaint(
             assignee=body.assignee,
             team=body.team,
         )
-        c = await service.register(ctx, case)
+        c, read = await service.register(ctx, case, partial(views.complaint, ctx))
         headers = {"ETag": etag_of(c.version), "Location": f"/complaints/{c.id}"}
-        return Reply(views.complaint(ctx, c), 201, headers)
+        return Reply(read, 201, headers)
 
     return await idempotent(ctx, idempotency_key, register)
 

@@ -351,7 +351,7 @@ class DeskConfig:
     """The desk's configuration as intake matches it, and the version it was read at."""
 
     version: int
-    policies: tuple[Policy, ...]  # the listed ones; the settings' matrix follows them
+    policies: tuple[Policy, ...]  # in matching order: the listed ones, then the settings' matrix
     rules: tuple[Rule, ...]
     holidays: frozenset[date]
 
@@ -365,8 +365,12 @@ async def desk_config(ctx: RequestContext, conn: asyncpg.Connection, version: in
         row = await repo.desk_config(conn)
         cached = DeskConfig(
             version=row["version"],
-            policies=tuple(
-                Policy(**{**p, "pause_states": tuple(p["pause_states"])}) for p in row["policies"]
+            policies=(
+                *(
+                    Policy(**{**p, "pause_states": tuple(p["pause_states"])})
+                    for p in row["policies"]
+                ),
+                *desk.default_policies(settings_of(ctx)),
             ),
             rules=tuple(Rule(**r) for r in row["rules"]),
             holidays=frozenset(row["holidays"]),
@@ -456,7 +460,7 @@ async def register(
     if facts_row["erased"]:
         # The erasure was processed first; it wins whatever the order of arrival.
         scrub(c, now)
-    apply_policy(ctx, c, [*config.policies, *desk.default_policies(settings_of(ctx))], now)
+    apply_policy(ctx, c, config.policies, now)
     routed: list[EventContract] = []
     if data.assignee:
         c.assignee = data.assignee

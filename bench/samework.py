@@ -22,11 +22,12 @@ The statements per path (`python -m bench.trace` prints the product's, to compar
   NOTHING; INSERT outbox; INSERT audit; COMMIT.
 - POST /interactions: BEGIN; SELECT the customer's state; INSERT interaction; upsert the
   customer's contact state; INSERT outbox; INSERT audit; COMMIT.
-- POST /complaints: BEGIN; one SELECT (redirect, tier, erased, the desk configuration's
-  version; policies, rules and holidays are read again only when it moved); one CTE (reference
-  counter, INSERT case, transition, outbox rows complaint.received and case.received, audit);
-  COMMIT. The first matching SLA policy and the deadlines on its calendar are computed in
-  Python, as the product does; its statements are the product's (`services.complaints.repository`).
+- POST /complaints: one SELECT (redirect, tier, erased, the desk configuration's version;
+  policies, rules and holidays are read again only when it moved); one CTE (reference counter,
+  INSERT case, transition, outbox rows complaint.received and case.received, audit), in
+  autocommit as the product runs them without an Idempotency-Key or a team to route to. The
+  first matching SLA policy and the deadlines on its calendar are computed in Python, as the
+  product does; its statements are the product's (`services.complaints.repository`).
 
 Run by `make bench` as `uvicorn bench.samework:app` against the databases of the running stack.
 """
@@ -728,7 +729,7 @@ async def create_complaint(
     def seal(value: str | None, context: str) -> str | None:
         return None if value is None else ring.seal(value, context)
 
-    async with POOLS["complaints"].acquire() as conn, conn.transaction():
+    async with POOLS["complaints"].acquire() as conn:  # autocommit: the write is one statement
         facts_row = await conn.fetchrow(cases_sql.INTAKE_FACTS, body.customer_id)
         if facts_row["config_version"] != CONFIG["version"]:
             desk_config(await conn.fetchrow(cases_sql.DESK_CONFIG))

@@ -9,6 +9,7 @@ complaint-type cases also publish the `complaint.*` events existing consumers kn
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -410,11 +411,17 @@ async def register(
     is not in the session (nothing reads it back).
 
     `view` (the reply) is built before that last statement: the reference counter's row stays
-    locked from it to the commit, and every intake of the type waits for it meanwhile. The
+    locked from it to the commit, and every intake of the type waits for it meanwhile (in a
+    transaction, when the Idempotency-Key's row or a team's agents are locked too). The
     reference is not in the view: set it from the returned case if the view shows it."""
     now = ctx.now()
     overridden_by = _check_claim(ctx, data, now)
-    conn = await ctx.db()
+    # The case, its transition, events and audit entry are one statement, atomic by itself: with
+    # no Idempotency-Key (whose claimed row must commit with the case) it runs in autocommit,
+    # so no BEGIN and COMMIT round trips and the reference counter's row is locked for that
+    # one statement only.
+    keyed = ctx.session.in_transaction()
+    conn = await ctx.db(transaction=keyed)
     facts_row = await repo.intake_facts(conn, data.customer_id)
     config = await desk_config(ctx, conn, facts_row["config_version"])
     customer_id = facts_row["customer_id"]
@@ -461,46 +468,46 @@ async def register(
         # The erasure was processed first; it wins whatever the order of arrival.
         scrub(c, now)
     apply_policy(ctx, c, config.policies, now)
-    routed: list[EventContract] = []
-    if data.assignee:
-        c.assignee = data.assignee
-    elif data.team:
-        c.team = data.team
-        c.assignee = await repo.least_loaded_agent_on(conn, data.team, OPEN_STATUSES)
-        if c.assignee is None:
-            raise NoAgentAvailable(f"Team {data.team} has no active agent", team=data.team)
-    else:
-        rule = desk.route(config.rules, facts(c))
-        if rule is not None:
-            c.team = rule.team
-            c.assignee = await repo.least_loaded_agent_on(
-                conn, rule.team, OPEN_STATUSES, rule.skill
-            )
+    rule = None if data.assignee or data.team else desk.route(config.rules, facts(c))
+    team = data.team or (rule.team if rule else None)
+    # Picking a team's least-loaded agent locks the team's agents until the case is written.
+    atomic = conn.transaction() if team is not None and not keyed else contextlib.nullcontext()
+    async with atomic:
+        routed: list[EventContract] = []
+        if data.assignee:
+            c.assignee = data.assignee
+        elif team is not None:
+            c.team = team
+            skill = rule.skill if rule else None
+            c.assignee = await repo.least_loaded_agent_on(conn, team, OPEN_STATUSES, skill)
+            if c.assignee is None and rule is None:
+                raise NoAgentAvailable(f"Team {team} has no active agent", team=team)
             if c.assignee is None:
-                routed.append(
-                    cev.CaseQueued(**case_fields(c, now), team=rule.team, skill=rule.skill)
-                )
-    events = _received(c, now) + routed
-    if c.type == "complaint" and (c.assignee or c.team):
-        events.append(_assigned(c, now))
-    if data.severity == "critical":
-        c.critical_escalated = True
-        events += await _escalate(ctx, c, "critical_intake", now, MANAGEMENT_LEVEL)
-    audit = ctx.change_entries(
-        "create", "complaint", c.id, c.customer_id, data.model_dump(exclude_none=True)
-    )
-    read = view(c)
-    c.reference = await repo.register_row(
-        conn,
-        _sealed(c),
-        ctx.actor,
-        now,
-        json.dumps([ctx.outbox.row(e) for e in events], default=str),
-        audit_json(audit),
-        desk.REFERENCE_PREFIX[data.type],
-        now.year,
-    )
-    ctx.outbox.written(ctx.session)
+                routed.append(cev.CaseQueued(**case_fields(c, now), team=team, skill=skill))
+        events = _received(c, now) + routed
+        if c.type == "complaint" and (c.assignee or c.team):
+            events.append(_assigned(c, now))
+        if data.severity == "critical":
+            c.critical_escalated = True
+            events += await _escalate(ctx, c, "critical_intake", now, MANAGEMENT_LEVEL)
+        audit = ctx.change_entries(
+            "create", "complaint", c.id, c.customer_id, data.model_dump(exclude_none=True)
+        )
+        read = view(c)
+        c.reference = await repo.register_row(
+            conn,
+            _sealed(c),
+            ctx.actor,
+            now,
+            json.dumps([ctx.outbox.row(e) for e in events], default=str),
+            audit_json(audit),
+            desk.REFERENCE_PREFIX[data.type],
+            now.year,
+        )
+    if keyed:
+        ctx.outbox.written(ctx.session)  # the request's commit wakes the relay
+    else:
+        ctx.app_state.relay.wake()  # committed: by the statement, or by `atomic`
     return c, read
 
 

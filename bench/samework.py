@@ -24,8 +24,12 @@ The statements per path (`python -m bench.trace` prints the product's, to compar
 - POST /interactions: BEGIN; three AES-GCM seals; the product's `LOG_INTERACTION` CTE (the
   customer's state, INSERT interaction, upsert of the contact state, planned revisits closed,
   outbox, audit); COMMIT.
-- POST /complaints: BEGIN; SELECT redirect, tier, erased; INSERT complaint; INSERT transition;
-  INSERT outbox; INSERT audit; COMMIT.
+- POST /complaints: one SELECT (redirect, tier, erased, the desk configuration's version;
+  policies, rules and holidays are read again only when it moved); one CTE (reference counter,
+  INSERT case, transition, outbox rows complaint.received and case.received, audit), in
+  autocommit as the product runs them without an Idempotency-Key or a team to route to. The
+  first matching SLA policy and the deadlines on its calendar are computed in Python, as the
+  product does; its statements are the product's (`services.complaints.repository`).
 
 Run by `make bench` as `uvicorn bench.samework:app` against the databases of the running stack.
 """
@@ -47,7 +51,12 @@ import jwt
 from fastapi import FastAPI, Header, HTTPException
 from fastapi.responses import JSONResponse
 
+from services.complaints import desk
+from services.complaints import repository as cases_sql
+from services.complaints.config import Settings as ComplaintsSettings
+from services.complaints.desk import Policy
 from services.complaints.schemas import ComplaintCreate
+from services.complaints.sla import SlaClock
 from services.interactions.repository import LOG_INTERACTION, RECORD_PURCHASE
 from services.interactions.schemas import InteractionCreate, PurchaseCreate
 from services.profiles.schemas import CustomerCreate, CustomerUpdate
@@ -703,20 +712,20 @@ async def log_interaction(
     return JSONResponse(body, status_code=201, headers={**headers, "X-Request-ID": request_id})
 
 
-SLA_HOURS = {"low": (48, 240), "medium": (24, 120), "high": (8, 48), "critical": (2, 24)}
+COMPLAINTS = ComplaintsSettings()
+DEFAULT_POLICIES = desk.default_policies(COMPLAINTS)  # the settings' matrix, after the list
 
-COMPLAINT_INSERT = """
-INSERT INTO complaints (id, customer_id, channel, category, severity, status, tier,
-    complainant_name, complainant_email, complainant_phone, subject, description,
-    related_purchase_id, related_interaction_id, assignee, team, escalation_level, received_at,
-    paused_seconds, first_response_target_s, resolution_target_s, first_response_due_at,
-    first_response_warn_at, resolution_due_at, resolution_warn_at, first_response_warned,
-    first_response_breached, resolution_warned, resolution_breached, sla_status,
-    next_sla_check_at, next_due_at, reopen_count, version, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, 'received', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, $16,
-    0, $17, $18, $19, $20, $21, $22, false, false, false, false, 'on_track', $20, $19, 0, 1,
-    $16, $16)
-"""
+CONFIG: dict[str, Any] = {"version": None}  # the desk's configuration, as the product caches it
+
+
+def desk_config(row: asyncpg.Record) -> None:
+    policies = [Policy(**{**p, "pause_states": tuple(p["pause_states"])}) for p in row["policies"]]
+    CONFIG.update(
+        version=row["version"],
+        policies=[*policies, *DEFAULT_POLICIES],
+        rules=[desk.Rule(**r) for r in row["rules"]],
+        holidays=frozenset(row["holidays"]),
+    )
 
 
 @app.post("/complaints", status_code=201)
@@ -725,6 +734,11 @@ async def create_complaint(
     authorization: Auth = None,
     x_purpose: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
+    """The product's intake of a complaint-type case: the facts statement (redirect, tier,
+    erasure, the configuration's version; the policies, rules and holidays read again only when
+    it moved), the first matching SLA policy, deadlines on its calendar, the routing rules, then
+    one statement numbering the reference and writing the case, its transition,
+    `complaint.received` and `case.received`, and the audit entry."""
     actor, role, _ = principal(authorization, "complaints:write")
     request_id = uuid.uuid4().hex
     ring = keyring()
@@ -735,92 +749,165 @@ async def create_complaint(
     def seal(value: str | None, context: str) -> str | None:
         return None if value is None else ring.seal(value, context)
 
-    async with POOLS["complaints"].acquire() as conn, conn.transaction():
-        survivor = await conn.fetchval(
-            "SELECT survivor_id FROM customer_redirects WHERE merged_id = $1", body.customer_id
-        )
-        customer_id = survivor or body.customer_id
-        tier = await conn.fetchval(
-            "SELECT tier FROM customer_tiers WHERE customer_id = $1", customer_id
-        )
-        if await conn.fetchval(
-            "SELECT customer_id FROM erased_customers WHERE customer_id = $1", customer_id
-        ):
-            raise HTTPException(409)
-        first_h, resolution_h = SLA_HOURS[body.severity]
-        first_due = now + timedelta(hours=first_h)
-        resolution_due = now + timedelta(hours=resolution_h)
-        await conn.execute(
-            COMPLAINT_INSERT,
-            complaint_id,
+    async with POOLS["complaints"].acquire() as conn:  # autocommit: the write is one statement
+        facts_row = await conn.fetchrow(cases_sql.INTAKE_FACTS, body.customer_id)
+        if facts_row["config_version"] != CONFIG["version"]:
+            desk_config(await conn.fetchrow(cases_sql.DESK_CONFIG))
+        customer_id = facts_row["customer_id"]
+        tier = facts_row["tier"] or COMPLAINTS.default_tier
+        erased = facts_row["erased"]
+        facts = {
+            "type": "complaint",
+            "subtype": None,
+            "severity": body.severity,
+            "tier": tier,
+            "channel": body.channel,
+            "category": body.category,
+        }
+        policy = desk.first_match(CONFIG["policies"], facts)
+        clock = SlaClock(COMPLAINTS, policy.calendar, CONFIG["holidays"])
+        ratio = COMPLAINTS.sla_warning_ratio
+        first_due = clock.add(now, policy.first_response_s)
+        first_warn = clock.add(now, policy.first_response_s * ratio)
+        resolution_due = clock.add(now, policy.resolution_s)
+        resolution_warn = clock.add(now, policy.resolution_s * ratio)
+        rule = None if body.assignee or body.team else desk.route(CONFIG["rules"], facts)
+        team = body.team or (rule.team if rule else None)  # the bench sends neither
+        contact = (None, None, None) if erased else (person.name, person.email, person.phone)
+        texts = (None, None) if erased else (body.subject, body.description)
+        columns = {
+            "id": complaint_id,
+            "type": "complaint",
+            "customer_id": customer_id,
+            "channel": body.channel,
+            "category": body.category,
+            "severity": body.severity,
+            "status": "received",
+            "tier": tier,
+            "complainant_name": seal(contact[0], "complaints.complainant_name"),
+            "complainant_email": seal(contact[1], "complaints.complainant_email"),
+            "complainant_phone": seal(contact[2], "complaints.complainant_phone"),
+            "subject": seal(texts[0], "complaints.subject"),
+            "description": seal(texts[1], "complaints.description"),
+            "related_purchase_id": body.related_purchase_id,
+            "related_interaction_id": body.related_interaction_id,
+            "assignee": body.assignee,
+            "team": team,
+            "escalation_level": 0,
+            "critical_escalated": False,
+            "received_at": now,
+            "paused_seconds": 0.0,
+            "sla_policy": policy.name,
+            "sla_calendar": json.dumps(policy.calendar) if policy.calendar else None,
+            "pause_states": list(policy.pause_states),
+            "first_response_target_s": policy.first_response_s,
+            "resolution_target_s": policy.resolution_s,
+            "first_response_due_at": first_due,
+            "first_response_warn_at": first_warn,
+            "resolution_due_at": resolution_due,
+            "resolution_warn_at": resolution_warn,
+            "first_response_warned": False,
+            "first_response_breached": False,
+            "resolution_warned": False,
+            "resolution_breached": False,
+            "sla_status": "on_track",
+            "next_sla_check_at": first_warn,
+            "next_due_at": first_due,
+            "reopen_count": 0,
+            "erased_at": now if erased else None,
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        received = outbox_row(
+            "/kehu/complaints",
+            "kehu.complaint.received.v1",
+            "kehu.complaints",
             customer_id,
-            body.channel,
-            body.category,
-            body.severity,
-            tier or "C",
-            seal(person.name, "complaints.complainant_name"),
-            seal(person.email, "complaints.complainant_email"),
-            seal(person.phone, "complaints.complainant_phone"),
-            seal(body.subject, "complaints.subject"),
-            seal(body.description, "complaints.description"),
-            body.related_purchase_id,
-            body.related_interaction_id,
-            body.assignee,
-            body.team,
-            now,
-            first_h * 3600,
-            resolution_h * 3600,
-            first_due,
-            now + timedelta(hours=first_h * 0.8),
-            resolution_due,
-            now + timedelta(hours=resolution_h * 0.8),
+            {
+                "complaint_id": str(complaint_id),
+                "channel": body.channel,
+                "category": body.category,
+                "severity": body.severity,
+                "first_response_due_at": first_due.isoformat(),
+                "resolution_due_at": resolution_due.isoformat(),
+            },
         )
-        await conn.execute(
-            "INSERT INTO complaint_transitions (complaint_id, from_status, to_status, actor, "
-            "note, at) VALUES ($1, NULL, 'received', $2, NULL, $3)",
-            complaint_id,
+        case = outbox_row(
+            "/kehu/complaints",
+            "kehu.case.received.v1",
+            "kehu.complaints",
+            customer_id,
+            {
+                "case_id": str(complaint_id),
+                "type": "complaint",
+                "subtype": None,
+                "reference": "",  # numbered by the statement
+                "channel": body.channel,
+                "category": body.category,
+                "severity": body.severity,
+                "sla_policy": policy.name,
+                "first_response_due_at": first_due.isoformat(),
+                "resolution_due_at": resolution_due.isoformat(),
+                "team": team,
+                "assignee": body.assignee,
+            },
+        )
+        names = ("event_id", "type", "source", "subject", "partition_key", "topic", "time", "data")
+        events = [
+            {**dict(zip(names, row, strict=True)), "data": json.loads(row[-1])}
+            for row in (received, case)
+        ]
+        audit = {
+            "actor": actor,
+            "role": role,
+            "action": "create",
+            "resource": "complaint",
+            "resource_id": str(complaint_id),
+            "customer_id": str(customer_id),
+            "purpose": x_purpose,
+            "request_id": request_id,
+            "fields": sorted(body.model_dump(exclude_none=True)),
+        }
+        await conn.fetchval(
+            cases_sql.REGISTER_CASE,
+            *(columns.get(name) for name in cases_sql.CASE_COLUMNS),
             actor,
             now,
+            json.dumps(events, default=str),
+            json.dumps([audit]),
+            "CP",
+            now.year,
         )
-        await conn.execute(
-            OUTBOX_INSERT,
-            *outbox_row(
-                "/kehu/complaints",
-                "kehu.complaint.received.v1",
-                "kehu.complaints",
-                customer_id,
-                {
-                    "complaint_id": str(complaint_id),
-                    "category": body.category,
-                    "severity": body.severity,
-                    "channel": body.channel,
-                    "tier": tier or "C",
-                },
-            ),
-        )
-        await conn.execute(
-            AUDIT_INSERT,
-            actor,
-            role,
-            "create",
-            "complaint",
-            str(complaint_id),
-            str(customer_id),
-            x_purpose,
-            request_id,
-            json.dumps(sorted(body.model_fields_set)),
-        )
+    sla = {
+        "status": "on_track",
+        "active_target": "first_response",
+        "remaining_seconds": int(clock.elapsed(now, first_due)),
+        "paused": False,
+        "paused_seconds": 0,
+        "first_response_target_s": policy.first_response_s,
+        "resolution_target_s": policy.resolution_s,
+        "first_response_due_at": first_due.isoformat(),
+        "resolution_due_at": resolution_due.isoformat(),
+        "first_response_breached": False,
+        "resolution_breached": False,
+    }
     reply = {
-        **body.model_dump(mode="json"),
+        **body.model_dump(mode="json", exclude={"complainant"}),
+        "complainant": None if erased else person.model_dump(mode="json"),
         "id": str(complaint_id),
         "customer_id": str(customer_id),
         "status": "received",
-        "tier": tier or "C",
-        "first_response_due_at": first_due.isoformat(),
-        "resolution_due_at": resolution_due.isoformat(),
-        "sla_status": "on_track",
+        "tier": tier,
+        "team": team,
+        "escalation_level": 0,
+        "received_at": now.isoformat(),
+        "sla": sla,
+        "reopen_count": 0,
         "version": 1,
         "created_at": now.isoformat(),
+        "updated_at": now.isoformat(),
+        "allowed_transitions": ["acknowledged"],
     }
     headers = {"ETag": '"1"', "Location": f"/complaints/{complaint_id}"}
     return JSONResponse(reply, status_code=201, headers={**headers, "X-Request-ID": request_id})

@@ -279,6 +279,18 @@ class Holiday(Model):
     name: Mapped[str] = mapped_column(sa.Text)
 
 
+class DeskConfig(Model):
+    """One row: the version of the desk's configuration (SLA policies, routing rules,
+    holidays), raised by triggers in every transaction that changes them; intake keeps its
+    copy of the configuration while the version stays the same."""
+
+    __tablename__ = "desk_config"
+    __table_args__ = (sa.CheckConstraint("id = 1", name="ck_desk_config_one_row"),)
+
+    id: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True, server_default="1")
+    version: Mapped[int] = mapped_column(sa.BigInteger)
+
+
 class CannedResponse(Model):
     """A reply text agents insert into a case's notes, per case type and locale."""
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,6 +31,7 @@ from services.complaints.models import (
     Transition,
     idempotency_keys,
 )
+from shared.audit import AUDIT_COLUMNS, AUDIT_ROWS_SELECT
 from shared.keyset import Keyset, SortKey
 
 INFINITY: sa.ColumnElement[Any] = sa.literal_column("'infinity'::timestamptz")
@@ -519,3 +521,175 @@ async def delete_canned_response(session: AsyncSession, response_id: uuid.UUID) 
         .returning(CannedResponse.id)
     )
     return result.first() is not None
+
+
+# -- intake as hand-written statements on the request's connection -----------------------------
+
+# What intake needs from the database before it can decide anything, in one round trip: the
+# customer after merges, their tier, whether they were erased, and the version of the desk's
+# configuration (intake's cached copy is good while it is unchanged).
+INTAKE_FACTS = """
+WITH c AS (
+    SELECT coalesce((SELECT survivor_id FROM customer_redirects WHERE merged_id = $1), $1) AS id
+)
+SELECT c.id AS customer_id,
+    (SELECT tier FROM customer_tiers WHERE customer_id = c.id) AS tier,
+    EXISTS (SELECT 1 FROM erased_customers WHERE customer_id = c.id) AS erased,
+    (SELECT version FROM desk_config WHERE id = 1) AS config_version
+FROM c
+"""
+
+
+async def intake_facts(conn: asyncpg.Connection, customer_id: uuid.UUID) -> asyncpg.Record:
+    row: asyncpg.Record = await conn.fetchrow(INTAKE_FACTS, customer_id)
+    return row
+
+
+# The configuration and its version from one snapshot: a copy is never newer than its number.
+DESK_CONFIG = """
+SELECT (SELECT version FROM desk_config WHERE id = 1) AS version,
+    (SELECT coalesce(jsonb_agg(to_jsonb(p) - 'position' ORDER BY p.position), '[]'::jsonb)
+     FROM sla_policies p) AS policies,
+    (SELECT coalesce(jsonb_agg(to_jsonb(r) - 'position' ORDER BY r.position), '[]'::jsonb)
+     FROM routing_rules r) AS rules,
+    (SELECT coalesce(array_agg(day), '{}') FROM holidays) AS holidays
+"""
+
+
+async def desk_config(conn: asyncpg.Connection) -> asyncpg.Record:
+    row: asyncpg.Record = await conn.fetchrow(DESK_CONFIG)
+    return row
+
+
+# `least_loaded_agent` on the driver connection: the team's agent rows are locked by one
+# statement, then the next statement (a snapshot taken after the lock) counts the load.
+LOCK_TEAM = "SELECT id FROM agents WHERE team = $1 AND active ORDER BY id FOR UPDATE"
+LEAST_LOADED = """
+SELECT a.id FROM agents a
+WHERE a.team = $1 AND a.active AND ($2::text IS NULL OR $2::text = ANY(a.skills))
+ORDER BY (SELECT count(c.id) FROM complaints c
+          WHERE c.assignee = a.id AND c.status = ANY($3::text[])), a.id
+LIMIT 1
+"""
+
+
+async def least_loaded_agent_on(
+    conn: asyncpg.Connection, team: str, open_statuses: Sequence[str], skill: str | None = None
+) -> str | None:
+    await conn.execute(LOCK_TEAM, team)
+    agent: str | None = await conn.fetchval(LEAST_LOADED, team, skill, list(open_statuses))
+    return agent
+
+
+# Every column intake writes, in the order `register_row` takes their values (the reference
+# comes from `REGISTER_CASE` itself).
+CASE_COLUMNS = (
+    "id",
+    "type",
+    "subtype",
+    "customer_id",
+    "channel",
+    "category",
+    "severity",
+    "status",
+    "tier",
+    "complainant_name",
+    "complainant_email",
+    "complainant_phone",
+    "subject",
+    "description",
+    "related_purchase_id",
+    "related_interaction_id",
+    "claim_kind",
+    "amount_claimed",
+    "currency",
+    "delivered_at",
+    "return_window_days",
+    "window_overridden_by",
+    "assignee",
+    "team",
+    "queue",
+    "escalation_level",
+    "critical_escalated",
+    "received_at",
+    "paused_seconds",
+    "paused_since",
+    "sla_policy",
+    "sla_calendar",
+    "pause_states",
+    "first_response_target_s",
+    "resolution_target_s",
+    "first_response_due_at",
+    "first_response_warn_at",
+    "resolution_due_at",
+    "resolution_warn_at",
+    "first_response_warned",
+    "first_response_breached",
+    "resolution_warned",
+    "resolution_breached",
+    "sla_status",
+    "next_sla_check_at",
+    "next_due_at",
+    "reopen_count",
+    "erased_at",
+    "version",
+    "created_at",
+    "updated_at",
+)
+_FIRST = len(CASE_COLUMNS) + 1  # the parameters after the case's columns
+OUTBOX_ROWS = (
+    "FROM jsonb_to_recordset({param}::jsonb) AS x(event_id uuid, type text, source text, "
+    "subject text, partition_key text, topic text, time timestamptz, data jsonb)"
+)
+
+# A case, its intake transition, its events and its audit entry: one statement. The reference
+# is numbered here, last, so the counter row (locked until commit: no gaps, no repeats) is held
+# for this statement and the commit only; it is `desk.reference`'s format, written into the
+# case and into the events that carry a `reference`.
+REGISTER_CASE = f"""
+WITH n AS (
+    INSERT INTO reference_counters (prefix, year, last)
+    VALUES (${_FIRST + 4}, ${_FIRST + 5}, 1)
+    ON CONFLICT (prefix, year) DO UPDATE SET last = reference_counters.last + 1
+    RETURNING last
+), ref AS (
+    SELECT ${_FIRST + 4}::text || '-' || ${_FIRST + 5}::int || '-'
+        || lpad(last::text, greatest(6, length(last::text)), '0') AS reference
+    FROM n
+), ins AS (
+    INSERT INTO complaints ({", ".join(CASE_COLUMNS)}, reference)
+    SELECT {", ".join(f"${i}" for i in range(1, _FIRST))}, ref.reference FROM ref
+    RETURNING id, reference
+), tr AS (
+    INSERT INTO complaint_transitions (complaint_id, from_status, to_status, actor, note, at)
+    SELECT id, NULL, 'received', ${_FIRST}, NULL, ${_FIRST + 1} FROM ins
+), ob AS (
+    INSERT INTO outbox (event_id, type, source, subject, partition_key, topic, time, data)
+    SELECT x.event_id, x.type, x.source, x.subject, x.partition_key, x.topic, x.time,
+        CASE WHEN x.data ? 'reference'
+             THEN jsonb_set(x.data, '{{reference}}', to_jsonb(ins.reference)) ELSE x.data END
+    {OUTBOX_ROWS.format(param=f"${_FIRST + 2}")}, ins
+), au AS (
+    INSERT INTO {AUDIT_COLUMNS} {AUDIT_ROWS_SELECT.format(param=f"${_FIRST + 3}")}
+)
+SELECT reference FROM ins
+"""
+
+
+async def register_row(
+    conn: asyncpg.Connection,
+    values: Sequence[Any],
+    actor: str,
+    at: datetime,
+    events: str,
+    audit: str,
+    prefix: str,
+    year: int,
+) -> str:
+    """Run `REGISTER_CASE`: `values` of `CASE_COLUMNS` (sealed as stored), the intake
+    transition's actor and time, the outbox rows and audit entries as JSON arrays, the
+    reference's prefix and year; returns the reference."""
+    reference: str = await conn.fetchval(
+        REGISTER_CASE, *values, actor, at, events, audit, prefix, year
+    )
+    return reference

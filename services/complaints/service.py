@@ -9,10 +9,15 @@ complaint-type cases also publish the `complaint.*` events existing consumers kn
 
 from __future__ import annotations
 
+import contextlib
+import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
+
+import asyncpg
 
 from services.complaints import desk
 from services.complaints import repository as repo
@@ -45,15 +50,18 @@ from services.complaints.schemas import (
     RatingRequest,
 )
 from services.complaints.sla import SlaClock
+from shared.audit import audit_json
 from shared.context import RequestContext
 from shared.contracts import cases as cev
 from shared.contracts import complaints as ev
+from shared.crypto import keyring
 from shared.events.registry import EventContract
 from shared.http import check_if_match
 
 MANAGEMENT_LEVEL = 2
 MANAGEMENT_QUEUE = "management"
 OVERRIDE_SCOPE = "cases:override"
+ReadT = TypeVar("ReadT")
 
 
 def settings_of(ctx: RequestContext) -> Settings:
@@ -339,19 +347,104 @@ async def _route(ctx: RequestContext, c: Case, now: datetime) -> list[EventContr
     return [cev.CaseQueued(**case_fields(c, now), team=rule.team, skill=rule.skill)]
 
 
-async def register(ctx: RequestContext, data: CaseCreate) -> Case:
-    session, now = ctx.session, ctx.now()
+@dataclass(frozen=True)
+class DeskConfig:
+    """The desk's configuration as intake matches it, and the version it was read at."""
+
+    version: int
+    policies: tuple[Policy, ...]  # in matching order: the listed ones, then the settings' matrix
+    rules: tuple[Rule, ...]
+    holidays: frozenset[date]
+
+
+async def desk_config(ctx: RequestContext, conn: asyncpg.Connection, version: int) -> DeskConfig:
+    """This process's copy of the SLA policies, routing rules and holidays, read again only
+    when `version` (the `desk_config` row intake read in its first statement; triggers raise it
+    in every transaction that changes any of them) differs from the copy's."""
+    cached: DeskConfig | None = getattr(ctx.app_state, "desk_config", None)
+    if cached is None or cached.version != version:
+        row = await repo.desk_config(conn)
+        cached = DeskConfig(
+            version=row["version"],
+            policies=(
+                *(
+                    Policy(**{**p, "pause_states": tuple(p["pause_states"])})
+                    for p in row["policies"]
+                ),
+                *desk.default_policies(settings_of(ctx)),
+            ),
+            rules=tuple(Rule(**r) for r in row["rules"]),
+            holidays=frozenset(row["holidays"]),
+        )
+        ctx.app_state.desk_config = cached
+    # What `load_holidays` leaves for this request's views (and other requests').
+    ctx.app_state.desk_holidays = cached.holidays
+    return cached
+
+
+def _sealed(c: Case) -> list[Any]:
+    """The case's `repo.CASE_COLUMNS` as stored: personal data sealed, the calendar as JSON."""
+    ring = keyring()
+    values: list[Any] = []
+    for name in repo.CASE_COLUMNS:
+        value = getattr(c, name)
+        if name in SEALED_COLUMNS and value is not None:
+            value = ring.seal(value, f"complaints.{name}")
+        elif name == "sla_calendar" and value is not None:
+            value = json.dumps(value)
+        values.append(value)
+    return values
+
+
+CASE_ATTRIBUTES = tuple(Case.__table__.columns.keys())
+
+
+class CaseDraft:
+    """A new case as a plain object that reads like a `Case` (every column, None unless
+    given). Intake decides on it and writes it with one statement: it is never in a session,
+    so it skips the ORM's bookkeeping of every attribute set (several times the cost of
+    deciding the SLA)."""
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(dict.fromkeys(CASE_ATTRIBUTES), **values)
+
+
+SEALED_COLUMNS = frozenset(
+    ("complainant_name", "complainant_email", "complainant_phone", "subject", "description")
+)
+
+
+async def register(
+    ctx: RequestContext, data: CaseCreate, view: Callable[[Case], ReadT]
+) -> tuple[Case, ReadT]:
+    """Intake on the request's connection: one statement for what the database knows (the
+    customer after merges, tier, erasure, the configuration's version), the policy, deadlines
+    and routing from the cached configuration, then one statement that numbers the reference
+    and writes the case, its transition, its events and its audit entry. The returned case
+    is not in the session (nothing reads it back).
+
+    `view` (the reply) is built before that last statement: the reference counter's row stays
+    locked from it to the commit, and every intake of the type waits for it meanwhile (in a
+    transaction, when the Idempotency-Key's row or a team's agents are locked too). The
+    reference is not in the view: set it from the returned case if the view shows it."""
+    now = ctx.now()
     overridden_by = _check_claim(ctx, data, now)
-    await load_holidays(ctx)
-    customer_id = await repo.resolve_customer(session, data.customer_id)
-    tier = await repo.tier_of(session, customer_id) or settings_of(ctx).default_tier
-    number = await repo.next_number(session, desk.REFERENCE_PREFIX[data.type], now.year)
+    # The case, its transition, events and audit entry are one statement, atomic by itself: with
+    # no Idempotency-Key (whose claimed row must commit with the case) it runs in autocommit,
+    # so no BEGIN and COMMIT round trips and the reference counter's row is locked for that
+    # one statement only.
+    keyed = ctx.session.in_transaction()
+    conn = await ctx.db(transaction=keyed)
+    facts_row = await repo.intake_facts(conn, data.customer_id)
+    config = await desk_config(ctx, conn, facts_row["config_version"])
+    customer_id = facts_row["customer_id"]
+    tier = facts_row["tier"] or settings_of(ctx).default_tier
     claim = data.claim
-    c = Case(
+    draft = CaseDraft(
         id=uuid.uuid4(),
         type=data.type,
         subtype=data.subtype,
-        reference=desk.reference(data.type, now.year, number),
+        reference="",  # numbered by the statement that writes the case
         customer_id=customer_id,
         channel=data.channel,
         category=data.category,
@@ -384,28 +477,63 @@ async def register(ctx: RequestContext, data: CaseCreate) -> Case:
         created_at=now,
         updated_at=now,
     )
-    if await repo.is_erased(session, customer_id):
+    c = cast(Case, draft)  # reads and is changed like one, see `CaseDraft`
+    if facts_row["erased"]:
         # The erasure was processed first; it wins whatever the order of arrival.
         scrub(c, now)
-    apply_policy(ctx, c, await load_policies(ctx), now)
-    session.add(c)
-    session.add(Transition(complaint_id=c.id, to_status="received", actor=ctx.actor, at=now))
-    routed: list[EventContract] = []
-    if data.assignee:
-        c.assignee = data.assignee
-    elif data.team:
-        c.team = data.team
-        c.assignee = await _least_loaded_agent(ctx, data.team)
+    apply_policy(ctx, c, config.policies, now)
+    rule = None if data.assignee or data.team else desk.route(config.rules, facts(c))
+    team = data.team or (rule.team if rule else None)
+    # Picking a team's least-loaded agent locks the team's agents until the case is written.
+    atomic = conn.transaction() if team is not None and not keyed else contextlib.nullcontext()
+    async with atomic:
+        routed: list[EventContract] = []
+        if data.assignee:
+            c.assignee = data.assignee
+        elif team is not None:
+            c.team = team
+            skill = rule.skill if rule else None
+            c.assignee = await repo.least_loaded_agent_on(conn, team, OPEN_STATUSES, skill)
+            if c.assignee is None and rule is None:
+                raise NoAgentAvailable(f"Team {team} has no active agent", team=team)
+            if c.assignee is None:
+                routed.append(cev.CaseQueued(**case_fields(c, now), team=team, skill=skill))
+        events = _received(c, now) + routed
+        if c.type == "complaint" and (c.assignee or c.team):
+            events.append(_assigned(c, now))
+        if data.severity == "critical":
+            c.critical_escalated = True
+            events += await _escalate(ctx, c, "critical_intake", now, MANAGEMENT_LEVEL)
+        audit = ctx.change_entries(
+            "create", "complaint", c.id, c.customer_id, data.model_dump(exclude_none=True)
+        )
+        read = view(c)
+        c.reference = await repo.register_row(
+            conn,
+            _sealed(c),
+            ctx.actor,
+            now,
+            json.dumps([ctx.outbox.row(e) for e in events], default=str),
+            audit_json(audit),
+            desk.REFERENCE_PREFIX[data.type],
+            now.year,
+        )
+    if keyed:
+        ctx.outbox.written(ctx.session)  # the request's commit wakes the relay
     else:
-        routed = await _route(ctx, c, now)
+        ctx.app_state.relay.wake()  # committed: by the statement, or by `atomic`
+    return c, read
+
+
+def _received(c: Case, now: datetime) -> list[EventContract]:
     events: list[EventContract] = []
     if c.type == "complaint":
         events.append(
             ev.ComplaintReceived(
                 **complaint_fields(c, now),
-                channel=data.channel,
-                category=data.category,
-                severity=data.severity,
+                channel=c.channel,
+                category=c.category,
+                severity=c.severity,
                 first_response_due_at=c.first_response_due_at,
                 resolution_due_at=c.resolution_due_at,
             )
@@ -423,16 +551,7 @@ async def register(ctx: RequestContext, data: CaseCreate) -> Case:
             assignee=c.assignee,
         )
     )
-    events += routed
-    if c.type == "complaint" and (c.assignee or c.team):
-        events.append(_assigned(c, now))
-    if data.severity == "critical":
-        c.critical_escalated = True
-        events += await _escalate(ctx, c, "critical_intake", now, MANAGEMENT_LEVEL)
-    await session.flush()
-    await ctx.outbox.emit(session, *events)
-    await _audit(ctx, "create", c, data.model_dump(exclude_none=True))
-    return c
+    return events
 
 
 def scrub(c: Case, now: datetime) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
@@ -61,9 +62,10 @@ async def create_case(
     """
 
     async def register() -> Reply:
-        c = await service.register(ctx, body)
+        c, read = await service.register(ctx, body, partial(views.case, ctx))
+        read.reference = c.reference  # numbered by the statement after the view was built
         headers = {"ETag": etag_of(c.version), "Location": f"/cases/{c.id}"}
-        return Reply(views.case(ctx, c), 201, headers)
+        return Reply(read, 201, headers)
 
     return await idempotent(ctx, idempotency_key, register)
 

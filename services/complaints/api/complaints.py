@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
@@ -52,11 +53,26 @@ async def create_complaint(
     """
 
     async def register() -> Reply:
-        fields = body.model_dump(exclude={"complainant"})
-        case = CaseCreate(type="complaint", contact=body.complainant, **fields)
-        c = await service.register(ctx, case)
+        # The body was validated as a ComplaintCreate, whose fields have the same rules.
+        case = CaseCreate.model_construct(
+            type="complaint",
+            subtype=None,
+            customer_id=body.customer_id,
+            channel=body.channel,
+            contact=body.complainant,
+            subject=body.subject,
+            description=body.description,
+            category=body.category,
+            severity=body.severity,
+            related_purchase_id=body.related_purchase_id,
+            related_interaction_id=body.related_interaction_id,
+            claim=None,
+            assignee=body.assignee,
+            team=body.team,
+        )
+        c, read = await service.register(ctx, case, partial(views.complaint, ctx))
         headers = {"ETag": etag_of(c.version), "Location": f"/complaints/{c.id}"}
-        return Reply(views.complaint(ctx, c), 201, headers)
+        return Reply(read, 201, headers)
 
     return await idempotent(ctx, idempotency_key, register)
 

@@ -147,6 +147,7 @@ async def bench_drain(n: int) -> dict[str, Any]:
         {},
         batch_handler=batch,
         batch_types=EVENT_TYPES,
+        raw_data=True,
     )
     runner.start()
     try:

@@ -34,10 +34,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from services.analytics.config import Settings
 from services.analytics.metrics_sql import (
-    ABC_CTES,
     FACTS_CTES,
     LIFECYCLE_CTES,
-    RFM_CTES,
     Clock,
     _emit_sql,
 )
@@ -93,6 +91,60 @@ _FRESH = {
 }
 
 
+# ABC and RFM of every customer in one pass over `cur` (its rows go through the window sorts
+# instead of being joined back): the same values as `ABC_CTES` and `RFM_CTES`. The customers
+# each ranks over sort first (`out_*` false), so excluded rows never precede them and their
+# positions and counts are those among the ranked alone; excluded rows get nulls.
+RANKS_CTES = """
+ranked AS (
+    SELECT *,
+           merged_into IS NOT NULL AS out_abc,
+           merged_into IS NOT NULL OR last_purchase_at IS NULL AS out_rfm,
+           floor(extract(epoch FROM (CAST(:as_of AS timestamptz) - last_purchase_at))
+                 / 86400)::int AS recency_days
+    FROM cur
+),
+windowed AS (
+    SELECT *,
+           coalesce(sum(greatest(contribution, 0)) FILTER (WHERE NOT out_abc) OVER (
+               ORDER BY out_abc, contribution DESC, customer_id ASC
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before,
+           sum(greatest(contribution, 0)) FILTER (WHERE NOT out_abc) OVER () AS total,
+           count(*) FILTER (WHERE NOT out_rfm) OVER () AS buyers,
+           -- rank(): the position of the first of a run of ties (ties share the lowest score).
+           rank() OVER (ORDER BY out_rfm, recency_days DESC) AS r_pos,
+           rank() OVER (ORDER BY out_rfm, purchase_count) AS f_pos,
+           rank() OVER (ORDER BY out_rfm, revenue) AS m_pos
+    FROM ranked
+),
+scored AS (
+    SELECT *,
+           CASE WHEN out_abc THEN NULL
+                WHEN contribution <= 0 THEN 'C'
+                WHEN before < CAST(:a_share AS numeric) * total THEN 'A'
+                WHEN before < CAST(:b_share AS numeric) * total THEN 'B'
+                ELSE 'C' END AS new_tier,
+           CASE WHEN NOT out_rfm THEN recency_days END AS recency,
+           CASE WHEN NOT out_rfm THEN (5 * (r_pos - 1) / buyers + 1)::int END AS r,
+           CASE WHEN NOT out_rfm THEN (5 * (f_pos - 1) / buyers + 1)::int END AS f,
+           CASE WHEN NOT out_rfm THEN (5 * (m_pos - 1) / buyers + 1)::int END AS m
+    FROM windowed OFFSET 0
+),
+segmented AS (
+    SELECT *, CASE WHEN r IS NULL THEN NULL
+                   WHEN r >= 4 AND f >= 4 AND m >= 4 THEN 'champions'
+                   WHEN r >= 3 AND f >= 4 THEN 'loyal_customers'
+                   WHEN r >= 4 AND f >= 2 THEN 'potential_loyalists'
+                   WHEN r >= 4 THEN 'new_customers'
+                   WHEN r = 3 THEN 'need_attention'
+                   WHEN f >= 4 THEN 'cant_lose_them'
+                   WHEN r = 2 THEN 'at_risk'
+                   ELSE 'lost' END AS segment
+    FROM scored
+)
+"""
+
+
 def _stage_sql(incremental: bool) -> str:
     """Incremental: facts are recomputed only for `:ids` (the customers whose facts may have
     changed since the last run); everyone else keeps the facts stored, which consumer
@@ -109,37 +161,43 @@ def _stage_sql(incremental: bool) -> str:
         f"CASE WHEN x.customer_id IS NULL THEN f.{col} ELSE x.{fresh} END AS {col}"
         for col, fresh in _FRESH.items()
     )
-    old = ", ".join(f"f.{c}" for c in ALL_COLUMNS)
-    new = ", ".join(f"n.{c}" for c in ALL_COLUMNS)
+    stored = ", ".join(f"f.{col}" for col in _FRESH)
+    fresh = ", ".join(f"x.{fresh}" for fresh in _FRESH.values())
+    derived = (*OWN_COLUMNS[len(FACT_COLUMNS) :], *RANK_COLUMNS)
+    old = ", ".join(f"n.old_{c}" for c in derived)
+    new = ", ".join(f"n.{c}" for c in derived)
     return f"""
 CREATE TEMP TABLE {STAGE} AS
 {facts},
 cur AS (
     SELECT f.customer_id, f.merged_into, f.lifecycle_stage, f.churn_score, f.churn_level,
-           f.churn_reasons, f.tier, {cur_columns}
+           f.churn_reasons, f.tier, f.rfm_recency_days, f.rfm_r, f.rfm_f, f.rfm_m,
+           f.rfm_segment, f.xmin::text::bigint AS row_xmin,
+           -- Only recomputed facts can differ from the stored ones (the others are them).
+           x.customer_id IS NOT NULL AND (f.facts_at IS NULL OR ({stored}) IS DISTINCT FROM
+               ({fresh})) AS facts_changed,
+           {cur_columns}
     FROM customer_facts f LEFT JOIN fresh x ON x.customer_id = f.customer_id
 ),
 {LIFECYCLE_CTES.format(source="cur", f="")},
-{ABC_CTES.format(source="cur")},
-{RFM_CTES.format(source="cur")},
+{RANKS_CTES},
 n AS (
-    SELECT c.customer_id, {", ".join(f"c.{col}" for col in FACT_COLUMNS)},
+    SELECT c.customer_id, c.row_xmin, c.facts_changed,
+           {", ".join(f"c.{col} AS old_{col}" for col in derived)},
+           {", ".join(f"c.{col}" for col in FACT_COLUMNS)},
            coalesce(l.stage, c.lifecycle_stage) AS lifecycle_stage,
            CASE WHEN l.customer_id IS NULL THEN c.churn_score ELSE l.score END AS churn_score,
            CASE WHEN l.customer_id IS NULL THEN c.churn_level ELSE l.level END AS churn_level,
            CASE WHEN l.customer_id IS NULL THEN c.churn_reasons ELSE l.reasons END
                AS churn_reasons,
-           t.tier, g.recency AS rfm_recency_days, g.r AS rfm_r, g.f AS rfm_f, g.m AS rfm_m,
-           g.segment AS rfm_segment
-    FROM cur c
+           c.new_tier AS tier, c.recency AS rfm_recency_days, c.r AS rfm_r, c.f AS rfm_f,
+           c.m AS rfm_m, c.segment AS rfm_segment
+    FROM segmented c
     LEFT JOIN leveled l ON l.customer_id = c.customer_id
-    LEFT JOIN tiered t ON t.customer_id = c.customer_id
-    LEFT JOIN segmented g ON g.customer_id = c.customer_id
 )
-SELECT n.*, f.xmin::text::bigint AS row_xmin
-FROM n JOIN customer_facts f ON f.customer_id = n.customer_id
-WHERE ({old}) IS DISTINCT FROM ({new})
-   OR (f.facts_at IS NULL AND n.customer_id IN (SELECT customer_id FROM fresh))
+SELECT n.customer_id, {", ".join(f"n.{c}" for c in ALL_COLUMNS)}, n.row_xmin
+FROM n
+WHERE n.facts_changed OR ({old}) IS DISTINCT FROM ({new})
 """
 
 
@@ -260,6 +318,8 @@ class RerankResult:
     churn_events: int
     rfm_rows: int
     duration_ms: int
+    # Of which computing the staging table (the rest: applying it and publishing).
+    stage_ms: int = 0
 
 
 @dataclass
@@ -382,6 +442,7 @@ async def rerank(
     started = time.perf_counter()
     await lock_state(session)
     clock, staged, full = await _stage(session, settings, as_of)
+    stage_ms = int((time.perf_counter() - started) * 1000)
     tally = _Tally()
     if staged:
         skipped = await _apply_range(session, clock, NIL, None, tally)
@@ -392,7 +453,7 @@ async def rerank(
     duration_ms = int((time.perf_counter() - started) * 1000)
     await _finish(session, clock.as_of, duration_ms, clear_due=True, full=full)
     return RerankResult(
-        clock.as_of, tally.tiers, tally.lifecycle, tally.churn, tally.applied, duration_ms
+        clock.as_of, tally.tiers, tally.lifecycle, tally.churn, tally.applied, duration_ms, stage_ms
     )
 
 
@@ -418,6 +479,7 @@ async def rerank_concurrently(
             async with conn.begin():
                 clock, staged, full = await _stage(conn, settings, as_of)
                 bounds = await _boundaries(conn, settings.rerank_chunk) if staged else []
+            stage_ms = int((time.perf_counter() - started) * 1000)
             tally = _Tally()
             skipped: list[uuid.UUID] = []
             if staged:
@@ -440,7 +502,7 @@ async def rerank_concurrently(
             await conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": RERANK_LOCK})
             await conn.commit()
     return RerankResult(
-        clock.as_of, tally.tiers, tally.lifecycle, tally.churn, tally.applied, duration_ms
+        clock.as_of, tally.tiers, tally.lifecycle, tally.churn, tally.applied, duration_ms, stage_ms
     )
 
 

@@ -43,8 +43,9 @@ def test_undecoded_record_keeps_its_bytes_and_no_data() -> None:
 
 def test_undecoded_and_decoded_records_parse_to_the_same_contract() -> None:
     value, headers = _record()
-    raw, decoded = parse([from_kafka(value, headers, decode_data=False)]), parse(
-        [from_kafka(value, headers)]
+    raw, decoded = (
+        parse([from_kafka(value, headers, decode_data=False)]),
+        parse([from_kafka(value, headers)]),
     )
     assert raw == decoded
     assert isinstance(raw[0], ic.PurchaseRecorded)

@@ -223,12 +223,10 @@ d AS (
     FROM {source}
     WHERE merged_into IS NULL {f}
 ),
--- OFFSET 0 keeps each step a subquery evaluated once per row (not inlined, where every
--- reference would recompute the expression) without materializing a million-row copy.
-k AS (
-    SELECT *, idle_days / interval_days AS idle_ratio FROM d OFFSET 0
+k AS MATERIALIZED (
+    SELECT *, idle_days / interval_days AS idle_ratio FROM d
 ),
-calc AS (
+calc AS MATERIALIZED (
     SELECT customer_id, old_stage, old_score, old_level, old_reasons,
         CASE WHEN purchases_total = 0 THEN 'prospect'
              WHEN idle_ratio > :churned_factor THEN 'churned'
@@ -270,12 +268,12 @@ calc AS (
                   AND (last_contact_at IS NULL OR last_contact_at <= :recent_start) THEN
                 format('no contact in the last %s days', CAST(:recent_days AS int)) END
         ]::text[], NULL) AS reasons
-    FROM k OFFSET 0
+    FROM k
 ),
-leveled AS (
+leveled AS MATERIALIZED (
     SELECT *, CASE WHEN score >= :high_from THEN 'high'
                    WHEN score >= :medium_from THEN 'medium' ELSE 'low' END AS level
-    FROM calc OFFSET 0
+    FROM calc
 )
 """
 

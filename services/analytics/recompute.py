@@ -34,8 +34,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from services.analytics.config import Settings
 from services.analytics.metrics_sql import (
+    ABC_CTES,
     FACTS_CTES,
     LIFECYCLE_CTES,
+    RFM_CTES,
     Clock,
     _emit_sql,
 )
@@ -91,60 +93,6 @@ _FRESH = {
 }
 
 
-# ABC and RFM of every customer in one pass over `cur` (its rows go through the window sorts
-# instead of being joined back): the same values as `ABC_CTES` and `RFM_CTES`. The customers
-# each ranks over sort first (`out_*` false), so excluded rows never precede them and their
-# positions and counts are those among the ranked alone; excluded rows get nulls.
-RANKS_CTES = """
-ranked AS (
-    SELECT *,
-           merged_into IS NOT NULL AS out_abc,
-           merged_into IS NOT NULL OR last_purchase_at IS NULL AS out_rfm,
-           floor(extract(epoch FROM (CAST(:as_of AS timestamptz) - last_purchase_at))
-                 / 86400)::int AS recency_days
-    FROM cur
-),
-windowed AS (
-    SELECT *,
-           coalesce(sum(greatest(contribution, 0)) FILTER (WHERE NOT out_abc) OVER (
-               ORDER BY out_abc, contribution DESC, customer_id ASC
-               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before,
-           sum(greatest(contribution, 0)) FILTER (WHERE NOT out_abc) OVER () AS total,
-           count(*) FILTER (WHERE NOT out_rfm) OVER () AS buyers,
-           -- rank(): the position of the first of a run of ties (ties share the lowest score).
-           rank() OVER (ORDER BY out_rfm, recency_days DESC) AS r_pos,
-           rank() OVER (ORDER BY out_rfm, purchase_count) AS f_pos,
-           rank() OVER (ORDER BY out_rfm, revenue) AS m_pos
-    FROM ranked
-),
-scored AS (
-    SELECT *,
-           CASE WHEN out_abc THEN NULL
-                WHEN contribution <= 0 THEN 'C'
-                WHEN before < CAST(:a_share AS numeric) * total THEN 'A'
-                WHEN before < CAST(:b_share AS numeric) * total THEN 'B'
-                ELSE 'C' END AS new_tier,
-           CASE WHEN NOT out_rfm THEN recency_days END AS recency,
-           CASE WHEN NOT out_rfm THEN (5 * (r_pos - 1) / buyers + 1)::int END AS r,
-           CASE WHEN NOT out_rfm THEN (5 * (f_pos - 1) / buyers + 1)::int END AS f,
-           CASE WHEN NOT out_rfm THEN (5 * (m_pos - 1) / buyers + 1)::int END AS m
-    FROM windowed OFFSET 0
-),
-segmented AS (
-    SELECT *, CASE WHEN r IS NULL THEN NULL
-                   WHEN r >= 4 AND f >= 4 AND m >= 4 THEN 'champions'
-                   WHEN r >= 3 AND f >= 4 THEN 'loyal_customers'
-                   WHEN r >= 4 AND f >= 2 THEN 'potential_loyalists'
-                   WHEN r >= 4 THEN 'new_customers'
-                   WHEN r = 3 THEN 'need_attention'
-                   WHEN f >= 4 THEN 'cant_lose_them'
-                   WHEN r = 2 THEN 'at_risk'
-                   ELSE 'lost' END AS segment
-    FROM scored
-)
-"""
-
-
 def _stage_sql(incremental: bool) -> str:
     """Incremental: facts are recomputed only for `:ids` (the customers whose facts may have
     changed since the last run); everyone else keeps the facts stored, which consumer
@@ -161,43 +109,37 @@ def _stage_sql(incremental: bool) -> str:
         f"CASE WHEN x.customer_id IS NULL THEN f.{col} ELSE x.{fresh} END AS {col}"
         for col, fresh in _FRESH.items()
     )
-    stored = ", ".join(f"f.{col}" for col in _FRESH)
-    fresh = ", ".join(f"x.{fresh}" for fresh in _FRESH.values())
-    derived = (*OWN_COLUMNS[len(FACT_COLUMNS) :], *RANK_COLUMNS)
-    old = ", ".join(f"n.old_{c}" for c in derived)
-    new = ", ".join(f"n.{c}" for c in derived)
+    old = ", ".join(f"f.{c}" for c in ALL_COLUMNS)
+    new = ", ".join(f"n.{c}" for c in ALL_COLUMNS)
     return f"""
 CREATE TEMP TABLE {STAGE} AS
 {facts},
 cur AS (
     SELECT f.customer_id, f.merged_into, f.lifecycle_stage, f.churn_score, f.churn_level,
-           f.churn_reasons, f.tier, f.rfm_recency_days, f.rfm_r, f.rfm_f, f.rfm_m,
-           f.rfm_segment, f.xmin::text::bigint AS row_xmin,
-           -- Only recomputed facts can differ from the stored ones (the others are them).
-           x.customer_id IS NOT NULL AND (f.facts_at IS NULL OR ({stored}) IS DISTINCT FROM
-               ({fresh})) AS facts_changed,
-           {cur_columns}
+           f.churn_reasons, f.tier, {cur_columns}
     FROM customer_facts f LEFT JOIN fresh x ON x.customer_id = f.customer_id
 ),
 {LIFECYCLE_CTES.format(source="cur", f="")},
-{RANKS_CTES},
+{ABC_CTES.format(source="cur")},
+{RFM_CTES.format(source="cur")},
 n AS (
-    SELECT c.customer_id, c.row_xmin, c.facts_changed,
-           {", ".join(f"c.{col} AS old_{col}" for col in derived)},
-           {", ".join(f"c.{col}" for col in FACT_COLUMNS)},
+    SELECT c.customer_id, {", ".join(f"c.{col}" for col in FACT_COLUMNS)},
            coalesce(l.stage, c.lifecycle_stage) AS lifecycle_stage,
            CASE WHEN l.customer_id IS NULL THEN c.churn_score ELSE l.score END AS churn_score,
            CASE WHEN l.customer_id IS NULL THEN c.churn_level ELSE l.level END AS churn_level,
            CASE WHEN l.customer_id IS NULL THEN c.churn_reasons ELSE l.reasons END
                AS churn_reasons,
-           c.new_tier AS tier, c.recency AS rfm_recency_days, c.r AS rfm_r, c.f AS rfm_f,
-           c.m AS rfm_m, c.segment AS rfm_segment
-    FROM segmented c
+           t.tier, g.recency AS rfm_recency_days, g.r AS rfm_r, g.f AS rfm_f, g.m AS rfm_m,
+           g.segment AS rfm_segment
+    FROM cur c
     LEFT JOIN leveled l ON l.customer_id = c.customer_id
+    LEFT JOIN tiered t ON t.customer_id = c.customer_id
+    LEFT JOIN segmented g ON g.customer_id = c.customer_id
 )
-SELECT n.customer_id, {", ".join(f"n.{c}" for c in ALL_COLUMNS)}, n.row_xmin
-FROM n
-WHERE n.facts_changed OR ({old}) IS DISTINCT FROM ({new})
+SELECT n.*, f.xmin::text::bigint AS row_xmin
+FROM n JOIN customer_facts f ON f.customer_id = n.customer_id
+WHERE ({old}) IS DISTINCT FROM ({new})
+   OR (f.facts_at IS NULL AND n.customer_id IN (SELECT customer_id FROM fresh))
 """
 
 
@@ -230,7 +172,11 @@ WHERE (occurred_at > :prev_recent_start AND occurred_at <= :recent_start)
 
 
 def _apply_sql(chunk_filter: str) -> str:
-    """Apply one chunk of the stage; tier, lifecycle and churn events for actual changes."""
+    """Apply one chunk of the stage; tier, lifecycle and churn events for actual changes.
+
+    `chunk_filter` (on `{c}`, the customer id) bounds the stage and `customer_facts` alike,
+    so each chunk reads only its own rows through the primary key: joined by the ids alone,
+    the planner scanned the whole table for every chunk (quadratic at a million)."""
     own = ",\n        ".join(
         f"{c} = CASE WHEN w.fresh THEN w.{c} ELSE f.{c} END" for c in OWN_COLUMNS
     )
@@ -256,14 +202,15 @@ def _apply_sql(chunk_filter: str) -> str:
     )
     return f"""
 WITH chunk AS (
-    SELECT * FROM {STAGE} WHERE {chunk_filter}
+    SELECT * FROM {STAGE} WHERE {chunk_filter.format(c="customer_id")}
 ),
 locked AS (
     SELECT f.customer_id, f.xmin::text::bigint AS cur_xmin, f.tier AS old_tier,
            f.lifecycle_stage AS old_stage, f.churn_score AS old_score,
            f.contribution AS old_contribution
     FROM customer_facts f
-    WHERE f.customer_id IN (SELECT customer_id FROM chunk)
+    WHERE {chunk_filter.format(c="f.customer_id")}
+      AND f.customer_id IN (SELECT customer_id FROM chunk)
     ORDER BY f.customer_id
     FOR UPDATE SKIP LOCKED
 ),
@@ -277,7 +224,7 @@ changed AS (
         {own},
         {ranks}
     FROM w
-    WHERE f.customer_id = w.customer_id
+    WHERE {chunk_filter.format(c="f.customer_id")} AND f.customer_id = w.customer_id
     RETURNING w.customer_id, w.fresh, f.erased, w.tier, w.old_tier,
               CASE WHEN w.fresh THEN w.contribution ELSE w.old_contribution END AS contribution,
               w.lifecycle_stage AS stage, w.old_stage, w.churn_score AS score, w.old_score,
@@ -297,11 +244,12 @@ SELECT (SELECT count(*) FROM changed) AS applied,
 
 STAGE_SQL = _stage_sql(incremental=False)
 STAGE_INCREMENTAL_SQL = _stage_sql(incremental=True)
+# The last chunk runs to the largest uuid (a plain range keeps the index usable).
 APPLY_RANGE_SQL = _apply_sql(
-    "customer_id > CAST(:after AS uuid) "
-    "AND (CAST(:upto AS uuid) IS NULL OR customer_id <= CAST(:upto AS uuid))"
+    "{c} > CAST(:after AS uuid) "
+    "AND {c} <= coalesce(CAST(:upto AS uuid), 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid)"
 )
-APPLY_IDS_SQL = _apply_sql("customer_id = ANY(:ids)")
+APPLY_IDS_SQL = _apply_sql("{c} = ANY(:ids)")
 IDS = sa.bindparam("ids", type_=ARRAY(UUID(as_uuid=True)))
 RANGE = (
     sa.bindparam("after", type_=UUID(as_uuid=True)),

@@ -147,6 +147,7 @@ async def bench_drain(n: int) -> dict[str, Any]:
         {},
         batch_handler=batch,
         batch_types=EVENT_TYPES,
+        raw_data=True,
     )
     runner.start()
     try:
@@ -233,9 +234,11 @@ async def bench_recompute(size: int, purchases_per_customer: int = 2) -> dict[st
         "load_s": round(load_s, 1),
         "first_rerank_s": first["seconds"],
         "first_rerank_tier_events": first["tier_events"],
+        "first_rerank_stage_s": first["stage_s"],
         "steady_rerank_s": steady["seconds"],
         "steady_rerank_tier_events": steady["tier_events"],
         "steady_rerank_staged": steady["staged"],
+        "steady_rerank_stage_s": steady["stage_s"],
         "batches_during_steady_rerank": steady["batches"],
         "events_applied_during_steady_rerank_per_s": steady["applied_per_s"],
         "slowest_batch_during_steady_rerank_ms": steady["slowest_batch_ms"],
@@ -297,6 +300,7 @@ async def _rerank_with_batches(engine: Any, settings: Any, sample: bool) -> dict
         "seconds": round(seconds, 2),
         "tier_events": result.tier_events,
         "staged": result.rfm_rows,
+        "stage_s": round(result.stage_ms / 1000, 2),
         "batches": batches,
         "applied_per_s": round(applied / seconds) if sample else None,
         "slowest_batch_ms": round(slowest * 1000) if sample else None,

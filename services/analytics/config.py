@@ -16,7 +16,7 @@ class Settings(ServiceSettings):
     consumer_enabled: bool = Field(True, validation_alias="ANALYTICS_CONSUMER_ENABLED")
     # Larger batches than the platform default: per-batch work grows with the customers a
     # batch touches, not with its events, so bigger batches drain a backlog faster.
-    consumer_batch_size: int = Field(2000, ge=1, validation_alias="ANALYTICS_CONSUMER_BATCH_SIZE")
+    consumer_batch_size: int = Field(5000, ge=1, validation_alias="ANALYTICS_CONSUMER_BATCH_SIZE")
     # Catch-up: a batch with more new events than this (a backlog) skips the per-customer
     # recompute and leaves it to the debounced re-rank, which follows within the max delay.
     incremental_max_batch: int = Field(

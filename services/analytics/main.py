@@ -85,6 +85,7 @@ def consumer_task(settings: Settings) -> Callable[[FastAPI], Coroutine[Any, Any,
             {},
             batch_handler=batch,
             batch_types=EVENT_TYPES,
+            raw_data=True,
         )
         app.state.consumers.append(runner)
         app.state.analytics_consumer = runner

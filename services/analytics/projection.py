@@ -98,11 +98,18 @@ INSIGHT_FIELDS = frozenset({"tier", "lifecycle_stage", "churn_risk_level"})
 
 
 def parse(events: Iterable[CloudEvent]) -> list[CustomerEvent]:
-    """The typed contracts of the events analytics uses (others are skipped)."""
+    """The typed contracts of the events analytics uses (others are skipped).
+
+    An event read from Kafka undecoded (`raw_data`) is decoded and validated in one pass."""
     parsed = []
     for event in events:
         if event.type in EVENT_TYPES:
-            contract = REGISTRY.parse(event.type, event.data)
+            raw = event.raw_data
+            contract = (
+                REGISTRY.get(event.type).model_validate_json(raw)
+                if raw is not None
+                else REGISTRY.parse(event.type, event.data)
+            )
             assert isinstance(contract, CustomerEvent)
             parsed.append(contract)
     return parsed

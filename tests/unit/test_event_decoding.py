@@ -1,0 +1,66 @@
+"""Kafka records read undecoded (`from_kafka(..., decode_data=False)`) give analytics the same
+contracts as decoded ones, and a bad payload still fails validation."""
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from pydantic import ValidationError
+
+from services.analytics.projection import parse
+from shared.contracts import interactions as ic
+from shared.events.envelope import MalformedEvent, from_kafka, to_kafka
+from shared.outbox import build_event
+
+
+def _record() -> tuple[bytes, list[tuple[str, bytes]]]:
+    event = build_event(
+        ic.PurchaseRecorded(
+            customer_id=uuid.uuid4(),
+            occurred_at=datetime(2026, 11, 30, 8, 0, tzinfo=UTC),
+            purchase_id=uuid.uuid4(),
+            external_ref="R-1",
+            amount=Decimal("30.10"),
+            cost=Decimal("20.05"),
+            margin=Decimal("10.05"),
+            currency="CNY",
+            status="paid",
+        ),
+        "/kehu/interactions",
+    )
+    _, value, headers = to_kafka(event)
+    return value, headers
+
+
+def test_undecoded_record_keeps_its_bytes_and_no_data() -> None:
+    value, headers = _record()
+    event = from_kafka(value, headers, decode_data=False)
+    assert event.raw_data == value
+    assert event.data == {}
+    assert from_kafka(value, headers).raw_data is None
+
+
+def test_undecoded_and_decoded_records_parse_to_the_same_contract() -> None:
+    value, headers = _record()
+    raw, decoded = (
+        parse([from_kafka(value, headers, decode_data=False)]),
+        parse([from_kafka(value, headers)]),
+    )
+    assert raw == decoded
+    assert isinstance(raw[0], ic.PurchaseRecorded)
+    assert raw[0].amount == Decimal("30.10")
+
+
+def test_undecoded_record_with_bad_json_fails_when_parsed() -> None:
+    _, headers = _record()
+    with pytest.raises(MalformedEvent):
+        from_kafka(b"not json", headers)
+    event = from_kafka(b"not json", headers, decode_data=False)
+    with pytest.raises(ValidationError):
+        parse([event])
+
+
+def test_undecoded_record_without_headers_is_malformed() -> None:
+    with pytest.raises(MalformedEvent):
+        from_kafka(b"{}", [("ce_type", b"kehu.purchase.recorded.v1")], decode_data=False)

@@ -25,6 +25,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,55 @@ async def fill(url: str, customers: int) -> dict[str, float]:
     }
 
 
+def dashboard_reads(now: datetime) -> list[tuple[str, str, dict[str, Any]]]:
+    """The analytics reads `GET /dashboard` makes (services/console/pages.py), by name."""
+    year_ago = (now - timedelta(days=365)).replace(day=1, hour=0, minute=0, second=0)
+    month_start = now.replace(day=1, hour=0, minute=0, second=0)
+    return [
+        ("tiers", "/tiers", {"limit": 200}),
+        (
+            "satisfaction",
+            "/satisfaction",
+            {"group_by": "month", "from": year_ago.isoformat(), "to": now.isoformat()},
+        ),
+        (
+            "complaints_stats",
+            "/complaints/stats",
+            {"group_by": "category", "from": (now - timedelta(days=90)).isoformat()},
+        ),
+        ("churn_risk", "/churn-risk", {"limit": 10}),
+        (
+            "staff_performance",
+            "/staff/performance",
+            {"from": month_start.isoformat(), "to": now.isoformat()},
+        ),
+        ("management_report", "/reports/management", {"period": "month"}),
+    ]
+
+
+async def breakdown(analytics: str, runs: int) -> dict[str, Any]:
+    """Each of the dashboard's analytics reads alone: median ms and response size."""
+    from shared.auth import issue_token
+    from shared.settings import ServiceSettings
+
+    token = issue_token(ServiceSettings(), "manager", subject="manager-1")
+    now = datetime.now(UTC).replace(microsecond=0)
+    result: dict[str, Any] = {}
+    async with httpx.AsyncClient(
+        base_url=analytics, timeout=120, headers={"Authorization": f"Bearer {token}"}
+    ) as client:
+        for name, path, params in dashboard_reads(now):
+            timings, size = [], 0
+            for _ in range(max(3, runs // 3)):
+                started = time.perf_counter()
+                response = await client.get(path, params=params)
+                timings.append((time.perf_counter() - started) * 1000)
+                assert response.status_code == 200, (path, response.status_code, response.text)
+                size = len(response.content)
+            result[name] = {"p50_ms": round(statistics.median(timings), 1), "bytes": size}
+    return result
+
+
 async def measure(console: str, runs: int) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=console, timeout=60) as client:
         login = await client.get("/login")
@@ -170,6 +220,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     )
     async with serve(analytics) as analytics_url:
+        reads = await breakdown(analytics_url, args.runs)
         nowhere = f"http://127.0.0.1:{free_port()}"
         console = console_app(
             ConsoleSettings(
@@ -182,7 +233,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         async with serve(console) as console_url:
             timings = await measure(console_url, args.runs)
-    return {"customers": args.customers, **figures, **timings, "target_first_render_ms": 1000}
+    return {
+        "customers": args.customers,
+        **figures,
+        **timings,
+        "target_first_render_ms": 1000,
+        "analytics_reads": reads,
+    }
 
 
 def main() -> None:

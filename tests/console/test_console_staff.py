@@ -76,7 +76,7 @@ async def _agents_month(stack: Stack, agent: str) -> dict[str, Any]:
             "channel": "phone",
             "subject": "Wrong size",
             "description": "The shoes are a size too small.",
-            "category": "product",
+            "category": "delivery",
             "severity": "low",
         },
     )

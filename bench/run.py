@@ -20,6 +20,7 @@ import uuid
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -187,13 +188,34 @@ def run_http_raw(report: Report, env: dict[str, str]) -> None:
         stop(process)
 
 
-def write_report(report: Report) -> None:
-    data = asdict(report)
-    (BENCH_DIR / "report.json").write_text(json.dumps(data, indent=2) + "\n")
+def merge_previous(report: Report, previous: dict[str, Any], only: str) -> str:
+    """A partial run (`--only`) replaces its own figures in the last report and keeps the
+    others where they were; returns the header's note on what was re-run."""
+    fresh = {f.name: f for f in report.figures}
+    merged = [fresh.pop(f["name"], None) or Figure(**f) for f in previous.get("figures", [])]
+    report.figures = merged + list(fresh.values())
+    report.raw = {**previous.get("raw", {}), **report.raw}
+    rerun = f" (`--only {only}` re-run {report.started_at})"
+    report.started_at = str(previous.get("started_at", report.started_at)).split(" (")[0]
+    return rerun
+
+
+def write_report(report: Report, only: str | None = None) -> None:
+    json_path, md_path = BENCH_DIR / "report.json", BENCH_DIR / "report.md"
+    previous = json.loads(json_path.read_text()) if json_path.exists() else {}
+    rerun = merge_previous(report, previous, only) if only and previous else ""
+    # Sections written by hand below the generated table (## headings) stay.
+    old_md = md_path.read_text() if md_path.exists() else ""
+    sections = old_md[old_md.index("\n## ") :] if "\n## " in old_md else ""
+    extra = {
+        k: v for k, v in previous.items() if k not in ("started_at", "machine", "figures", "raw")
+    }
+    data = {**asdict(report), **extra}
+    json_path.write_text(json.dumps(data, indent=2) + "\n")
     lines = [
         "# Kehu benchmark report",
         "",
-        f"Run {report.started_at} on {report.machine['cpus']} cores, "
+        f"Run {report.started_at}{rerun} on {report.machine['cpus']} cores, "
         f"{report.machine['python']}, embedded PostgreSQL 18 + Tansu. Reproduce with "
         "`make bench`. Compare ratios, not absolute numbers: they are measured in the same run.",
         "",
@@ -209,7 +231,7 @@ def write_report(report: Report) -> None:
     notes = [f"- {f.name}: {f.note}" for f in report.figures if f.note and f.note != "raw baseline"]
     if notes:
         lines += ["", "Notes:", *notes]
-    (BENCH_DIR / "report.md").write_text("\n".join(lines) + "\n")
+    md_path.write_text("\n".join(lines) + "\n" + sections)
     print(f"wrote {BENCH_DIR / 'report.md'}", flush=True)
 
 
@@ -258,13 +280,17 @@ async def main_async(args: argparse.Namespace) -> int:
                     report.add(Figure(fn.__name__, 0, "", note=f"FAILED: {exc!r}"))
     finally:
         shutil.rmtree(state, ignore_errors=True)
-    write_report(report)
+    write_report(report, args.only)
     return 0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="make bench")
-    parser.add_argument("--only", help="run only scenarios whose name contains this")
+    parser.add_argument(
+        "--only",
+        help="run only scenarios whose name contains this (after the raw baselines); their "
+        "figures replace the same ones in the last report, the others stay",
+    )
     return asyncio.run(main_async(parser.parse_args()))
 
 

@@ -254,6 +254,10 @@ def management_report(report: Mapping[str, Any]) -> dict[str, Any]:
         },
         "churn": {
             "new_high_risk": list(churn.get("new_high_risk") or []),
+            # Analytics lists only the highest scores; older versions listed all.
+            "new_high_risk_count": int(
+                churn.get("new_high_risk_count") or len(churn.get("new_high_risk") or [])
+            ),
             "by_owner": sorted(
                 (churn.get("by_owner") or {}).items(), key=lambda kv: (-int(kv[1]), kv[0])
             ),

@@ -190,6 +190,7 @@ def test_the_management_report_becomes_its_sections() -> None:
             "nps_target": 30.0,
             "complaints": {"received": 5, "open": 2, "resolved": 3, "previous_received": 1},
             "churn": {
+                "new_high_risk_count": 4,
                 "new_high_risk": [{"customer_id": "b", "score": 80, "reasons": []}],
                 "by_owner": {"(none)": 1, "agent-2": 3},
                 "left_high_risk": 2,
@@ -204,6 +205,8 @@ def test_the_management_report_becomes_its_sections() -> None:
     assert view["complaints"]["received"] == 5 and view["complaints"]["previous_received"] == 1
     assert view["complaints"]["sla_compliance_pct"] is None
     assert view["churn"]["by_owner"] == [("agent-2", 3), ("(none)", 1)]
+    # The count is of every customer newly high, not of the few the report lists.
+    assert view["churn"]["new_high_risk_count"] == 4
     assert [s["key"] for s in view["staff"]] == ["agent-7"]
 
 
@@ -211,7 +214,12 @@ def test_an_empty_management_report_has_every_section_with_zeros() -> None:
     view = figures.management_report({"period": "week"})
     assert view["tier_movements"] == {"up": 0, "down": 0, "new": 0, "movers": []}
     assert view["satisfaction"] == [] and view["staff"] == []
-    assert view["churn"] == {"new_high_risk": [], "by_owner": [], "left_high_risk": 0}
+    assert view["churn"] == {
+        "new_high_risk": [],
+        "new_high_risk_count": 0,
+        "by_owner": [],
+        "left_high_risk": 0,
+    }
 
 
 @pytest.mark.parametrize(

@@ -213,7 +213,7 @@ async def _churn(
                 """
                 WITH moves AS MATERIALIZED (
                     SELECT o.id, o.subject::uuid AS customer_id,
-                           (o.data->>'score')::int AS score, o.data->'reasons' AS reasons,
+                           (o.data->>'score')::int AS score,
                            CASE WHEN o.data->>'level' = 'high'
                                      AND NOT coalesce((o.data->>'previous_score')::int >= :high,
                                                       false)
@@ -227,14 +227,21 @@ async def _churn(
                     WHERE o.type = :type AND o.time >= :since AND o.time < :until
                 ),
                 last AS (
-                    SELECT DISTINCT ON (customer_id) customer_id, score, reasons, move
+                    SELECT DISTINCT ON (customer_id) id, customer_id, score, move
                     FROM moves WHERE move IS NOT NULL
                     ORDER BY customer_id, id DESC
                 ),
                 became AS MATERIALIZED (
-                    SELECT l.customer_id, l.score, l.reasons, cf.owner_id
+                    SELECT l.id, l.customer_id, l.score, cf.owner_id
                     FROM last l LEFT JOIN customer_facts cf ON cf.customer_id = l.customer_id
                     WHERE l.move = 'became'
+                ),
+                -- The reasons are read only for the customers listed.
+                listed AS (
+                    SELECT b.customer_id, b.score, b.owner_id, o.data->'reasons' AS reasons
+                    FROM (SELECT * FROM became ORDER BY score DESC, customer_id
+                          LIMIT :listed) b
+                    JOIN outbox o ON o.id = b.id
                 )
                 SELECT
                     (SELECT count(*) FROM moves WHERE move = 'left') AS left_high_risk,
@@ -242,9 +249,8 @@ async def _churn(
                     (SELECT coalesce(jsonb_object_agg(owner, n), '{}')
                      FROM (SELECT coalesce(owner_id, '(none)') AS owner, count(*) AS n
                            FROM became GROUP BY 1) o) AS by_owner,
-                    (SELECT coalesce(jsonb_agg(b ORDER BY b.score DESC, b.customer_id), '[]')
-                     FROM (SELECT * FROM became ORDER BY score DESC, customer_id
-                           LIMIT :listed) b) AS listed
+                    (SELECT coalesce(jsonb_agg(l ORDER BY l.score DESC, l.customer_id), '[]')
+                     FROM listed l) AS listed
                 """
             ),
             {

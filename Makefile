@@ -57,6 +57,8 @@ chaos: install
 	@KEHU_CHAOS_REPORT=1 $(PY) -m shared.devstack test -- tests/chaos $(PYTEST_ARGS)
 
 ## Measure raw baselines and Kehu's figures in one run; writes bench/report.md and .json.
+## BENCH_ARGS="--only console" runs one scenario (here the console's dashboard at 100k
+## customers) after the raw baselines and updates only its rows of the report.
 bench: install
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || { echo 'make bench needs wrk (apt-get install wrk)'; exit 1; }
 	@$(PY) -m bench $(BENCH_ARGS)

@@ -190,11 +190,12 @@ def run_http_raw(report: Report, env: dict[str, str]) -> None:
 
 def merge_previous(report: Report, previous: dict[str, Any], only: str) -> str:
     """A partial run (`--only`) replaces its own figures in the last report and keeps the
-    others where they were; returns the header's note on what was re-run."""
-    fresh = {f.name: f for f in report.figures}
+    others where they were, with the raw baselines their ratios were computed against;
+    returns the header's note on what was re-run."""
+    fresh = {f.name: f for f in report.figures if f.note != "raw baseline"}
     merged = [fresh.pop(f["name"], None) or Figure(**f) for f in previous.get("figures", [])]
     report.figures = merged + list(fresh.values())
-    report.raw = {**previous.get("raw", {}), **report.raw}
+    report.raw = {**report.raw, **previous.get("raw", {})}
     rerun = f" (`--only {only}` re-run {report.started_at})"
     report.started_at = str(previous.get("started_at", report.started_at)).split(" (")[0]
     return rerun

@@ -489,10 +489,9 @@ async def console_dashboard(report: Report, env: dict[str, str]) -> None:
     import os
     import subprocess
     import sys
-    import tempfile
 
     customers = int(os.environ.get("KEHU_BENCH_CONSOLE_CUSTOMERS", "100000"))
-    out = Path(tempfile.mkdtemp()) / "console.json"
+    out = ROOT / "bench" / "console_report.json"  # also what the script writes run alone
     clean = {k: v for k, v in env.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
     await asyncio.to_thread(
         subprocess.run,

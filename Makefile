@@ -62,8 +62,9 @@ chaos: install
 	@KEHU_CHAOS_REPORT=1 $(PY) -m shared.devstack test -- tests/chaos $(PYTEST_ARGS)
 
 ## Measure the hot paths against same-work baselines, raw baselines and Kehu's other figures in
-## one run; writes bench/report.md and .json. While iterating: make bench BENCH_ARGS="--only
-## hot_paths --path POST --seconds 3" (python -m bench --help lists the options).
+## one run; writes bench/report.md and .json. BENCH_ARGS="--only NAME" re-runs one scenario
+## (e.g. console_dashboard: the dashboard at 100k customers; or hot_paths --path POST --seconds
+## 3 while iterating) and replaces only its figures in the report (python -m bench --help).
 bench: install
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || { echo 'make bench needs wrk (apt-get install wrk)'; exit 1; }
 	@$(PY) -m bench $(BENCH_ARGS)

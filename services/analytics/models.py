@@ -30,6 +30,8 @@ class Model(Base):
 
 metadata = Model.metadata
 outbox = outbox_table(metadata)
+# The management report counts one period's changes of a type (migration 0010).
+sa.Index("ix_outbox_type_time", outbox.c.type, outbox.c.time)
 inbox = inbox_table(metadata)
 audit_log = audit_table(metadata)
 

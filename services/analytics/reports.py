@@ -10,7 +10,6 @@ from __future__ import annotations
 import calendar
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -23,7 +22,9 @@ from services.analytics.errors import InvalidPeriod
 from shared.context import RequestContext
 from shared.contracts.analytics import CustomerChurnRiskChanged, CustomerTierChanged
 
-TIER_RANK = {"A": 0, "B": 1, "C": 2}
+# The management report lists this many of the customers newly at high churn risk (highest
+# scores first); it counts and groups all of them.
+NEW_HIGH_RISK_LISTED = 50
 TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(["html"]),
@@ -124,93 +125,157 @@ def report_period(period: str, at: datetime) -> tuple[datetime, datetime, dateti
     raise InvalidPeriod(f"Unknown period {period!r}: use week or month")
 
 
-async def _tier_changes(session: AsyncSession, since: datetime, until: datetime) -> list[Any]:
-    rows = await session.execute(
-        sa.text(
-            """
-            SELECT o.subject::uuid AS customer_id, o.data->>'tier' AS tier,
-                   o.data->>'previous_tier' AS previous_tier, cf.contribution, cf.owner_id
-            FROM outbox o LEFT JOIN customer_facts cf ON cf.customer_id = o.subject::uuid
-            WHERE o.type = :type AND o.time >= :since AND o.time < :until
-            ORDER BY o.id
-            """
-        ),
-        {"type": CustomerTierChanged.event_type(), "since": since, "until": until},
-    )
-    return list(rows)
-
-
-async def _churn_changes(session: AsyncSession, since: datetime, until: datetime) -> list[Any]:
-    rows = await session.execute(
-        sa.text(
-            """
-            SELECT o.subject::uuid AS customer_id, (o.data->>'score')::int AS score,
-                   (o.data->>'previous_score')::int AS previous_score, o.data->>'level' AS level,
-                   o.data->'reasons' AS reasons, cf.owner_id
-            FROM outbox o LEFT JOIN customer_facts cf ON cf.customer_id = o.subject::uuid
-            WHERE o.type = :type AND o.time >= :since AND o.time < :until
-            ORDER BY o.id
-            """
-        ),
-        {"type": CustomerChurnRiskChanged.event_type(), "since": since, "until": until},
-    )
-    return list(rows)
-
-
-def _tier_movements(changes: list[Any]) -> s.TierMovements:
-    up = down = new = 0
-    first: dict[Any, Any] = {}
-    last: dict[Any, Any] = {}
-    for c in changes:
-        if c.previous_tier is None:
-            new += 1
-        elif TIER_RANK[c.tier] < TIER_RANK[c.previous_tier]:
-            up += 1
-        elif TIER_RANK[c.tier] > TIER_RANK[c.previous_tier]:
-            down += 1
-        first.setdefault(c.customer_id, c)
-        last[c.customer_id] = c
-    movers = []
-    for customer_id, f in first.items():
-        end = last[customer_id]
-        start = f.previous_tier or f.tier  # tiered first in the period: from that first tier
-        if end.tier == start:
-            continue
-        movers.append(
+async def _tier_movements(
+    session: AsyncSession, since: datetime, until: datetime
+) -> s.TierMovements:
+    """Counted and ranked in SQL: a first re-rank publishes a tier for every customer, so the
+    period can hold as many changes as there are customers."""
+    params = {"type": CustomerTierChanged.event_type(), "since": since, "until": until}
+    changes = """
+        SELECT o.id, o.subject::uuid AS customer_id, o.data->>'tier' AS tier,
+               o.data->>'previous_tier' AS previous_tier
+        FROM outbox o
+        WHERE o.type = :type AND o.time >= :since AND o.time < :until
+    """
+    # One pass over the period's changes (JSON read once): the counts, and per customer with a
+    # change from a tier (most changes of a period are first tiers, which move nobody) the tier
+    # before its first change to the tier of its last. Tiers are A, B, C: a smaller letter is a
+    # better tier, the distance is the steps.
+    rows = (
+        await session.execute(
+            sa.text(
+                f"""
+                WITH changes AS MATERIALIZED ({changes}),
+                counts AS (
+                    SELECT count(*) FILTER (WHERE previous_tier IS NULL) AS new,
+                           count(*) FILTER (WHERE ascii(tier) < ascii(previous_tier)) AS up,
+                           count(*) FILTER (WHERE ascii(tier) > ascii(previous_tier)) AS down
+                    FROM changes
+                ),
+                moves AS (
+                    SELECT customer_id,
+                           (array_agg(coalesce(previous_tier, tier) ORDER BY id))[1] AS start,
+                           (array_agg(tier ORDER BY id DESC))[1] AS tier
+                    FROM changes
+                    WHERE customer_id IN (
+                        SELECT customer_id FROM changes WHERE previous_tier IS NOT NULL
+                    )
+                    GROUP BY customer_id
+                ),
+                movers AS (
+                    SELECT m.customer_id, m.start, m.tier,
+                           abs(ascii(m.tier) - ascii(m.start)) AS steps,
+                           coalesce(cf.contribution, 0) AS contribution, cf.owner_id
+                    FROM moves m LEFT JOIN customer_facts cf ON cf.customer_id = m.customer_id
+                    WHERE m.tier <> m.start
+                    ORDER BY steps DESC, contribution DESC, m.customer_id::text
+                    LIMIT 10
+                )
+                SELECT counts.new, counts.up, counts.down, movers.*
+                FROM counts LEFT JOIN movers ON true
+                ORDER BY movers.steps DESC NULLS LAST, movers.contribution DESC,
+                         movers.customer_id::text
+                """
+            ),
+            params,
+        )
+    ).all()
+    counts = rows[0]
+    movers = [m for m in rows if m.customer_id is not None]
+    return s.TierMovements(
+        up=counts.up,
+        down=counts.down,
+        new=counts.new,
+        biggest_movers=[
             s.TierMover(
-                customer_id=customer_id,
-                previous_tier=start,
-                tier=end.tier,
-                steps=abs(TIER_RANK[end.tier] - TIER_RANK[start]),
-                contribution=end.contribution or 0,
-                owner_id=end.owner_id,
+                customer_id=m.customer_id,
+                previous_tier=m.start,
+                tier=m.tier,
+                steps=m.steps,
+                contribution=m.contribution,
+                owner_id=m.owner_id,
             )
-        )
-    movers.sort(key=lambda m: (-m.steps, -m.contribution, str(m.customer_id)))
-    return s.TierMovements(up=up, down=down, new=new, biggest_movers=movers[:10])
+            for m in movers
+        ],
+    )
 
 
-def _churn(changes: list[Any], high_from: int) -> s.ChurnChanges:
-    became: dict[Any, Any] = {}
-    left = 0
-    for c in changes:
-        was_high = c.previous_score is not None and c.previous_score >= high_from
-        if c.level == "high" and not was_high:
-            became[c.customer_id] = c
-        elif c.level != "high" and was_high:
-            left += 1
-            became.pop(c.customer_id, None)
-    new_high = [
-        s.NewHighRisk(
-            customer_id=c.customer_id, score=c.score, owner_id=c.owner_id, reasons=c.reasons or []
+async def _churn(
+    session: AsyncSession, since: datetime, until: datetime, high_from: int
+) -> s.ChurnChanges:
+    """A customer is newly at high risk when their last move across the line in the period
+    went up into high; every move down out of high counts as one that left. Counted and
+    grouped by owner in SQL, listed only for the highest scores: after a first re-rank a fifth
+    of all customers can be newly high (4 MB of JSON at 100,000 customers)."""
+    row = (
+        await session.execute(
+            sa.text(
+                """
+                WITH moves AS MATERIALIZED (
+                    SELECT o.id, o.subject::uuid AS customer_id,
+                           (o.data->>'score')::int AS score,
+                           CASE WHEN o.data->>'level' = 'high'
+                                     AND NOT coalesce((o.data->>'previous_score')::int >= :high,
+                                                      false)
+                                THEN 'became'
+                                WHEN o.data->>'level' <> 'high'
+                                     AND coalesce((o.data->>'previous_score')::int >= :high,
+                                                  false)
+                                THEN 'left'
+                           END AS move
+                    FROM outbox o
+                    WHERE o.type = :type AND o.time >= :since AND o.time < :until
+                ),
+                last AS (
+                    SELECT DISTINCT ON (customer_id) id, customer_id, score, move
+                    FROM moves WHERE move IS NOT NULL
+                    ORDER BY customer_id, id DESC
+                ),
+                became AS MATERIALIZED (
+                    SELECT l.id, l.customer_id, l.score, cf.owner_id
+                    FROM last l LEFT JOIN customer_facts cf ON cf.customer_id = l.customer_id
+                    WHERE l.move = 'became'
+                ),
+                -- The reasons are read only for the customers listed.
+                listed AS (
+                    SELECT b.customer_id, b.score, b.owner_id, o.data->'reasons' AS reasons
+                    FROM (SELECT * FROM became ORDER BY score DESC, customer_id
+                          LIMIT :listed) b
+                    JOIN outbox o ON o.id = b.id
+                )
+                SELECT
+                    (SELECT count(*) FROM moves WHERE move = 'left') AS left_high_risk,
+                    (SELECT count(*) FROM became) AS became,
+                    (SELECT coalesce(jsonb_object_agg(owner, n), '{}')
+                     FROM (SELECT coalesce(owner_id, '(none)') AS owner, count(*) AS n
+                           FROM became GROUP BY 1) o) AS by_owner,
+                    (SELECT coalesce(jsonb_agg(l ORDER BY l.score DESC, l.customer_id), '[]')
+                     FROM listed l) AS listed
+                """
+            ),
+            {
+                "type": CustomerChurnRiskChanged.event_type(),
+                "since": since,
+                "until": until,
+                "high": high_from,
+                "listed": NEW_HIGH_RISK_LISTED,
+            },
         )
-        for c in sorted(became.values(), key=lambda c: (-c.score, str(c.customer_id)))
-    ]
-    by_owner: dict[str, int] = {}
-    for n in new_high:
-        owner = n.owner_id or "(none)"
-        by_owner[owner] = by_owner.get(owner, 0) + 1
-    return s.ChurnChanges(new_high_risk=new_high, by_owner=by_owner, left_high_risk=left)
+    ).one()
+    return s.ChurnChanges(
+        new_high_risk_count=row.became,
+        new_high_risk=[
+            s.NewHighRisk(
+                customer_id=n["customer_id"],
+                score=n["score"],
+                owner_id=n["owner_id"],
+                reasons=n["reasons"] or [],
+            )
+            for n in row.listed
+        ],
+        by_owner=row.by_owner,
+        left_high_risk=row.left_high_risk,
+    )
 
 
 async def management_report(ctx: RequestContext, period: str, at: datetime) -> s.ManagementReport:
@@ -262,12 +327,12 @@ async def management_report(ctx: RequestContext, period: str, at: datetime) -> s
         from_=since,
         to=until,
         previous_from=previous,
-        tier_movements=_tier_movements(await _tier_changes(session, since, until)),
+        tier_movements=await _tier_movements(session, since, until),
         satisfaction=dimensions,
         nps=nps.score if nps else None,
         nps_target=settings.target_nps,
         complaints=complaints,
-        churn=_churn(await _churn_changes(session, since, until), settings.churn_high_from),
+        churn=await _churn(session, since, until, settings.churn_high_from),
         staff=await _staff_groups(ctx, "assignee", since, until),
         definitions=REPORT_DEFINITIONS,
     )

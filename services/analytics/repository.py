@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.analytics import models as m
+from services.analytics.tiering import Tier
 
 f = m.customer_facts
 
@@ -104,19 +106,36 @@ async def last_rerank(session: AsyncSession) -> datetime | None:
     )
 
 
-async def tier_summary(session: AsyncSession) -> list[Any]:
-    rows = await session.execute(
-        sa.text(
-            """
-            SELECT tier, count(*) AS customers, coalesce(sum(contribution), 0) AS contribution,
-                   coalesce(sum(greatest(contribution, 0)), 0) AS positive
-            FROM customer_facts
-            WHERE merged_into IS NULL AND tier IS NOT NULL
-            GROUP BY tier ORDER BY tier
-            """
-        )
+@dataclass(frozen=True)
+class TierTotals:
+    tier: str
+    customers: int
+    contribution: Decimal
+    positive: Decimal
+
+
+async def tier_summary(session: AsyncSession) -> list[TierTotals]:
+    """Customers and contribution per tier, in one pass without grouping: a re-rank that has
+    just given every customer a tier leaves statistics that say almost none has one, and a
+    GROUP BY planned on them sorts every row (on disk in one run here: 190 ms at 100,000
+    customers against 30-45 ms for this scan)."""
+    tiers = get_args(Tier)
+    columns = ", ".join(
+        f"count(*) FILTER (WHERE tier = '{t}'), "
+        f"coalesce(sum(contribution) FILTER (WHERE tier = '{t}'), 0), "
+        f"coalesce(sum(greatest(contribution, 0)) FILTER (WHERE tier = '{t}'), 0)"
+        for t in tiers
     )
-    return list(rows.all())
+    row = (
+        await session.execute(
+            sa.text(f"SELECT {columns} FROM customer_facts WHERE merged_into IS NULL")
+        )
+    ).one()
+    return [
+        TierTotals(t, row[3 * i], row[3 * i + 1], row[3 * i + 2])
+        for i, t in enumerate(tiers)
+        if row[3 * i]
+    ]
 
 
 async def tier_members(

@@ -450,8 +450,12 @@ class NewHighRisk(BaseModel):
 
 
 class ChurnChanges(BaseModel):
+    new_high_risk_count: int = Field(
+        description="Customers whose churn risk became high in the period."
+    )
     new_high_risk: list[NewHighRisk] = Field(
-        description="Customers whose churn risk became high in the period, with their owners."
+        description="The 50 of them with the highest scores (then by id), with their owners "
+        "and reasons; `new_high_risk_count` and `by_owner` count them all."
     )
     by_owner: dict[str, int] = Field(description="New high-risk customers per owner.")
     left_high_risk: int = Field(description="Customers whose risk dropped below high.")

@@ -134,11 +134,13 @@ def complaint_rows(stats: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def duration(seconds: float | None) -> str:
-    """A span of seconds for people: `45 min`, `3.5 h`, `2.1 d`; `-` when unknown."""
+    """A span of seconds for people: `12 s`, `45 min`, `3.5 h`, `2.1 d`; `-` when unknown."""
     if seconds is None:
         return "-"
     value = abs(float(seconds))
     sign = "-" if seconds < 0 else ""
+    if value < 60:  # a first response within the minute is not "0 min"
+        return f"{sign}{value:.0f} s"
     if value < 3600:
         return f"{sign}{value / 60:.0f} min"
     if value < 86400:
@@ -164,84 +166,105 @@ def _parse(value: str) -> datetime | None:
         return None
 
 
-# -- the staff table and the management report: shapes owned by analytics ----------------------
+# -- the staff table and the management report (analytics' StaffPerformance, ManagementReport) --
 
 
-def flatten(row: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A nested JSON object as one level of `a.b` keys (lists are shown as their length)."""
-    flat: dict[str, Any] = {}
-    for key, value in row.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, name + "."))
-        elif isinstance(value, list) and not all(isinstance(v, str | int | float) for v in value):
-            flat[name] = len(value)
-        elif isinstance(value, list):
-            flat[name] = ", ".join(str(v) for v in value)
-        else:
-            flat[name] = value
-    return flat
+def staff_rows(groups: Any) -> list[dict[str, Any]]:
+    """One row per owner, assignee or team of `GET /staff/performance` (its `groups`, or the
+    management report's `staff` list): the figures the table shows, nested ones lifted out.
+    `key` None is the group of records without an owner, assignee or team."""
+    if isinstance(groups, Mapping):
+        groups = groups.get("groups")
+    rows = []
+    for group in groups or []:
+        if not isinstance(group, Mapping):
+            continue
+        first = group.get("first_response") or {}
+        resolution = group.get("resolution") or {}
+        rating = group.get("resolution_rating") or {}
+        csat = group.get("customer_csat") or {}
+        row = {
+            "key": group.get("key"),
+            "followups_completed": int(group.get("followups_completed") or 0),
+            "followups_on_time_pct": group.get("followups_completed_on_time_pct"),
+            "followups_overdue_now": int(group.get("followups_overdue_now") or 0),
+            "revisit_compliance_pct": group.get("revisit_compliance_pct"),
+            "revisit_customers": int(group.get("revisit_customers") or 0),
+            "interactions_logged": int(group.get("interactions_logged") or 0),
+            "complaints_handled": int(group.get("complaints_handled") or 0),
+            "first_response_p50": first.get("p50_seconds"),
+            "first_response_p90": first.get("p90_seconds"),
+            "resolution_p50": resolution.get("p50_seconds"),
+            "resolution_p90": resolution.get("p90_seconds"),
+            "sla_compliance_pct": group.get("sla_compliance_pct"),
+            "rating_mean": rating.get("mean"),
+            "rating_count": int(rating.get("count") or 0),
+            "csat_pct": csat.get("satisfied_pct"),
+            "csat_count": int(csat.get("count") or 0),
+        }
+        rows.append(row)
+    # Named groups first (as analytics sorts them), the group without a name last.
+    rows.sort(key=lambda r: (r["key"] is None, str(r["key"] or "")))
+    return rows
 
 
-def rows_of(document: Any) -> list[Mapping[str, Any]]:
-    """The list of records in an API answer: the answer itself if it is a list, else its first
-    list of objects (`items`, `groups`, `staff`, ...)."""
-    if isinstance(document, list):
-        return [r for r in document if isinstance(r, Mapping)]
-    if isinstance(document, Mapping):
-        for key in ("items", "groups", "rows", "staff", "members"):
-            value = document.get(key)
-            if isinstance(value, list) and value and isinstance(value[0], Mapping):
-                return list(value)
-        for value in document.values():
-            if isinstance(value, list) and value and isinstance(value[0], Mapping):
-                return list(value)
-    return []
-
-
-def table(records: Sequence[Mapping[str, Any]], max_columns: int = 14) -> dict[str, Any]:
-    """Columns (first-seen order) and rows of flattened records, for a generic table."""
-    flat = [flatten(r) for r in records]
-    columns: list[str] = []
-    for row in flat:
-        for key in row:
-            if key not in columns:
-                columns.append(key)
-    columns = columns[:max_columns]
-    return {"columns": columns, "rows": [[row.get(c) for c in columns] for row in flat]}
-
-
-def report_sections(document: Any) -> list[dict[str, Any]]:
-    """The management report as sections: a figure list for scalars and nested objects, a
-    table for each list of records. Unknown fields are shown, not dropped."""
-    if not isinstance(document, Mapping):
-        return []
-    sections: list[dict[str, Any]] = []
-    scalars = {k: v for k, v in document.items() if not isinstance(v, Mapping | list)}
-    if scalars:
-        sections.append({"title": "summary", "figures": scalars})
-    for key, value in document.items():
-        if isinstance(value, Mapping):
-            nested_rows = rows_of(value)
-            figures = {k: v for k, v in flatten(value).items() if not isinstance(v, Mapping | list)}
-            section: dict[str, Any] = {"title": key, "figures": figures}
-            if nested_rows:
-                section["table"] = table(nested_rows)
-                section["figures"] = {k: v for k, v in figures.items() if not _is_row_key(k, value)}
-            sections.append(section)
-        elif isinstance(value, list):
-            records = [v for v in value if isinstance(v, Mapping)]
-            if records:
-                sections.append({"title": key, "figures": {}, "table": table(records)})
-            elif value:
-                sections.append({"title": key, "figures": {key: ", ".join(map(str, value))}})
-    return sections
-
-
-def _is_row_key(flat_key: str, value: Mapping[str, Any]) -> bool:
-    head = flat_key.split(".", 1)[0]
-    inner = value.get(head)
-    return isinstance(inner, list)
+def management_report(report: Mapping[str, Any]) -> dict[str, Any]:
+    """`GET /reports/management` as the panel's sections: tier movements, satisfaction per
+    dimension against target with the trend, NPS, complaints against the previous period,
+    churn-risk changes and the staff figures."""
+    movements = report.get("tier_movements") or {}
+    complaints = report.get("complaints") or {}
+    churn = report.get("churn") or {}
+    satisfaction = [
+        {
+            "dimension": d.get("dimension"),
+            "count": int(d.get("count") or 0),
+            "satisfied_pct": d.get("satisfied_pct"),
+            "target_pct": d.get("target_pct"),
+            "gap_pct": d.get("gap_pct"),
+            "trend_pct": d.get("trend_pct"),
+        }
+        for d in report.get("satisfaction") or []
+        if isinstance(d, Mapping)
+    ]
+    order = {d: i for i, d in enumerate(DIMENSIONS)}
+    satisfaction.sort(key=lambda d: order.get(str(d["dimension"]), len(order)))
+    return {
+        "period": report.get("period"),
+        "from": report.get("from"),
+        "to": report.get("to"),
+        "tier_movements": {
+            "up": int(movements.get("up") or 0),
+            "down": int(movements.get("down") or 0),
+            "new": int(movements.get("new") or 0),
+            "movers": list(movements.get("biggest_movers") or []),
+        },
+        "satisfaction": satisfaction,
+        "nps": report.get("nps"),
+        "nps_target": report.get("nps_target"),
+        "complaints": {
+            "received": int(complaints.get("received") or 0),
+            "previous_received": int(complaints.get("previous_received") or 0),
+            "open": int(complaints.get("open") or 0),
+            "resolved": int(complaints.get("resolved") or 0),
+            "sla_compliance_pct": complaints.get("sla_compliance_pct"),
+            "previous_sla_compliance_pct": complaints.get("previous_sla_compliance_pct"),
+            "first_response_p50": complaints.get("first_response_p50_seconds"),
+            "resolution_p50": complaints.get("resolution_p50_seconds"),
+        },
+        "churn": {
+            "new_high_risk": list(churn.get("new_high_risk") or []),
+            # Analytics lists only the highest scores; older versions listed all.
+            "new_high_risk_count": int(
+                churn.get("new_high_risk_count") or len(churn.get("new_high_risk") or [])
+            ),
+            "by_owner": sorted(
+                (churn.get("by_owner") or {}).items(), key=lambda kv: (-int(kv[1]), kv[0])
+            ),
+            "left_high_risk": int(churn.get("left_high_risk") or 0),
+        },
+        "staff": staff_rows(report.get("staff")),
+    }
 
 
 def churn_rows(page: Mapping[str, Any], names: Mapping[str, str]) -> list[dict[str, Any]]:

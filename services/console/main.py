@@ -14,12 +14,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.console import oidc
+from services.console import oidc, vendor
 from services.console.config import Settings
 from services.console.pages import router
 from services.console.render import render
@@ -29,10 +29,7 @@ from shared.logs import configure_logging
 
 logger = logging.getLogger("kehu.console")
 
-HERE = Path(__file__).resolve().parent
-STATIC = HERE / "static"
-# Built by `npm ci` in this folder (make install / dev / test); absent without node.
-ECHARTS = HERE / "node_modules" / "echarts" / "dist" / "echarts.min.js"
+STATIC = Path(__file__).resolve().parent / "static"
 
 # The pages load nothing from elsewhere: scripts and styles are the console's own.
 CSP = (
@@ -43,7 +40,8 @@ CSP = (
 
 
 class SecurityHeaders:
-    """CSP, no framing, no sniffing, no referrer leaking ids, and pages never cached."""
+    """CSP, no framing, no sniffing, no referrer leaking ids, and pages never cached (scripts
+    and styles are: they set their own cache-control)."""
 
     def __init__(self, app: ASGIApp, form_action: str = "") -> None:
         self.app = app
@@ -65,7 +63,7 @@ class SecurityHeaders:
                         (b"referrer-policy", b"same-origin"),
                     ]
                 )
-                if not scope["path"].startswith("/static/"):
+                if not scope["path"].startswith(("/static/", "/vendor/")):
                     headers.append((b"cache-control", b"no-store"))
             await send(message)
 
@@ -97,7 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.zone = ZoneInfo(settings.timezone)
     app.state.oidc = oidc.client(settings)
-    app.state.charts = ECHARTS.exists()
+    app.state.charts = vendor.load()
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.session_signing_secret,
@@ -111,15 +109,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(router)
 
-    @app.get("/vendor/echarts.min.js", include_in_schema=False)
-    async def echarts() -> Response:
-        if not ECHARTS.exists():
+    @app.get("/vendor/{name}", include_in_schema=False)
+    async def chart_library(name: str, request: Request) -> Response:
+        script: vendor.Script | None = app.state.charts
+        if script is None:
             return Response("// echarts is not installed: run make install\n", 404)
-        return FileResponse(
-            ECHARTS,
-            media_type="text/javascript",
-            headers={"cache-control": "public, max-age=86400"},
-        )
+        if name != script.name:
+            return Response(f"// no such script: the chart library is {script.url}\n", 404)
+        headers = {"cache-control": vendor.CACHE_FOREVER, "vary": "accept-encoding"}
+        if vendor.accepts_gzip(request.headers.get("accept-encoding")):
+            headers["content-encoding"] = "gzip"
+            return Response(script.gzipped, media_type="text/javascript", headers=headers)
+        return Response(script.body, media_type="text/javascript", headers=headers)
 
     @app.get("/health/live", include_in_schema=False)
     async def live() -> dict[str, str]:

@@ -260,9 +260,9 @@ async def dashboard(request: Request) -> Response:
         names = await customer_names(request, user, ids)
         context["churn_rows"] = figures.churn_rows(churn.body, names)
     if staff.ok:
-        context["staff_table"] = figures.table(figures.rows_of(staff.body))
+        context["staff_rows"] = figures.staff_rows(staff.body)
     if report.ok:
-        context["report_sections"] = figures.report_sections(report.body)
+        context["report_view"] = figures.management_report(report.body)
     return render(request, "dashboard.html", context)
 
 

@@ -22,6 +22,11 @@ def _pct(value: Any) -> str:
     return "-" if value is None else f"{float(value):.1f}"
 
 
+def _signed(value: Any) -> str:
+    """A change in points: `+2.5`, `-1.0`, `-` when unknown."""
+    return "-" if value is None else f"{float(value):+.1f}"
+
+
 def _number(value: Any) -> str:
     if value is None:
         return "-"
@@ -40,10 +45,10 @@ def _chart_data(value: Any) -> Markup:
 
 TEMPLATES.env.filters.update(
     pct=_pct,
+    signed=_signed,
     number=_number,
     duration=figures.duration,
     chart_data=_chart_data,
-    flat=figures.flatten,
 )
 
 

@@ -19,6 +19,7 @@ from tests.analytics.conftest import AnalyticsDb
 from tests.analytics.factories import (
     NOW,
     complaint_flow,
+    complaint_received,
     created,
     days_ago,
     event,
@@ -248,3 +249,33 @@ async def test_management_report_as_json_and_as_html(
     assert "Satisfaction against target" in page.text
     bad = await client.get("/reports/management", params={"period": "year"}, headers=headers)
     assert bad.status_code == 422
+
+
+async def test_the_management_report_counts_every_customer_newly_at_high_risk_and_lists_50(
+    analytics_db: AnalyticsDb, client: httpx.AsyncClient, token: Callable[..., str]
+) -> None:
+    headers = auth(token("manager"))
+    params = {"period": "month", "at": NOW.isoformat()}
+
+    async def churn() -> dict[str, Any]:
+        response = await client.get("/reports/management", params=params, headers=headers)
+        assert response.status_code == 200, response.text
+        return dict(response.json()["churn"])
+
+    before = await churn()
+    # 55 customers idle 110 days after a 10-day rhythm, with an open complaint: score 85, high.
+    customers = ids(55)
+    events = []
+    for c in customers:
+        events += [purchase(c, "10", at=days_ago(d)) for d in (130, 120, 110)]
+        events.append(complaint_received(c, uuid.uuid4(), days_ago(20)))
+    await analytics_db.apply(events)
+
+    after = await churn()
+    assert after["new_high_risk_count"] - before["new_high_risk_count"] == 55
+    assert sum(after["by_owner"].values()) == after["new_high_risk_count"]
+    listed = after["new_high_risk"]
+    assert len(listed) == 50
+    assert [n["score"] for n in listed] == sorted((n["score"] for n in listed), reverse=True)
+    ours = [n for n in listed if uuid.UUID(n["customer_id"]) in set(customers)]
+    assert all(n["score"] == 85 and n["reasons"] for n in ours)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from services.console.main import ECHARTS
+from services.console.vendor import ECHARTS
 from tests.console.stack import Stack
 from tests.security.stack import seed
 
@@ -22,6 +22,14 @@ pytestmark = pytest.mark.timeout(600)
 CHARTS = ("tiers", "pareto", "satisfaction", "nps", "complaints")
 # An e-mail address with a readable local part; masked ones (`a***@example.com`) do not match.
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+
+# How many pixels of a canvas are not transparent.
+INKED_PIXELS = """canvas => {
+  const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  let inked = 0;
+  for (let i = 3; i < data.length; i += 4) { if (data[i] > 0) { inked++; } }
+  return inked;
+}"""
 
 
 @pytest.fixture
@@ -51,8 +59,10 @@ async def test_a_manager_sees_the_dashboard_charts_and_follows_the_churn_list_to
         for name in CHARTS:
             chart = page.locator(f"[data-chart={name}]")
             await expect(chart).to_have_attribute("data-rendered", "true")
-            # ECharts drew it: an SVG with the series' paths inside the chart's box.
-            assert await chart.locator("svg path").count() > 3, name
+            # ECharts drew it: a canvas in the chart's box with ink on it, and a description of
+            # the series in the page's language for screen readers.
+            assert await chart.locator("canvas").evaluate(INKED_PIXELS) > 2000, name
+            await expect(chart).to_have_attribute("aria-label", re.compile("This is a"))
     else:
         await expect(page.get_by_test_id("no-charts")).to_be_visible()
     # Every panel came back with its figures; staff and the report are analytics' newest

@@ -124,6 +124,7 @@ def test_complaint_rows_carry_sla_compliance_and_percentiles_busiest_type_first(
     ("seconds", "shown"),
     [
         (None, "-"),
+        (12.4, "12 s"),
         (45 * 60, "45 min"),
         (3.5 * 3600, "3.5 h"),
         (2.5 * 86400, "2.5 d"),
@@ -141,41 +142,84 @@ def test_times_are_shown_in_the_consoles_zone() -> None:
     assert figures.local_time(None, zone) == "-"
 
 
-def test_unknown_documents_become_tables_with_nested_fields_flattened() -> None:
-    document = {
-        "from": "2026-11-01",
-        "groups": [
-            {"key": "agent-1", "followups": {"completed": 4, "on_time_pct": 75.0}, "tags": ["a"]},
-            {"key": "agent-2", "followups": {"completed": 1}, "complaints": 2},
-        ],
-    }
-    table = figures.table(figures.rows_of(document))
-    assert table["columns"] == [
-        "key",
-        "followups.completed",
-        "followups.on_time_pct",
-        "tags",
-        "complaints",
-    ]
-    assert table["rows"][1] == ["agent-2", 1, None, None, 2]
-    assert figures.rows_of([{"a": 1}, "x"]) == [{"a": 1}]
-    assert figures.rows_of({"nothing": 1}) == []
+STAFF_GROUP = {
+    "key": "agent-7",
+    "followups_completed": 2,
+    "followups_completed_on_time_pct": 50.0,
+    "followups_overdue_now": 1,
+    "revisit_compliance_pct": 66.67,
+    "revisit_customers": 3,
+    "interactions_logged": 2,
+    "complaints_handled": 1,
+    "first_response": {"count": 2, "p50_seconds": 450.0, "p90_seconds": 570.0},
+    "resolution": {"count": 0, "p50_seconds": None, "p90_seconds": None},
+    "sla_compliance_pct": 75.0,
+    "resolution_rating": {"count": 1, "mean": 5.0, "satisfied_pct": 100.0},
+    "customer_csat": {"count": 3, "satisfied_pct": 66.67},
+}
 
 
-def test_the_management_report_keeps_every_section_it_does_not_know() -> None:
-    sections = figures.report_sections(
+def test_staff_rows_lift_the_nested_figures_and_put_the_group_without_a_name_last() -> None:
+    unnamed = {"key": None, "interactions_logged": 1, "first_response": {}, "resolution": {}}
+    rows = figures.staff_rows({"groups": [unnamed, STAFF_GROUP]})
+    assert [r["key"] for r in rows] == ["agent-7", None]
+    agent = rows[0]
+    assert (agent["followups_on_time_pct"], agent["revisit_customers"]) == (50.0, 3)
+    assert (agent["first_response_p50"], agent["first_response_p90"]) == (450.0, 570.0)
+    assert agent["resolution_p50"] is None
+    assert (agent["rating_mean"], agent["rating_count"]) == (5.0, 1)
+    assert (agent["csat_pct"], agent["csat_count"]) == (66.67, 3)
+    assert rows[1]["followups_completed"] == 0 and rows[1]["csat_pct"] is None
+    # The management report's `staff` is the same groups as a bare list.
+    assert figures.staff_rows([STAFF_GROUP]) == rows[:1]
+    assert figures.staff_rows({"groups": []}) == [] and figures.staff_rows(None) == []
+
+
+def test_the_management_report_becomes_its_sections() -> None:
+    view = figures.management_report(
         {
             "period": "month",
-            "tier_movements": {"up": 3, "down": 1, "biggest": [{"customer_id": "a", "from": "C"}]},
-            "new_high_risk": [{"customer_id": "b", "owner_id": "agent-2"}],
+            "from": "2026-11-01T00:00:00Z",
+            "to": "2026-12-01T00:00:00Z",
+            "tier_movements": {"up": 3, "down": 1, "new": 40, "biggest_movers": []},
+            "satisfaction": [
+                {"dimension": "overall", "count": 4, "satisfied_pct": 75.0, "target_pct": 90.0},
+                {"dimension": "service", "count": 2, "satisfied_pct": 50.0, "target_pct": 85.0},
+            ],
+            "nps": 12.5,
+            "nps_target": 30.0,
+            "complaints": {"received": 5, "open": 2, "resolved": 3, "previous_received": 1},
+            "churn": {
+                "new_high_risk_count": 4,
+                "new_high_risk": [{"customer_id": "b", "score": 80, "reasons": []}],
+                "by_owner": {"(none)": 1, "agent-2": 3},
+                "left_high_risk": 2,
+            },
+            "staff": [STAFF_GROUP],
         }
     )
-    titles = [s["title"] for s in sections]
-    assert titles == ["summary", "tier_movements", "new_high_risk"]
-    assert sections[0]["figures"] == {"period": "month"}
-    assert sections[1]["figures"] == {"up": 3, "down": 1}
-    assert sections[1]["table"]["columns"] == ["customer_id", "from"]
-    assert sections[2]["table"]["rows"] == [["b", "agent-2"]]
+    assert view["tier_movements"] == {"up": 3, "down": 1, "new": 40, "movers": []}
+    # Dimensions in the dashboard's order, whatever order the report lists them in.
+    assert [d["dimension"] for d in view["satisfaction"]] == ["service", "overall"]
+    assert (view["nps"], view["nps_target"]) == (12.5, 30.0)
+    assert view["complaints"]["received"] == 5 and view["complaints"]["previous_received"] == 1
+    assert view["complaints"]["sla_compliance_pct"] is None
+    assert view["churn"]["by_owner"] == [("agent-2", 3), ("(none)", 1)]
+    # The count is of every customer newly high, not of the few the report lists.
+    assert view["churn"]["new_high_risk_count"] == 4
+    assert [s["key"] for s in view["staff"]] == ["agent-7"]
+
+
+def test_an_empty_management_report_has_every_section_with_zeros() -> None:
+    view = figures.management_report({"period": "week"})
+    assert view["tier_movements"] == {"up": 0, "down": 0, "new": 0, "movers": []}
+    assert view["satisfaction"] == [] and view["staff"] == []
+    assert view["churn"] == {
+        "new_high_risk": [],
+        "new_high_risk_count": 0,
+        "by_owner": [],
+        "left_high_risk": 0,
+    }
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 // JSON block #chart-<name> beside it. Without ECharts (not installed) the tables stay alone.
 (function () {
   "use strict";
+  var locale = document.documentElement.lang === "zh-CN" ? "ZH" : "EN";
   var palette = ["#1f6feb", "#d97706", "#16a34a", "#dc2626", "#7c3aed", "#0891b2", "#6b7280"];
 
   function options(spec) {
@@ -42,7 +43,10 @@
     document.querySelectorAll("[data-chart]").forEach(function (el) {
       var block = document.getElementById("chart-" + el.dataset.chart);
       if (!block) { return; }
-      var chart = window.echarts.init(el, null, { renderer: "svg" });
+      // Canvas draws the five dashboard charts faster than SVG (bench/report.md); the chart's
+      // data is in the table beside it and in the aria description ECharts writes, in the
+      // page's language.
+      var chart = window.echarts.init(el, null, { renderer: "canvas", locale: locale });
       chart.setOption(options(JSON.parse(block.textContent)));
       el.dataset.rendered = "true";
       window.addEventListener("resize", function () { chart.resize(); });

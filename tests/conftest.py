@@ -30,9 +30,10 @@ UNIT = TESTS / "unit"
 # package-long stack of in-process services whose consumers keep their group memberships on the
 # shared broker after the package (other tests' consumers of those groups then get no
 # partitions), so they go after every other suite; the fault suite restarts infrastructure and
-# goes last. Any other folder runs in between, alphabetically.
+# goes after them, and the replica suite (its own broker, and a service with two worker
+# processes on the shared one) last. Any other folder runs in between, alphabetically.
 FIRST = ("unit", "subscriptions", "platform")
-LAST = ("outreach", "console", "chaos")
+LAST = ("outreach", "console", "chaos", "replicas")
 
 
 def _folder_rank(item: pytest.Item) -> tuple[int, str]:

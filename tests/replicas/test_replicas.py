@@ -24,7 +24,7 @@ import json
 import os
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
@@ -39,6 +39,7 @@ from sqlalchemy.engine import make_url
 
 from shared.auth import issue_token
 from shared.context import ManualClock
+from shared.devstack import TansuBroker, free_port
 from shared.settings import ServiceSettings
 from tests.helpers import eventually, header, read_topic, serve
 from tests.subscriptions.receiver import Receiver
@@ -66,9 +67,14 @@ OVERRIDES: dict[str, dict[str, Any]] = {
 HEADERS = {"Authorization": f"Bearer {issue_token(ServiceSettings(), 'admin', subject='replicas')}"}
 
 
-def make_app(name: str, clock: ManualClock) -> FastAPI:
+def make_app(name: str, clock: ManualClock, bootstrap: str) -> FastAPI:
     config = importlib.import_module(f"services.{name}.config")
-    settings = config.Settings(outbox_poll_interval_s=0.5, rate_limit_per_s=0, **OVERRIDES[name])
+    settings = config.Settings(
+        outbox_poll_interval_s=0.5,
+        rate_limit_per_s=0,
+        kafka_bootstrap_servers=bootstrap,
+        **OVERRIDES[name],
+    )
     app: FastAPI = importlib.import_module(f"services.{name}.main").create_app(settings)
     app.state.clock = clock
     return app
@@ -80,6 +86,7 @@ class Replicas:
     clients: dict[str, list[httpx.AsyncClient]]
     turn: itertools.count[int]
     apps: dict[str, list[FastAPI]]
+    bootstrap: str
 
     def client(self, service: str) -> httpx.AsyncClient:
         """The service's instances in turn: consecutive writes land on different ones."""
@@ -88,21 +95,34 @@ class Replicas:
 
 
 @pytest.fixture(scope="module")
-async def replicas() -> AsyncIterator[Replicas]:
+def broker() -> Iterator[str]:
+    """A broker of this module's own: consumer groups of the same names that other suites'
+    in-process services left on the shared broker (Tansu keeps their memberships) would
+    otherwise hold the partitions, and their backlog would come first."""
+    tansu = TansuBroker(free_port())
+    tansu.start()
+    try:
+        yield tansu.bootstrap
+    finally:
+        tansu.stop()
+
+
+@pytest.fixture(scope="module")
+async def replicas(broker: str) -> AsyncIterator[Replicas]:
     clock = ManualClock()
     async with AsyncExitStack() as stack:
         clients: dict[str, list[httpx.AsyncClient]] = defaultdict(list)
         apps: dict[str, list[FastAPI]] = defaultdict(list)
         for name in SERVICES:
             for _ in range(2):
-                app = make_app(name, clock)
+                app = make_app(name, clock, broker)
                 apps[name].append(app)
                 generator = serve(app)
                 client = await generator.__anext__()
                 client.headers.update(HEADERS)
                 clients[name].append(client)
                 stack.push_async_callback(generator.aclose)  # type: ignore[arg-type]
-        yield Replicas(clock, clients, itertools.count(), apps)
+        yield Replicas(clock, clients, itertools.count(), apps, broker)
 
 
 def database(service: str) -> str:
@@ -250,7 +270,7 @@ async def test_two_instances_of_every_service_act_once_and_in_order(replicas: Re
 
         await eventually(all_published, timeout=60, interval=0.5)
         rows = await outbox_rows(customers)
-        await published_once_in_order(rows, set(customers))
+        await published_once_in_order(rows, set(customers), replicas.bootstrap)
 
         # Every customer event reached the webhook once (receivers see each webhook-id once).
         wanted = {str(r["event_id"]) for r in rows["profiles"]}
@@ -336,13 +356,12 @@ async def scheduled_once(subjects: dict[str, list[str]]) -> None:
 
 
 async def published_once_in_order(
-    rows: dict[str, list[asyncpg.Record]], customers: set[str]
+    rows: dict[str, list[asyncpg.Record]], customers: set[str], bootstrap: str
 ) -> None:
     by_topic: dict[str, list[asyncpg.Record]] = defaultdict(list)
     for service_rows in rows.values():
         for row in service_rows:
             by_topic[row["topic"]].append(row)
-    bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
     for topic in TOPICS:
         expected = {str(r["event_id"]): r for r in by_topic[topic]}
         assert expected, f"no events of the test on {topic}"

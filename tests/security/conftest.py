@@ -19,7 +19,7 @@ class Stack:
     clients: dict[str, httpx.AsyncClient]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def stack() -> AsyncIterator[Stack]:
     """Every service in-process with its consumers, talking through the real broker."""
     apps = {name: make_app(name) for name in SERVICES}
@@ -27,7 +27,7 @@ async def stack() -> AsyncIterator[Stack]:
         yield Stack(apps, clients)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def seeded(stack: Stack) -> Seeded:
     """A customer with PII in profiles, interactions and complaints, consumed everywhere."""
     admin = headers("admin")
@@ -36,7 +36,7 @@ async def seeded(stack: Stack) -> Seeded:
     return data
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def seeded_person(stack: Stack) -> Seeded:
     """A private person (whose name is personal data too) with the same records."""
     admin = headers("admin")

@@ -121,6 +121,11 @@ async def test_the_dashboard_html_answers_without_asking_for_the_management_repo
     assert region and 'aria-live="polite"' in region[0]
     assert 'data-fragment="/dashboard/report/panel"' in region[0]
     assert '<a href="/dashboard/report" data-fragment-link>' in html
+    # The script may fetch from the console itself and nothing runs inline: the CSP holds.
+    policy = response.headers["content-security-policy"]
+    assert "connect-src 'self'" in policy and "script-src 'self';" in policy
+    scripts = re.findall(r"<script\b[^>]*>", html)
+    assert scripts and all("src=" in s or 'type="application/json"' in s for s in scripts)
 
 
 async def test_the_report_panel_arrives_after_the_charts_and_shows_an_upstream_failure(

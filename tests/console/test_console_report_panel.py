@@ -92,14 +92,17 @@ async def console_behind(stack: Stack, gate: Gate, **overrides: Any) -> AsyncIte
             gate.release.set()  # no request left hanging at shutdown
 
 
-async def signed_in(console: str, subject: str, language: str) -> httpx.AsyncClient:
-    client = httpx.AsyncClient(base_url=console, timeout=60, headers={"Accept-Language": language})
-    login = await client.get("/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
-    assert token, "no CSRF token on the login page"
-    done = await client.post("/login/dev", data={"csrf_token": token[1], "subject": subject})
-    assert done.status_code == 303, done.text
-    return client
+@contextlib.asynccontextmanager
+async def signed_in(console: str, subject: str, language: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=console, timeout=60, headers={"Accept-Language": language}
+    ) as client:
+        login = await client.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
+        assert token, "no CSRF token on the login page"
+        done = await client.post("/login/dev", data={"csrf_token": token[1], "subject": subject})
+        assert done.status_code == 303, done.text
+        yield client
 
 
 async def test_the_dashboard_html_answers_without_asking_for_the_management_report(
@@ -107,8 +110,7 @@ async def test_the_dashboard_html_answers_without_asking_for_the_management_repo
 ) -> None:
     gate = Gate()  # never released while the dashboard is read: the report would hang
     async with console_behind(stack, gate) as console:
-        client = await signed_in(console, "manager-1", "en")
-        async with client:
+        async with signed_in(console, "manager-1", "en") as client:
             response = await client.get("/dashboard")
     assert response.status_code == 200
     html = response.text
@@ -168,8 +170,7 @@ async def test_the_report_panel_arrives_after_the_charts_and_shows_an_upstream_f
 async def test_a_report_that_times_out_is_an_error_in_the_pages_language(stack: Stack) -> None:
     gate = Gate()  # held past the console's upstream timeout
     async with console_behind(stack, gate, CONSOLE_UPSTREAM_TIMEOUT_S=1) as console:
-        client = await signed_in(console, "manager-1", "zh-CN")
-        async with client:
+        async with signed_in(console, "manager-1", "zh-CN") as client:
             panel = await client.get("/dashboard/report/panel")
             page = await client.get("/dashboard/report")
     assert panel.status_code == 502

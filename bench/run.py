@@ -258,8 +258,16 @@ def merge_previous(report: Report, previous: dict[str, Any], only: str) -> str:
     others where they were, with the raw baselines their ratios were computed against;
     returns the header's note on what was re-run."""
     fresh = {f.name: f for f in report.figures if f.note != "raw baseline"}
-    merged = [fresh.pop(f["name"], None) or Figure(**f) for f in previous.get("figures", [])]
-    report.figures = merged + list(fresh.values())
+    merged: list[Figure] = []
+    last_rerun: int | None = None
+    for kept in previous.get("figures", []):
+        rerun_figure = fresh.pop(kept["name"], None)
+        if rerun_figure is not None:
+            last_rerun = len(merged)
+        merged.append(rerun_figure or Figure(**kept))
+    # A figure the last report did not have goes beside the re-run scenario's others.
+    at = len(merged) if last_rerun is None else last_rerun + 1
+    report.figures = merged[:at] + list(fresh.values()) + merged[at:]
     report.raw = {**report.raw, **previous.get("raw", {})}
     if not report.hot:  # the hot paths were not re-run: their rows stay
         report.hot = previous.get("hot", [])

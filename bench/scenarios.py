@@ -439,15 +439,15 @@ async def console_dashboard(report: Report, env: dict[str, str]) -> None:
     )
     data = json.loads(out.read_text())
     reads = data["analytics_reads"]
-    slowest = max(reads, key=lambda name: reads[name]["p50_ms"])
     at = f"at {customers:,} customers"
     report.add(
         Figure(
             f"console GET /dashboard server time {at}, median of 10",
             data["dashboard_server_p50_ms"],
             "ms",
-            note=f"first {data['dashboard_server_first_ms']} ms; six analytics reads in "
-            f"parallel, the slowest alone {slowest} {reads[slowest]['p50_ms']} ms",
+            note=f"first {data['dashboard_server_first_ms']} ms; five analytics reads in "
+            f"parallel (the management report comes later, from its own route: "
+            f"{reads['management_report']['p50_ms']} ms alone)",
         )
     )
     if "first_render_first_ms" not in data:
@@ -465,9 +465,20 @@ async def console_dashboard(report: Report, env: dict[str, str]) -> None:
                 target="< 1,000 ms",
                 meets_target=data[key] < 1000,
                 note="navigation until every chart is drawn in chromium; slowest "
-                f"{data['first_render_max_ms']} ms",
+                f"{data['first_render_max_ms']} ms; the report panel arrives "
+                f"{data['report_panel_after_render_p50_ms']} ms later (median)",
             )
         )
+    report.add(
+        Figure(
+            f"console dashboard report panel in place {at}, median of 10",
+            data["report_panel_in_place_p50_ms"],
+            "ms",
+            note="navigation until the management report panel (no chart; fetched after the "
+            f"charts are painted) is in the page; first {data['report_panel_in_place_first_ms']} "
+            f"ms; its route's server time {data['report_panel_server_p50_ms']} ms",
+        )
+    )
 
 
 # In the order `make bench` runs them (`--only` picks by name); the raw baselines come first.

@@ -37,6 +37,9 @@ OPEN_COMPLAINT = ("received", "acknowledged", "investigating", "waiting_on_custo
 CHANNELS = ("phone", "email", "video", "meeting", "visit", "chat", "sms", "social", "other")
 REVISIT_OUTCOMES = ("satisfied", "partially_satisfied", "not_satisfied", "unreachable")
 MAX_NAMES = 50
+# The dashboard's script gives the report panel the upstream timeout plus this before it
+# gives up on the console itself.
+REPORT_GRACE_S = 5.0
 CustomerId = Annotated[uuid.UUID, Path()]
 
 
@@ -200,7 +203,9 @@ async def dashboard(request: Request) -> Response:
     quarter_ago = now - timedelta(days=90)
     month_start = now.replace(day=1, hour=0, minute=0, second=0)
     token = user.token
-    tiers, satisfaction, complaints, churn, staff, report = await asyncio.gather(
+    # The management report is not read here: it is the slowest read (it scans the period's
+    # changes), so the page asks for its panel after the charts are drawn (report_panel).
+    tiers, satisfaction, complaints, churn, staff = await asyncio.gather(
         upstream.get("analytics", "/tiers", token, params={"limit": 200}),
         upstream.get(
             "analytics",
@@ -221,7 +226,6 @@ async def dashboard(request: Request) -> Response:
             token,
             params={"from": month_start.isoformat(), "to": now.isoformat()},
         ),
-        upstream.get("analytics", "/reports/management", token, params={"period": "month"}),
     )
     context: dict[str, Any] = {
         "tiers": panel(tiers),
@@ -229,7 +233,8 @@ async def dashboard(request: Request) -> Response:
         "complaints": panel(complaints),
         "churn": panel(churn),
         "staff": panel(staff),
-        "report": panel(report),
+        # What the page's script waits for the report panel before it shows its own error.
+        "report_timeout_ms": int((settings.upstream_timeout_s + REPORT_GRACE_S) * 1000),
     }
     t = partial(translate, language(request))
     specs: dict[str, Any] = {}
@@ -261,9 +266,55 @@ async def dashboard(request: Request) -> Response:
         context["churn_rows"] = figures.churn_rows(churn.body, names)
     if staff.ok:
         context["staff_rows"] = figures.staff_rows(staff.body)
-    if report.ok:
-        context["report_view"] = figures.management_report(report.body)
     return render(request, "dashboard.html", context)
+
+
+def report_state(answer: Answer, lang: str) -> dict[str, Any]:
+    """The report panel's state. Loaded on its own, so unreachable, timed out and 5xx are
+    errors that say which; only a 404 (analytics without the route) is "not available yet"."""
+    if answer.timed_out:
+        return {"state": "error", "detail": translate(lang, "upstream_timed_out")}
+    if answer.status is None:
+        return {"state": "error", "detail": translate(lang, "upstream_unreachable")}
+    if answer.status >= 500 and answer.status != 501:
+        return {"state": "error", "detail": answer.detail}
+    return panel(answer)
+
+
+async def _management_report(request: Request, user: User) -> tuple[dict[str, Any], int]:
+    """The month's management report as the panel's template context, and the status to send."""
+    answer = await _upstream(request).get(
+        "analytics", "/reports/management", user.token, params={"period": "month"}
+    )
+    context: dict[str, Any] = {"report": report_state(answer, language(request))}
+    if answer.ok:
+        context["report_view"] = figures.management_report(answer.body)
+    return context, 502 if context["report"]["state"] == "error" else 200
+
+
+@router.get("/dashboard/report/panel", include_in_schema=False)
+async def report_panel(request: Request) -> Response:
+    """The dashboard's management report panel, an HTML fragment its script inserts."""
+    user = _signed_in(request)
+    if isinstance(user, Response):
+        return user
+    if not user.can("analytics:read"):
+        forbidden = {"report": {"state": "forbidden"}}
+        return render(request, "report_panel.html", forbidden, status_code=403, fragment=True)
+    context, status = await _management_report(request, user)
+    return render(request, "report_panel.html", context, status_code=status, fragment=True)
+
+
+@router.get("/dashboard/report", include_in_schema=False)
+async def report_page(request: Request) -> Response:
+    """The management report as a page: the dashboard's link to it works without JavaScript."""
+    user = _signed_in(request)
+    if isinstance(user, Response):
+        return user
+    if not user.can("analytics:read"):
+        return render(request, "error.html", {"message_key": "forbidden"}, status_code=403)
+    context, status = await _management_report(request, user)
+    return render(request, "report.html", context, status_code=status)
 
 
 # -- the agent's workspace ---------------------------------------------------------------------

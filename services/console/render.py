@@ -60,8 +60,15 @@ def language(request: Request) -> str:
 
 
 def render(
-    request: Request, template: str, context: dict[str, Any] | None = None, status_code: int = 200
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    status_code: int = 200,
+    *,
+    fragment: bool = False,
 ) -> Response:
+    """A page, or with `fragment` a part of one fetched by its script: that leaves the flash
+    message in the session for the next page."""
     lang = language(request)
     zone = request.app.state.zone
     base = {
@@ -70,7 +77,7 @@ def render(
         "t": lambda key: translate(lang, key),
         "user": current_user(request),
         "csrf_token": csrf_token(request),
-        "flash": take_flash(request),
+        "flash": None if fragment else take_flash(request),
         "charts": request.app.state.charts,
         "when": lambda value, with_time=True: figures.local_time(value, zone, with_time),
         "path": request.url.path,

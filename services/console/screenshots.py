@@ -58,6 +58,7 @@ async def shoot(url: str, out: Path, lang: str) -> list[Path]:
             await sign_in(page, url, "manager-1")
             await page.goto(f"{url}/dashboard")
             await page.wait_for_selector("body[data-charts=rendered]", timeout=15_000)
+            await page.wait_for_selector("[data-panel=report][data-loaded]", timeout=30_000)
             await save(page, "dashboard" if lang == "en" else f"dashboard-{lang}")
             churn = page.locator("[data-testid=churn-list] a").first
             if await churn.count():

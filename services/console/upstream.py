@@ -24,6 +24,7 @@ class Answer:
     status: int | None
     body: Any = None
     etag: str | None = None
+    timed_out: bool = False
 
     @property
     def ok(self) -> bool:
@@ -81,7 +82,10 @@ class Upstream:
                 json=json,
                 headers=request_headers,
             )
-        except (TimeoutError, httpx.TransportError) as exc:
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            logger.warning("%s %s%s timed out: %r", method, service, path, exc)
+            return Answer(None, timed_out=True)
+        except httpx.TransportError as exc:
             logger.warning("%s %s%s unreachable: %s", method, service, path, exc)
             return Answer(None)
         if response.status_code == 401:

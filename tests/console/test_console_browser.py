@@ -65,6 +65,8 @@ async def test_a_manager_sees_the_dashboard_charts_and_follows_the_churn_list_to
             await expect(chart).to_have_attribute("aria-label", re.compile("This is a"))
     else:
         await expect(page.get_by_test_id("no-charts")).to_be_visible()
+    # The report panel comes after the charts, from its own route (test_console_report_panel).
+    await expect(page.locator("[data-panel=report]")).to_have_attribute("data-loaded", "ok")
     # Every panel came back with its figures; staff and the report are analytics' newest
     # endpoints: until they exist their panels say "not available yet", never an error.
     for name in ("tiers", "pareto", "satisfaction", "nps", "complaints", "churn"):
@@ -176,6 +178,9 @@ async def test_an_analyst_never_sees_an_unmasked_email_anywhere(stack: Stack, pa
     pages = ["/dashboard", "/workspace", f"/customers/{customer_id}", f"/customers?q={number}"]
     for path in pages:
         await page.goto(stack.console + path)
+        if path == "/dashboard":  # its report panel is in the page once loaded
+            report = page.locator("[data-panel=report]")
+            await expect(report).to_have_attribute("data-loaded", "ok")
         html = await page.content()
         found = [m.group(0) for m in EMAIL.finditer(html)]
         assert not found, (path, found)

@@ -164,12 +164,14 @@ async def test_the_staff_table_and_the_management_report_show_an_agents_real_mon
         page = await context.new_page()
         await sign_in(page, stack, "manager-1")
         assert page.url == stack.console + "/dashboard"
+        # The report panel is fetched after the charts are drawn: wait until it is in.
+        panel = page.locator("[data-panel=report]")
+        await expect(panel).to_have_attribute("data-loaded", "ok")
         for name in ("staff", "report"):
             assert await page.locator(f"[data-panel={name}] [data-state]").count() == 0, name
         await _assert_agents_row(page, "staff", agent)
         await _assert_agents_row(page, "report", agent)
 
-        panel = page.locator("[data-panel=report]")
         await expect(panel.get_by_test_id("report-period")).to_contain_text("This month")
         movements = report["tier_movements"]
         for name in ("up", "down", "new"):
@@ -205,6 +207,7 @@ async def test_the_staff_table_and_the_management_report_show_an_agents_real_mon
 
         # The same panels in Chinese: labels translated, no API field name as a label.
         await page.goto(f"{stack.console}/lang/zh-CN?next=/dashboard")
+        await expect(panel).to_have_attribute("data-loaded", "ok")
         staff = page.locator("[data-panel=staff]")
         await expect(staff.locator("h2")).to_have_text("员工绩效")
         header = staff.locator("table[data-table=staff] thead")

@@ -13,8 +13,9 @@ from pydantic import ValidationError
 from services.console import figures
 from services.console.config import Settings
 from services.console.i18n import MESSAGES, negotiate, translate
-from services.console.pages import _local_path
+from services.console.pages import _local_path, report_state
 from services.console.render import _chart_data
+from services.console.upstream import Answer
 
 TIERS = {
     "customers": 10,
@@ -280,3 +281,27 @@ def test_production_refuses_a_weak_session_secret_and_dev_sign_in() -> None:
     settings = Settings(**production, CONSOLE_SESSION_SECRET=strong)
     assert not settings.dev_login_enabled and settings.secure_cookies
     assert Settings(KEHU_ENV="dev").dev_login_enabled
+
+
+@pytest.mark.parametrize(
+    ("answer", "state", "detail"),
+    [
+        (Answer(200, {"period": "month"}), "ok", None),
+        (Answer(404, {"detail": "no route"}), "missing", "no route"),
+        (Answer(403, {"detail": "scope"}), "forbidden", "scope"),
+        (Answer(None, timed_out=True), "error", "analytics did not answer in time"),
+        (Answer(None), "error", "analytics could not be reached"),
+        (Answer(503, {"detail": "database is down"}), "error", "database is down"),
+        (Answer(500, None), "error", "HTTP 500"),
+    ],
+)
+def test_the_report_panel_calls_a_timeout_an_unreachable_analytics_and_a_5xx_errors(
+    answer: Answer, state: str, detail: str | None
+) -> None:
+    got = report_state(answer, "en")
+    assert got["state"] == state
+    assert got.get("detail") == detail
+
+
+def test_the_report_panels_error_is_in_the_pages_language() -> None:
+    assert report_state(Answer(None, timed_out=True), "zh-CN")["detail"] == "分析服务响应超时"

@@ -1,5 +1,7 @@
 // Charts for the console: each [data-chart] element gets the ECharts chart described by the
 // JSON block #chart-<name> beside it. Without ECharts (not installed) the tables stay alone.
+// Then, once the charts are painted, each [data-fragment] region fetches its panel from the
+// console (same origin, same session) and puts it in place of its [data-fragment-body].
 (function () {
   "use strict";
   var locale = document.documentElement.lang === "zh-CN" ? "ZH" : "EN";
@@ -54,9 +56,63 @@
     document.body.dataset.charts = "rendered";
   }
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", draw);
-  } else {
+  function failed(region, body) {
+    // The console or its answer did not come: say so in the page's language and keep the
+    // link to the panel's own page.
+    var message = document.createElement("p");
+    message.className = "muted";
+    message.dataset.state = "error";
+    message.textContent = region.dataset.fragmentError + " ";
+    var link = body.querySelector("[data-fragment-link]");
+    if (link) { message.appendChild(link); }
+    body.replaceChildren(message);
+  }
+
+  function load(region) {
+    var body = region.querySelector("[data-fragment-body]");
+    if (!body) { return; }
+    var controller = new AbortController();
+    var timer = setTimeout(function () { controller.abort(); }, Number(region.dataset.fragmentTimeoutMs) || 15000);
+    function done(state) {
+      clearTimeout(timer);
+      region.setAttribute("aria-busy", "false");
+      region.dataset.loaded = state;
+    }
+    region.setAttribute("aria-busy", "true");
+    fetch(region.dataset.fragment, {
+      credentials: "same-origin",
+      redirect: "error", // a signed-out session is sent to /login: not a panel
+      headers: { "Accept": "text/html" },
+      signal: controller.signal
+    }).then(function (response) {
+      var type = response.headers.get("content-type") || "";
+      if (type.indexOf("text/html") !== 0) { throw new Error("not a panel: " + type); }
+      return response.text().then(function (html) {
+        // The console's own template, escaped by Jinja: it holds no script (CSP runs none).
+        body.innerHTML = html;
+        done(response.ok ? "ok" : "error");
+      });
+    }).catch(function () {
+      failed(region, body);
+      done("error");
+    });
+  }
+
+  function start() {
     draw();
+    var regions = document.querySelectorAll("[data-fragment]");
+    if (!regions.length) { return; }
+    // After the frame with the charts is painted: the slow panel must not hold them back. A
+    // hidden tab paints no frame: it loads them now.
+    if (document.hidden) { regions.forEach(load); return; }
+    requestAnimationFrame(function () {
+      setTimeout(function () { regions.forEach(load); }, 0);
+    });
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
   }
 })();

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from fastapi import FastAPI
 
 from shared import crypto
 from tests.conftest import auth
@@ -177,6 +178,33 @@ async def test_unknown_customer_is_404_problem(
     response = await client.get("/customers/6a1f7a0e-3f2b-4c55-8f0e-1d2c3b4a5f6e", headers=admin)
     assert response.status_code == 404
     assert response.headers["content-type"] == PROBLEM
+
+
+async def test_reads_of_a_customer_found_or_not_give_their_connection_back(
+    client: httpx.AsyncClient, app: FastAPI, admin: dict[str, str]
+) -> None:
+    """A read takes a pooled connection of its own (no session) and gives it back, found or
+    not: many more reads than the pool has connections reuse them (a connection not given
+    back is closed when the context goes, and every read would then open a new one)."""
+    customer = await create_customer(client, admin)
+    settings = app.state.settings
+    connections = settings.db_pool_size + settings.db_pool_overflow
+    missing = "/customers/6a1f7a0e-3f2b-4c55-8f0e-1d2c3b4a5f6e"
+    opened: list[object] = []
+    engine = app.state.engine.sync_engine
+
+    def count(connection: object, record: object) -> None:
+        opened.append(connection)
+
+    sa.event.listen(engine, "connect", count)
+    try:
+        for _ in range(connections + 2):
+            found = await client.get(f"/customers/{customer['id']}", headers=admin)
+            assert found.status_code == 200 and found.json()["id"] == customer["id"]
+            assert (await client.get(missing, headers=admin)).status_code == 404
+    finally:
+        sa.event.remove(engine, "connect", count)
+    assert len(opened) < connections
 
 
 async def test_idempotency_key_replays_the_first_response(

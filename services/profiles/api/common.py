@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from shared.context import RequestContext, context
+from shared.context import RequestContext, context, read_context
 from shared.pagination import MAX_LIMIT
 
 
@@ -20,6 +20,9 @@ def router() -> APIRouter:
 Reader = Annotated[RequestContext, context("customers:read")]
 Writer = Annotated[RequestContext, context("customers:write")]
 PiiReader = Annotated[RequestContext, context("customers:read", "pii:read")]
+# A hot read on its own autocommitted connection: the checks of `Reader` for less per request
+# (a plain dependency, no session unless asked for; see `shared.context.read_context`).
+HotReader = Annotated[RequestContext, read_context("customers:read")]
 CustomerId = Annotated[uuid.UUID, Path(description="The customer's id.")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")]
 Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]

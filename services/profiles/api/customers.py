@@ -12,6 +12,7 @@ from services.profiles import service
 from services.profiles.api.common import (
     Cursor,
     CustomerId,
+    HotReader,
     Limit,
     PiiReader,
     Reader,
@@ -192,7 +193,7 @@ async def list_customers(
         **problem_responses(401, 403, 404, 422),
     },
 )
-async def get_customer(ctx: Reader, customer_id: CustomerId) -> Response:
+async def get_customer(ctx: HotReader, customer_id: CustomerId) -> Response:
     """One customer with its read-only insights (tier, lifecycle stage, churn risk). Needs
     `customers:read`; PII is masked without `pii:read`. A merged record has status `merged` and
     `merged_into_id`: follow it."""

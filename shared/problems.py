@@ -19,7 +19,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    EmulatedDBAPIException,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -162,10 +168,17 @@ def _database_unreachable(exc: DBAPIError) -> bool:
     if _sqlstate(exc).startswith(("08", "53")) or exc.connection_invalidated:
         return True
     cause: BaseException | None = exc.orig
-    for _ in range(4):
+    for _ in range(6):
         if cause is None:
             break
-        if isinstance(cause, OSError | asyncpg.InterfaceError | asyncpg.PostgresConnectionError):
+        # InternalClientError: the driver's protocol state of a connection dropped mid-operation.
+        if isinstance(
+            cause,
+            OSError
+            | asyncpg.InterfaceError
+            | asyncpg.PostgresConnectionError
+            | asyncpg.InternalClientError,
+        ):
             return True
         cause = cause.__cause__ or cause.__context__
     return False
@@ -292,6 +305,14 @@ def install_handlers(app: FastAPI) -> None:
             "Internal server error",
             "An unexpected error occurred; quote the request_id when reporting it.",
         )
+
+    @app.exception_handler(EmulatedDBAPIException)
+    async def _adapted_driver_database(
+        request: Request, exc: EmulatedDBAPIException
+    ) -> JSONResponse:
+        # The asyncpg adapter's own errors come unwrapped when the raw connection of a hot path
+        # (`ctx.db()`) starts its transaction on a connection the server dropped.
+        return await _database(request, DBAPIError(None, None, exc))
 
     @app.exception_handler(asyncpg.PostgresError)
     async def _driver_database(request: Request, exc: asyncpg.PostgresError) -> JSONResponse:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi as AsyncpgDbapi
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from shared.problems import (
@@ -59,6 +61,38 @@ async def test_an_unavailable_database_is_a_503_problem_with_retry_after(
     assert response.headers["content-type"] == "application/problem+json"
     assert response.headers["retry-after"] in ("1", "5")
     assert response.json()["status"] == 503
+
+
+def _adapted(error: type[BaseException], message: str, cause: BaseException) -> BaseException:
+    """An error of SQLAlchemy's asyncpg adapter as it raises it, with the driver's as cause."""
+    adapted = error(message)
+    adapted.__cause__ = cause
+    return adapted
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        _adapted(
+            AsyncpgDbapi.Error,
+            "connection was closed in the middle of operation",
+            asyncpg.ConnectionDoesNotExistError("terminating connection"),
+        ),
+        _adapted(
+            AsyncpgDbapi.InternalClientError,
+            "cannot switch to state 15; another operation (2) is in progress",
+            asyncpg.InternalClientError("cannot switch to state 15"),
+        ),
+        _adapted(AsyncpgDbapi.InterfaceError, "connection is closed", ConnectionResetError(104)),
+    ],
+    ids=["dropped", "broken-protocol-state", "closed"],
+)
+async def test_a_raw_connection_the_server_dropped_is_a_503(error: BaseException) -> None:
+    # A hot path's transaction starting on its raw connection (`ctx.db()`) while PostgreSQL
+    # restarts: the adapter's own error class comes unwrapped by SQLAlchemy.
+    response = await _get(error)
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/problem+json"
 
 
 async def test_an_unknown_database_error_is_still_a_500() -> None:

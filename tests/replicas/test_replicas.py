@@ -34,6 +34,7 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.engine import make_url
 
 from shared.auth import issue_token
 from shared.context import ManualClock
@@ -133,7 +134,9 @@ DATABASES: dict[str, str] = {}
 
 
 def database(service: str) -> str:
-    return DATABASES[service]
+    """The service's database, as asyncpg takes it."""
+    url = make_url(DATABASES[service]).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
 
 
 async def fetch(service: str, sql: str, *args: Any) -> list[asyncpg.Record]:

@@ -172,6 +172,34 @@ async def bench_drain(n: int) -> dict[str, Any]:
     }
 
 
+async def fill_customers(conn: Any, customers: int, purchases_per_customer: int) -> None:
+    """`customers` known customers with `purchases_per_customer` paid purchases each in the last
+    360 days, their margins Pareto-like (a few customers carry most of the profit)."""
+    await conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
+    await conn.execute(
+        sa.text(
+            "INSERT INTO customer_facts (customer_id, profile_known) "
+            "SELECT gen_random_uuid(), true FROM generate_series(1, :n)"
+        ),
+        {"n": customers},
+    )
+    await conn.execute(
+        sa.text(
+            """
+            INSERT INTO purchases (purchase_id, customer_id, amount, cost, margin,
+                                   currency, reporting_amount, reporting_margin,
+                                   status, occurred_at)
+            SELECT gen_random_uuid(), customer_id, m * 3, m * 2, m, 'CNY', m * 3, m,
+                   'paid', now() - random() * interval '360 days'
+            FROM (SELECT customer_id,
+                         round((10 / power(1 - random() * 0.999, 1 / 1.2))::numeric, 2) AS m
+                  FROM customer_facts, generate_series(1, :k)) s
+            """
+        ),
+        {"k": purchases_per_customer},
+    )
+
+
 async def bench_recompute(size: int, purchases_per_customer: int = 2) -> dict[str, Any]:
     """Global re-rank (facts, lifecycle, churn, ABC, RFM) over `size` customers, in SQL."""
     from services.analytics.config import Settings
@@ -183,31 +211,7 @@ async def bench_recompute(size: int, purchases_per_customer: int = 2) -> dict[st
     try:
         started = time.perf_counter()
         async with engine.begin() as conn:
-            await conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
-            await conn.execute(
-                sa.text(
-                    "INSERT INTO customer_facts (customer_id, profile_known) "
-                    "SELECT gen_random_uuid(), true FROM generate_series(1, :n)"
-                ),
-                {"n": size},
-            )
-            # Pareto-like margins: a few customers carry most of the profit.
-            await conn.execute(
-                sa.text(
-                    """
-                    INSERT INTO purchases (purchase_id, customer_id, amount, cost, margin,
-                                           currency, reporting_amount, reporting_margin,
-                                           status, occurred_at)
-                    SELECT gen_random_uuid(), customer_id, m * 3, m * 2, m, 'CNY', m * 3, m,
-                           'paid', now() - random() * interval '360 days'
-                    FROM (SELECT customer_id,
-                                 round((10 / power(1 - random() * 0.999, 1 / 1.2))::numeric, 2)
-                                     AS m
-                          FROM customer_facts, generate_series(1, :k)) s
-                    """
-                ),
-                {"k": purchases_per_customer},
-            )
+            await fill_customers(conn, size, purchases_per_customer)
             await conn.execute(sa.text("ANALYZE"))
         load_s = time.perf_counter() - started
 

@@ -37,7 +37,7 @@ import sqlalchemy as sa
 import uvicorn
 from fastapi import FastAPI
 
-from bench.analytics_bench import _fresh_database
+from bench.analytics_bench import _fresh_database, fill_customers
 from shared.devstack import ROOT, free_port, infrastructure
 
 REPORT = ROOT / "bench" / "console_report.json"
@@ -75,29 +75,7 @@ async def fill(url: str, customers: int) -> dict[str, float]:
     started = time.perf_counter()
     try:
         async with engine.begin() as conn:
-            await conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
-            await conn.execute(
-                sa.text(
-                    "INSERT INTO customer_facts (customer_id, profile_known) "
-                    "SELECT gen_random_uuid(), true FROM generate_series(1, :n)"
-                ),
-                {"n": customers},
-            )
-            await conn.execute(
-                sa.text(
-                    """
-                    INSERT INTO purchases (purchase_id, customer_id, amount, cost, margin,
-                                           currency, reporting_amount, reporting_margin,
-                                           status, occurred_at)
-                    SELECT gen_random_uuid(), customer_id, m * 3, m * 2, m, 'CNY', m * 3, m,
-                           'paid', now() - random() * interval '360 days'
-                    FROM (SELECT customer_id,
-                                 round((10 / power(1 - random() * 0.999, 1 / 1.2))::numeric, 2)
-                                     AS m
-                          FROM customer_facts, generate_series(1, 2)) s
-                    """
-                )
-            )
+            await fill_customers(conn, customers, 2)
             await conn.execute(sa.text("ANALYZE"))
         loaded = time.perf_counter() - started
         async with session_factory(engine).begin() as session:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI
@@ -16,6 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 logger = logging.getLogger("kehu.scheduler")
 
 Job = Callable[[FastAPI, AsyncSession], Awaitable[int]]
+
+
+def passes(app: FastAPI) -> Counter[str]:
+    """How many passes of each periodic job `app` has finished: what a test waits on to know
+    that every replica has had its turn at the due rows, instead of sleeping."""
+    counts: Counter[str] | None = getattr(app.state, "job_passes", None)
+    if counts is None:
+        counts = app.state.job_passes = Counter()
+    return counts
 
 
 def periodic(
@@ -36,6 +46,7 @@ def periodic(
                 raise
             except Exception:
                 logger.exception("scheduled job %s failed; retrying", name)
+            passes(app)[name] += 1
             if not handled:
                 await asyncio.sleep(interval_s(app))
 

@@ -42,6 +42,7 @@ from services.subscriptions.models import (
 )
 from services.subscriptions.safety import Network, check_target, parse_networks
 from services.subscriptions.signing import signature_header
+from shared import scheduler
 from shared.contracts.subscriptions import DisabledReason, SubscriptionDisabled
 from shared.crypto import EncryptedText
 from shared.events.envelope import CloudEvent
@@ -497,6 +498,7 @@ async def delivery_worker(app: FastAPI) -> None:
                 raise
             except Exception:
                 logger.exception("delivery batch failed; retrying")
+            scheduler.passes(app)["webhook-deliveries"] += 1
             if handled < settings.delivery_batch_size:
                 await asyncio.sleep(settings.delivery_poll_interval_s)
     finally:

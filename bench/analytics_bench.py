@@ -88,7 +88,7 @@ async def bench_drain(n: int) -> dict[str, Any]:
     """Raw getmany rate of a topic, then the analytics batch consumer draining the same topic."""
     from services.analytics.config import Settings
     from services.analytics.models import inbox
-    from services.analytics.projection import EVENT_TYPES, handle_batch
+    from services.analytics.projection import EVENT_TYPES, handle_batch, validate_ahead
     from shared.consumer import ConsumerRunner
     from shared.db import create_engine
     from shared.events.envelope import to_kafka
@@ -148,6 +148,7 @@ async def bench_drain(n: int) -> dict[str, Any]:
         batch_handler=batch,
         batch_types=EVENT_TYPES,
         raw_data=True,
+        prepare=validate_ahead,
     )
     runner.start()
     try:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -35,6 +36,14 @@ EventHandler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
 # Batch mode: one call per fetched batch with the events not seen before (after the inbox),
 # so a projection can apply a whole batch with set-based statements.
 BatchHandler = Callable[[AsyncSession, list[CloudEvent]], Awaitable[None]]
+# Pure work on a fetched batch's events (decoding, validation) done ahead, while the batch
+# before it is in the database. It must not touch the database nor fail: an event it cannot
+# prepare is left as it is, for the batch handler to fail on.
+BatchPrepare = Callable[[list[CloudEvent]], None]
+# Allocations between young garbage collections (Python's default is 700).
+GC_YOUNG_THRESHOLD = 20_000
+# Records decoded per step of the read-ahead, between which the batch in the database resumes.
+DECODE_STEP = 500
 
 
 def dlq_topic(group_id: str) -> str:
@@ -98,6 +107,7 @@ class ConsumerRunner:
         batch_handler: BatchHandler | None = None,
         batch_types: Collection[str] | None = None,
         raw_data: bool = False,
+        prepare: BatchPrepare | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -118,6 +128,7 @@ class ConsumerRunner:
         # A batch handler that validates every event's data against its contract anyway gets
         # it undecoded (`CloudEvent.raw_data`): one decode and validation per event, not two.
         self.raw_data = raw_data
+        self.prepare = prepare
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -126,10 +137,21 @@ class ConsumerRunner:
         self.last_error: str | None = None
         self.processed_total = 0
         self.dead_lettered_total = 0
+        # Per partition, the offset after the last batch applied since the clients opened (the
+        # consumer's position runs one batch ahead of it while the next batch is read ahead).
+        self._applied: dict[TopicPartition, int] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        # The cyclic garbage collector cost the analytics drain a quarter of its CPU: a batch's
+        # tens of thousands of objects (records, events, rows) live through many young
+        # collections and set off a full one about once a batch, which walked every object
+        # startup built (modules, schemas, metadata) as well. Those are frozen (never garbage),
+        # and young collections wait for a batch's worth of new objects.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(max(gc.get_threshold()[0], GC_YOUNG_THRESHOLD))
         self._task = asyncio.create_task(self._run(), name=f"consumer-{self.group_id}")
 
     async def stop(self) -> None:
@@ -173,6 +195,7 @@ class ConsumerRunner:
     async def _close_clients(self) -> None:
         consumer, producer = self.consumer, self.producer
         self.consumer = self.producer = None
+        self._applied.clear()
         if consumer is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(stop_consumer(consumer), 10)
@@ -182,40 +205,81 @@ class ConsumerRunner:
 
     async def _run(self) -> None:
         backoff = 0.2
-        while True:
-            try:
-                consumer = await self._open_clients()
-                batches = await consumer.getmany(
-                    timeout_ms=1000, max_records=self.settings.consumer_batch_size
-                )
-                records = [r for batch in batches.values() for r in batch]
-                if records:
-                    await self.process(records)
-                    await consumer.commit(
-                        {tp: batch[-1].offset + 1 for tp, batch in batches.items() if batch}
+        # The next batch, read and decoded while the current one is in the database: on two
+        # cores Python and PostgreSQL then work side by side instead of taking turns. Nothing
+        # of it counts until its own turn; a failure drops it with the clients.
+        ahead: asyncio.Task[_Batch] | None = None
+        try:
+            while True:
+                try:
+                    consumer = await self._open_clients()
+                    batch = await (ahead or self._read(consumer))
+                    ahead = None
+                    if batch.records:
+                        ahead = asyncio.create_task(self._read(consumer))
+                        await self._apply(batch)
+                        await consumer.commit(batch.offsets)
+                        self._applied.update(batch.offsets)
+                    await self._update_lag(consumer)
+                    self.last_progress = time.time()
+                    self.last_error = None
+                    backoff = 0.2
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    await _cancel(ahead)
+                    ahead = None
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    logger.warning(
+                        "consumer %s: %s; retrying in %.1fs",
+                        self.group_id,
+                        self.last_error,
+                        backoff,
                     )
-                await self._update_lag(consumer)
-                self.last_progress = time.time()
-                self.last_error = None
-                backoff = 0.2
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                logger.warning(
-                    "consumer %s: %s; retrying in %.1fs", self.group_id, self.last_error, backoff
-                )
-                # Re-read from the last committed offsets: nothing of the failed batch counted.
-                await self._close_clients()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                    # Re-read from the last committed offsets: nothing of the failed batch
+                    # counted.
+                    await self._close_clients()
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+        finally:
+            await _cancel(ahead)
+
+    async def _read(self, consumer: AIOKafkaConsumer) -> _Batch:
+        """Fetch a batch and decode it, a step at a time (the batch before it, waiting on
+        the database, resumes between steps)."""
+        fetched = await consumer.getmany(
+            timeout_ms=1000, max_records=self.settings.consumer_batch_size
+        )
+        records = [r for part in fetched.values() for r in part]
+        offsets = {tp: part[-1].offset + 1 for tp, part in fetched.items() if part}
+        decoded: list[tuple[ConsumerRecord[Any, Any], CloudEvent | MalformedEvent]] = []
+        for start in range(0, len(records), DECODE_STEP):
+            if start:
+                await asyncio.sleep(0)
+            step = [(r, self._decode(r)) for r in records[start : start + DECODE_STEP]]
+            if self.prepare is not None:
+                try:
+                    self.prepare([e for _, e in step if isinstance(e, CloudEvent)])
+                except Exception:  # only a lost head start: the handler does the work
+                    logger.exception("consumer %s: preparing a batch failed", self.group_id)
+            decoded.extend(step)
+        return _Batch(records, offsets, decoded)
+
+    def _decode(self, record: ConsumerRecord[Any, Any]) -> CloudEvent | MalformedEvent:
+        try:
+            return from_kafka(record.value, record.headers, decode_data=not self.raw_data)
+        except MalformedEvent as exc:
+            return exc
 
     async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
         lag = 0
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)
             if highwater is not None:
-                lag += max(0, highwater - await consumer.position(tp))
+                applied = self._applied.get(tp)
+                if applied is None:
+                    applied = await consumer.position(tp)
+                lag += max(0, highwater - applied)
         self.lag = lag
         metrics.CONSUMER_LAG.labels(self.group_id).set(lag)
         metrics.CONSUMER_LAST_PROGRESS.labels(self.group_id).set(time.time())
@@ -224,8 +288,11 @@ class ConsumerRunner:
 
     async def process(self, records: list[ConsumerRecord[Any, Any]]) -> None:
         """Apply a batch in one transaction: inbox ids and effects commit together."""
+        await self._apply(_Batch(records, {}, [(r, self._decode(r)) for r in records]))
+
+    async def _apply(self, batch: _Batch) -> None:
         async with self.sessions() as session, session.begin():
-            await self._process_batch(session, records, self.batch_handler)
+            await self._process_batch(session, batch.decoded, self.batch_handler)
 
     async def _dispatch(self, session: AsyncSession, events: list[CloudEvent]) -> None:
         for event in events:
@@ -238,7 +305,7 @@ class ConsumerRunner:
     async def _process_batch(
         self,
         session: AsyncSession,
-        records: list[ConsumerRecord[Any, Any]],
+        decoded: list[tuple[ConsumerRecord[Any, Any], CloudEvent | MalformedEvent]],
         batch_handler: BatchHandler,
     ) -> None:
         """Batch mode: one inbox insert for the batch, then one handler call for the new events.
@@ -248,11 +315,9 @@ class ConsumerRunner:
         """
         fresh_by_id: dict[str, tuple[ConsumerRecord[Any, Any], CloudEvent]] = {}
         seen = 0
-        for record in records:
-            try:
-                event = from_kafka(record.value, record.headers, decode_data=not self.raw_data)
-            except MalformedEvent as exc:
-                await self._dead_letter(record, exc)
+        for record, event in decoded:
+            if isinstance(event, MalformedEvent):
+                await self._dead_letter(record, event)
                 continue
             if self.batch_types is not None and event.type not in self.batch_types:
                 continue
@@ -336,4 +401,24 @@ class ConsumerRunner:
         )
 
 
-__all__ = ["BatchHandler", "ConsumerRunner", "EventHandler", "TopicPartition", "dlq_topic"]
+class _Batch(NamedTuple):
+    records: list[ConsumerRecord[Any, Any]]
+    offsets: dict[TopicPartition, int]  # to commit once applied
+    decoded: list[tuple[ConsumerRecord[Any, Any], CloudEvent | MalformedEvent]]
+
+
+async def _cancel(task: asyncio.Task[Any] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+
+
+__all__ = [
+    "BatchHandler",
+    "BatchPrepare",
+    "ConsumerRunner",
+    "EventHandler",
+    "TopicPartition",
+    "dlq_topic",
+]

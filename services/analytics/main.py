@@ -19,7 +19,7 @@ from services.analytics.config import Settings
 from services.analytics.gdpr import GDPR
 from services.analytics.models import audit_log, inbox, outbox
 from services.analytics.privacy import PRIVACY
-from services.analytics.projection import EVENT_TYPES, handle_batch
+from services.analytics.projection import EVENT_TYPES, handle_batch, validate_ahead
 from services.analytics.recompute import rerank_if_due
 from shared.app import ServiceSpec, create_service_app
 from shared.consumer import ConsumerRunner
@@ -86,6 +86,7 @@ def consumer_task(settings: Settings) -> Callable[[FastAPI], Coroutine[Any, Any,
             batch_handler=batch,
             batch_types=EVENT_TYPES,
             raw_data=True,
+            prepare=validate_ahead,
         )
         app.state.consumers.append(runner)
         app.state.analytics_consumer = runner

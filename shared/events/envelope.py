@@ -54,11 +54,19 @@ class CloudEvent(BaseModel):
     # consumer that validates it against a contract anyway decodes and validates it in one pass
     # (`Contract.model_validate_json`) instead of building the dict first. A plain slot, not a
     # pydantic private attribute: those cost more per event than the decoding saved.
-    __slots__ = ("_raw_data",)
+    __slots__ = ("_payload", "_raw_data")
 
     @property
     def raw_data(self) -> bytes | None:
         return getattr(self, "_raw_data", None)
+
+    @property
+    def payload(self) -> Any:
+        """The data as a consumer validated it ahead of applying it (`keep_payload`), if so."""
+        return getattr(self, "_payload", None)
+
+    def keep_payload(self, payload: Any) -> None:
+        object.__setattr__(self, "_payload", payload)
 
 
 def to_kafka(event: CloudEvent) -> tuple[bytes | None, bytes, Headers]:

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from services.analytics.projection import parse
+from services.analytics.projection import parse, validate_ahead
 from shared.contracts import interactions as ic
 from shared.events.envelope import MalformedEvent, from_kafka, to_kafka
 from shared.outbox import build_event
@@ -64,3 +64,20 @@ def test_undecoded_record_with_bad_json_fails_when_parsed() -> None:
 def test_undecoded_record_without_headers_is_malformed() -> None:
     with pytest.raises(MalformedEvent):
         from_kafka(b"{}", [("ce_type", b"kehu.purchase.recorded.v1")], decode_data=False)
+
+
+def test_validated_ahead_record_parses_to_the_contract_it_was_validated_to() -> None:
+    value, headers = _record()
+    event = from_kafka(value, headers, decode_data=False)
+    validate_ahead([event])
+    assert event.payload is not None
+    assert parse([event]) == [event.payload] == parse([from_kafka(value, headers)])
+
+
+def test_invalid_payload_is_left_for_the_batch_to_fail_on() -> None:
+    _, headers = _record()
+    event = from_kafka(b'{"customer_id": "not a uuid"}', headers, decode_data=False)
+    validate_ahead([event])  # no error here: the consumer parks it from inside the batch
+    assert event.payload is None
+    with pytest.raises(ValidationError):
+        parse([event])

@@ -24,7 +24,7 @@ from shared.settings import ServiceSettings
 from tests.helpers import eventually
 from tests.security.stack import make_app
 
-APIS = ("profiles", "interactions", "complaints", "analytics")
+APIS = ("profiles", "interactions", "complaints", "analytics", "loyalty")
 # Chromium as Debian ships it; Playwright drives it over its pipe, no browser download.
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -84,8 +84,7 @@ class Stack:
 
 @contextlib.asynccontextmanager
 async def console_stack(**console_overrides: Any) -> AsyncIterator[Stack]:
-    """Every API the console reads plus the console itself (loyalty left out: not built yet,
-    so its panel must say "not available")."""
+    """Every API the console reads plus the console itself."""
     async with contextlib.AsyncExitStack() as stack:
         urls = {name: await stack.enter_async_context(http_server(make_app(name))) for name in APIS}
         settings = ConsoleSettings(
@@ -93,7 +92,7 @@ async def console_stack(**console_overrides: Any) -> AsyncIterator[Stack]:
             CONSOLE_INTERACTIONS_URL=urls["interactions"],
             CONSOLE_COMPLAINTS_URL=urls["complaints"],
             CONSOLE_ANALYTICS_URL=urls["analytics"],
-            CONSOLE_LOYALTY_URL=f"http://127.0.0.1:{free_port()}",  # nothing listens
+            CONSOLE_LOYALTY_URL=urls["loyalty"],
             **console_overrides,
         )
         console = await stack.enter_async_context(http_server(console_app(settings)))

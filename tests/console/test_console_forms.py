@@ -149,3 +149,46 @@ def _session_cookie(secret: str, data: dict[str, object]) -> str:
     """A cookie as Starlette's SessionMiddleware writes it: signed base64 JSON."""
     payload = base64.b64encode(json.dumps(data).encode())
     return TimestampSigner(secret).sign(payload).decode()
+
+
+async def test_the_customer_page_shows_the_members_level_and_points_from_loyalty(
+    stack: Stack,
+) -> None:
+    member, stranger = [
+        await stack.clients["profiles"].post(
+            "/customers",
+            json={"kind": "person", "display_name": f"Loyalty Panel {uuid.uuid4().hex[:8]}"},
+            headers={"Idempotency-Key": uuid.uuid4().hex},
+        )
+        for _ in range(2)
+    ]
+    assert member.status_code == stranger.status_code == 201
+    member_id, stranger_id = member.json()["id"], stranger.json()["id"]
+    loyalty = stack.clients["loyalty"]
+    enrolled = await loyalty.post("/members", json={"customer_id": member_id})
+    assert enrolled.status_code in (200, 201), enrolled.text
+    credited = await loyalty.post(
+        f"/members/{member_id}/adjustments", json={"points": 250, "reason": "goodwill"}
+    )
+    assert credited.status_code == 201, credited.text
+    figures = credited.json()
+    assert figures["balance"]["available"] == 250
+
+    client, _ = await signed_in(stack.console, "agent-1")
+    try:
+        page = await client.get(f"/customers/{member_id}")
+        assert page.status_code == 200, page.text
+        panel = page.text.split('data-panel="loyalty"', 1)[1].split("</section>", 1)[0]
+        assert "data-state" not in panel
+        assert re.search(r'data-testid="points-available">250<', panel), panel
+        level = figures["level"] or "-"
+        assert re.search(rf'data-testid="loyalty-level">{re.escape(level)}\b', panel), panel
+
+        # Not a member: loyalty answers 404 and the panel says there is nothing to show.
+        page = await client.get(f"/customers/{stranger_id}")
+        assert page.status_code == 200, page.text
+        panel = page.text.split('data-panel="loyalty"', 1)[1].split("</section>", 1)[0]
+        assert 'data-state="missing"' in panel
+        assert "points-available" not in panel
+    finally:
+        await client.aclose()

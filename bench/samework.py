@@ -62,6 +62,7 @@ from services.complaints.sla import SlaClock
 from services.interactions.repository import LOG_INTERACTION, RECORD_PURCHASE
 from services.interactions.schemas import InteractionCreate, PurchaseCreate
 from services.profiles.schemas import CustomerCreate, CustomerUpdate
+from shared.app import settle_heap
 from shared.auth import scopes_for
 from shared.crypto import keyring
 from shared.settings import ServiceSettings
@@ -108,6 +109,7 @@ async def lifespan(app: FastAPI) -> Any:
         POOLS[service] = await asyncpg.create_pool(
             dsn(service), min_size=16, max_size=16, init=_init, reset=_keep
         )
+    settle_heap()  # the product's collector settings (`shared.app.settle_heap`), so they cancel
     yield
     for pool in POOLS.values():
         await pool.close()

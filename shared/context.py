@@ -24,8 +24,9 @@ no request.
 **Hot paths** may skip the ORM: `await ctx.db()` is the asyncpg connection under the request's
 session, inside its transaction (the session still commits once), so hand-written statements
 (data-modifying CTEs: one round trip for a row, its history, its events and its audit entry)
-and ORM work share one unit of work. `await ctx.db(transaction=False)` is for reads: the
-connection runs in autocommit, so a read and its audit entry are two round trips, not four.
+and ORM work share one unit of work. `await ctx.db(transaction=False)` is for reads, and for
+a write that is one statement (atomic by itself): the connection runs in autocommit, so a read
+and its audit entry are two round trips, not four, and such a write one, not three.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ class RequestContext:
         the session has one, see `autocommit`).
         """
         if self._driver is None:
-            if transaction or self._in_transaction():
+            if transaction or self.in_transaction():
                 connection = await self.session.connection()
                 self._bind((await connection.get_raw_connection()).dbapi_connection)
             else:
@@ -150,8 +151,9 @@ class RequestContext:
         assert self._driver is not None
         return self._driver
 
-    def _in_transaction(self) -> bool:
-        """Whether the request's session began a transaction (reads then use its connection)."""
+    def in_transaction(self) -> bool:
+        """Whether the request's session began a transaction (an Idempotency-Key's claim, ORM
+        work): hand-written statements then join it; reads use its connection."""
         return self.session.in_transaction()
 
     def _bind(self, adapter: Any) -> None:
@@ -296,16 +298,22 @@ class ReadContext(RequestContext):
     def session(self, value: AsyncSession | None) -> None:
         self._session = value
 
-    def _in_transaction(self) -> bool:
+    def in_transaction(self) -> bool:
         return self._session is not None and self._session.in_transaction()
 
     async def end(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         """What `_open` does after the endpoint (the unaudited-write net, commit, or roll back
-        on error), for a session only if one was made or a write needs one; then the pooled
-        connection back. Shielded from cancellation as FastAPI shields a dependency's exit."""
+        on error), for a session only if one was made or an unaudited write needs one; then
+        the pooled connection back. Shielded from cancellation as FastAPI shields a
+        dependency's exit."""
         try:
-            if self._session is None and (exc_type is not None or self.method not in WRITE_METHODS):
-                return False  # the hot read: nothing to audit, commit or close
+            if self._session is None and (
+                exc_type is not None
+                or self.method not in WRITE_METHODS
+                or self.audited_changes
+                or self.replayed
+            ):
+                return False  # a hot read, or an audited autocommit write: nothing to commit
             with CancelScope(shield=True):
                 async with self.session as session:
                     try:
@@ -376,7 +384,9 @@ def context(*scopes: str, anonymous: str | None = None) -> Any:
 
 def read_context(*scopes: str) -> Any:
     """Dependency: the context of a hot read, for an endpoint that reads on
-    `ctx.db(transaction=False)` (its own pooled connection in autocommit).
+    `ctx.db(transaction=False)` (its own pooled connection in autocommit), or of a hot write
+    whose one statement runs there in autocommit (a session is made only when something asks
+    for one, such as an Idempotency-Key's claim).
 
     The same caller, checks, documentation and end as `context(*scopes)`, built for less: a
     plain function, not a generator (FastAPI wraps each generator dependency in a cancel scope

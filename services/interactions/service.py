@@ -125,7 +125,7 @@ async def log_interaction(
         for name in ("contact_person", "subject", "summary")
     }
     fields = [name for name, value in data if value is not None]
-    keyed = ctx.session.in_transaction()
+    keyed = ctx.in_transaction()
     conn = await ctx.db(transaction=keyed)
 
     async def write(customer_id: uuid.UUID, resolved: bool, alone: bool) -> list[Any]:
@@ -470,7 +470,7 @@ async def record_purchase(ctx: RequestContext, data: schemas.PurchaseCreate) -> 
     atomic by itself: no BEGIN and COMMIT round trips. It is the only statement that writes:
     the rate, a merged customer's survivor and an existing purchase are reads, and for a merged
     customer the first run writes nothing."""
-    keyed = ctx.session.in_transaction()
+    keyed = ctx.in_transaction()
     conn = await ctx.db(transaction=keyed)
     reporting, rate = await fx_rate(ctx, data.currency, data.occurred_at, conn)
     now = ctx.now()

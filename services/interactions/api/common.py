@@ -13,7 +13,7 @@ from pydantic import AwareDatetime
 from services.interactions import schemas
 from services.interactions.models import Followup, Interaction, Refund, Survey
 from services.interactions.service import settings_of
-from shared.context import RequestContext, context
+from shared.context import RequestContext, context, read_context
 from shared.http import etag_of
 from shared.pagination import MAX_LIMIT
 from shared.problems import problem_responses
@@ -25,6 +25,10 @@ FollowupsReader = Annotated[RequestContext, context("followups:read")]
 FollowupsWriter = Annotated[RequestContext, context("followups:write")]
 PurchasesReader = Annotated[RequestContext, context("purchases:read")]
 PurchasesWriter = Annotated[RequestContext, context("purchases:write")]
+# The hot writes (POST /interactions, POST /purchases): one autocommitted statement, no
+# session unless an Idempotency-Key or a write in a transaction asks for one.
+InteractionsCreator = Annotated[RequestContext, read_context("interactions:write")]
+PurchasesCreator = Annotated[RequestContext, read_context("purchases:write")]
 SurveysReader = Annotated[RequestContext, context("surveys:read")]
 SurveysWriter = Annotated[RequestContext, context("surveys:write")]
 

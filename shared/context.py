@@ -347,7 +347,7 @@ PurposeHeader = Annotated[
 ]
 
 
-def context(*scopes: str, anonymous: str | None = None) -> Any:
+def context(*scopes: str, anonymous: str | None = None, lazy: bool = False) -> Any:
     """Dependency: the request context of a caller holding every one of `scopes`.
 
     It owns the request's transaction: the work commits once after the endpoint returns (so a
@@ -357,10 +357,19 @@ def context(*scopes: str, anonymous: str | None = None) -> Any:
     `anonymous="public:survey-page"` builds the context of a page anyone may open (no token:
     the page checks its own signed link or signature), acting as that subject with no scopes,
     so its writes are audited like every other.
+
+    `lazy=True` builds the same context for less, for a hot path on `ctx.db(transaction=False)`
+    (its own pooled connection in autocommit): a read, or a write that is one statement. A
+    plain function, not a generator (FastAPI wraps each generator dependency in a cancel scope
+    and two context managers per request), and no session unless the endpoint asks for one
+    (`ReadContext`, e.g. for an Idempotency-Key's claim). Its end (the unaudited-write net,
+    commit or roll back of a session if one was made, the connection back) goes on the
+    request's function-scope exit stack, where FastAPI puts a `scope="function"` generator's,
+    so it runs at the same point: after the endpoint returns, before the response is sent.
     """
     if anonymous is not None:
-        if scopes:
-            raise ValueError("an anonymous context holds no scopes")
+        if scopes or lazy:
+            raise ValueError("an anonymous context holds no scopes and is never lazy")
         subject = anonymous
 
         async def _build(request: Request) -> AsyncIterator[RequestContext]:
@@ -369,6 +378,22 @@ def context(*scopes: str, anonymous: str | None = None) -> Any:
                 yield ctx
 
         return Depends(_build, scope="function")
+
+    if lazy:
+
+        async def _build(  # type: ignore[misc]
+            request: Request, credentials: Bearer, purpose: PurposeHeader = None
+        ) -> RequestContext:
+            principal = _caller(request, credentials, scopes)
+            ctx = ReadContext(
+                session=None,  # type: ignore[arg-type]  # made on first use
+                **_context_fields(request, principal, purpose),
+            )
+            stack: AsyncExitStack = request.scope["fastapi_function_astack"]
+            stack.push_async_exit(ctx.end)
+            return ctx
+
+        return Depends(_build)
 
     async def _build(  # type: ignore[no-redef]
         request: Request, credentials: Bearer, purpose: PurposeHeader = None
@@ -384,31 +409,9 @@ def context(*scopes: str, anonymous: str | None = None) -> Any:
 
 def read_context(*scopes: str) -> Any:
     """Dependency: the context of a hot read, for an endpoint that reads on
-    `ctx.db(transaction=False)` (its own pooled connection in autocommit), or of a hot write
-    whose one statement runs there in autocommit (a session is made only when something asks
-    for one, such as an Idempotency-Key's claim).
-
-    The same caller, checks, documentation and end as `context(*scopes)`, built for less: a
-    plain function, not a generator (FastAPI wraps each generator dependency in a cancel scope
-    and two context managers per request), and no session unless the endpoint asks for one
-    (`ReadContext`). The context's end goes on the request's function-scope exit stack, where
-    FastAPI puts a `scope="function"` generator's, so it runs at the same point: after the
-    endpoint returns, before the response is sent.
-    """
-
-    async def _build(
-        request: Request, credentials: Bearer, purpose: PurposeHeader = None
-    ) -> RequestContext:
-        principal = _caller(request, credentials, scopes)
-        ctx = ReadContext(
-            session=None,  # type: ignore[arg-type]  # made on first use
-            **_context_fields(request, principal, purpose),
-        )
-        stack: AsyncExitStack = request.scope["fastapi_function_astack"]
-        stack.push_async_exit(ctx.end)
-        return ctx
-
-    return Depends(_build)
+    `ctx.db(transaction=False)` (its own pooled connection in autocommit): `context(*scopes,
+    lazy=True)`, the same caller, checks, documentation and end as `context(*scopes)`."""
+    return context(*scopes, lazy=True)
 
 
 def _caller(request: Request, credentials: Any, scopes: tuple[str, ...]) -> Principal:

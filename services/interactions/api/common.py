@@ -13,7 +13,7 @@ from pydantic import AwareDatetime
 from services.interactions import schemas
 from services.interactions.models import Followup, Interaction, Refund, Survey
 from services.interactions.service import settings_of
-from shared.context import RequestContext, context, read_context
+from shared.context import RequestContext, context
 from shared.http import etag_of
 from shared.pagination import MAX_LIMIT
 from shared.problems import problem_responses
@@ -27,8 +27,8 @@ PurchasesReader = Annotated[RequestContext, context("purchases:read")]
 PurchasesWriter = Annotated[RequestContext, context("purchases:write")]
 # The hot writes (POST /interactions, POST /purchases): one autocommitted statement, no
 # session unless an Idempotency-Key or a write in a transaction asks for one.
-InteractionsCreator = Annotated[RequestContext, read_context("interactions:write")]
-PurchasesCreator = Annotated[RequestContext, read_context("purchases:write")]
+InteractionsCreator = Annotated[RequestContext, context("interactions:write", lazy=True)]
+PurchasesCreator = Annotated[RequestContext, context("purchases:write", lazy=True)]
 SurveysReader = Annotated[RequestContext, context("surveys:read")]
 SurveysWriter = Annotated[RequestContext, context("surveys:write")]
 

@@ -3,9 +3,10 @@
 For each path of `bench/hotpaths.py`: the baseline's maximum rate (`bench/samework.py`, one
 uvicorn worker), the product's maximum rate (one worker), their ratio (target >= 0.6), the
 product's p99 latency at half its maximum rate (target < 25 ms, open-loop, so no coordinated
-omission), and the product's maximum with two workers per service (`KEHU_WORKERS=2`). With
-`--profile`, every path that misses its ratio is sampled with py-spy while wrk loads it, and the
-hottest functions are written to `bench/profiles/`.
+omission) and the baseline's at that same rate (what the machine alone gives), and the
+product's maximum with two workers per service (`KEHU_WORKERS=2`). With `--profile`, every
+path that misses its ratio is sampled with py-spy while wrk loads it, and the hottest
+functions are written to `bench/profiles/`.
 
 `--product-ref COMMIT` runs the product from that commit (a temporary git worktree) against the
 same baselines: how the "before" ratios in `bench/hotpaths_before.json` were measured.
@@ -288,6 +289,7 @@ async def hot_paths(report: Report, env: dict[str, str], options: dict[str, Any]
             base, product = interleaved(path, baseline_url, token, seconds, rounds)
             half = max(10.0, product["rps"] / 2)
             latency = paced(path, path.base_url, token, half, seconds)
+            floor = paced(path, baseline_url, token, half, seconds)  # the same load, bare
             results.append(
                 {
                     "path": path.name,
@@ -302,6 +304,7 @@ async def hot_paths(report: Report, env: dict[str, str], options: dict[str, Any]
                     "p50_ms_at_half": latency.get("p50_ms"),
                     "p99_ms_at_half": latency.get("p99_ms"),
                     "errors_at_half": int(latency["non2xx"]),
+                    "baseline_p99_ms_at_half": floor.get("p99_ms"),
                 }
             )
             if options.get("profile") and (results[-1]["ratio"] or 0) < TARGET_RATIO:

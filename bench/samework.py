@@ -18,12 +18,14 @@ The statements per path (`python -m bench.trace` prints the product's, to compar
   (external_ref and duplicate checks, INSERT customer, history, outbox, audit); COMMIT.
 - PATCH /customers/{id}: BEGIN; SELECT ... FOR UPDATE; one CTE (UPDATE, history, outbox,
   audit); COMMIT.
-- POST /purchases (in the reporting currency: no rate to look up): BEGIN; the product's
+- POST /purchases (in the reporting currency: no rate to look up): the product's
   `RECORD_PURCHASE` CTE (the customer's merge state, INSERT ... ON CONFLICT DO NOTHING, outbox,
-  audit); COMMIT.
-- POST /interactions: BEGIN; three AES-GCM seals; the product's `LOG_INTERACTION` CTE (the
-  customer's state, INSERT interaction, upsert of the contact state, planned revisits closed,
-  outbox, audit); COMMIT.
+  audit), in autocommit as the product runs it without an Idempotency-Key.
+- POST /interactions: three AES-GCM seals; the product's `LOG_INTERACTION` CTE (the customer's
+  state, INSERT interaction, upsert of the contact state, planned revisits closed, outbox,
+  audit), in autocommit as the product runs it without an Idempotency-Key (refusing a contact
+  that would close an open revisit, whose events would take a second statement; the bench's
+  customers have none).
 - POST /complaints: one SELECT (redirect, tier, erased, the desk configuration's version;
   policies, rules and holidays are read again only when it moved); one CTE (reference counter,
   INSERT case, transition, outbox rows complaint.received and case.received, audit), in
@@ -60,6 +62,7 @@ from services.complaints.sla import SlaClock
 from services.interactions.repository import LOG_INTERACTION, RECORD_PURCHASE
 from services.interactions.schemas import InteractionCreate, PurchaseCreate
 from services.profiles.schemas import CustomerCreate, CustomerUpdate
+from shared.app import settle_heap
 from shared.auth import scopes_for
 from shared.crypto import keyring
 from shared.settings import ServiceSettings
@@ -106,6 +109,7 @@ async def lifespan(app: FastAPI) -> Any:
         POOLS[service] = await asyncpg.create_pool(
             dsn(service), min_size=16, max_size=16, init=_init, reset=_keep
         )
+    settle_heap()  # the product's collector settings (`shared.app.settle_heap`), so they cancel
     yield
     for pool in POOLS.values():
         await pool.close()
@@ -592,7 +596,7 @@ async def record_purchase(
     audit = audit_entry_json(
         actor, role, "purchase", purchase_id, data.customer_id, x_purpose, request_id, fields
     )
-    async with POOLS["interactions"].acquire() as conn, conn.transaction():
+    async with POOLS["interactions"].acquire() as conn:  # autocommit: the write is one statement
         row = await conn.fetchrow(
             RECORD_PURCHASE,
             purchase_id,
@@ -668,7 +672,7 @@ async def log_interaction(
     audit = audit_entry_json(
         actor, role, "interaction", interaction_id, data.customer_id, x_purpose, request_id, fields
     )
-    async with POOLS["interactions"].acquire() as conn, conn.transaction():
+    async with POOLS["interactions"].acquire() as conn:  # autocommit: the write is one statement
         rows = await conn.fetch(
             LOG_INTERACTION,
             interaction_id,
@@ -697,6 +701,7 @@ async def log_interaction(
             90,
             outbox,
             audit,
+            True,  # alone: the whole write
         )
         if not rows:
             raise HTTPException(409)

@@ -24,8 +24,9 @@ no request.
 **Hot paths** may skip the ORM: `await ctx.db()` is the asyncpg connection under the request's
 session, inside its transaction (the session still commits once), so hand-written statements
 (data-modifying CTEs: one round trip for a row, its history, its events and its audit entry)
-and ORM work share one unit of work. `await ctx.db(transaction=False)` is for reads: the
-connection runs in autocommit, so a read and its audit entry are two round trips, not four.
+and ORM work share one unit of work. `await ctx.db(transaction=False)` is for reads, and for
+a write that is one statement (atomic by itself): the connection runs in autocommit, so a read
+and its audit entry are two round trips, not four, and such a write one, not three.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ class RequestContext:
         the session has one, see `autocommit`).
         """
         if self._driver is None:
-            if transaction or self._in_transaction():
+            if transaction or self.in_transaction():
                 connection = await self.session.connection()
                 self._bind((await connection.get_raw_connection()).dbapi_connection)
             else:
@@ -150,8 +151,9 @@ class RequestContext:
         assert self._driver is not None
         return self._driver
 
-    def _in_transaction(self) -> bool:
-        """Whether the request's session began a transaction (reads then use its connection)."""
+    def in_transaction(self) -> bool:
+        """Whether the request's session began a transaction (an Idempotency-Key's claim, ORM
+        work): hand-written statements then join it; reads use its connection."""
         return self.session.in_transaction()
 
     def _bind(self, adapter: Any) -> None:
@@ -296,16 +298,22 @@ class ReadContext(RequestContext):
     def session(self, value: AsyncSession | None) -> None:
         self._session = value
 
-    def _in_transaction(self) -> bool:
+    def in_transaction(self) -> bool:
         return self._session is not None and self._session.in_transaction()
 
     async def end(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         """What `_open` does after the endpoint (the unaudited-write net, commit, or roll back
-        on error), for a session only if one was made or a write needs one; then the pooled
-        connection back. Shielded from cancellation as FastAPI shields a dependency's exit."""
+        on error), for a session only if one was made or an unaudited write needs one; then
+        the pooled connection back. Shielded from cancellation as FastAPI shields a
+        dependency's exit."""
         try:
-            if self._session is None and (exc_type is not None or self.method not in WRITE_METHODS):
-                return False  # the hot read: nothing to audit, commit or close
+            if self._session is None and (
+                exc_type is not None
+                or self.method not in WRITE_METHODS
+                or self.audited_changes
+                or self.replayed
+            ):
+                return False  # a hot read, or an audited autocommit write: nothing to commit
             with CancelScope(shield=True):
                 async with self.session as session:
                     try:
@@ -339,7 +347,7 @@ PurposeHeader = Annotated[
 ]
 
 
-def context(*scopes: str, anonymous: str | None = None) -> Any:
+def context(*scopes: str, anonymous: str | None = None, lazy: bool = False) -> Any:
     """Dependency: the request context of a caller holding every one of `scopes`.
 
     It owns the request's transaction: the work commits once after the endpoint returns (so a
@@ -349,10 +357,19 @@ def context(*scopes: str, anonymous: str | None = None) -> Any:
     `anonymous="public:survey-page"` builds the context of a page anyone may open (no token:
     the page checks its own signed link or signature), acting as that subject with no scopes,
     so its writes are audited like every other.
+
+    `lazy=True` builds the same context for less, for a hot path on `ctx.db(transaction=False)`
+    (its own pooled connection in autocommit): a read, or a write that is one statement. A
+    plain function, not a generator (FastAPI wraps each generator dependency in a cancel scope
+    and two context managers per request), and no session unless the endpoint asks for one
+    (`ReadContext`, e.g. for an Idempotency-Key's claim). Its end (the unaudited-write net,
+    commit or roll back of a session if one was made, the connection back) goes on the
+    request's function-scope exit stack, where FastAPI puts a `scope="function"` generator's,
+    so it runs at the same point: after the endpoint returns, before the response is sent.
     """
     if anonymous is not None:
-        if scopes:
-            raise ValueError("an anonymous context holds no scopes")
+        if scopes or lazy:
+            raise ValueError("an anonymous context holds no scopes and is never lazy")
         subject = anonymous
 
         async def _build(request: Request) -> AsyncIterator[RequestContext]:
@@ -361,6 +378,22 @@ def context(*scopes: str, anonymous: str | None = None) -> Any:
                 yield ctx
 
         return Depends(_build, scope="function")
+
+    if lazy:
+
+        async def _build(  # type: ignore[misc]
+            request: Request, credentials: Bearer, purpose: PurposeHeader = None
+        ) -> RequestContext:
+            principal = _caller(request, credentials, scopes)
+            ctx = ReadContext(
+                session=None,  # type: ignore[arg-type]  # made on first use
+                **_context_fields(request, principal, purpose),
+            )
+            stack: AsyncExitStack = request.scope["fastapi_function_astack"]
+            stack.push_async_exit(ctx.end)
+            return ctx
+
+        return Depends(_build)
 
     async def _build(  # type: ignore[no-redef]
         request: Request, credentials: Bearer, purpose: PurposeHeader = None
@@ -376,29 +409,9 @@ def context(*scopes: str, anonymous: str | None = None) -> Any:
 
 def read_context(*scopes: str) -> Any:
     """Dependency: the context of a hot read, for an endpoint that reads on
-    `ctx.db(transaction=False)` (its own pooled connection in autocommit).
-
-    The same caller, checks, documentation and end as `context(*scopes)`, built for less: a
-    plain function, not a generator (FastAPI wraps each generator dependency in a cancel scope
-    and two context managers per request), and no session unless the endpoint asks for one
-    (`ReadContext`). The context's end goes on the request's function-scope exit stack, where
-    FastAPI puts a `scope="function"` generator's, so it runs at the same point: after the
-    endpoint returns, before the response is sent.
-    """
-
-    async def _build(
-        request: Request, credentials: Bearer, purpose: PurposeHeader = None
-    ) -> RequestContext:
-        principal = _caller(request, credentials, scopes)
-        ctx = ReadContext(
-            session=None,  # type: ignore[arg-type]  # made on first use
-            **_context_fields(request, principal, purpose),
-        )
-        stack: AsyncExitStack = request.scope["fastapi_function_astack"]
-        stack.push_async_exit(ctx.end)
-        return ctx
-
-    return Depends(_build)
+    `ctx.db(transaction=False)` (its own pooled connection in autocommit): `context(*scopes,
+    lazy=True)`, the same caller, checks, documentation and end as `context(*scopes)`."""
+    return context(*scopes, lazy=True)
 
 
 def _caller(request: Request, credentials: Any, scopes: tuple[str, ...]) -> Principal:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import asyncpg
@@ -401,7 +403,9 @@ SELECT EXISTS (SELECT 1 FROM ins) AS created, (SELECT merged_into FROM state) AS
 # customer's last contact and next revisit (as `note_contact`) and closes the revisits the
 # cadence planned (status done, linked to this interaction), whose events the caller adds.
 # Returns a `created` row, then one `revisit` row per closed follow-up; no rows when the
-# customer is merged or erased (the caller resolves or refuses).
+# customer is merged or erased (the caller resolves or refuses), or when the statement must be
+# the whole write ($25, autocommit) and an answered contact would close an open revisit: its
+# events take a second statement, so the caller writes it again in a transaction.
 LOG_INTERACTION = f"""
 WITH state AS ({_STATE.format("$17")}
 ), ins AS (
@@ -411,7 +415,10 @@ WITH state AS ({_STATE.format("$17")}
     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1, $15, $15
     WHERE NOT EXISTS (
         SELECT 1 FROM state WHERE merged_into IS NOT NULL OR erased_at IS NOT NULL
-    )
+    ) AND NOT ($25 AND $16 AND EXISTS (
+        SELECT 1 FROM followups WHERE customer_id = $2 AND kind = 'revisit'
+            AND origin = 'cadence' AND status = 'open'
+    ))
     RETURNING id
 ), contact AS (
     INSERT INTO customer_state AS s (customer_id, last_contact_at, next_revisit_at)
@@ -454,8 +461,48 @@ async def record_purchase_row(conn: asyncpg.Connection, *params: Any) -> asyncpg
 
 
 async def log_interaction_rows(conn: asyncpg.Connection, *params: Any) -> list[asyncpg.Record]:
-    """Run `LOG_INTERACTION` with its 24 parameters (see `service.log_interaction`)."""
+    """Run `LOG_INTERACTION` with its 25 parameters (see `service.log_interaction`)."""
     return list(await conn.fetch(LOG_INTERACTION, *params))
+
+
+CUSTOMER_STATE = "SELECT merged_into, erased_at FROM customer_state WHERE customer_id = $1"
+
+
+async def customer_status_on(
+    conn: asyncpg.Connection, customer_id: uuid.UUID, hops: int = MAX_MERGE_HOPS + 1
+) -> tuple[uuid.UUID, datetime | None]:
+    """(survivor id, its erased_at) on a bare connection, following at most `hops` merges: as
+    `customer_status` (`hops` 6), or `resolve_customer` for `hops=MAX_MERGE_HOPS`. For the
+    hot writes' rare cases, which stay on the request's one connection."""
+    current, erased = customer_id, None
+    for _ in range(hops):
+        row = await conn.fetchrow(CUSTOMER_STATE, current)
+        if row is None:
+            return current, None
+        erased = row["erased_at"]
+        if row["merged_into"] is None:
+            return current, erased
+        current = row["merged_into"]
+    row = await conn.fetchrow(CUSTOMER_STATE, current)
+    return current, None if row is None else row["erased_at"]
+
+
+PURCHASE_BY_REF = """
+SELECT id, customer_id, external_ref, occurred_at, amount, cost, margin, currency, status,
+    items::text AS items, refunded_amount, refunded_margin, reporting_currency, fx_rate,
+    reporting_amount, reporting_cost, reporting_margin, version, created_at, updated_at
+FROM purchases WHERE customer_id = $1 AND external_ref = $2
+"""
+
+
+async def purchase_by_ref(
+    conn: asyncpg.Connection, customer_id: uuid.UUID, external_ref: str
+) -> SimpleNamespace | None:
+    """The stored purchase of (customer, external_ref), its columns as attributes, or None."""
+    row = await conn.fetchrow(PURCHASE_BY_REF, customer_id, external_ref)
+    if row is None:
+        return None
+    return SimpleNamespace(**{**row, "items": json.loads(row["items"])})
 
 
 async def insert_events(conn: asyncpg.Connection, rows: str) -> None:
@@ -482,16 +529,6 @@ async def insert_purchase_if_new(session: AsyncSession, values: dict[str, Any]) 
         .returning(Purchase.id)
     )
     return (await session.execute(stmt)).scalar_one_or_none()
-
-
-async def purchase_by_ref(
-    session: AsyncSession, customer_id: uuid.UUID, external_ref: str
-) -> Purchase | None:
-    return await session.scalar(
-        sa.select(Purchase)
-        .where(Purchase.customer_id == customer_id, Purchase.external_ref == external_ref)
-        .execution_options(populate_existing=True)
-    )
 
 
 async def refunds_of(session: AsyncSession, purchase_id: uuid.UUID) -> list[Refund]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import contextlib
 import json
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
@@ -10,6 +11,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from types import SimpleNamespace
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
@@ -73,6 +75,17 @@ async def _writable_customer(ctx: RequestContext, customer_id: uuid.UUID) -> uui
     return survivor
 
 
+async def _writable_customer_on(conn: asyncpg.Connection, customer_id: uuid.UUID) -> uuid.UUID:
+    """`_writable_customer` on the hot writes' bare connection (one connection per request)."""
+    survivor, erased = await repo.customer_status_on(conn, customer_id)
+    if erased is not None:
+        raise Conflict(
+            "The customer's personal data was erased; no new contact records are kept",
+            customer_id=str(survivor),
+        )
+    return survivor
+
+
 async def _insert(ctx: RequestContext, record: Model) -> None:
     """One Core INSERT of a fully built record (the write path skips the ORM unit of work)."""
     model = type(record)
@@ -95,7 +108,12 @@ async def log_interaction(
 ) -> schemas.InteractionRead:
     """The interaction, its event, its audit entry and (for an answered contact) the customer's
     contact state and closed planned revisits, in one statement on the request's connection;
-    the unmasked read model, built from the inputs."""
+    the unmasked read model, built from the inputs.
+
+    Without an Idempotency-Key (whose claimed row must commit with the interaction) that one
+    statement runs in autocommit: atomic by itself, no BEGIN and COMMIT round trips. A write
+    that takes more statements (a merged customer resolved first, or a closed revisit's
+    events) runs in a transaction: the autocommitted statement refuses it, writing nothing."""
     values = data.model_dump(exclude={"customer_id"})
     answered = data.outcome != "no_answer"
     settings = settings_of(ctx)
@@ -107,9 +125,10 @@ async def log_interaction(
         for name in ("contact_person", "subject", "summary")
     }
     fields = [name for name, value in data if value is not None]
-    conn = await ctx.db()
+    keyed = ctx.in_transaction()
+    conn = await ctx.db(transaction=keyed)
 
-    async def write(customer_id: uuid.UUID, resolved: bool) -> list[Any]:
+    async def write(customer_id: uuid.UUID, resolved: bool, alone: bool) -> list[Any]:
         event = InteractionLogged(
             customer_id=customer_id,
             occurred_at=data.occurred_at,
@@ -147,31 +166,43 @@ async def log_interaction(
             settings.cadence_days(None),
             json.dumps([ctx.outbox.row(event)], default=str),
             audit_json(audit),
+            alone,
         )
 
+    async def close_revisits(customer_id: uuid.UUID, rows: list[Any]) -> None:
+        completed = [
+            FollowupCompleted(
+                customer_id=customer_id,
+                occurred_at=now,
+                followup_id=row["id"],
+                kind=row["kind"],
+                due_at=row["due_at"],
+                assignee_id=row["assignee_id"],
+                interaction_id=interaction_id,
+            )
+            for row in rows
+            if row["found"] == "revisit"
+        ]
+        if completed:
+            await repo.insert_events(
+                conn, json.dumps([ctx.outbox.row(e) for e in completed], default=str)
+            )
+
     customer_id = data.customer_id
-    rows = await write(customer_id, resolved=False)
-    if not rows:  # merged or erased, nothing written: the survivor, or an erased one's 409
-        customer_id = await _writable_customer(ctx, customer_id)
-        rows = await write(customer_id, resolved=True)
-    completed = [
-        FollowupCompleted(
-            customer_id=customer_id,
-            occurred_at=now,
-            followup_id=row["id"],
-            kind=row["kind"],
-            due_at=row["due_at"],
-            assignee_id=row["assignee_id"],
-            interaction_id=interaction_id,
-        )
-        for row in rows
-        if row["found"] == "revisit"
-    ]
-    if completed:
-        await repo.insert_events(
-            conn, json.dumps([ctx.outbox.row(e) for e in completed], default=str)
-        )
-    ctx.outbox.written(ctx.session)
+    rows = await write(customer_id, resolved=False, alone=not keyed)
+    if rows:
+        await close_revisits(customer_id, rows)  # none closed when autocommitted alone
+    else:
+        # Nothing written: a merged customer (its survivor), an erased one (409), or a revisit
+        # to close. More than one statement, so in a transaction (the request's, when keyed).
+        async with contextlib.nullcontext() if keyed else conn.transaction():
+            customer_id = await _writable_customer_on(conn, customer_id)
+            rows = await write(customer_id, resolved=True, alone=False)
+            await close_revisits(customer_id, rows)
+    if keyed:
+        ctx.outbox.written(ctx.session)  # the request's commit wakes the relay
+    else:
+        ctx.app_state.relay.wake()  # committed: by the statement, or by its transaction
     return schemas.InteractionRead.model_validate(
         {
             **values,
@@ -379,13 +410,16 @@ async def cadence_state(ctx: RequestContext, customer_id: uuid.UUID) -> Customer
 RATE_PLACES = Decimal("0.00000001")  # as stored (numeric(18, 8)), so events equal reads
 
 
-async def fx_rate(ctx: RequestContext, currency: str, at: datetime) -> tuple[str, Decimal]:
-    """(reporting currency, rate) for `currency` on the UTC date of `at`; 422 without one."""
+async def fx_rate(
+    ctx: RequestContext, currency: str, at: datetime, conn: asyncpg.Connection | None = None
+) -> tuple[str, Decimal]:
+    """(reporting currency, rate) for `currency` on the UTC date of `at`; 422 without one.
+    Read on `conn`, or on the request's transaction."""
     reporting = ctx.settings.reporting_currency
     if currency == reporting:
         return reporting, Decimal(1).quantize(RATE_PLACES)
     day = at.astimezone(UTC).date()
-    rate = await repo.rate_on(await ctx.db(), currency, reporting, day)
+    rate = await repo.rate_on(conn or await ctx.db(), currency, reporting, day)
     if rate is None:
         raise MissingExchangeRate(
             f"No exchange rate from {currency} to {reporting} for {day.isoformat()}: an admin "
@@ -431,8 +465,14 @@ async def record_purchase(ctx: RequestContext, data: schemas.PurchaseCreate) -> 
     """Store a purchase once per (customer, external_ref); (purchase, created).
 
     Converted into the reporting currency at the rate of its date (422 without a rate). The
-    row, its event and its audit entry are one statement on the request's connection."""
-    reporting, rate = await fx_rate(ctx, data.currency, data.occurred_at)
+    row, its event and its audit entry are one statement on the request's connection. Without
+    an Idempotency-Key (whose claimed row must commit with the purchase) it runs in autocommit,
+    atomic by itself: no BEGIN and COMMIT round trips. It is the only statement that writes:
+    the rate, a merged customer's survivor and an existing purchase are reads, and for a merged
+    customer the first run writes nothing."""
+    keyed = ctx.in_transaction()
+    conn = await ctx.db(transaction=keyed)
+    reporting, rate = await fx_rate(ctx, data.currency, data.occurred_at, conn)
     now = ctx.now()
     margin = data.amount - data.cost
     reporting_amount = converted(data.amount, rate)
@@ -462,7 +502,6 @@ async def record_purchase(ctx: RequestContext, data: schemas.PurchaseCreate) -> 
     }
     fields = [name for name, value in data if value is not None]
     items_json = json.dumps(items)
-    conn = await ctx.db()
 
     async def write(customer_id: uuid.UUID, resolved: bool) -> Any:
         values["customer_id"] = customer_id
@@ -508,11 +547,15 @@ async def record_purchase(ctx: RequestContext, data: schemas.PurchaseCreate) -> 
 
     row = await write(data.customer_id, resolved=False)
     if row["merged_into"] is not None:  # nothing written: record it for the survivor
-        row = await write(await repo.resolve_customer(ctx.session, data.customer_id), True)
+        survivor, _ = await repo.customer_status_on(conn, data.customer_id, repo.MAX_MERGE_HOPS)
+        row = await write(survivor, True)
     if row["created"]:
-        ctx.outbox.written(ctx.session)
+        if keyed:
+            ctx.outbox.written(ctx.session)  # the request's commit wakes the relay
+        else:
+            ctx.app_state.relay.wake()  # committed by the statement
         return SimpleNamespace(**values), True  # exactly what was inserted; no read back
-    existing = await repo.purchase_by_ref(ctx.session, values["customer_id"], data.external_ref)
+    existing = await repo.purchase_by_ref(conn, values["customer_id"], data.external_ref)
     assert existing is not None
     if (existing.amount, existing.cost, existing.currency) != (
         data.amount,

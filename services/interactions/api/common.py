@@ -25,6 +25,10 @@ FollowupsReader = Annotated[RequestContext, context("followups:read")]
 FollowupsWriter = Annotated[RequestContext, context("followups:write")]
 PurchasesReader = Annotated[RequestContext, context("purchases:read")]
 PurchasesWriter = Annotated[RequestContext, context("purchases:write")]
+# The hot writes (POST /interactions, POST /purchases): one autocommitted statement, no
+# session unless an Idempotency-Key or a write in a transaction asks for one.
+InteractionsCreator = Annotated[RequestContext, context("interactions:write", lazy=True)]
+PurchasesCreator = Annotated[RequestContext, context("purchases:write", lazy=True)]
 SurveysReader = Annotated[RequestContext, context("surveys:read")]
 SurveysWriter = Annotated[RequestContext, context("surveys:write")]
 

@@ -17,6 +17,7 @@ from services.interactions.api.common import (
     WRITE_ERRORS,
     Cursor,
     CustomerFilter,
+    InteractionsCreator,
     InteractionsReader,
     InteractionsWriter,
     Limit,
@@ -41,7 +42,7 @@ router = APIRouter(prefix="/interactions", tags=["interactions"])
     responses={201: {"headers": ETAG_HEADER}, **WRITE_ERRORS},
 )
 async def log_interaction(
-    ctx: InteractionsWriter,
+    ctx: InteractionsCreator,
     body: schemas.InteractionCreate,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:

@@ -17,6 +17,7 @@ from services.interactions.api.common import (
     Cursor,
     CustomerFilter,
     Limit,
+    PurchasesCreator,
     PurchasesReader,
     PurchasesWriter,
     Since,
@@ -51,7 +52,7 @@ router = APIRouter(prefix="/purchases", tags=["purchases"])
     },
 )
 async def record_purchase(
-    ctx: PurchasesWriter,
+    ctx: PurchasesCreator,
     body: schemas.PurchaseCreate,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:

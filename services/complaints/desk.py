@@ -1,6 +1,6 @@
 """The service desk's rules as data, and the pure logic over them: case types and their
 lifecycles, SLA policies (ordered, first match wins, the settings matrix as the default last),
-routing rules, human references and the outcome sentence of a notice.
+routing rules, reference prefixes and the outcome sentence of a notice.
 
 Nothing here touches the database: `service.py` loads the rows and asks these functions.
 """
@@ -66,11 +66,6 @@ TYPE_NAMES = {
 def lifecycle(case_type: str) -> dict[str, tuple[str, ...]]:
     """The moves allowed from each state of a case of `case_type`."""
     return SUGGESTION_LIFECYCLE if case_type == "suggestion" else LIFECYCLE
-
-
-def reference(case_type: str, year: int, number: int) -> str:
-    """`SR-2026-000123`: the type's prefix, the year of receipt, the per-year sequence."""
-    return f"{REFERENCE_PREFIX[case_type]}-{year}-{number:06d}"
 
 
 def default_outcome(case_type: str, status: str) -> str:

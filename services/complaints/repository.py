@@ -644,8 +644,9 @@ OUTBOX_ROWS = (
 
 # A case, its intake transition, its events and its audit entry: one statement. The reference
 # is numbered here, last, so the counter row (locked until commit: no gaps, no repeats) is held
-# for this statement and the commit only; it is `desk.reference`'s format, written into the
-# case and into the events that carry a `reference`.
+# for this statement and the commit only. The format (`SR-2026-000123`: the type's prefix from
+# `desk.REFERENCE_PREFIX`, the year of receipt, the per-year sequence in at least six digits)
+# is made here alone, written into the case and into the events that carry a `reference`.
 REGISTER_CASE = f"""
 WITH n AS (
     INSERT INTO reference_counters (prefix, year, last)

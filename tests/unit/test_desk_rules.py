@@ -64,9 +64,7 @@ def test_routing_takes_the_first_matching_rule_or_none() -> None:
     assert desk.route(rules, {**CASE, "subtype": "other", "tier": "C"}) is None
 
 
-def test_references_lifecycles_and_notices() -> None:
-    assert desk.reference("service_request", 2026, 123) == "SR-2026-000123"
-    assert desk.reference("claim", 2027, 1) == "CL-2027-000001"
+def test_lifecycles_and_notices() -> None:
     assert desk.lifecycle("suggestion")["acknowledged"] == ("accepted", "declined")
     assert desk.lifecycle("claim")["received"] == ("acknowledged",)
     assert desk.default_outcome("suggestion", "declined") == "declined"

@@ -76,10 +76,13 @@ async def _run(
 def _emit_sql(contract: type[Any], source_rows: str, data: str, where: str) -> str:
     """INSERT INTO outbox ... SELECT: events built in SQL with the contract's type and topic.
 
-    Never about an erased customer's anonymous row: nothing is published about it."""
+    Never about an erased customer's anonymous row: nothing is published about it. Event ids
+    are time-ordered (UUIDv7, PostgreSQL 18): a re-rank writes up to three events per customer,
+    and random ids scattered those inserts over the whole unique index on `event_id` (a page
+    read and dirtied per event at millions of rows); ordered ones append to its right edge."""
     return f"""
         INSERT INTO outbox (event_id, type, source, subject, partition_key, topic, time, data)
-        SELECT gen_random_uuid(), '{contract.event_type()}', '{SOURCE}', customer_id::text,
+        SELECT uuidv7(), '{contract.event_type()}', '{SOURCE}', customer_id::text,
                customer_id::text, '{contract.topic}', CAST(:as_of AS timestamptz),
                jsonb_build_object('customer_id', customer_id,
                                   'occurred_at', CAST(:as_of AS timestamptz), {data})
@@ -211,7 +214,8 @@ LIFECYCLE_CTES = """
 d AS (
     SELECT customer_id, lifecycle_stage AS old_stage, churn_score AS old_score,
            churn_level AS old_level, churn_reasons AS old_reasons,
-           purchases_total, purchase_count, dissatisfied_recent, complaints_open,
+           lifecycle_next_at AS old_next_at, last_purchase_at, purchases_total, purchase_count,
+           dissatisfied_recent, complaints_open,
            sla_breaches_recent, revenue_recent, revenue_prior, last_contact_at,
            extract(epoch FROM (CAST(:as_of AS timestamptz) - last_purchase_at)) / 86400.0
                AS idle_days,
@@ -224,10 +228,13 @@ d AS (
     WHERE merged_into IS NULL {f}
 ),
 k AS MATERIALIZED (
-    SELECT *, idle_days / interval_days AS idle_ratio FROM d
+    SELECT *, idle_days / interval_days AS idle_ratio,
+           -- Idle days a second ago: an instant within a second of a threshold (float
+           -- rounding) counts as before it, so the threshold stays ahead (`next_at`).
+           idle_days - 1 / 86400.0 AS idle_before FROM d
 ),
 calc AS MATERIALIZED (
-    SELECT customer_id, old_stage, old_score, old_level, old_reasons,
+    SELECT customer_id, old_stage, old_score, old_level, old_reasons, old_next_at,
         CASE WHEN purchases_total = 0 THEN 'prospect'
              WHEN idle_ratio > :churned_factor THEN 'churned'
              WHEN idle_ratio > :at_risk_factor THEN 'at_risk'
@@ -267,7 +274,27 @@ calc AS MATERIALIZED (
             CASE WHEN purchases_total > 0
                   AND (last_contact_at IS NULL OR last_contact_at <= :recent_start) THEN
                 format('no contact in the last %s days', CAST(:recent_days AS int)) END
-        ]::text[], NULL) AS reasons
+        ]::text[], NULL) AS reasons,
+        -- From when time alone can change stage, score or reasons (the other inputs are
+        -- facts, which change only with events or window edges): the idle ratio passing 1,
+        -- the at-risk or churned factor; past 1, the whole idle days and the ratio's first
+        -- decimal in the reason text; the last contact leaving the recent days. A second
+        -- early; 'infinity' without a purchase. The re-rank recomputes only customers past it.
+        CASE WHEN purchases_total = 0 THEN CAST('infinity' AS timestamptz) ELSE coalesce(least(
+            last_purchase_at + make_interval(secs => 86400 * least(
+                CASE WHEN interval_days > idle_before THEN interval_days END,
+                CASE WHEN interval_days * :at_risk_factor > idle_before
+                     THEN interval_days * :at_risk_factor END,
+                CASE WHEN interval_days * :churned_factor > idle_before
+                     THEN interval_days * :churned_factor END,
+                CASE WHEN idle_before >= interval_days THEN floor(idle_before) + 1 END,
+                CASE WHEN idle_before >= interval_days
+                     THEN (floor(idle_before / interval_days * 10 + 0.5) + 0.5) / 10
+                          * interval_days END)),
+            CASE WHEN last_contact_at + make_interval(secs => 86400 * :recent_days)
+                      > CAST(:as_of AS timestamptz) - interval '1 second'
+                 THEN last_contact_at + make_interval(secs => 86400 * :recent_days) END
+        ) - interval '1 second', CAST('infinity' AS timestamptz)) END AS next_at
     FROM k
 ),
 leveled AS MATERIALIZED (
@@ -284,11 +311,11 @@ LIFECYCLE_AND_CHURN = (
 changed AS (
     UPDATE customer_facts f
     SET lifecycle_stage = l.stage, churn_score = l.score, churn_level = l.level,
-        churn_reasons = l.reasons
+        churn_reasons = l.reasons, lifecycle_next_at = l.next_at
     FROM leveled l
     WHERE f.customer_id = l.customer_id
-      AND (l.old_stage, l.old_score, l.old_level, l.old_reasons)
-          IS DISTINCT FROM (l.stage, l.score, l.level, l.reasons)
+      AND (l.old_stage, l.old_score, l.old_level, l.old_reasons, l.old_next_at)
+          IS DISTINCT FROM (l.stage, l.score, l.level, l.reasons, l.next_at)
     RETURNING l.customer_id, l.stage, l.old_stage, l.score, l.old_score, l.level, l.reasons,
               f.erased
 ),
@@ -345,7 +372,9 @@ ranked AS (
     SELECT customer_id, contribution, tier AS old_tier,
            coalesce(sum(greatest(contribution, 0)) OVER (
                w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before,
-           sum(greatest(contribution, 0)) OVER () AS total
+           -- The total once (an InitPlan), not a window over all rows kept in memory.
+           (SELECT sum(greatest(contribution, 0)) FROM {source} WHERE merged_into IS NULL)
+               AS total
     FROM {source}
     WHERE merged_into IS NULL
     WINDOW w AS (ORDER BY contribution DESC, customer_id ASC)
@@ -404,18 +433,23 @@ async def rank_abc(db: Executor, clock: Clock, settings: Settings) -> int:
 RFM_CTES = """
 base AS (
     SELECT customer_id, purchase_count AS frequency, revenue AS monetary,
+           rfm_recency_days AS old_recency, rfm_r AS old_r, rfm_f AS old_f, rfm_m AS old_m,
+           rfm_segment AS old_segment,
            floor(extract(epoch FROM (CAST(:as_of AS timestamptz) - last_purchase_at))
                  / 86400)::int AS recency
     FROM {source}
     WHERE merged_into IS NULL AND last_purchase_at IS NOT NULL
 ),
+buyers AS (
+    SELECT count(*) AS n FROM {source} WHERE merged_into IS NULL AND last_purchase_at IS NOT NULL
+),
 scored AS (
     -- rank() is the position of the first of a run of ties: ties share the lowest score.
-    SELECT customer_id, recency,
-           (5 * (rank() OVER (ORDER BY recency DESC) - 1) / count(*) OVER () + 1)::int AS r,
-           (5 * (rank() OVER (ORDER BY frequency) - 1) / count(*) OVER () + 1)::int AS f,
-           (5 * (rank() OVER (ORDER BY monetary) - 1) / count(*) OVER () + 1)::int AS m
-    FROM base
+    SELECT customer_id, recency, old_recency, old_r, old_f, old_m, old_segment,
+           (5 * (rank() OVER (ORDER BY recency DESC) - 1) / buyers.n + 1)::int AS r,
+           (5 * (rank() OVER (ORDER BY frequency) - 1) / buyers.n + 1)::int AS f,
+           (5 * (rank() OVER (ORDER BY monetary) - 1) / buyers.n + 1)::int AS m
+    FROM base CROSS JOIN buyers
 ),
 segmented AS (
     SELECT *, CASE WHEN r >= 4 AND f >= 4 AND m >= 4 THEN 'champions'

@@ -85,6 +85,9 @@ class CustomerFacts(Model):
     churn_score: Mapped[int | None] = mapped_column(sa.SmallInteger)
     churn_level: Mapped[str | None] = mapped_column(sa.Text)
     churn_reasons: Mapped[list[str] | None] = mapped_column(ARRAY(sa.Text))
+    # From when time alone can change lifecycle_stage or churn risk (null: not known yet);
+    # the steady re-rank recomputes those only for customers past it (migration 0011).
+    lifecycle_next_at: Mapped[datetime | None] = mapped_column(TS)
 
     __table_args__ = (
         sa.Index("ix_customer_facts_rank", sa.text("contribution DESC"), "customer_id"),

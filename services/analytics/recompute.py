@@ -69,7 +69,14 @@ FACT_COLUMNS = (
     "dissatisfied_recent",
 )
 # Per customer: a consumer batch computes these too, so a batch's newer values win.
-OWN_COLUMNS = (*FACT_COLUMNS, "lifecycle_stage", "churn_score", "churn_level", "churn_reasons")
+OWN_COLUMNS = (
+    *FACT_COLUMNS,
+    "lifecycle_stage",
+    "churn_score",
+    "churn_level",
+    "churn_reasons",
+    "lifecycle_next_at",
+)
 # Global ranks: only the re-rank computes them.
 RANK_COLUMNS = ("tier", "rfm_recency_days", "rfm_r", "rfm_f", "rfm_m", "rfm_segment")
 ALL_COLUMNS = (*OWN_COLUMNS, *RANK_COLUMNS)
@@ -94,52 +101,123 @@ _FRESH = {
 
 
 def _stage_sql(incremental: bool) -> str:
-    """Incremental: facts are recomputed only for `:ids` (the customers whose facts may have
-    changed since the last run); everyone else keeps the facts stored, which consumer
-    batches keep current. Lifecycle, churn risk, ABC and RFM are always computed for all."""
+    """The customers whose values differ from the stored ones, with their new row.
+
+    Incremental: facts are recomputed only for `:ids` (the customers whose facts may have
+    changed since the last run); everyone else keeps the facts stored, which consumer batches
+    keep current. Lifecycle and churn risk are computed only for those and for the customers
+    whose `lifecycle_next_at` has passed (time alone moves nobody else's); the others keep
+    theirs. ABC and RFM are global ranks, computed for all over narrow rows (ids, measures and
+    the stored ranks to compare with). Only the customers for whom something differs are
+    assembled into full rows (by primary key); a value that did not change is the stored one.
+    A full run computes everything for everyone."""
     if incremental:
         facts = FACTS_CTES.format(
             f=" AND customer_id = ANY(:ids)",
             rf=" AND rf.customer_id = ANY(:ids)",
             sv=" AND sv.customer_id = ANY(:ids)",
         )
+        due = (
+            "WHERE x.customer_id IS NOT NULL OR f.lifecycle_next_at IS NULL "
+            "OR f.lifecycle_next_at <= CAST(:as_of AS timestamptz)"
+        )
+        # Each candidate's stored row through the primary key (OFFSET 0 keeps it a nested
+        # loop: the planner cannot count the candidates and would hash the whole table).
+        rows = """(
+    SELECT customer_id FROM fresh
+    UNION SELECT customer_id FROM life_changes
+    UNION SELECT customer_id FROM tier_changes
+    UNION SELECT customer_id FROM rfm_changes
+    UNION SELECT customer_id FROM cur
+    WHERE (merged_into IS NOT NULL AND tier IS NOT NULL)
+       OR ((merged_into IS NOT NULL OR last_purchase_at IS NULL)
+           AND (rfm_recency_days, rfm_r, rfm_f, rfm_m, rfm_segment)
+               IS DISTINCT FROM (NULL, NULL, NULL, NULL, NULL))
+) k
+CROSS JOIN LATERAL (
+    SELECT *, xmin AS row_xid FROM customer_facts WHERE customer_id = k.customer_id OFFSET 0
+) f"""
     else:
         facts = FACTS_CTES.format(f="", rf="", sv="")
-    cur_columns = ", ".join(
-        f"CASE WHEN x.customer_id IS NULL THEN f.{col} ELSE x.{fresh} END AS {col}"
-        for col, fresh in _FRESH.items()
+        due = ""
+        rows = "(SELECT *, xmin AS row_xid FROM customer_facts) f"
+
+    def fact(col: str) -> str:
+        return f"CASE WHEN x.customer_id IS NULL THEN f.{col} ELSE x.{_FRESH[col]} END"
+
+    def life(col: str, new: str) -> str:
+        return f"CASE WHEN l.customer_id IS NULL THEN f.{col} ELSE l.{new} END"
+
+    def rfm(col: str, new: str) -> str:
+        return (
+            f"CASE WHEN f.merged_into IS NOT NULL OR ({fact('last_purchase_at')}) IS NULL "
+            f"THEN NULL WHEN g.customer_id IS NULL THEN f.{col} ELSE g.{new} END"
+        )
+
+    values = {
+        **{col: fact(col) for col in FACT_COLUMNS},
+        "lifecycle_stage": life("lifecycle_stage", "stage"),
+        "churn_score": life("churn_score", "score"),
+        "churn_level": life("churn_level", "level"),
+        "churn_reasons": life("churn_reasons", "reasons"),
+        "lifecycle_next_at": life("lifecycle_next_at", "next_at"),
+        "tier": "CASE WHEN f.merged_into IS NOT NULL THEN NULL "
+        "WHEN t.customer_id IS NULL THEN f.tier ELSE t.tier END",
+        "rfm_recency_days": rfm("rfm_recency_days", "recency"),
+        "rfm_r": rfm("rfm_r", "r"),
+        "rfm_f": rfm("rfm_f", "f"),
+        "rfm_m": rfm("rfm_m", "m"),
+        "rfm_segment": rfm("rfm_segment", "segment"),
+    }
+    assert set(values) == set(ALL_COLUMNS)
+    life_columns = ", ".join(f"{fact(col)} AS {col}" for col in FACT_COLUMNS)
+    rank_measures = ", ".join(
+        f"{fact(col)} AS {col}"
+        for col in ("contribution", "revenue", "purchase_count", "last_purchase_at")
     )
     old = ", ".join(f"f.{c}" for c in ALL_COLUMNS)
-    new = ", ".join(f"n.{c}" for c in ALL_COLUMNS)
+    new = ", ".join(values[c] for c in ALL_COLUMNS)
+    selected = ",\n       ".join(f"{values[c]} AS {c}" for c in ALL_COLUMNS)
     return f"""
 CREATE TEMP TABLE {STAGE} AS
 {facts},
-cur AS (
-    SELECT f.customer_id, f.merged_into, f.lifecycle_stage, f.churn_score, f.churn_level,
-           f.churn_reasons, f.tier, {cur_columns}
+cur AS MATERIALIZED (
+    SELECT f.customer_id, f.merged_into, {rank_measures},
+           f.tier, f.rfm_recency_days, f.rfm_r, f.rfm_f, f.rfm_m, f.rfm_segment
     FROM customer_facts f LEFT JOIN fresh x ON x.customer_id = f.customer_id
 ),
-{LIFECYCLE_CTES.format(source="cur", f="")},
+life AS (
+    SELECT f.customer_id, f.merged_into, f.lifecycle_stage, f.churn_score, f.churn_level,
+           f.churn_reasons, f.lifecycle_next_at, {life_columns}
+    FROM customer_facts f LEFT JOIN fresh x ON x.customer_id = f.customer_id
+    {due}
+),
+{LIFECYCLE_CTES.format(source="life", f="")},
 {ABC_CTES.format(source="cur")},
 {RFM_CTES.format(source="cur")},
-n AS (
-    SELECT c.customer_id, {", ".join(f"c.{col}" for col in FACT_COLUMNS)},
-           coalesce(l.stage, c.lifecycle_stage) AS lifecycle_stage,
-           CASE WHEN l.customer_id IS NULL THEN c.churn_score ELSE l.score END AS churn_score,
-           CASE WHEN l.customer_id IS NULL THEN c.churn_level ELSE l.level END AS churn_level,
-           CASE WHEN l.customer_id IS NULL THEN c.churn_reasons ELSE l.reasons END
-               AS churn_reasons,
-           t.tier, g.recency AS rfm_recency_days, g.r AS rfm_r, g.f AS rfm_f, g.m AS rfm_m,
-           g.segment AS rfm_segment
-    FROM cur c
-    LEFT JOIN leveled l ON l.customer_id = c.customer_id
-    LEFT JOIN tiered t ON t.customer_id = c.customer_id
-    LEFT JOIN segmented g ON g.customer_id = c.customer_id
+life_changes AS MATERIALIZED (
+    SELECT * FROM leveled
+    WHERE (old_stage, old_score, old_level, old_reasons, old_next_at)
+          IS DISTINCT FROM (stage, score, level, reasons, next_at)
+),
+tier_changes AS MATERIALIZED (
+    SELECT customer_id, tier FROM tiered WHERE tier IS DISTINCT FROM old_tier
+),
+rfm_changes AS MATERIALIZED (
+    SELECT customer_id, recency, r, f, m, segment FROM segmented
+    WHERE (old_recency, old_r, old_f, old_m, old_segment)
+          IS DISTINCT FROM (recency, r, f, m, segment)
 )
-SELECT n.*, f.xmin::text::bigint AS row_xmin
-FROM n JOIN customer_facts f ON f.customer_id = n.customer_id
+SELECT f.customer_id,
+       {selected},
+       f.row_xid::text::bigint AS row_xmin
+FROM {rows}
+LEFT JOIN fresh x ON x.customer_id = f.customer_id
+LEFT JOIN life_changes l ON l.customer_id = f.customer_id
+LEFT JOIN tier_changes t ON t.customer_id = f.customer_id
+LEFT JOIN rfm_changes g ON g.customer_id = f.customer_id
 WHERE ({old}) IS DISTINCT FROM ({new})
-   OR (f.facts_at IS NULL AND n.customer_id IN (SELECT customer_id FROM fresh))
+   OR (f.facts_at IS NULL AND x.customer_id IS NOT NULL)
 """
 
 
@@ -174,9 +252,12 @@ WHERE (occurred_at > :prev_recent_start AND occurred_at <= :recent_start)
 def _apply_sql(chunk_filter: str) -> str:
     """Apply one chunk of the stage; tier, lifecycle and churn events for actual changes.
 
-    `chunk_filter` (on `{c}`, the customer id) bounds the stage and `customer_facts` alike,
-    so each chunk reads only its own rows through the primary key: joined by the ids alone,
-    the planner scanned the whole table for every chunk (quadratic at a million)."""
+    `chunk_filter` (on `{c}`, the customer id) bounds the stage, so each chunk
+    reads only its own rows: joined by the ids alone, the planner scanned the whole table for
+    every chunk (quadratic at a million). The rows are locked one by one through the primary
+    key in id order (a lateral lookup per staged customer): a steady run's few differing
+    customers are spread over the whole id space, and a range scan read a third of the table
+    per chunk."""
     own = ",\n        ".join(
         f"{c} = CASE WHEN w.fresh THEN w.{c} ELSE f.{c} END" for c in OWN_COLUMNS
     )
@@ -205,17 +286,19 @@ WITH chunk AS (
     SELECT * FROM {STAGE} WHERE {chunk_filter.format(c="customer_id")}
 ),
 locked AS (
-    SELECT f.customer_id, f.xmin::text::bigint AS cur_xmin, f.tier AS old_tier,
-           f.lifecycle_stage AS old_stage, f.churn_score AS old_score,
-           f.contribution AS old_contribution
-    FROM customer_facts f
-    WHERE {chunk_filter.format(c="f.customer_id")}
-      AND f.customer_id IN (SELECT customer_id FROM chunk)
-    ORDER BY f.customer_id
-    FOR UPDATE SKIP LOCKED
+    SELECT f.* FROM (SELECT customer_id FROM chunk ORDER BY customer_id) k
+    CROSS JOIN LATERAL (
+        SELECT f.customer_id, f.ctid AS row_ctid, f.xmin::text::bigint AS cur_xmin,
+               f.tier AS old_tier,
+               f.lifecycle_stage AS old_stage, f.churn_score AS old_score,
+               f.contribution AS old_contribution
+        FROM customer_facts f
+        WHERE f.customer_id = k.customer_id
+        FOR UPDATE SKIP LOCKED
+    ) f
 ),
-w AS (
-    SELECT s.*, l.old_tier, l.old_stage, l.old_score, l.old_contribution,
+w AS MATERIALIZED (
+    SELECT s.*, l.row_ctid, l.old_tier, l.old_stage, l.old_score, l.old_contribution,
            l.cur_xmin = s.row_xmin AS fresh
     FROM chunk s JOIN locked l ON l.customer_id = s.customer_id
 ),
@@ -223,8 +306,8 @@ changed AS (
     UPDATE customer_facts f SET
         {own},
         {ranks}
-    FROM w
-    WHERE {chunk_filter.format(c="f.customer_id")} AND f.customer_id = w.customer_id
+    FROM w  -- the row version locked above (a locked row cannot move): one TID scan each
+    WHERE f.customer_id = w.customer_id AND f.ctid = w.row_ctid
     RETURNING w.customer_id, w.fresh, f.erased, w.tier, w.old_tier,
               CASE WHEN w.fresh THEN w.contribution ELSE w.old_contribution END AS contribution,
               w.lifecycle_stage AS stage, w.old_stage, w.churn_score AS score, w.old_score,
@@ -351,6 +434,17 @@ async def _boundaries(db: Db, chunk: int) -> list[uuid.UUID | None]:
     return [*rows.scalars(), None]
 
 
+async def _chunk_settings(db: Db, settings: Settings) -> None:
+    """A chunk's transaction: room to sort and hash its rows in memory, and an asynchronous
+    commit. Safe to lose in a crash: a chunk's rows and its events commit (or vanish)
+    together, and whatever a lost chunk applied is derived again by the next run (its ranks are
+    global, its customers' lifecycle stays due and their facts dirty, since `last_run_at` moves
+    only in the synchronous commit that ends the run and flushes every earlier chunk too)."""
+    await db.execute(sa.text(f"SET LOCAL work_mem = '{settings.rerank_work_mem}'"))
+    await db.execute(sa.text("SET LOCAL synchronous_commit = off"))
+    await db.execute(sa.text("SET LOCAL enable_seqscan = off"))
+
+
 async def _apply_range(
     db: Db, clock: Clock, after: uuid.UUID, upto: uuid.UUID | None, tally: _Tally
 ) -> list[uuid.UUID]:
@@ -434,6 +528,7 @@ async def rerank_concurrently(
                 after = NIL
                 for upto in bounds:
                     async with conn.begin():
+                        await _chunk_settings(conn, settings)
                         skipped += await _apply_range(conn, clock, after, upto, tally)
                     after = upto or after
                 for _ in range(settings.rerank_retries):
@@ -441,6 +536,7 @@ async def rerank_concurrently(
                         break
                     await asyncio.sleep(settings.rerank_retry_delay_s)
                     async with conn.begin():
+                        await _chunk_settings(conn, settings)
                         skipped = await _apply_ids(conn, clock, skipped, tally)
             duration_ms = int((time.perf_counter() - started) * 1000)
             async with conn.begin():

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from services.analytics.config import Settings
+from services.analytics.metrics_sql import LIFECYCLE_CTES, Clock
 from shared.contracts.analytics import CustomerChurnRiskChanged, CustomerLifecycleChanged
 from shared.contracts.customers import CustomerDimensions, CustomerMerged, CustomerUpdated
 from shared.db import create_engine
@@ -96,6 +97,62 @@ async def test_lifecycle_stages_and_churn_scores(analytics_db: AnalyticsDb) -> N
     facts = await analytics_db.facts()
     assert facts[repeat].lifecycle_stage == "at_risk"
     assert (await analytics_db.rerank(as_of=days_ago(-40))).lifecycle_events == 0
+
+
+async def test_steady_reranks_equal_computing_everyone(fresh_database: Any) -> None:
+    """Between full runs the re-rank computes lifecycle and churn risk only for customers whose
+    facts changed or whose `lifecycle_next_at` passed; after every run of a series stepping
+    through half a year (fractions of days and whole weeks), each customer's stage, score,
+    level and reasons equal a computation for everyone at that instant."""
+    url = await fresh_database("analytics")
+    settings = analytics_settings(url, rerank_full_every_s=10**9)
+    db = AnalyticsDb(settings, create_engine(settings))
+    rng = random.Random(13)
+    events = []
+    for customer in ids(40):
+        events.append(created(customer))
+        for _ in range(rng.choice([0, 1, 1, 2, 3, 5])):
+            events.append(purchase(customer, "10", at=days_ago(rng.uniform(0, 120))))
+        if rng.random() < 0.5:
+            events.append(interaction(customer, "phone", at=days_ago(rng.uniform(0, 80))))
+    try:
+        await db.apply(events)
+        await db.rerank()  # the full run every later one builds on
+        offset = 0.0
+        for step in [0.3, 0.45, 1, 2.5, 7, 7, 0.01, 13.7, 30, 30, 45, 60]:
+            offset += step
+            as_of = days_ago(-offset)
+            await db.rerank(as_of=as_of)
+            stored = {
+                r.customer_id: (r.lifecycle_stage, r.churn_score, r.churn_level, r.churn_reasons)
+                for r in await db.rows("SELECT * FROM customer_facts WHERE merged_into IS NULL")
+            }
+            assert stored == await _everyone(db, as_of), f"{offset} days on"
+    finally:
+        await db.engine.dispose()
+
+
+async def _everyone(db: AnalyticsDb, as_of: Any) -> dict[Any, Any]:
+    """Lifecycle and churn risk of every customer at `as_of`, from the stored facts."""
+    settings = db.settings
+    params = {
+        **Clock.at(as_of, settings).params(),
+        "min_interval": settings.min_purchase_interval_days,
+        "default_interval": settings.default_purchase_interval_days,
+        "churned_factor": settings.churned_factor,
+        "at_risk_factor": settings.at_risk_factor,
+        "loyal_min": settings.loyal_min_purchases,
+        "recent_days": settings.recent_days,
+        "high_from": settings.churn_high_from,
+        "medium_from": settings.churn_medium_from,
+    }
+    sql = (
+        "WITH "
+        + LIFECYCLE_CTES.format(source="customer_facts", f="")
+        + " SELECT customer_id, stage, score, level, reasons FROM leveled"
+    )
+    rows = await db.rows(sql, **params)
+    return {r.customer_id: (r.stage, r.score, r.level, r.reasons) for r in rows}
 
 
 def _scenario() -> list[Any]:

@@ -439,7 +439,10 @@ async def _chunk_settings(db: Db, settings: Settings) -> None:
     commit. Safe to lose in a crash: a chunk's rows and its events commit (or vanish)
     together, and whatever a lost chunk applied is derived again by the next run (its ranks are
     global, its customers' lifecycle stays due and their facts dirty, since `last_run_at` moves
-    only in the synchronous commit that ends the run and flushes every earlier chunk too)."""
+    only in the synchronous commit that ends the run and flushes every earlier chunk too). The
+    relay may publish a chunk's events in the moment before its commit is flushed; if that
+    commit is then lost, the next run publishes the same changes again under new ids, which
+    consumers apply as the same values: never a change lost, at worst one told twice."""
     await db.execute(sa.text(f"SET LOCAL work_mem = '{settings.rerank_work_mem}'"))
     await db.execute(sa.text("SET LOCAL synchronous_commit = off"))
     await db.execute(sa.text("SET LOCAL enable_seqscan = off"))

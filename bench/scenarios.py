@@ -386,7 +386,8 @@ async def analytics_pipeline_and_tiers(report: Report, env: dict[str, str]) -> N
             ">= 25,000 events/s",
             drain["analytics_drain_events_per_s"] >= 25_000,
             note=f"{drain['events']} events; raw consume in that run "
-            f"{drain['raw_consume_events_per_s']:,} msg/s",
+            f"{drain['raw_consume_events_per_s']:,} msg/s; Python CPU "
+            f"{drain.get('python_cpu_us_per_event', '?')} us/event",
         )
     )
     for tier in data["tier_recompute"]:

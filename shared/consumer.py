@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from contextvars import ContextVar
 from typing import Any, NamedTuple
 
+import orjson
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -78,18 +79,21 @@ async def claim(
     """
     if not events:
         return set()
-    # Arrays through unnest: one cached statement whatever the batch size (a multi-row
-    # VALUES is compiled anew for every batch size, which cost more than the insert).
+    # Two JSON arrays expanded side by side: one cached statement whatever the batch size (a
+    # multi-row VALUES is compiled anew for every batch size, which cost more than the
+    # insert), and one text parameter each (asyncpg encodes an array parameter's elements
+    # one by one in Python).
     statement = sa.text(
         f"INSERT INTO {inbox.name} (consumer, event_id, type) "
         "SELECT :consumer, u.event_id, u.type "
-        "FROM unnest(CAST(:ids AS text[]), CAST(:types AS text[])) AS u(event_id, type) "
+        "FROM ROWS FROM (json_array_elements_text(CAST(:ids AS json)), "
+        "json_array_elements_text(CAST(:types AS json))) AS u(event_id, type) "
         f"ON CONFLICT DO NOTHING RETURNING {inbox.name}.event_id"
     )
     params = {
         "consumer": consumer,
-        "ids": [e.id for e in events],
-        "types": [e.type for e in events],
+        "ids": orjson.dumps([e.id for e in events]).decode(),
+        "types": orjson.dumps([e.type for e in events]).decode(),
     }
     return set((await session.execute(statement, params)).scalars())
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Headers = list[tuple[str, bytes]]
 _REQUIRED = ("id", "source", "type", "specversion")
+_REQUIRED_SET = frozenset(_REQUIRED)
 
 
 class CloudEvent(BaseModel):
@@ -69,6 +70,15 @@ class CloudEvent(BaseModel):
         object.__setattr__(self, "_payload", payload)
 
 
+# The binary-mode headers of the envelope's attributes (any other `ce_*` is an extension).
+_HEADER_ATTRS = {
+    **{f"ce_{name}": name for name in CloudEvent.model_fields if name != "datacontenttype"},
+    "content-type": "datacontenttype",
+}
+# The model's validator without `model_validate`'s Python wrapper (a consumer calls it per record).
+_validate_envelope = CloudEvent.__pydantic_validator__.validate_python
+
+
 def to_kafka(event: CloudEvent) -> tuple[bytes | None, bytes, Headers]:
     """Binary content mode: (key, value, headers)."""
     headers: Headers = [
@@ -99,18 +109,20 @@ def from_kafka(value: bytes | None, headers: Any, *, decode_data: bool = True) -
     fails there, not here)."""
     attrs: dict[str, Any] = {}
     for name, raw in headers or ():
-        if name.startswith("ce_"):
-            attrs[name[3:]] = raw.decode()
-        elif name == "content-type":
-            attrs["datacontenttype"] = raw.decode()
-    missing = [a for a in _REQUIRED if a not in attrs]
-    if missing:
+        attr = _HEADER_ATTRS.get(name)
+        if attr is None:
+            if not name.startswith("ce_"):
+                continue
+            attr = name[3:]  # an extension attribute
+        attrs[attr] = raw.decode()
+    if not _REQUIRED_SET <= attrs.keys():
+        missing = [a for a in _REQUIRED if a not in attrs]
         raise MalformedEvent(
             f"missing CloudEvents headers: {', '.join('ce_' + m for m in missing)}"
         )
     if not decode_data:
         try:
-            event = CloudEvent.model_validate(attrs)
+            event = _validate_envelope(attrs)
         except ValueError as exc:
             raise MalformedEvent(str(exc)) from exc
         object.__setattr__(event, "_raw_data", value or b"{}")

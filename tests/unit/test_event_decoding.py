@@ -81,3 +81,29 @@ def test_invalid_payload_is_left_for_the_batch_to_fail_on() -> None:
     assert event.payload is None
     with pytest.raises(ValidationError):
         parse([event])
+
+
+@pytest.mark.parametrize("decode_data", [False, True])
+def test_record_names_its_missing_headers_and_keeps_extension_attributes(
+    decode_data: bool,
+) -> None:
+    value, headers = _record()
+    without_source = [(n, v) for n, v in headers if n != "ce_source"]
+    with pytest.raises(MalformedEvent, match=r"^missing CloudEvents headers: ce_source$"):
+        from_kafka(value, without_source, decode_data=decode_data)
+
+    event = from_kafka(
+        value,
+        [*headers, ("ce_traceparent", b"00-abc-01"), ("x-other", b"1")],
+        decode_data=decode_data,
+    )
+    assert event.model_extra == {"traceparent": "00-abc-01"}
+    assert event.source == "/kehu/interactions"
+
+
+@pytest.mark.parametrize("decode_data", [False, True])
+def test_record_with_a_bad_envelope_attribute_is_malformed(decode_data: bool) -> None:
+    value, headers = _record()
+    bad_version = [(n, b"0.3" if n == "ce_specversion" else v) for n, v in headers]
+    with pytest.raises(MalformedEvent):
+        from_kafka(value, bad_version, decode_data=decode_data)

@@ -89,6 +89,7 @@ async def bench_drain(n: int) -> dict[str, Any]:
     from services.analytics.config import Settings
     from services.analytics.models import inbox
     from services.analytics.projection import EVENT_TYPES, handle_batch, validate_ahead
+    from shared.app import settle_heap
     from shared.consumer import ConsumerRunner
     from shared.db import create_engine
     from shared.events.envelope import to_kafka
@@ -150,6 +151,7 @@ async def bench_drain(n: int) -> dict[str, Any]:
         raw_data=True,
         prepare=validate_ahead,
     )
+    settle_heap()  # as the analytics service does once it has started
     runner.start()
     try:
         first_at: float | None = None

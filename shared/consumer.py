@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
@@ -41,8 +40,6 @@ BatchHandler = Callable[[AsyncSession, list[CloudEvent]], Awaitable[None]]
 # before it is in the database. It must not touch the database nor fail: an event it cannot
 # prepare is left as it is, for the batch handler to fail on.
 BatchPrepare = Callable[[list[CloudEvent]], None]
-# Allocations between young garbage collections (Python's default is 700).
-GC_YOUNG_THRESHOLD = 20_000
 # Records decoded per step of the read-ahead, between which the batch in the database resumes.
 DECODE_STEP = 500
 
@@ -148,14 +145,6 @@ class ConsumerRunner:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        # The cyclic garbage collector cost the analytics drain a quarter of its CPU: a batch's
-        # tens of thousands of objects (records, events, rows) live through many young
-        # collections and set off a full one about once a batch, which walked every object
-        # startup built (modules, schemas, metadata) as well. Those are frozen (never garbage),
-        # and young collections wait for a batch's worth of new objects.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(max(gc.get_threshold()[0], GC_YOUNG_THRESHOLD))
         self._task = asyncio.create_task(self._run(), name=f"consumer-{self.group_id}")
 
     async def stop(self) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -12,6 +14,19 @@ from pydantic import BaseModel, ConfigDict, Field
 Headers = list[tuple[str, bytes]]
 _REQUIRED = ("id", "source", "type", "specversion")
 _REQUIRED_SET = frozenset(_REQUIRED)
+
+
+def uuid7() -> uuid.UUID:
+    """An RFC 9562 version 7 UUID: 48 bits of Unix milliseconds, then 74 random bits.
+
+    Event ids made later sort later, so the indexes keyed by them (the outbox's `event_id`,
+    every consumer's inbox) grow at their right edge instead of at a random page each: fewer
+    pages dirtied per batch, fewer full-page images in the WAL. Still unique without
+    coordination (74 random bits per millisecond) and still a plain UUID to every reader."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = value & ~(0xF << 76) | 0x7 << 76  # version 7
+    value = value & ~(0x3 << 62) | 0x2 << 62  # the RFC variant
+    return uuid.UUID(int=value)
 
 
 class CloudEvent(BaseModel):
@@ -37,7 +52,7 @@ class CloudEvent(BaseModel):
     )
 
     specversion: Literal["1.0"] = "1.0"
-    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = Field(default_factory=lambda: str(uuid7()))
     source: str = Field(description="The emitting service, e.g. `/kehu/profiles`.")
     type: str = Field(description="Versioned event type, e.g. `kehu.customer.created.v1`.")
     subject: str | None = Field(None, description="The customer the event is about.")

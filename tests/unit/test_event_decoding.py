@@ -1,6 +1,7 @@
 """Kafka records read undecoded (`from_kafka(..., decode_data=False)`) give analytics the same
 contracts as decoded ones, and a bad payload still fails validation."""
 
+import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -10,7 +11,7 @@ from pydantic import ValidationError
 
 from services.analytics.projection import parse, validate_ahead
 from shared.contracts import interactions as ic
-from shared.events.envelope import MalformedEvent, from_kafka, to_kafka
+from shared.events.envelope import CloudEvent, MalformedEvent, from_kafka, to_kafka, uuid7
 from shared.outbox import build_event
 
 
@@ -107,3 +108,15 @@ def test_record_with_a_bad_envelope_attribute_is_malformed(decode_data: bool) ->
     bad_version = [(n, b"0.3" if n == "ce_specversion" else v) for n, v in headers]
     with pytest.raises(MalformedEvent):
         from_kafka(value, bad_version, decode_data=decode_data)
+
+
+def test_event_ids_are_version_7_uuids_that_sort_by_the_time_they_were_made() -> None:
+    earlier = uuid7()
+    time.sleep(0.002)
+    later = uuid.UUID(CloudEvent(source="/kehu/test", type="kehu.test.v1").id)
+    for made in (earlier, later):
+        assert made.version == 7 and made.variant == uuid.RFC_4122
+    assert earlier < later and str(earlier) < str(later)  # as uuid and as the inbox's text
+    # The first 48 bits are the Unix time in milliseconds.
+    assert abs((later.int >> 80) - time.time_ns() // 1_000_000) < 5_000
+    assert len({uuid7() for _ in range(10_000)}) == 10_000

@@ -309,8 +309,10 @@ changed AS (
     UPDATE customer_facts f SET
         {own},
         {ranks}
-    FROM w  -- the row version locked above (a locked row cannot move): one TID scan each
-    WHERE f.customer_id = w.customer_id AND f.ctid = w.row_ctid
+    FROM w  -- the row versions locked above (a locked row cannot move), by TID: joined on
+    -- the TIDs alone, the planner hashed `w` and read all of customer_facts per chunk
+    WHERE f.ctid = ANY(ARRAY(SELECT row_ctid FROM w))
+      AND f.customer_id = w.customer_id AND f.ctid = w.row_ctid
     RETURNING w.customer_id, w.fresh, f.erased, w.tier, w.old_tier,
               CASE WHEN w.fresh THEN w.contribution ELSE w.old_contribution END AS contribution,
               w.lifecycle_stage AS stage, w.old_stage, w.churn_score AS score, w.old_score,

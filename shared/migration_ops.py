@@ -70,6 +70,27 @@ def restore_notify_trigger() -> None:
         op.execute(statement)
 
 
+def partial_position_indexes() -> None:
+    """The outbox's feed-position indexes hold positioned rows only (`shared.outbox`): an
+    inserted event, which has no position yet, writes two index entries fewer. Still unique."""
+    op.drop_constraint("uq_outbox_position", "outbox", type_="unique")
+    op.drop_index("ix_outbox_type_position", "outbox")
+    where = sa.text("position IS NOT NULL")
+    op.create_index(
+        "uq_outbox_position", "outbox", ["position"], unique=True, postgresql_where=where
+    )
+    op.create_index(
+        "ix_outbox_type_position", "outbox", ["type", "position"], postgresql_where=where
+    )
+
+
+def full_position_indexes() -> None:
+    op.drop_index("ix_outbox_type_position", "outbox")
+    op.drop_index("uq_outbox_position", "outbox")
+    op.create_unique_constraint("uq_outbox_position", "outbox", ["position"])
+    op.create_index("ix_outbox_type_position", "outbox", ["type", "position"])
+
+
 def drop_event_log_tables() -> None:
     op.drop_table("inbox")
     for statement in DROP_TRIGGER_SQL:

@@ -49,6 +49,12 @@ class TopicsMissing(RuntimeError):
     pass
 
 
+# The feed-position indexes hold positioned rows only: an insert writes no entry into them
+# (the relay's sequencing does, once). Every reader of positions can use them: `position > x`
+# and `max(position)` imply `position IS NOT NULL`.
+POSITIONED = sa.text("position IS NOT NULL")
+
+
 def outbox_table(metadata: sa.MetaData) -> sa.Table:
     return sa.Table(
         "outbox",
@@ -62,7 +68,7 @@ def outbox_table(metadata: sa.MetaData) -> sa.Table:
         sa.Column("topic", sa.Text, nullable=False),
         sa.Column("time", sa.DateTime(timezone=True), nullable=False),
         sa.Column("data", JSONB, nullable=False),
-        sa.Column("position", sa.BigInteger, unique=True),
+        sa.Column("position", sa.BigInteger),
         sa.Column("published_at", sa.DateTime(timezone=True)),
         sa.Index("ix_outbox_unsequenced", "id", postgresql_where=sa.text("position IS NULL")),
         sa.Index(
@@ -70,7 +76,9 @@ def outbox_table(metadata: sa.MetaData) -> sa.Table:
             "position",
             postgresql_where=sa.text("position IS NOT NULL AND published_at IS NULL"),
         ),
-        sa.Index("ix_outbox_type_position", "type", "position"),
+        # Positioned rows only (see POSITIONED): a row is inserted without one.
+        sa.Index("uq_outbox_position", "position", unique=True, postgresql_where=POSITIONED),
+        sa.Index("ix_outbox_type_position", "type", "position", postgresql_where=POSITIONED),
     )
 
 

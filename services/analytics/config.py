@@ -80,6 +80,11 @@ class Settings(ServiceSettings):
     # The re-rank applies its differences in transactions of this many customers (each locks
     # only those rows, briefly); rows a batch holds are retried this often, this far apart.
     rerank_chunk: int = Field(20_000, ge=1, validation_alias="ANALYTICS_RERANK_CHUNK")
+    # Chunks applied at once, each on its own pooled connection (the apply is bound by
+    # PostgreSQL's writes: one connection keeps one of its cores busy).
+    rerank_apply_connections: int = Field(
+        2, ge=1, validation_alias="ANALYTICS_RERANK_APPLY_CONNECTIONS"
+    )
     rerank_retries: int = Field(5, ge=0, validation_alias="ANALYTICS_RERANK_RETRIES")
     rerank_retry_delay_s: float = Field(
         0.2, ge=0, validation_alias="ANALYTICS_RERANK_RETRY_DELAY_S"

@@ -1,13 +1,16 @@
 """The global re-rank: every customer's facts, lifecycle, churn risk, ABC tier and RFM.
 
 Computed, then applied. One statement computes every value from a single snapshot into a
-session-local staging table, keeping only the customers whose values differ from what
-`customer_facts` holds (in steady state: few). The differences are then applied in short
-transactions of `rerank_chunk` customers, each publishing its changes.
+staging table, keeping only the customers whose values differ from what `customer_facts`
+holds (in steady state: few). The differences are then applied in short transactions of
+`rerank_chunk` customers, each publishing its changes, `rerank_apply_connections` chunks at
+once on their own connections (so the stage is an unlogged table, not a session's temporary
+one: one run at a time holds the re-rank lock, and each run drops what a crashed one left).
 
 It never blocks the consumer: the computation reads without locks; each chunk locks only the
-rows free right now (`FOR UPDATE SKIP LOCKED`), so it never waits for a batch and the two
-cannot deadlock, and a batch waits at most for one short chunk. A row a batch changed after
+rows free right now (`FOR UPDATE SKIP LOCKED`), so it never waits for a batch (nor for
+another of its chunks: they cover disjoint id ranges) and none of them can deadlock, and a
+batch waits at most for the short chunks running at that moment. A row a batch changed after
 the snapshot (its `xmin` moved) keeps the batch's fresher facts, lifecycle and churn risk and
 takes only the global ranks (tier, RFM); rows a batch holds are retried at the end, and the
 batch has asked for the next re-rank anyway.
@@ -179,7 +182,7 @@ CROSS JOIN LATERAL (
     new = ", ".join(values[c] for c in ALL_COLUMNS)
     selected = ",\n       ".join(f"{values[c]} AS {c}" for c in ALL_COLUMNS)
     return f"""
-CREATE TEMP TABLE {STAGE} AS
+CREATE UNLOGGED TABLE {STAGE} AS
 {facts},
 cur AS MATERIALIZED (
     SELECT f.customer_id, f.merged_into, {rank_measures},
@@ -306,8 +309,10 @@ changed AS (
     UPDATE customer_facts f SET
         {own},
         {ranks}
-    FROM w  -- the row version locked above (a locked row cannot move): one TID scan each
-    WHERE f.customer_id = w.customer_id AND f.ctid = w.row_ctid
+    FROM w  -- the row versions locked above (a locked row cannot move), by TID: joined on
+    -- the TIDs alone, the planner hashed `w` and read all of customer_facts per chunk
+    WHERE f.ctid = ANY(ARRAY(SELECT row_ctid FROM w))
+      AND f.customer_id = w.customer_id AND f.ctid = w.row_ctid
     RETURNING w.customer_id, w.fresh, f.erased, w.tier, w.old_tier,
               CASE WHEN w.fresh THEN w.contribution ELSE w.old_contribution END AS contribution,
               w.lifecycle_stage AS stage, w.old_stage, w.churn_score AS score, w.old_score,
@@ -412,7 +417,14 @@ async def _stage(db: Db, settings: Settings, as_of: datetime | None) -> tuple[Cl
     }
     dirty = await _dirty(db, settings, clock)
     if dirty is None:
+        # Everyone: the purchases aggregate walked the customer_id index through the whole
+        # table (a random heap page per purchase: 11 of 42 s at 1M); a scan and a hash
+        # aggregate read it once.
+        await db.execute(sa.text("SET LOCAL enable_indexscan = off"))
+        await db.execute(sa.text("SET LOCAL enable_bitmapscan = off"))
         await db.execute(sa.text(STAGE_SQL), params)
+        await db.execute(sa.text("RESET enable_indexscan"))
+        await db.execute(sa.text("RESET enable_bitmapscan"))
     else:
         statement = sa.text(STAGE_INCREMENTAL_SQL).bindparams(IDS)
         await db.execute(statement, {**params, "ids": dirty})
@@ -528,12 +540,7 @@ async def rerank_concurrently(
             tally = _Tally()
             skipped: list[uuid.UUID] = []
             if staged:
-                after = NIL
-                for upto in bounds:
-                    async with conn.begin():
-                        await _chunk_settings(conn, settings)
-                        skipped += await _apply_range(conn, clock, after, upto, tally)
-                    after = upto or after
+                skipped = await _apply_chunks(engine, conn, settings, clock, bounds, tally)
                 for _ in range(settings.rerank_retries):
                     if not skipped:
                         break
@@ -551,6 +558,38 @@ async def rerank_concurrently(
     return RerankResult(
         clock.as_of, tally.tiers, tally.lifecycle, tally.churn, tally.applied, duration_ms, stage_ms
     )
+
+
+async def _apply_chunks(
+    engine: AsyncEngine,
+    conn: AsyncConnection,
+    settings: Settings,
+    clock: Clock,
+    bounds: Sequence[uuid.UUID | None],
+    tally: _Tally,
+) -> list[uuid.UUID]:
+    """Apply every chunk, each in its own transaction, `rerank_apply_connections` at once
+    (`conn` and further connections from the pool); the rows skipped as locked."""
+    lowers = [NIL, *(b for b in bounds[:-1] if b is not None)]
+    ranges = iter(zip(lowers, bounds, strict=True))
+    skipped: list[uuid.UUID] = []
+
+    async def worker(db: AsyncConnection) -> None:
+        for after, upto in ranges:  # shared: each chunk is taken by exactly one worker
+            async with db.begin():
+                await _chunk_settings(db, settings)
+                skipped.extend(await _apply_range(db, clock, after, upto, tally))
+
+    async def pooled_worker() -> None:
+        async with engine.connect() as db:
+            await worker(db)
+
+    extra = min(settings.rerank_apply_connections, len(bounds)) - 1
+    async with asyncio.TaskGroup() as group:
+        group.create_task(worker(conn))
+        for _ in range(extra):
+            group.create_task(pooled_worker())
+    return skipped
 
 
 async def _claim(conn: AsyncConnection, settings: Settings, only_if_due: bool) -> bool:

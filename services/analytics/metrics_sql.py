@@ -348,11 +348,9 @@ def _lifecycle_and_churn_sql(ids: Collection[uuid.UUID] | None) -> str:
     )
 
 
-async def lifecycle_and_churn(
-    db: Executor, clock: Clock, settings: Settings, ids: Collection[uuid.UUID] | None = None
-) -> tuple[int, int]:
-    """Lifecycle stage and churn risk; (lifecycle events, churn events) emitted."""
-    params = {
+def lifecycle_params(clock: Clock, settings: Settings) -> dict[str, Any]:
+    """The bind parameters of `LIFECYCLE_CTES` (the clock's window edges and the settings)."""
+    return {
         **clock.params(),
         "min_interval": settings.min_purchase_interval_days,
         "default_interval": settings.default_purchase_interval_days,
@@ -363,6 +361,13 @@ async def lifecycle_and_churn(
         "high_from": settings.churn_high_from,
         "medium_from": settings.churn_medium_from,
     }
+
+
+async def lifecycle_and_churn(
+    db: Executor, clock: Clock, settings: Settings, ids: Collection[uuid.UUID] | None = None
+) -> tuple[int, int]:
+    """Lifecycle stage and churn risk; (lifecycle events, churn events) emitted."""
+    params = lifecycle_params(clock, settings)
     row = (await _run(db, _lifecycle_and_churn_sql(ids), params, ids)).one()
     return int(row.lifecycle), int(row.churn)
 

@@ -43,6 +43,7 @@ from services.analytics.metrics_sql import (
     RFM_CTES,
     Clock,
     _emit_sql,
+    lifecycle_params,
 )
 from shared.contracts.analytics import (
     CustomerChurnRiskChanged,
@@ -403,15 +404,7 @@ async def _stage(db: Db, settings: Settings, as_of: datetime | None) -> tuple[Cl
     clock = Clock.at(as_of, settings)
     await db.execute(sa.text(f"DROP TABLE IF EXISTS {STAGE}"))
     params = {
-        **clock.params(),
-        "min_interval": settings.min_purchase_interval_days,
-        "default_interval": settings.default_purchase_interval_days,
-        "churned_factor": settings.churned_factor,
-        "at_risk_factor": settings.at_risk_factor,
-        "loyal_min": settings.loyal_min_purchases,
-        "recent_days": settings.recent_days,
-        "high_from": settings.churn_high_from,
-        "medium_from": settings.churn_medium_from,
+        **lifecycle_params(clock, settings),
         "a_share": Decimal(str(settings.tier_a_share)),
         "b_share": Decimal(str(settings.tier_b_share)),
     }

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from services.analytics.config import Settings
-from services.analytics.metrics_sql import LIFECYCLE_CTES, Clock
+from services.analytics.metrics_sql import LIFECYCLE_CTES, Clock, lifecycle_params
 from shared.contracts.analytics import CustomerChurnRiskChanged, CustomerLifecycleChanged
 from shared.contracts.customers import CustomerDimensions, CustomerMerged, CustomerUpdated
 from shared.db import create_engine
@@ -135,17 +135,7 @@ async def test_steady_reranks_equal_computing_everyone(fresh_database: Any) -> N
 async def _everyone(db: AnalyticsDb, as_of: Any) -> dict[Any, Any]:
     """Lifecycle and churn risk of every customer at `as_of`, from the stored facts."""
     settings = db.settings
-    params = {
-        **Clock.at(as_of, settings).params(),
-        "min_interval": settings.min_purchase_interval_days,
-        "default_interval": settings.default_purchase_interval_days,
-        "churned_factor": settings.churned_factor,
-        "at_risk_factor": settings.at_risk_factor,
-        "loyal_min": settings.loyal_min_purchases,
-        "recent_days": settings.recent_days,
-        "high_from": settings.churn_high_from,
-        "medium_from": settings.churn_medium_from,
-    }
+    params = lifecycle_params(Clock.at(as_of, settings), settings)
     sql = (
         "WITH "
         + LIFECYCLE_CTES.format(source="customer_facts", f="")

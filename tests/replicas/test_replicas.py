@@ -48,6 +48,7 @@ from shared import scheduler
 from shared.auth import issue_token
 from shared.context import ManualClock
 from shared.devstack import TansuBroker, free_port
+from shared.migrate import SERVICES
 from shared.settings import ServiceSettings
 from tests.conftest import scratch_database
 from tests.helpers import eventually, header, read_topic
@@ -55,15 +56,6 @@ from tests.profiles.test_data_protection import running
 from tests.subscriptions.receiver import Receiver
 from tests.subscriptions.receiver import running as receiving
 
-SERVICES = (
-    "profiles",
-    "interactions",
-    "complaints",
-    "analytics",
-    "subscriptions",
-    "loyalty",
-    "outreach",
-)
 PUBLISHERS = ("profiles", "interactions", "complaints", "loyalty", "outreach")
 TOPICS = ("kehu.customers", "kehu.interactions", "kehu.complaints", "kehu.loyalty", "kehu.outreach")
 CUSTOMERS = 24

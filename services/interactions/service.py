@@ -64,26 +64,24 @@ def settings_of(ctx: RequestContext) -> Settings:
     return settings
 
 
-async def _writable_customer(ctx: RequestContext, customer_id: uuid.UUID) -> uuid.UUID:
-    """The survivor of `customer_id`; refuses new contact records for an erased customer."""
-    survivor, erased = await repo.customer_status(ctx.session, customer_id)
+def _writable(survivor: uuid.UUID, erased: datetime | None) -> uuid.UUID:
+    """The survivor, unless erased: no new contact records are kept for an erased customer."""
     if erased is not None:
         raise Conflict(
             "The customer's personal data was erased; no new contact records are kept",
             customer_id=str(survivor),
         )
     return survivor
+
+
+async def _writable_customer(ctx: RequestContext, customer_id: uuid.UUID) -> uuid.UUID:
+    """The survivor of `customer_id`; refuses new contact records for an erased customer."""
+    return _writable(*await repo.customer_status(ctx.session, customer_id))
 
 
 async def _writable_customer_on(conn: asyncpg.Connection, customer_id: uuid.UUID) -> uuid.UUID:
     """`_writable_customer` on the hot writes' bare connection (one connection per request)."""
-    survivor, erased = await repo.customer_status_on(conn, customer_id)
-    if erased is not None:
-        raise Conflict(
-            "The customer's personal data was erased; no new contact records are kept",
-            customer_id=str(survivor),
-        )
-    return survivor
+    return _writable(*await repo.customer_status_on(conn, customer_id))
 
 
 async def _insert(ctx: RequestContext, record: Model) -> None:

@@ -68,6 +68,12 @@ def prepare_metrics_dir(service: str, workers: int, environ: dict[str, str]) -> 
     return str(target)
 
 
+# How long an idle keep-alive connection stays open: well past the clients' own expiry (httpx
+# keeps one 5 s, load balancers usually 60 s). With uvicorn's default of 5 s a client could send
+# its next request on a connection at the moment the server closes it, and read nothing back.
+KEEP_ALIVE_S = 75
+
+
 def uvicorn_args(
     service: str, host: str, port: int, workers: int, extra: list[str] | None = None
 ) -> list[str]:
@@ -86,6 +92,8 @@ def uvicorn_args(
         "--log-level",
         "warning",
         "--no-access-log",
+        "--timeout-keep-alive",
+        str(KEEP_ALIVE_S),
         *(extra or []),
     ]
 

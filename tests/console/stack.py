@@ -20,6 +20,7 @@ from services.console.config import Settings as ConsoleSettings
 from services.console.main import create_app as console_app
 from shared.auth import issue_token
 from shared.devstack import free_port
+from shared.serve import KEEP_ALIVE_S
 from shared.settings import ServiceSettings
 from tests.helpers import eventually
 from tests.security.stack import make_app
@@ -53,6 +54,7 @@ async def http_server(app: FastAPI) -> AsyncIterator[str]:
         # The browser's keep-alive connections must not keep the app from its lifespan
         # shutdown: its consumers would stay in their groups for the rest of the run.
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 
 from services.profiles.models import metadata
 from shared import crypto
+from shared.serve import KEEP_ALIVE_S
 from tests.conftest import auth
 from tests.helpers import rotate_back
 from tests.profiles.factories import create_customer, customer_payload, mobile, unique
@@ -437,7 +438,11 @@ async def running(peer: FastAPI, lifespan: str = "off") -> AsyncIterator[str]:
     # A connection a client left open must not keep the app from its lifespan shutdown (its
     # consumers would stay in their groups for the rest of the run).
     config = uvicorn.Config(
-        peer, log_level="warning", lifespan=lifespan, timeout_graceful_shutdown=5
+        peer,
+        log_level="warning",
+        lifespan=lifespan,
+        timeout_graceful_shutdown=5,
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from shared.devstack import free_port
+from shared.serve import KEEP_ALIVE_S
 
 
 @dataclass
@@ -81,7 +82,12 @@ async def running(receiver: Receiver) -> AsyncIterator[Receiver]:
     app = Starlette(routes=[Route("/hook", receiver.handle, methods=["POST"])])
     server = uvicorn.Server(
         uvicorn.Config(
-            app, host="127.0.0.1", port=receiver.port, log_level="warning", lifespan="off"
+            app,
+            host="127.0.0.1",
+            port=receiver.port,
+            log_level="warning",
+            lifespan="off",
+            timeout_keep_alive=KEEP_ALIVE_S,
         )
     )
     task = asyncio.create_task(server.serve())

@@ -450,14 +450,21 @@ async def scheduled_once(replicas: Replicas, subjects: dict[str, list[str]]) -> 
             customers,
         )
 
-    async def overdue() -> Counter[str]:
+    async def told(kind: str) -> Counter[tuple[str, str]]:
+        """`followup.<kind>` events per follow-up and due time. A revisit whose plan moved
+        after it went overdue (a tier change arriving late) is rescheduled, announced again, and
+        goes overdue again at its new due time; at one due time it is overdue once."""
         rows = await fetch(
             "interactions",
-            "SELECT data->>'followup_id' AS f FROM outbox WHERE type = "
-            "'kehu.followup.overdue.v1' AND subject = ANY($1::text[])",
+            "SELECT data->>'followup_id' AS f, data->>'due_at' AS due FROM outbox "
+            "WHERE type = $2 AND subject = ANY($1::text[])",
             customers,
+            f"kehu.followup.{kind}.v1",
         )
-        return Counter(r["f"] for r in rows)
+        return Counter((r["f"], r["due"]) for r in rows)
+
+    async def overdue() -> Counter[tuple[str, str]]:
+        return await told("overdue")
 
     expected_sla = {
         (kind, c, target)
@@ -471,7 +478,7 @@ async def scheduled_once(replicas: Replicas, subjects: dict[str, list[str]]) -> 
         return (
             set(await sla_events()) >= expected_sla
             and len({r["customer_id"] for r in await revisits()}) == len(customers)
-            and set(await overdue()) >= followups
+            and {f for f, _ in await overdue()} >= followups
         )
 
     with contextlib.suppress(AssertionError):  # the checks below say what is missing
@@ -493,8 +500,11 @@ async def scheduled_once(replicas: Replicas, subjects: dict[str, list[str]]) -> 
     assert max(per_customer.values()) == 1, f"revisits repeated: {per_customer.most_common(3)}"
     notices = await overdue()
     followups = set(subjects["followups"]) | {str(r["id"]) for r in await revisits()}
-    assert set(notices) >= followups, f"{len(followups - set(notices))} follow-ups not overdue"
-    assert max(notices.values()) == 1, f"overdue published twice: {notices.most_common(3)}"
+    late = {f for f, _ in notices}
+    assert late >= followups, f"{len(followups - late)} follow-ups not overdue"
+    assert max(notices.values()) == 1, f"overdue twice at one due time: {notices.most_common(3)}"
+    unannounced = set(notices) - set(await told("scheduled"))
+    assert not unannounced, f"overdue at a due time never scheduled: {sorted(unannounced)[:3]}"
 
 
 async def published_once_in_order(

@@ -40,8 +40,10 @@ BatchHandler = Callable[[AsyncSession, list[CloudEvent]], Awaitable[None]]
 # before it is in the database. It must not touch the database nor fail: an event it cannot
 # prepare is left as it is, for the batch handler to fail on.
 BatchPrepare = Callable[[list[CloudEvent]], None]
-# Records decoded per step of the read-ahead, between which the batch in the database resumes.
-DECODE_STEP = 500
+# Records unpacked and decoded per step of the read-ahead, between which the batch in the
+# database resumes (500 a step held its statements' results back ~10 ms each: drain 22k/s
+# against 25k/s with 25).
+DECODE_STEP = 50
 
 
 def dlq_topic(group_id: str) -> str:
@@ -238,24 +240,38 @@ class ConsumerRunner:
             await _cancel(ahead)
 
     async def _read(self, consumer: AIOKafkaConsumer) -> _Batch:
-        """Fetch a batch and decode it, a step at a time (the batch before it, waiting on
-        the database, resumes between steps)."""
-        fetched = await consumer.getmany(
-            timeout_ms=1000, max_records=self.settings.consumer_batch_size
-        )
-        records = [r for part in fetched.values() for r in part]
-        offsets = {tp: part[-1].offset + 1 for tp, part in fetched.items() if part}
+        """Fetch a batch and decode it, a step at a time.
+
+        Read ahead, this runs beside the batch before it, which waits on the database: each
+        step is short (unpacking and decoding `DECODE_STEP` records, well under a millisecond
+        of Python) so that batch's statements resume as soon as their results arrive, instead of
+        after the whole batch was unpacked and decoded. The batch is what the consumer holds
+        once the first records arrive, up to `consumer_batch_size`."""
+        limit = self.settings.consumer_batch_size
+        records: list[ConsumerRecord[Any, Any]] = []
+        offsets: dict[TopicPartition, int] = {}
         decoded: list[tuple[ConsumerRecord[Any, Any], CloudEvent | MalformedEvent]] = []
-        for start in range(0, len(records), DECODE_STEP):
-            if start:
-                await asyncio.sleep(0)
-            step = [(r, self._decode(r)) for r in records[start : start + DECODE_STEP]]
+        fetched = await consumer.getmany(timeout_ms=1000, max_records=min(DECODE_STEP, limit))
+        while fetched:
+            step: list[ConsumerRecord[Any, Any]] = []
+            for tp, part in fetched.items():
+                step.extend(part)
+                offsets[tp] = part[-1].offset + 1
+            records.extend(step)
+            pairs = [(r, self._decode(r)) for r in step]
             if self.prepare is not None:
                 try:
-                    self.prepare([e for _, e in step if isinstance(e, CloudEvent)])
+                    self.prepare([e for _, e in pairs if isinstance(e, CloudEvent)])
                 except Exception:  # only a lost head start: the handler does the work
                     logger.exception("consumer %s: preparing a batch failed", self.group_id)
-            decoded.extend(step)
+            decoded.extend(pairs)
+            if len(records) >= limit:
+                break
+            await asyncio.sleep(0)
+            # What the consumer already holds (fetched in the background), without waiting.
+            fetched = await consumer.getmany(
+                timeout_ms=0, max_records=min(DECODE_STEP, limit - len(records))
+            )
         return _Batch(records, offsets, decoded)
 
     def _decode(self, record: ConsumerRecord[Any, Any]) -> CloudEvent | MalformedEvent:

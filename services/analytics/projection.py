@@ -481,11 +481,16 @@ async def _erased(session: AsyncSession, ids: set[uuid.UUID]) -> set[uuid.UUID]:
 
 
 async def apply(
-    session: AsyncSession, contracts: list[CustomerEvent], reporting_currency: str
+    session: AsyncSession,
+    contracts: list[CustomerEvent],
+    reporting_currency: str,
+    *,
+    stale: bool = False,
 ) -> set[uuid.UUID]:
     """Fold the events into the fact tables; the (survivor) ids of the customers touched.
 
-    Nothing more is ingested about a customer already erased (a late or replayed event)."""
+    Nothing more is ingested about a customer already erased (a late or replayed event).
+    `stale`: the touched customers' facts are left to the re-rank (marked `facts_at` null)."""
     erased = await _erased(session, {e.customer_id for e in contracts})
     contracts = [e for e in contracts if e.customer_id not in erased]
     merges = [e for e in contracts if type(e) is pc.CustomerMerged]
@@ -505,7 +510,7 @@ async def apply(
             fold.customers.update({alias.get(e.customer_id, e.customer_id), e.merged_customer_id})
             continue
         fold.add(e, alias.get(e.customer_id, e.customer_id))
-    await _write(session, fold)
+    await _write(session, fold, stale)
     for customer_id, at in fold.erased.items():
         anonymous = await erase_customer(session, customer_id, at)
         fold.customers.discard(customer_id)
@@ -514,16 +519,22 @@ async def apply(
     return fold.customers
 
 
-async def _write(session: AsyncSession, fold: _Fold) -> None:
+async def _write(session: AsyncSession, fold: _Fold, stale: bool) -> None:
     f = m.customer_facts
     if fold.customers:
         await session.execute(
             sa.text(
                 # In id order (as PostgreSQL sorts: uuid comparisons in Python cost more),
-                # so concurrent batches take the rows' locks in one order.
+                # so concurrent batches take the rows' locks in one order. Stale facts are
+                # marked in the same statement (an erased customer's row carries the mark to
+                # its anonymous id).
                 "INSERT INTO customer_facts (customer_id) "
                 "SELECT id FROM unnest(CAST(CAST(:ids AS text) AS uuid[])) AS id ORDER BY id "
-                "ON CONFLICT DO NOTHING"
+                + (
+                    "ON CONFLICT (customer_id) DO UPDATE SET facts_at = NULL"
+                    if stale
+                    else "ON CONFLICT DO NOTHING"
+                )
             ),
             {"ids": uuid_array_text(fold.customers)},
         )
@@ -774,17 +785,12 @@ async def handle_batch(
     if not contracts:
         return set()
     await request_rerank(session, settings)
-    touched = await apply(session, contracts, settings.reporting_currency)
+    # Not incremental: the re-rank recomputes the touched customers' facts (facts_at null).
+    touched = await apply(session, contracts, settings.reporting_currency, stale=not incremental)
     if incremental and touched:
         clock = Clock.at(as_of or await _now(session), settings)
         await refresh_facts(session, clock, touched)
         await lifecycle_and_churn(session, clock, settings, touched)
-    elif touched:  # the re-rank recomputes the facts of these customers (facts_at null)
-        await session.execute(
-            sa.update(m.customer_facts)
-            .where(m.customer_facts.c.customer_id.in_(_uuid_array(touched)))
-            .values(facts_at=None)
-        )
     return touched
 
 

@@ -39,6 +39,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "not_available": ("暂不可用", "Not available"),
     "not_available_yet": ("尚未提供", "Not available yet"),
+    "not_a_member": ("尚未加入会员", "Not a loyalty member"),
     "forbidden": ("您的角色无权查看此内容", "Your role may not see this"),
     "error": ("出错了", "Something went wrong"),
     "empty": ("暂无数据", "Nothing yet"),

@@ -184,11 +184,12 @@ async def test_the_customer_page_shows_the_members_level_and_points_from_loyalty
         level = figures["level"] or "-"
         assert re.search(rf'data-testid="loyalty-level">{re.escape(level)}\b', panel), panel
 
-        # Not a member: loyalty answers 404 and the panel says there is nothing to show.
+        # Not a member: loyalty answers 404 and the panel says so.
         page = await client.get(f"/customers/{stranger_id}")
         assert page.status_code == 200, page.text
         panel = page.text.split('data-panel="loyalty"', 1)[1].split("</section>", 1)[0]
         assert 'data-state="missing"' in panel
+        assert "Not a loyalty member" in panel or "尚未加入会员" in panel, panel
         assert "points-available" not in panel
     finally:
         await client.aclose()

@@ -256,10 +256,10 @@ def hot_table(report: Report) -> list[str]:
     return [*lines, ""]
 
 
-def merge_previous(report: Report, previous: dict[str, Any], only: str) -> str:
+def merge_previous(report: Report, previous: dict[str, Any], only: str) -> None:
     """A partial run (`--only`) replaces its own figures in the last report and keeps the
-    others where they were, with the raw baselines their ratios were computed against;
-    returns the header's note on what was re-run."""
+    others where they were, with the raw baselines their ratios were computed against; the
+    run's time says which scenarios were re-run when (the earlier re-runs' notes kept)."""
     fresh = {f.name: f for f in report.figures if f.note != "raw baseline"}
     merged: list[Figure] = []
     last_rerun: int | None = None
@@ -275,20 +275,26 @@ def merge_previous(report: Report, previous: dict[str, Any], only: str) -> str:
     if not report.hot:  # the hot paths were not re-run: their rows stay
         report.hot = previous.get("hot", [])
         report.hot_meta = previous.get("hot_meta", {})
-    rerun = f" (`--only {only}` re-run {report.started_at})"
-    report.started_at = str(previous.get("started_at", report.started_at)).split(" (")[0]
-    return rerun
+    base, _, notes = str(previous.get("started_at", report.started_at)).partition(" (")
+    kept = [
+        note
+        for note in notes.removesuffix(")").split(", ")
+        if note and not note.startswith(f"`--only {only}`")
+    ]
+    reruns = ", ".join([*kept, f"`--only {only}` re-run {report.started_at}"])
+    report.started_at = f"{base} ({reruns})"
 
 
 def write_report(report: Report, only: str | None = None) -> None:
     json_path, md_path = BENCH_DIR / "report.json", BENCH_DIR / "report.md"
     previous = json.loads(json_path.read_text()) if json_path.exists() else {}
-    rerun = merge_previous(report, previous, only) if only and previous else ""
+    if only and previous:
+        merge_previous(report, previous, only)
     json_path.write_text(json.dumps(asdict(report), indent=2) + "\n")
     lines = [
         "# Kehu benchmark report",
         "",
-        f"Run {report.started_at}{rerun} on {report.machine['cpus']} cores, "
+        f"Run {report.started_at} on {report.machine['cpus']} cores, "
         f"{report.machine['python']}, embedded PostgreSQL 18 + Tansu. Reproduce with "
         "`make bench`. Compare ratios, not absolute numbers: they are measured in the same run.",
         "",

@@ -127,7 +127,7 @@ class RequestContext:
         transaction, which the context commits once. With `transaction=False` (reads) it is a
         pooled connection of its own in autocommit: a read and its audit entry are two round
         trips, no BEGIN/COMMIT, no session work (the session's connection is used instead once
-        the session has one, see `autocommit`).
+        the session has one).
         """
         if self._driver is None:
             if transaction or self.in_transaction():
@@ -138,16 +138,6 @@ class RequestContext:
                 self._bind(self._own.dbapi_connection)
         if transaction and self._adapter._transaction is None and not self._adapter.autocommit:
             await self._adapter._start_transaction()  # the BEGIN SQLAlchemy would send
-        assert self._driver is not None
-        return self._driver
-
-    async def autocommit(self) -> asyncpg.Connection:
-        """Run the session's statements (ORM or Core reads) in autocommit, and hand-written
-        ones on the same connection: for a read that needs the session; call it first."""
-        connection = await self.session.connection(
-            execution_options={"isolation_level": "AUTOCOMMIT"}
-        )
-        self._bind((await connection.get_raw_connection()).dbapi_connection)
         assert self._driver is not None
         return self._driver
 

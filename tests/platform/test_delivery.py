@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.analytics.models import inbox as analytics_inbox
 from services.profiles.models import outbox as profiles_outbox
-from shared.consumer import ConsumerRunner, dlq_topic
+from shared.consumer import DECODE_STEP, ConsumerRunner, dlq_topic
 from shared.db import create_engine
 from shared.devstack import TansuBroker, free_port
 from shared.events.envelope import CloudEvent
@@ -171,6 +171,63 @@ async def test_committed_event_takes_effect_once_despite_duplicates_and_restart(
     async with consumer_engine.connect() as conn:
         inbox_rows = await conn.scalar(sa.select(sa.func.count()).select_from(analytics_inbox))
     assert inbox_rows == 60
+
+
+async def test_a_batch_is_read_in_short_steps_up_to_the_batch_size_in_order(
+    producer_side: Any, consumer_side: Any
+) -> None:
+    """The runner reads what the consumer holds `DECODE_STEP` records at a time, so the batch
+    in the database is not held back; the pieces still make batches up to the configured size,
+    each customer's events in order, each applied once."""
+    settings, engine = producer_side
+    consumer_settings, consumer_engine = consumer_side
+    limit = consumer_settings.consumer_batch_size
+    assert limit > DECODE_STEP  # a batch needs several steps
+    topic = unique_topic()
+    happened = make_contract(topic)
+    outbox = Outbox(profiles_outbox, "/kehu/test")
+    total = 3 * limit
+    async with engine.begin() as conn:
+        await outbox.emit(conn, *(happened(customer_id=f"c-{n % 7}", n=n) for n in range(total)))
+    relay = OutboxRelay(settings, engine, profiles_outbox, {topic})
+    try:
+        assert await drain(relay) == total
+    finally:
+        await relay.stop()
+
+    batches: list[list[int]] = []
+
+    async def record(session: AsyncSession, events: list[CloudEvent]) -> None:
+        for event in events:
+            await apply_effect(session, event)
+        batches.append([event.data["n"] for event in events])
+
+    runner = ConsumerRunner(
+        consumer_settings,
+        consumer_engine,
+        analytics_inbox,
+        f"g-{uuid.uuid4().hex[:8]}",
+        [topic],
+        {},
+        batch_handler=record,
+        batch_types={happened.event_type()},
+    )
+    runner.start()
+    try:
+
+        async def all_applied() -> bool:
+            return len(await count_effects(consumer_engine)) == total
+
+        await eventually(all_applied)
+    finally:
+        await runner.stop()
+    assert await count_effects(consumer_engine) == {n: 1 for n in range(total)}
+    sizes = [len(b) for b in batches]
+    assert max(sizes) <= limit, sizes
+    assert max(sizes) > DECODE_STEP, f"no batch of more than one step: {sizes}"
+    for customer in range(7):
+        seen = [n for batch in batches for n in batch if n % 7 == customer]
+        assert seen == sorted(seen), f"c-{customer} out of order: {seen}"
 
 
 async def test_writes_succeed_while_broker_is_down_and_all_arrive_in_order(

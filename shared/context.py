@@ -41,12 +41,17 @@ import asyncpg
 from anyio import CancelScope
 from asgi_correlation_id import correlation_id
 from fastapi import Depends, Header, Request
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.audit import AUDIT_FROM_JSON, audit_json
 from shared.auth import Bearer, Principal, authenticate
-from shared.problems import Forbidden
+from shared.problems import Forbidden, ProblemError
 from shared.settings import ServiceSettings
+
+# Failures that say what was wrong with the request, not with its database connection.
+CALLERS_ERRORS = (ProblemError, StarletteHTTPException, RequestValidationError)
 
 if TYPE_CHECKING:
     from shared.outbox import Outbox
@@ -150,11 +155,22 @@ class RequestContext:
         self._adapter = adapter
         self._driver = adapter._connection
 
-    def release(self) -> None:
-        """Return a connection `db(transaction=False)` took of its own to the pool."""
+    def release(self, failed: BaseException | None = None) -> None:
+        """Return a connection `db(transaction=False)` took of its own to the pool.
+
+        After a failure that is not the caller's (a 4xx says what was wrong with the request),
+        the connection is discarded instead: the pool knows nothing of statements sent on the
+        driver itself, and a statement interrupted by a dropped server or a cancellation
+        leaves the driver mid-operation ("another operation is in progress" for whichever
+        request took it next)."""
         if self._own is not None:
             own, self._own = self._own, None
-            own.close()
+            if (failed is not None and not isinstance(failed, CALLERS_ERRORS)) or (
+                self._driver is not None and self._driver.is_closed()
+            ):
+                own.invalidate(failed if isinstance(failed, Exception) else None)
+            else:
+                own.close()
 
     # -- time -------------------------------------------------------------------------------
 
@@ -317,7 +333,7 @@ class ReadContext(RequestContext):
                         await session.rollback()
                         raise
         finally:
-            self.release()
+            self.release(exc)
         return False
 
 
@@ -440,13 +456,15 @@ async def _open(
     state = request.app.state
     async with state.sessions() as session:
         ctx = RequestContext(session=session, **_context_fields(request, principal, purpose))
+        failed: BaseException | None = None
         try:
             yield ctx
             await ctx.audit_unaudited_write()
             if session.in_transaction():  # a read on its own connection used none
                 await session.commit()
-        except BaseException:
+        except BaseException as exc:
+            failed = exc
             await session.rollback()
             raise
         finally:
-            ctx.release()
+            ctx.release(failed)

@@ -330,6 +330,8 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(ConnectionError)
     @app.exception_handler(asyncpg.PostgresConnectionError)
     @app.exception_handler(asyncpg.InterfaceError)
+    # The driver's protocol state of a connection dropped mid-operation, unwrapped on a hot path.
+    @app.exception_handler(asyncpg.InternalClientError)
     async def _db_down(request: Request, exc: Exception) -> JSONResponse:
         logger.warning("database unavailable: %s", exc)
         return problem_response(

@@ -84,8 +84,12 @@ def _adapted(error: type[BaseException], message: str, cause: BaseException) -> 
             asyncpg.InternalClientError("cannot switch to state 15"),
         ),
         _adapted(AsyncpgDbapi.InterfaceError, "connection is closed", ConnectionResetError(104)),
+        # A hot path's statement on the driver itself: its error comes as the driver raises it.
+        asyncpg.InternalClientError(
+            "cannot switch to state 12; another operation (2) is in progress"
+        ),
     ],
-    ids=["dropped", "broken-protocol-state", "closed"],
+    ids=["dropped", "broken-protocol-state", "closed", "driver-broken-protocol-state"],
 )
 async def test_a_raw_connection_the_server_dropped_is_a_503(error: BaseException) -> None:
     # A hot path's transaction starting on its raw connection (`ctx.db()`) while PostgreSQL

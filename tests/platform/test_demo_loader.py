@@ -159,3 +159,70 @@ def test_the_report_says_what_was_stored_and_what_failed() -> None:
         "retried after Retry-After: 40 x 429",
     ]
     assert tally.failures == 4
+
+
+class Contested(ThreadingHTTPServer):
+    """A rate limit that one record keeps losing: `/unlucky` is refused (429, Retry-After: 1)
+    `refusals` times, each answer a little late, while every other request gets through."""
+
+    def __init__(self, refusals: int) -> None:
+        super().__init__(("127.0.0.1", 0), ContestedHandler)
+        self.refusals = refusals
+        self.unlucky = 0
+        self.others = 0
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class ContestedHandler(BaseHTTPRequestHandler):
+    server: Contested
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        with self.server.lock:
+            if self.path == "/unlucky":
+                self.server.unlucky += 1
+                refuse = self.server.unlucky <= self.server.refusals
+            else:
+                self.server.others += 1
+                refuse = False
+        if refuse:
+            time.sleep(0.2)  # the others of its round are answered first
+        status, body = (429, b"{}") if refuse else (201, b'{"id": "x"}')
+        self.send_response(status)
+        if refuse:
+            self.send_header("Retry-After", "1")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+async def test_a_record_refused_while_others_get_through_is_not_given_up() -> None:
+    """Refusals count towards giving up only while no request of the loader gets through: a
+    record that keeps losing the race for the few requests a limit lets through at once is
+    still stored, as long as the service takes the others."""
+    server = Contested(refusals=4)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        sender = Sender(Tally(), max_attempts=3)
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            unlucky = asyncio.create_task(
+                sender.send(client, "purchases", "POST", "/unlucky", json={"amount": "1.00"})
+            )
+            while not unlucky.done():  # the other records of the load, one after another
+                await sender.send(client, "interactions", "POST", "/other", json={})
+            assert await unlucky is not None
+        assert server.unlucky == 5  # refused four times, more than max_attempts, then stored
+        assert sender.tally.failed == {}
+        assert sender.tally.created["purchases"] == 1
+    finally:
+        server.shutdown()
+        server.server_close()

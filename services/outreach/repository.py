@@ -50,8 +50,14 @@ async def set_consent(
     granted: bool,
     source: str,
     occurred_at: datetime,
+    *,
+    supersede: bool = False,
 ) -> None:
-    """Record a consent change unless a newer one is known (events may arrive out of order)."""
+    """Record a consent change unless a newer one is known (events may arrive out of order).
+
+    `supersede`: a decision taken here and now (an unsubscribe link) replaces whatever was
+    known, even a change stamped later by another service's clock; it keeps the later stamp,
+    so an older event arriving afterwards cannot undo it."""
     statement = insert(Consent).values(
         customer_id=customer_id,
         purpose=purpose,
@@ -65,9 +71,11 @@ async def set_consent(
             set_={
                 "granted": statement.excluded.granted,
                 "source": statement.excluded.source,
-                "occurred_at": statement.excluded.occurred_at,
+                "occurred_at": sa.func.greatest(
+                    Consent.occurred_at, statement.excluded.occurred_at
+                ),
             },
-            where=Consent.occurred_at <= statement.excluded.occurred_at,
+            where=None if supersede else Consent.occurred_at <= statement.excluded.occurred_at,
         )
     )
 

@@ -576,7 +576,9 @@ async def unsubscribe(ctx: RequestContext, token: str) -> str:
     settings = settings_of(ctx)
     customer_id, purpose = read_unsubscribe(settings, token)
     now = ctx.now()
-    await repo.set_consent(ctx.session, customer_id, purpose, False, "unsubscribe_link", now)
+    await repo.set_consent(
+        ctx.session, customer_id, purpose, False, "unsubscribe_link", now, supersede=True
+    )
     key = f"unsubscribe-{uuid.uuid4()}"
     try:
         await peers.withdraw_consent(settings, customer_id, purpose, key)

@@ -22,11 +22,20 @@ from bench.demo import Sender, Tally, retry_delay
 
 
 class Refusing(ThreadingHTTPServer):
-    """Answers `refusals` times `status` with `retry_after`, then 201; records arrival times."""
+    """Answers `refusals` times `status` with `retry_after` (after `delay` seconds), then 201;
+    records arrival times. With `path`, only requests to it are refused (and recorded)."""
 
-    def __init__(self, status: int, refusals: int, retry_after: str | None) -> None:
+    def __init__(
+        self,
+        status: int,
+        refusals: int,
+        retry_after: str | None,
+        path: str | None = None,
+        delay: float = 0.0,
+    ) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
         self.status, self.refusals, self.retry_after = status, refusals, retry_after
+        self.path, self.delay = path, delay
         self.arrivals: list[float] = []
         self.lock = threading.Lock()
 
@@ -40,9 +49,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length", 0)))
-        with self.server.lock:
-            self.server.arrivals.append(time.monotonic())
-            refuse = len(self.server.arrivals) <= self.server.refusals
+        refuse = False
+        if self.server.path in (None, self.path):
+            with self.server.lock:
+                self.server.arrivals.append(time.monotonic())
+                refuse = len(self.server.arrivals) <= self.server.refusals
+        if refuse:
+            time.sleep(self.server.delay)
         status, body = (self.server.status, b"{}") if refuse else (201, b'{"id": "x"}')
         self.send_response(status)
         if refuse and self.server.retry_after is not None:
@@ -56,8 +69,8 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-def serving(status: int, refusals: int, retry_after: str | None) -> Iterator[Refusing]:
-    server = Refusing(status, refusals, retry_after)
+def serving(status: int, refusals: int, retry_after: str | None, **only: Any) -> Iterator[Refusing]:
+    server = Refusing(status, refusals, retry_after, **only)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -161,57 +174,12 @@ def test_the_report_says_what_was_stored_and_what_failed() -> None:
     assert tally.failures == 4
 
 
-class Contested(ThreadingHTTPServer):
-    """A rate limit that one record keeps losing: `/unlucky` is refused (429, Retry-After: 1)
-    `refusals` times, each answer a little late, while every other request gets through."""
-
-    def __init__(self, refusals: int) -> None:
-        super().__init__(("127.0.0.1", 0), ContestedHandler)
-        self.refusals = refusals
-        self.unlucky = 0
-        self.others = 0
-        self.lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class ContestedHandler(BaseHTTPRequestHandler):
-    server: Contested
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length", 0)))
-        with self.server.lock:
-            if self.path == "/unlucky":
-                self.server.unlucky += 1
-                refuse = self.server.unlucky <= self.server.refusals
-            else:
-                self.server.others += 1
-                refuse = False
-        if refuse:
-            time.sleep(0.2)  # the others of its round are answered first
-        status, body = (429, b"{}") if refuse else (201, b'{"id": "x"}')
-        self.send_response(status)
-        if refuse:
-            self.send_header("Retry-After", "1")
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 async def test_a_record_refused_while_others_get_through_is_not_given_up() -> None:
     """Refusals count towards giving up only while no request of the loader gets through: a
     record that keeps losing the race for the few requests a limit lets through at once is
     still stored, as long as the service takes the others."""
-    server = Contested(refusals=4)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    # `/unlucky` is refused four times, each answer late (the others of its round first).
+    for server in serving(429, 4, "1", path="/unlucky", delay=0.2):
         sender = Sender(Tally(), max_attempts=3)
         async with httpx.AsyncClient(base_url=server.url) as client:
             unlucky = asyncio.create_task(
@@ -220,9 +188,6 @@ async def test_a_record_refused_while_others_get_through_is_not_given_up() -> No
             while not unlucky.done():  # the other records of the load, one after another
                 await sender.send(client, "interactions", "POST", "/other", json={})
             assert await unlucky is not None
-        assert server.unlucky == 5  # refused four times, more than max_attempts, then stored
+        assert len(server.arrivals) == 5  # refused four times, more than max_attempts, stored
         assert sender.tally.failed == {}
         assert sender.tally.created["purchases"] == 1
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -30,8 +30,14 @@ class Model(Base):
 
 metadata = Model.metadata
 outbox = outbox_table(metadata)
-# The management report counts one period's changes of a type (migration 0010).
-sa.Index("ix_outbox_type_time", outbox.c.type, outbox.c.time)
+# The management report reads one period's changes (a block range index: migration 0013).
+sa.Index(
+    "ix_outbox_time",
+    outbox.c.time,
+    postgresql_using="brin",
+    postgresql_ops={"time": "timestamptz_minmax_multi_ops"},
+    postgresql_with={"autosummarize": "on"},
+)
 inbox = inbox_table(metadata)
 audit_log = audit_table(metadata)
 

@@ -91,6 +91,19 @@ def full_position_indexes() -> None:
     op.create_index("ix_outbox_type_position", "outbox", ["type", "position"])
 
 
+def drop_event_id_unique() -> None:
+    """An event's id is made by the service that writes it (a uuid4 in Python, a UUIDv7 in
+    SQL), never taken from outside, so a unique index on it guards nothing that can happen,
+    and every event paid for it three times: its insert and the relay's two updates
+    (sequencing, marking it published) each wrote an entry. Consumers deduplicate by id
+    anyway (their inboxes)."""
+    op.drop_constraint("uq_outbox_event_id", "outbox", type_="unique")
+
+
+def restore_event_id_unique() -> None:
+    op.create_unique_constraint("uq_outbox_event_id", "outbox", ["event_id"])
+
+
 def drop_event_log_tables() -> None:
     op.drop_table("inbox")
     for statement in DROP_TRIGGER_SQL:

@@ -400,10 +400,22 @@ async def analytics_pipeline_and_tiers(report: Report, env: dict[str, str]) -> N
                 "s",
                 target="< 20 s at 1,000,000" if at_scale else None,
                 meets_target=tier["steady_rerank_s"] < 20 if at_scale else None,
-                note=f"first re-rank {tier['first_rerank_s']} s (publishes every first tier; "
-                f"target < 60 s); {tier['events_applied_during_steady_rerank_per_s']} "
+                note=f"{tier['events_applied_during_steady_rerank_per_s']} "
                 f"events/s applied by batches during the steady re-rank, slowest batch "
                 f"{tier['slowest_batch_during_steady_rerank_ms']} ms",
+            )
+        )
+        report.add(
+            Figure(
+                f"tier re-rank (ABC + RFM + lifecycle) at {n:,} customers, first",
+                tier["first_rerank_s"],
+                "s",
+                target="< 60 s at 1,000,000" if at_scale else None,
+                meets_target=tier["first_rerank_s"] < 60 if at_scale else None,
+                note=f"every customer's facts, lifecycle, churn risk and ranks computed and "
+                f"written, {tier['first_rerank_tier_events']:,} first tiers published (with "
+                f"the lifecycle and churn-risk events: up to three per customer); staging "
+                f"{tier['first_rerank_stage_s']} s",
             )
         )
 

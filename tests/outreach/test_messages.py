@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.outreach import repository
 from shared.contracts.interactions import SurveyInvited
 from tests.helpers import eventually
 from tests.outreach.conftest import (
@@ -193,6 +197,43 @@ async def test_a_marketing_email_carries_an_unsubscribe_link_that_withdraws_cons
 
 async def _status(world: World, message_id: str, status: str) -> bool:
     return (await world.message(message_id))["status"] == status
+
+
+async def test_an_unsubscribe_supersedes_a_grant_stamped_later_by_another_clock(
+    noon: World,
+) -> None:
+    """The unsubscribe link is a decision taken here and now: it replaces a grant whose stamp
+    (another service's clock) is later than outreach's own, keeps that later stamp, and an
+    older grant arriving afterwards cannot undo it. A projected event never supersedes."""
+    world = noon
+    customer_id = uuid.uuid4()
+    now = shanghai(12)
+    later = now + timedelta(minutes=5)  # profiles' clock runs ahead of outreach's
+    engine = world.outreach.state.engine
+
+    async def stored() -> tuple[bool, str, datetime]:
+        async with AsyncSession(engine) as session:
+            row = await repository.consent(session, customer_id, "marketing_email")
+            assert row is not None
+            return row.granted, row.source, row.occurred_at
+
+    async def record(granted: bool, source: str, at: datetime, **kw: Any) -> None:
+        async with AsyncSession(engine) as session, session.begin():
+            await repository.ensure_customer(session, customer_id)
+            await repository.set_consent(
+                session, customer_id, "marketing_email", granted, source, at, **kw
+            )
+
+    await record(True, "profiles", later)
+    # A projected withdrawal stamped before the grant is an older change: ignored.
+    await record(False, "profiles", now)
+    assert await stored() == (True, "profiles", later)
+    # The unsubscribe link, stamped by outreach's clock before the grant, still wins.
+    await record(False, "unsubscribe_link", now, supersede=True)
+    assert await stored() == (False, "unsubscribe_link", later)
+    # A grant from between the two clocks arriving late does not bring consent back.
+    await record(True, "profiles", now + timedelta(minutes=2))
+    assert await stored() == (False, "unsubscribe_link", later)
 
 
 async def test_quiet_hours_defer_a_non_urgent_message_until_morning_in_the_customers_zone(

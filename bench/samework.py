@@ -16,8 +16,8 @@ The statements per path (`python -m bench.trace` prints the product's, to compar
   statement (autocommit).
 - POST /customers: BEGIN; advisory locks on the blind indexes; one data-modifying CTE
   (external_ref and duplicate checks, INSERT customer, history, outbox, audit); COMMIT.
-- PATCH /customers/{id}: BEGIN; SELECT ... FOR UPDATE; one CTE (UPDATE, history, outbox,
-  audit); COMMIT.
+- PATCH /customers/{id}: in autocommit, SELECT; one CTE (UPDATE of the version read, history,
+  outbox, audit); if the row moved in between, BEGIN; SELECT ... FOR UPDATE; the CTE; COMMIT.
 - POST /purchases (in the reporting currency: no rate to look up): the product's
   `RECORD_PURCHASE` CTE (the customer's merge state, INSERT ... ON CONFLICT DO NOTHING, outbox,
   audit), in autocommit as the product runs it without an Idempotency-Key.
@@ -46,7 +46,7 @@ import uuid
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import asyncpg
 import jwt
@@ -406,6 +406,10 @@ async def create_customer(
     return JSONResponse(body, status_code=201, headers=headers)
 
 
+class _Moved(Exception):
+    """The row changed between the unlocked read and the version-guarded write."""
+
+
 @app.patch("/customers/{customer_id}")
 async def update_customer(
     customer_id: uuid.UUID,
@@ -416,83 +420,112 @@ async def update_customer(
 ) -> JSONResponse:
     actor, role, _ = principal(authorization, "customers:write")
     request_id = uuid.uuid4().hex
+    who = Who(actor, role, x_purpose, request_id)
+    async with POOLS["profiles"].acquire() as conn:
+        try:  # autocommit: the write applies only to the version read
+            customer, changed = await _update(conn, False, customer_id, patch, if_match, who)
+        except _Moved:  # it moved: again with the row locked
+            async with conn.transaction():
+                customer, changed = await _update(conn, True, customer_id, patch, if_match, who)
+    headers = {"X-Request-ID": request_id}
+    if changed:
+        headers["ETag"] = f'"{customer["version"]}"'
+    return JSONResponse(customer_body(customer), headers=headers)
+
+
+class Who(NamedTuple):
+    actor: str
+    role: str | None
+    purpose: str | None
+    request_id: str
+
+
+async def _update(
+    conn: asyncpg.Connection,
+    locked: bool,
+    customer_id: uuid.UUID,
+    patch: CustomerUpdate,
+    if_match: str | None,
+    who: Who,
+) -> tuple[dict[str, Any], bool]:
     ring = keyring()
     requested = patch.model_dump(mode="json", exclude_unset=True)
-    async with POOLS["profiles"].acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            f"SELECT {CUSTOMER_COLUMNS} {FROM_CUSTOMERS} WHERE c.id = $1 FOR UPDATE OF c",
-            customer_id,
+    lock = " FOR UPDATE OF c" if locked else ""
+    row = await conn.fetchrow(
+        f"SELECT {CUSTOMER_COLUMNS} {FROM_CUSTOMERS} WHERE c.id = $1{lock}", customer_id
+    )
+    if row is None:
+        raise HTTPException(404)
+    customer = open_customer(row)
+    if if_match is None:
+        raise HTTPException(428)
+    if if_match != "*" and if_match != f'"{customer["version"]}"':
+        raise HTTPException(412)
+    if customer["status"] == "merged" or customer["erased_at"] is not None:
+        raise HTTPException(409)
+    changes = {k: {"old": customer[k], "new": v} for k, v in requested.items() if customer[k] != v}
+    if not changes:
+        return customer, False
+    at = datetime.now(UTC)
+    read_version = customer["version"]
+    customer.update(requested)
+    assignments, params = [], [customer_id, at]
+    for name in changes:
+        value = requested[name]
+        if name in CUSTOMER_SEALED and value is not None:
+            value = ring.seal(value, f"customers.{name}")
+        params.append(value)
+        assignments.append(f"{name} = ${len(params)}")
+    guard = ""
+    if not locked:
+        params.append(read_version)
+        guard = f" AND version = ${len(params)}"
+    outbox = event(
+        "updated",
+        customer_id,
+        at,
+        {"changed_fields": sorted(changes), "dimensions": dimensions(customer)},
+    )
+    params += [
+        who.actor,
+        ring.seal(json.dumps(changes), "customer_history.changes"),
+        *outbox,
+        who.role,
+        who.purpose,
+        who.request_id,
+        json.dumps(sorted(patch.model_fields_set)),
+    ]
+    n = len(params)
+    version = await conn.fetchval(
+        f"""
+        WITH up AS (
+            UPDATE customers SET {", ".join(assignments)}, version = version + 1,
+                updated_at = $2
+            WHERE id = $1{guard} RETURNING id, version
+        ), hist AS (
+            INSERT INTO customer_history (customer_id, entity, entity_id, action, actor,
+                changed_at, changes)
+            SELECT id, 'customer', id::text, 'updated', ${n - 12}, $2, ${n - 11} FROM up
+        ), ob AS (
+            INSERT INTO outbox (event_id, type, source, subject, partition_key, topic,
+                time, data)
+            SELECT ${n - 10}, ${n - 9}, ${n - 8}, ${n - 7}, ${n - 7}, ${n - 6}, ${n - 5},
+                ${n - 4}::jsonb FROM up
+        ), au AS (
+            INSERT INTO audit_log (actor, role, action, resource, resource_id, customer_id,
+                purpose, request_id, fields)
+            SELECT ${n - 12}, ${n - 3}, 'update', 'customer', id::text, id::text,
+                ${n - 2}, ${n - 1}, ${n}::jsonb FROM up
         )
-        if row is None:
-            raise HTTPException(404)
-        customer = open_customer(row)
-        if if_match is None:
-            raise HTTPException(428)
-        if if_match != "*" and if_match != f'"{customer["version"]}"':
-            raise HTTPException(412)
-        if customer["status"] == "merged" or customer["erased_at"] is not None:
-            raise HTTPException(409)
-        changes = {
-            k: {"old": customer[k], "new": v} for k, v in requested.items() if customer[k] != v
-        }
-        if not changes:
-            return JSONResponse(customer_body(customer), headers={"X-Request-ID": request_id})
-        at = datetime.now(UTC)
-        customer.update(requested)
-        assignments, params = [], [customer_id, at]
-        for name in changes:
-            value = requested[name]
-            if name in CUSTOMER_SEALED and value is not None:
-                value = ring.seal(value, f"customers.{name}")
-            params.append(value)
-            assignments.append(f"{name} = ${len(params)}")
-        outbox = event(
-            "updated",
-            customer_id,
-            at,
-            {"changed_fields": sorted(changes), "dimensions": dimensions(customer)},
-        )
-        params += [
-            actor,
-            ring.seal(json.dumps(changes), "customer_history.changes"),
-            *outbox,
-            role,
-            x_purpose,
-            request_id,
-            json.dumps(sorted(patch.model_fields_set)),
-        ]
-        n = len(params)
-        version = await conn.fetchval(
-            f"""
-            WITH up AS (
-                UPDATE customers SET {", ".join(assignments)}, version = version + 1,
-                    updated_at = $2
-                WHERE id = $1 RETURNING id, version
-            ), hist AS (
-                INSERT INTO customer_history (customer_id, entity, entity_id, action, actor,
-                    changed_at, changes)
-                SELECT id, 'customer', id::text, 'updated', ${n - 12}, $2, ${n - 11} FROM up
-            ), ob AS (
-                INSERT INTO outbox (event_id, type, source, subject, partition_key, topic,
-                    time, data)
-                SELECT ${n - 10}, ${n - 9}, ${n - 8}, ${n - 7}, ${n - 7}, ${n - 6}, ${n - 5},
-                    ${n - 4}::jsonb FROM up
-            ), au AS (
-                INSERT INTO audit_log (actor, role, action, resource, resource_id, customer_id,
-                    purpose, request_id, fields)
-                SELECT ${n - 12}, ${n - 3}, 'update', 'customer', id::text, id::text,
-                    ${n - 2}, ${n - 1}, ${n}::jsonb FROM up
-            )
-            SELECT version FROM up
-            """,
-            *params,
-        )
+        SELECT version FROM up
+        """,
+        *params,
+    )
+    if version is None:
+        raise _Moved()
     customer["version"] = version
     customer["updated_at"] = at.isoformat()
-    return JSONResponse(
-        customer_body(customer),
-        headers={"ETag": f'"{version}"', "X-Request-ID": request_id},
-    )
+    return customer, True
 
 
 # -- interactions and complaints -------------------------------------------------------------------

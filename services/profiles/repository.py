@@ -434,20 +434,27 @@ async def update_customer_row(
     history_changes: str,
     events: str,
     audit: str,
-) -> int:
+    *,
+    expected_version: int | None = None,
+) -> int | None:
     """The changed columns, a version bump, the history entry, the events and the audit entry
-    in one statement; the new version."""
+    in one statement; the new version. With `expected_version`, only if the row still has
+    that version: otherwise nothing is written and the answer is None."""
     params: list[Any] = [customer_id, at, actor, history_changes, events, audit]
     sets = []
     for name, value in assignments.items():
         params.append(value)
         cast = "::jsonb" if name == "important_dates" else ""
         sets.append(f"{name} = ${len(params)}{cast}")
-    version: int = await conn.fetchval(
+    guard = ""
+    if expected_version is not None:
+        params.append(expected_version)
+        guard = f" AND version = ${len(params)}"
+    version: int | None = await conn.fetchval(
         f"""
         WITH up AS (
             UPDATE customers SET {", ".join(sets)}, version = version + 1, updated_at = $2
-            WHERE id = $1 RETURNING id, version
+            WHERE id = $1{guard} RETURNING id, version
         ), hist AS (
             INSERT INTO customer_history (customer_id, entity, entity_id, action, actor,
                 changed_at, changes)

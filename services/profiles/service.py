@@ -500,6 +500,15 @@ async def create_customer(
     )
 
 
+# Fields whose change is checked against other customers (taken identity keys, another
+# customer's external_ref): an update that sends one locks and checks in a transaction.
+CHECKED_FIELDS = frozenset({"email", "phone", "external_ref"})
+
+
+class _Moved(Exception):
+    """The row changed between the optimistic read and the write: nothing was written."""
+
+
 async def update_customer(
     ctx: RequestContext,
     customer_id: uuid.UUID,
@@ -507,10 +516,41 @@ async def update_customer(
     if_match: str | None,
     allow_duplicate: bool = False,
 ) -> CustomerRead:
-    """Change the fields sent: the row is locked and read, then one statement writes the
-    changed columns, the version, the history entry, the events and the audit entry."""
-    conn = await ctx.db()
-    row = await repo.customer_row(conn, customer_id, for_update=True)
+    """Change the fields sent: the row is read, then one statement writes the changed columns,
+    the version, the history entry, the events and the audit entry.
+
+    Without an Idempotency-Key (whose claim commits with the change) and without a field
+    checked against other customers, the read is not locked and the write, atomic by itself,
+    applies only to the version read (two round trips in autocommit, the row locked only
+    for the write's own statement). If the row moved in between, nothing was written and the
+    update runs again with the row locked: a specific If-Match then answers 412 as it would
+    have, `*` applies the change to the current row."""
+    if ctx.in_transaction() or patch.model_fields_set & CHECKED_FIELDS:
+        return await _update_customer(
+            ctx, await ctx.db(), customer_id, patch, if_match, True, allow_duplicate
+        )
+    conn = await ctx.db(transaction=False)
+    try:
+        read = await _update_customer(ctx, conn, customer_id, patch, if_match, False)
+    except _Moved:
+        async with conn.transaction():
+            read = await _update_customer(ctx, conn, customer_id, patch, if_match, True)
+    ctx.app_state.relay.wake()  # committed by the statement (or its transaction)
+    return read
+
+
+async def _update_customer(
+    ctx: RequestContext,
+    conn: Any,
+    customer_id: uuid.UUID,
+    patch: CustomerUpdate,
+    if_match: str | None,
+    locked: bool,
+    allow_duplicate: bool = False,
+) -> CustomerRead:
+    """`update_customer` on `conn`: with `locked`, the row is locked as it is read and the
+    write cannot miss; without, the write applies only to the version read (else `_Moved`)."""
+    row = await repo.customer_row(conn, customer_id, for_update=locked)
     owner = owner_limit(ctx)
     if row is None or (owner is not None and row["owner_id"] != owner):
         raise CustomerNotFound(
@@ -595,8 +635,12 @@ async def update_customer(
         keyring().seal(json.dumps(changes, default=str), "customer_history.changes"),
         json.dumps([ctx.outbox.row(e) for e in events], default=str),
         audit_json(audit),
+        expected_version=None if locked else current["version"],
     )
-    ctx.outbox.written(ctx.session)
+    if version is None:
+        raise _Moved(customer_id)
+    if ctx.in_transaction():
+        ctx.outbox.written(ctx.session)  # the request's commit wakes the relay
     return read_of({**updated, "version": version, "updated_at": at})
 
 

@@ -100,7 +100,7 @@ HOT_PATHS: list[HotPath] = [
 async def seed_customers(client: httpx.AsyncClient, profiles: str, n: int = 120) -> list[str]:
     """Customers the paths read and change: one industry and region, PII in four fields."""
     ids = []
-    for i in range(n):
+    for _ in range(n):
         tag = uuid.uuid4().hex[:10]
         response = await client.post(
             f"{profiles}/customers",

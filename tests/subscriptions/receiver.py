@@ -45,6 +45,8 @@ class Receiver:
     default: int = 200
     received: list[Received] = field(default_factory=list)
     port: int = 0
+    # When given, each request is held until it is set (the sender waits meanwhile).
+    gate: asyncio.Event | None = None
 
     @property
     def url(self) -> str:
@@ -65,6 +67,8 @@ class Receiver:
         body = await request.body()
         headers = {k.lower(): v for k, v in request.headers.items()}
         verified = self.verifying(body, headers)
+        if self.gate is not None:
+            await self.gate.wait()
         status = self.script.pop(0) if self.script else self.default
         if not verified:
             status = 401  # what a real receiver does with a bad signature

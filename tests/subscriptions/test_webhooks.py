@@ -392,9 +392,14 @@ async def test_410_disables_the_subscription_with_an_event(
     app: FastAPI, client: httpx.AsyncClient, producer: AIOKafkaProducer
 ) -> None:
     customer = uuid.uuid4()
-    async with running(Receiver(default=410)) as receiver:
+    async with running(Receiver(default=410, gate=asyncio.Event())) as receiver:
         sub = await subscribe(client, receiver, customer)
         await publish(producer, received(customer), resolved(customer))
+        # The 410 waits until both events are queued: the consumer may take them in two
+        # batches, and an event consumed after the subscription is disabled is not queued.
+        await eventually(lambda: _listed(client, sub["id"], 2), timeout=8)
+        assert receiver.gate is not None
+        receiver.gate.set()
         await eventually(lambda: _disabled(client, sub["id"]), timeout=60)
         [while_disabled] = await publish(producer, received(customer))
 
@@ -445,6 +450,10 @@ async def test_endpoint_failing_longer_than_disable_after_is_disabled_with_reaso
     event = await _disabled_event(sub["id"])
     assert event["reason"] == "failing" and "HTTP 500" in event["detail"]
     assert event["failing_since"] is not None
+
+
+async def _listed(client: httpx.AsyncClient, sub_id: str, count: int) -> bool:
+    return len(await deliveries(client, sub_id)) >= count
 
 
 async def _disabled(client: httpx.AsyncClient, sub_id: str) -> bool:

@@ -11,6 +11,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
@@ -541,7 +542,7 @@ async def update_customer(
 
 async def _update_customer(
     ctx: RequestContext,
-    conn: Any,
+    conn: asyncpg.Connection,
     customer_id: uuid.UUID,
     patch: CustomerUpdate,
     if_match: str | None,

@@ -146,6 +146,16 @@ class RequestContext:
         assert self._driver is not None
         return self._driver
 
+    def wake_relay(self, *, at_commit: bool) -> None:
+        """Wake this process's outbox relay for the events the request's statements wrote:
+        at the request's commit when they are in its transaction (`at_commit`), at once when
+        they are committed already (a statement in autocommit on `db(transaction=False)`, or a
+        transaction of its own on that connection)."""
+        if at_commit:
+            self.outbox.written(self.session)
+        else:
+            self.app_state.relay.wake()
+
     def in_transaction(self) -> bool:
         """Whether the request's session began a transaction (an Idempotency-Key's claim, ORM
         work): hand-written statements then join it; reads use its connection."""

@@ -518,10 +518,7 @@ async def register(
             desk.REFERENCE_PREFIX[data.type],
             now.year,
         )
-    if keyed:
-        ctx.outbox.written(ctx.session)  # the request's commit wakes the relay
-    else:
-        ctx.app_state.relay.wake()  # committed: by the statement, or by `atomic`
+    ctx.wake_relay(at_commit=keyed)  # else committed: by the statement, or by `atomic`
     return c, read
 
 

@@ -197,10 +197,7 @@ async def log_interaction(
             customer_id = await _writable_customer_on(conn, customer_id)
             rows = await write(customer_id, resolved=True, alone=False)
             await close_revisits(customer_id, rows)
-    if keyed:
-        ctx.outbox.written(ctx.session)  # the request's commit wakes the relay
-    else:
-        ctx.app_state.relay.wake()  # committed: by the statement, or by its transaction
+    ctx.wake_relay(at_commit=keyed)  # else committed: by the statement, or its transaction
     return schemas.InteractionRead.model_validate(
         {
             **values,
@@ -548,10 +545,7 @@ async def record_purchase(ctx: RequestContext, data: schemas.PurchaseCreate) -> 
         survivor, _ = await repo.customer_status_on(conn, data.customer_id, repo.MAX_MERGE_HOPS)
         row = await write(survivor, True)
     if row["created"]:
-        if keyed:
-            ctx.outbox.written(ctx.session)  # the request's commit wakes the relay
-        else:
-            ctx.app_state.relay.wake()  # committed by the statement
+        ctx.wake_relay(at_commit=keyed)  # else committed by the statement
         return SimpleNamespace(**values), True  # exactly what was inserted; no read back
     existing = await repo.purchase_by_ref(conn, values["customer_id"], data.external_ref)
     assert existing is not None

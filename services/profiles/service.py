@@ -526,17 +526,19 @@ async def update_customer(
     for the write's own statement). If the row moved in between, nothing was written and the
     update runs again with the row locked: a specific If-Match then answers 412 as it would
     have, `*` applies the change to the current row."""
-    if ctx.in_transaction() or patch.model_fields_set & CHECKED_FIELDS:
-        return await _update_customer(
+    in_request = ctx.in_transaction() or bool(patch.model_fields_set & CHECKED_FIELDS)
+    if in_request:
+        read = await _update_customer(
             ctx, await ctx.db(), customer_id, patch, if_match, True, allow_duplicate
         )
-    conn = await ctx.db(transaction=False)
-    try:
-        read = await _update_customer(ctx, conn, customer_id, patch, if_match, False)
-    except _Moved:
-        async with conn.transaction():
-            read = await _update_customer(ctx, conn, customer_id, patch, if_match, True)
-    ctx.app_state.relay.wake()  # committed by the statement (or its transaction)
+    else:
+        conn = await ctx.db(transaction=False)
+        try:
+            read = await _update_customer(ctx, conn, customer_id, patch, if_match, False)
+        except _Moved:
+            async with conn.transaction():
+                read = await _update_customer(ctx, conn, customer_id, patch, if_match, True)
+    ctx.wake_relay(at_commit=in_request)  # else committed by the statement or its transaction
     return read
 
 
@@ -640,8 +642,6 @@ async def _update_customer(
     )
     if version is None:
         raise _Moved(customer_id)
-    if ctx.in_transaction():
-        ctx.outbox.written(ctx.session)  # the request's commit wakes the relay
     return read_of({**updated, "version": version, "updated_at": at})
 
 

@@ -276,6 +276,12 @@ async def hot_paths(report: Report, env: dict[str, str], options: dict[str, Any]
     stack.start()
     baseline, baseline_url = start_baseline(env)
     results: list[dict[str, Any]] = []
+
+    async def settled(timeout: float) -> None:
+        """Until every consumer of the stack reports no lag (at most `timeout` s)."""
+        async with httpx.AsyncClient(timeout=10) as client:
+            await drained(client, list(stack.urls.values()), timeout=timeout)
+
     try:
         await stack.ready()
         async with httpx.AsyncClient(headers=headers, timeout=30) as client:
@@ -284,18 +290,15 @@ async def hot_paths(report: Report, env: dict[str, str], options: dict[str, Any]
             if options.get("path") and options["path"] not in path.name:
                 continue
             print(f"  {path.name}", flush=True)
-            async with httpx.AsyncClient(timeout=10) as client:  # steady state: no backlog
-                await drained(client, list(stack.urls.values()), timeout=60)
+            await settled(60)  # steady state: no backlog
             base, product = interleaved(path, baseline_url, token, seconds, rounds)
             half = max(10.0, product["rps"] / 2)
             # Latency in steady state: the saturated rounds leave the stack's consumers a
             # backlog (every request published events), and a p99 taken while they digest it
             # measures the backlog. Both paced runs start from no lag.
-            async with httpx.AsyncClient(timeout=10) as client:
-                await drained(client, list(stack.urls.values()), timeout=120)
+            await settled(120)
             latency = paced(path, path.base_url, token, half, seconds)
-            async with httpx.AsyncClient(timeout=10) as client:
-                await drained(client, list(stack.urls.values()), timeout=120)
+            await settled(120)
             floor = paced(path, baseline_url, token, half, seconds)  # the same load, bare
             results.append(
                 {

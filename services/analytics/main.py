@@ -100,12 +100,24 @@ def consumer_task(settings: Settings) -> Callable[[FastAPI], Coroutine[Any, Any,
     return run
 
 
-def rerank_task(settings: Settings) -> Callable[[FastAPI], Coroutine[Any, Any, None]]:
-    """The debounced re-rank, on its own small pool whose client timeout fits a full re-rank;
-    it runs beside the consumer (short transactions), never holding rows a batch waits for."""
-    long_settings = settings.model_copy(
-        update={"db_statement_timeout_ms": settings.rerank_statement_timeout_ms, "db_pool_size": 1}
+def rerank_pool(settings: Settings) -> Settings:
+    """The re-rank's own small pool: a client timeout that fits a full re-rank, and a
+    connection for each step it runs at once (a full run's stage takes two, the apply
+    `rerank_apply_connections`); with fewer, a step would wait for a connection the run
+    itself holds until the pool gives up."""
+    return settings.model_copy(
+        update={
+            "db_statement_timeout_ms": settings.rerank_statement_timeout_ms,
+            "db_pool_size": max(2, settings.rerank_apply_connections),
+            "db_pool_overflow": 0,
+        }
     )
+
+
+def rerank_task(settings: Settings) -> Callable[[FastAPI], Coroutine[Any, Any, None]]:
+    """The debounced re-rank, on its own pool (`rerank_pool`); it runs beside the consumer
+    (short transactions), never holding rows a batch waits for."""
+    long_settings = rerank_pool(settings)
 
     async def run(app: FastAPI) -> None:
         engine = create_engine(long_settings)

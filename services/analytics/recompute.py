@@ -104,8 +104,106 @@ _FRESH = {
 }
 
 
+def _fact(col: str) -> str:
+    return f"CASE WHEN x.customer_id IS NULL THEN f.{col} ELSE x.{_FRESH[col]} END"
+
+
+def _joined(source: str, fresh: str, columns: Sequence[str]) -> tuple[str, str]:
+    """`source` (customer_facts as stored, `f`) joined to `fresh` (the recomputed facts, `x`),
+    and `columns` as they are now: each stored value replaced by its recomputed fact where
+    `fresh` has the customer."""
+    picked = ", ".join(f"{_fact(col)} AS {col}" for col in columns)
+    return f"{source} f LEFT JOIN {fresh} x ON x.customer_id = f.customer_id", picked
+
+
+def _cur_cte(source: str, fresh: str) -> str:
+    """`cur`: the narrow rows the ranks order (their measures and the stored ranks)."""
+    joined, measures = _joined(
+        source, fresh, ("contribution", "revenue", "purchase_count", "last_purchase_at")
+    )
+    return f"""cur AS MATERIALIZED (
+    SELECT f.customer_id, f.merged_into, {measures},
+           f.tier, f.rfm_recency_days, f.rfm_r, f.rfm_f, f.rfm_m, f.rfm_segment
+    FROM {joined}
+)"""
+
+
+def _life_cte(source: str, fresh: str, due: str) -> str:
+    """`life`: the rows whose lifecycle and churn risk to compute (`due` filters them)."""
+    joined, facts = _joined(source, fresh, FACT_COLUMNS)
+    return f"""life AS (
+    SELECT f.customer_id, f.merged_into, f.lifecycle_stage, f.churn_score, f.churn_level,
+           f.churn_reasons, f.lifecycle_next_at, {facts}
+    FROM {joined}
+    {due}
+)"""
+
+
+LIFE_CHANGES = """life_changes AS MATERIALIZED (
+    SELECT * FROM leveled
+    WHERE (old_stage, old_score, old_level, old_reasons, old_next_at)
+          IS DISTINCT FROM (stage, score, level, reasons, next_at)
+)"""
+TIER_CHANGES = """tier_changes AS MATERIALIZED (
+    SELECT customer_id, tier FROM tiered WHERE tier IS DISTINCT FROM old_tier
+)"""
+RFM_CHANGES = """rfm_changes AS MATERIALIZED (
+    SELECT customer_id, recency, r, f, m, segment FROM segmented
+    WHERE (old_recency, old_r, old_f, old_m, old_segment)
+          IS DISTINCT FROM (recency, r, f, m, segment)
+)"""
+
+
+def _assemble(rows: str, fresh: str, life: str, tiers: str, rfm: str) -> str:
+    """The staged rows: each customer of `rows` (`f`, customer_facts as stored, with its
+    `row_xid`) for whom something differs, its new values taken from `fresh` (`x`), `life`
+    (`l`, the lifecycle and churn changes), `tiers` (`t`) and `rfm` (`g`); a value that did not
+    change is the stored one."""
+
+    def life_value(col: str, new: str) -> str:
+        return f"CASE WHEN l.customer_id IS NULL THEN f.{col} ELSE l.{new} END"
+
+    def rfm_value(col: str, new: str) -> str:
+        return (
+            f"CASE WHEN f.merged_into IS NOT NULL OR ({_fact('last_purchase_at')}) IS NULL "
+            f"THEN NULL WHEN g.customer_id IS NULL THEN f.{col} ELSE g.{new} END"
+        )
+
+    values = {
+        **{col: _fact(col) for col in FACT_COLUMNS},
+        "lifecycle_stage": life_value("lifecycle_stage", "stage"),
+        "churn_score": life_value("churn_score", "score"),
+        "churn_level": life_value("churn_level", "level"),
+        "churn_reasons": life_value("churn_reasons", "reasons"),
+        "lifecycle_next_at": life_value("lifecycle_next_at", "next_at"),
+        "tier": "CASE WHEN f.merged_into IS NOT NULL THEN NULL "
+        "WHEN t.customer_id IS NULL THEN f.tier ELSE t.tier END",
+        "rfm_recency_days": rfm_value("rfm_recency_days", "recency"),
+        "rfm_r": rfm_value("rfm_r", "r"),
+        "rfm_f": rfm_value("rfm_f", "f"),
+        "rfm_m": rfm_value("rfm_m", "m"),
+        "rfm_segment": rfm_value("rfm_segment", "segment"),
+    }
+    assert set(values) == set(ALL_COLUMNS)
+    old = ", ".join(f"f.{c}" for c in ALL_COLUMNS)
+    new = ", ".join(values[c] for c in ALL_COLUMNS)
+    selected = ",\n       ".join(f"{values[c]} AS {c}" for c in ALL_COLUMNS)
+    return f"""SELECT f.customer_id,
+       {selected},
+       f.row_xid::text::bigint AS row_xmin
+FROM {rows}
+LEFT JOIN {fresh} x ON x.customer_id = f.customer_id
+LEFT JOIN {life} l ON l.customer_id = f.customer_id
+LEFT JOIN {tiers} t ON t.customer_id = f.customer_id
+LEFT JOIN {rfm} g ON g.customer_id = f.customer_id
+WHERE ({old}) IS DISTINCT FROM ({new})
+   OR (f.facts_at IS NULL AND x.customer_id IS NOT NULL)
+"""
+
+
 def _stage_sql(incremental: bool) -> str:
-    """The customers whose values differ from the stored ones, with their new row.
+    """The customers whose values differ from the stored ones, with their new row, in one
+    statement (the in-transaction re-rank, and the background one's incremental runs).
 
     Incremental: facts are recomputed only for `:ids` (the customers whose facts may have
     changed since the last run); everyone else keeps the facts stored, which consumer batches
@@ -145,84 +243,62 @@ CROSS JOIN LATERAL (
         facts = FACTS_CTES.format(f="", rf="", sv="")
         due = ""
         rows = "(SELECT *, xmin AS row_xid FROM customer_facts) f"
-
-    def fact(col: str) -> str:
-        return f"CASE WHEN x.customer_id IS NULL THEN f.{col} ELSE x.{_FRESH[col]} END"
-
-    def life(col: str, new: str) -> str:
-        return f"CASE WHEN l.customer_id IS NULL THEN f.{col} ELSE l.{new} END"
-
-    def rfm(col: str, new: str) -> str:
-        return (
-            f"CASE WHEN f.merged_into IS NOT NULL OR ({fact('last_purchase_at')}) IS NULL "
-            f"THEN NULL WHEN g.customer_id IS NULL THEN f.{col} ELSE g.{new} END"
-        )
-
-    values = {
-        **{col: fact(col) for col in FACT_COLUMNS},
-        "lifecycle_stage": life("lifecycle_stage", "stage"),
-        "churn_score": life("churn_score", "score"),
-        "churn_level": life("churn_level", "level"),
-        "churn_reasons": life("churn_reasons", "reasons"),
-        "lifecycle_next_at": life("lifecycle_next_at", "next_at"),
-        "tier": "CASE WHEN f.merged_into IS NOT NULL THEN NULL "
-        "WHEN t.customer_id IS NULL THEN f.tier ELSE t.tier END",
-        "rfm_recency_days": rfm("rfm_recency_days", "recency"),
-        "rfm_r": rfm("rfm_r", "r"),
-        "rfm_f": rfm("rfm_f", "f"),
-        "rfm_m": rfm("rfm_m", "m"),
-        "rfm_segment": rfm("rfm_segment", "segment"),
-    }
-    assert set(values) == set(ALL_COLUMNS)
-    life_columns = ", ".join(f"{fact(col)} AS {col}" for col in FACT_COLUMNS)
-    rank_measures = ", ".join(
-        f"{fact(col)} AS {col}"
-        for col in ("contribution", "revenue", "purchase_count", "last_purchase_at")
-    )
-    old = ", ".join(f"f.{c}" for c in ALL_COLUMNS)
-    new = ", ".join(values[c] for c in ALL_COLUMNS)
-    selected = ",\n       ".join(f"{values[c]} AS {c}" for c in ALL_COLUMNS)
     return f"""
 CREATE UNLOGGED TABLE {STAGE} AS
 {facts},
-cur AS MATERIALIZED (
-    SELECT f.customer_id, f.merged_into, {rank_measures},
-           f.tier, f.rfm_recency_days, f.rfm_r, f.rfm_f, f.rfm_m, f.rfm_segment
-    FROM customer_facts f LEFT JOIN fresh x ON x.customer_id = f.customer_id
-),
-life AS (
-    SELECT f.customer_id, f.merged_into, f.lifecycle_stage, f.churn_score, f.churn_level,
-           f.churn_reasons, f.lifecycle_next_at, {life_columns}
-    FROM customer_facts f LEFT JOIN fresh x ON x.customer_id = f.customer_id
-    {due}
-),
+{_cur_cte("customer_facts", "fresh")},
+{_life_cte("customer_facts", "fresh", due)},
 {LIFECYCLE_CTES.format(source="life", f="")},
 {ABC_CTES.format(source="cur")},
 {RFM_CTES.format(source="cur")},
-life_changes AS MATERIALIZED (
-    SELECT * FROM leveled
-    WHERE (old_stage, old_score, old_level, old_reasons, old_next_at)
-          IS DISTINCT FROM (stage, score, level, reasons, next_at)
-),
-tier_changes AS MATERIALIZED (
-    SELECT customer_id, tier FROM tiered WHERE tier IS DISTINCT FROM old_tier
-),
-rfm_changes AS MATERIALIZED (
-    SELECT customer_id, recency, r, f, m, segment FROM segmented
-    WHERE (old_recency, old_r, old_f, old_m, old_segment)
-          IS DISTINCT FROM (recency, r, f, m, segment)
+{LIFE_CHANGES},
+{TIER_CHANGES},
+{RFM_CHANGES}
+{_assemble(rows, "fresh", "life_changes", "tier_changes", "rfm_changes")}"""
+
+
+# The full run of the background re-rank, in steps over work tables (unlogged, like the stage,
+# and dropped with it): the stored rows and the recomputed facts copied from one snapshot; the
+# lifecycle and churn changes on one connection while the ranks are computed on another; then
+# the staged rows assembled from the four. One statement did the same work on one core for
+# most of its run (the lifecycle expressions, the rank sorts and the assembly each wait for
+# the one before; CTEs keep the planner from parallel joins above them).
+STORED = "rerank_stored"
+FRESH = "rerank_fresh"
+LIFE = "rerank_life"
+TIERS = "rerank_tiers"
+RFM = "rerank_rfm"
+WORK_TABLES = (STAGE, STORED, FRESH, LIFE, TIERS, RFM)
+SPLIT_SNAPSHOT_SQL = (
+    f"CREATE UNLOGGED TABLE {STORED} AS SELECT *, xmin AS row_xid FROM customer_facts",
+    f"CREATE UNLOGGED TABLE {FRESH} AS {FACTS_CTES.format(f='', rf='', sv='')} SELECT * FROM fresh",
 )
-SELECT f.customer_id,
-       {selected},
-       f.row_xid::text::bigint AS row_xmin
-FROM {rows}
-LEFT JOIN fresh x ON x.customer_id = f.customer_id
-LEFT JOIN life_changes l ON l.customer_id = f.customer_id
-LEFT JOIN tier_changes t ON t.customer_id = f.customer_id
-LEFT JOIN rfm_changes g ON g.customer_id = f.customer_id
-WHERE ({old}) IS DISTINCT FROM ({new})
-   OR (f.facts_at IS NULL AND x.customer_id IS NOT NULL)
+SPLIT_LIFE_SQL = f"""
+CREATE UNLOGGED TABLE {LIFE} AS
+WITH {_life_cte(STORED, FRESH, "")},
+{LIFECYCLE_CTES.format(source="life", f="")},
+{LIFE_CHANGES}
+SELECT * FROM life_changes
 """
+SPLIT_RANK_SQL = (
+    f"""
+CREATE UNLOGGED TABLE {TIERS} AS
+WITH {_cur_cte(STORED, FRESH)},
+{ABC_CTES.format(source="cur")},
+{TIER_CHANGES}
+SELECT * FROM tier_changes
+""",
+    f"""
+CREATE UNLOGGED TABLE {RFM} AS
+WITH {_cur_cte(STORED, FRESH)},
+{RFM_CTES.format(source="cur")},
+{RFM_CHANGES}
+SELECT * FROM rfm_changes
+""",
+)
+SPLIT_ASSEMBLE_SQL = f"""
+CREATE UNLOGGED TABLE {STAGE} AS
+{_assemble(f"{STORED} f", FRESH, LIFE, TIERS, RFM)}"""
 
 
 # Customers whose facts may differ from the stored ones: marked by a batch that skipped the
@@ -401,48 +477,114 @@ PARALLEL_STAGE = (
 )
 
 
-async def _stage(db: Db, settings: Settings, as_of: datetime | None) -> tuple[Clock, int, bool]:
-    """Compute every value into the staging table; (clock, customers that differ, full)."""
+async def _stage_settings(db: Db, settings: Settings) -> None:
     await db.execute(sa.text(f"SET LOCAL work_mem = '{settings.rerank_work_mem}'"))
     await db.execute(
         sa.text(f"SET LOCAL statement_timeout = {int(settings.rerank_statement_timeout_ms)}")
     )
+
+
+async def _full_settings(db: Db, parallel: bool) -> tuple[str, ...]:
+    """The planner settings of a full run's statements (until RESET); the names set."""
+    # Everyone: the purchases aggregate walked the customer_id index through the whole table
+    # (a random heap page per purchase: 11 of 42 s at 1M); a scan and a hash aggregate read
+    # it once.
+    await db.execute(sa.text("SET LOCAL enable_indexscan = off"))
+    await db.execute(sa.text("SET LOCAL enable_bitmapscan = off"))
+    # The scans, aggregates and joins on parallel workers: costing a worker's start-up and
+    # rows at the defaults, the planner kept the whole statement on one core (EXPLAIN ANALYZE
+    # at 1M: 27.4 -> 23.3 s). Not for a small base, where starting the workers costs more
+    # than they save.
+    workers = PARALLEL_STAGE if parallel else ()
+    for setting in workers:
+        await db.execute(sa.text(f"SET LOCAL {setting}"))
+    return ("enable_indexscan", "enable_bitmapscan", *(w.split(" = ")[0] for w in workers))
+
+
+async def _large(db: Db) -> bool:
+    """Whether the base is large enough for parallel workers (the planner's estimate)."""
+    customers = await db.execute(
+        sa.text("SELECT reltuples FROM pg_class WHERE oid = 'customer_facts'::regclass")
+    )
+    return (customers.scalar() or 0) >= PARALLEL_FROM
+
+
+async def _prepare(
+    db: Db, settings: Settings, as_of: datetime | None
+) -> tuple[Clock, dict[str, Any], list[uuid.UUID] | None]:
+    """(clock, the statements' parameters, the customers whose facts to recompute or None for
+    everyone), having dropped what a crashed run left."""
+    await _stage_settings(db, settings)
     if as_of is None:
         as_of = (await db.execute(sa.select(sa.func.now()))).scalar_one()
     clock = Clock.at(as_of, settings)
-    await db.execute(sa.text(f"DROP TABLE IF EXISTS {STAGE}"))
+    for table in WORK_TABLES:
+        await db.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
     params = {
         **lifecycle_params(clock, settings),
         "a_share": Decimal(str(settings.tier_a_share)),
         "b_share": Decimal(str(settings.tier_b_share)),
     }
-    dirty = await _dirty(db, settings, clock)
+    return clock, params, await _dirty(db, settings, clock)
+
+
+async def _staged(db: Db) -> int:
+    await db.execute(sa.text(f"CREATE UNIQUE INDEX ON {STAGE} (customer_id)"))
+    await db.execute(sa.text(f"ANALYZE {STAGE}"))
+    return int((await db.execute(sa.text(f"SELECT count(*) FROM {STAGE}"))).scalar_one())
+
+
+async def _stage(db: Db, settings: Settings, as_of: datetime | None) -> tuple[Clock, int, bool]:
+    """Compute every value into the staging table in one statement, in the caller's
+    transaction; (clock, customers that differ, full)."""
+    clock, params, dirty = await _prepare(db, settings, as_of)
     if dirty is None:
-        # Everyone: the purchases aggregate walked the customer_id index through the whole
-        # table (a random heap page per purchase: 11 of 42 s at 1M); a scan and a hash
-        # aggregate read it once.
-        await db.execute(sa.text("SET LOCAL enable_indexscan = off"))
-        await db.execute(sa.text("SET LOCAL enable_bitmapscan = off"))
-        # The scans, aggregates and joins under the windows on parallel workers: costing a
-        # worker's start-up and rows at the defaults, the planner kept the whole statement on
-        # one core (EXPLAIN ANALYZE at 1M: 27.4 -> 23.3 s). Not for a small base, where
-        # starting the workers costs more than they save.
-        customers = await db.execute(
-            sa.text("SELECT reltuples FROM pg_class WHERE oid = 'customer_facts'::regclass")
-        )
-        parallel = PARALLEL_STAGE if (customers.scalar() or 0) >= PARALLEL_FROM else ()
-        for setting in parallel:
-            await db.execute(sa.text(f"SET LOCAL {setting}"))
+        reset = await _full_settings(db, await _large(db))
         await db.execute(sa.text(STAGE_SQL), params)
-        for setting in ("enable_indexscan", "enable_bitmapscan", *parallel):
-            await db.execute(sa.text(f"RESET {setting.split(' = ')[0]}"))
+        for name in reset:
+            await db.execute(sa.text(f"RESET {name}"))
     else:
         statement = sa.text(STAGE_INCREMENTAL_SQL).bindparams(IDS)
         await db.execute(statement, {**params, "ids": dirty})
-    await db.execute(sa.text(f"CREATE UNIQUE INDEX ON {STAGE} (customer_id)"))
-    await db.execute(sa.text(f"ANALYZE {STAGE}"))
-    staged = (await db.execute(sa.text(f"SELECT count(*) FROM {STAGE}"))).scalar_one()
-    return clock, int(staged), dirty is None
+    return clock, await _staged(db), dirty is None
+
+
+async def _stage_full_split(
+    engine: AsyncEngine, conn: AsyncConnection, settings: Settings, params: dict[str, Any]
+) -> None:
+    """A full run's staging table in steps on two connections (see SPLIT_SNAPSHOT_SQL); `conn`
+    outside a transaction, the stage committed at the end."""
+    async with conn.begin():
+        # Both copies from one snapshot, as the single statement reads.
+        await conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+        await _stage_settings(conn, settings)
+        parallel = await _large(conn)
+        await _full_settings(conn, parallel)
+        for sql in SPLIT_SNAPSHOT_SQL:
+            await conn.execute(sa.text(sql), params)
+        await conn.execute(sa.text(f"ANALYZE {STORED}, {FRESH}"))
+
+    async def compute(db: AsyncConnection, statements: Sequence[str]) -> None:
+        async with db.begin():
+            await _stage_settings(db, settings)
+            await _full_settings(db, parallel)
+            for sql in statements:
+                await db.execute(sa.text(sql), params)
+
+    async def lifecycle() -> None:
+        async with engine.connect() as db:
+            await compute(db, (SPLIT_LIFE_SQL,))
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(lifecycle())
+        group.create_task(compute(conn, SPLIT_RANK_SQL))
+    async with conn.begin():
+        await _stage_settings(conn, settings)
+        await _full_settings(conn, parallel)
+        await conn.execute(sa.text(SPLIT_ASSEMBLE_SQL), params)
+        for table in WORK_TABLES:
+            if table != STAGE:
+                await conn.execute(sa.text(f"DROP TABLE {table}"))
 
 
 async def _boundaries(db: Db, chunk: int) -> list[uuid.UUID | None]:
@@ -545,7 +687,15 @@ async def rerank_concurrently(
                 if not await _claim(conn, settings, only_if_due):
                     return None
             async with conn.begin():
-                clock, staged, full = await _stage(conn, settings, as_of)
+                clock, params, dirty = await _prepare(conn, settings, as_of)
+                if dirty is not None:
+                    statement = sa.text(STAGE_INCREMENTAL_SQL).bindparams(IDS)
+                    await conn.execute(statement, {**params, "ids": dirty})
+            full = dirty is None
+            if full:
+                await _stage_full_split(engine, conn, settings, params)
+            async with conn.begin():
+                staged = await _staged(conn)
                 bounds = await _boundaries(conn, settings.rerank_chunk) if staged else []
             stage_ms = int((time.perf_counter() - started) * 1000)
             tally = _Tally()

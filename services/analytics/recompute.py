@@ -1,8 +1,9 @@
 """The global re-rank: every customer's facts, lifecycle, churn risk, ABC tier and RFM.
 
-Computed, then applied. One statement computes every value from a single snapshot into a
-staging table, keeping only the customers whose values differ from what `customer_facts`
-holds (in steady state: few). The differences are then applied in short transactions of
+Computed, then applied. Every value is computed from a single snapshot into a staging table,
+keeping only the customers whose values differ from what `customer_facts` holds (in steady
+state: few): in one statement, or, for the background run's full runs, in steps on two
+connections (`_stage_full_split`). The differences are then applied in short transactions of
 `rerank_chunk` customers, each publishing its changes, `rerank_apply_connections` chunks at
 once on their own connections (so the stage is an unlogged table, not a session's temporary
 one: one run at a time holds the re-rank lock, and each run drops what a crashed one left).
@@ -280,21 +281,22 @@ WITH {_life_cte(STORED, FRESH, "")},
 {LIFE_CHANGES}
 SELECT * FROM life_changes
 """
+
+
+def _rank_sql(table: str, ranks: str, changes: str) -> str:
+    """Into `table`: the rows one global rank changes (the CTE `changes`, selected by name)."""
+    return f"""
+CREATE UNLOGGED TABLE {table} AS
+WITH {_cur_cte(STORED, FRESH)},
+{ranks},
+{changes}
+SELECT * FROM {changes.split(" ", 1)[0]}
+"""
+
+
 SPLIT_RANK_SQL = (
-    f"""
-CREATE UNLOGGED TABLE {TIERS} AS
-WITH {_cur_cte(STORED, FRESH)},
-{ABC_CTES.format(source="cur")},
-{TIER_CHANGES}
-SELECT * FROM tier_changes
-""",
-    f"""
-CREATE UNLOGGED TABLE {RFM} AS
-WITH {_cur_cte(STORED, FRESH)},
-{RFM_CTES.format(source="cur")},
-{RFM_CHANGES}
-SELECT * FROM rfm_changes
-""",
+    _rank_sql(TIERS, ABC_CTES.format(source="cur"), TIER_CHANGES),
+    _rank_sql(RFM, RFM_CTES.format(source="cur"), RFM_CHANGES),
 )
 SPLIT_ASSEMBLE_SQL = f"""
 CREATE UNLOGGED TABLE {STAGE} AS
@@ -552,7 +554,7 @@ async def _stage(db: Db, settings: Settings, as_of: datetime | None) -> tuple[Cl
 async def _stage_full_split(
     engine: AsyncEngine, conn: AsyncConnection, settings: Settings, params: dict[str, Any]
 ) -> None:
-    """A full run's staging table in steps on two connections (see SPLIT_SNAPSHOT_SQL); `conn`
+    """A full run's staging table in steps on two connections (the work tables above); `conn`
     outside a transaction, the stage committed at the end."""
     async with conn.begin():
         # Both copies from one snapshot, as the single statement reads.

@@ -59,11 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             publishes=[CUSTOMERS_TOPIC],
             consumers=[
                 ConsumerSpec(
-                    consumers.GROUP_ID,
-                    [ANALYTICS_TOPIC],
-                    consumers.handlers(consumer_context),
-                    batch_handler=consumers.batch_handler(consumer_context),
-                    batch_types=consumers.EVENT_TYPES,
+                    consumers.GROUP_ID, [ANALYTICS_TOPIC], consumers.handlers(consumer_context)
                 )
             ],
             openapi_tags=OPENAPI_TAGS,

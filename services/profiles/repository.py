@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -11,6 +10,7 @@ from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.profiles import protection
@@ -307,97 +307,30 @@ async def consent_history(
     return list(rows.scalars())
 
 
-# Each kind of insight: the time it was decided (the newest applied wins) and what it carries.
-INSIGHT_KINDS: dict[str, tuple[str, ...]] = {
-    "tier_changed_at": ("tier",),
-    "lifecycle_changed_at": ("lifecycle_stage",),
-    "churn_risk_changed_at": ("churn_risk_score", "churn_risk_level", "churn_risk_reasons"),
-}
-INSIGHT_COLUMNS = ("customer_id", *(c for at, cs in INSIGHT_KINDS.items() for c in (*cs, at)))
-
-
-async def lock_insights(
-    session: AsyncSession, customer_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, dict[str, Any]]:
-    """The customers' insights rows as they are, locked (in id order) until the transaction
-    ends; a customer without one is absent."""
+async def lock_insights(session: AsyncSession, customer_id: uuid.UUID) -> Any:
+    """The customer's insights row as it is, locked until the transaction ends (or None)."""
     table = table_of(CustomerInsights)
-    query = (
-        sa.select(table)
-        .where(table.c.customer_id.in_(customer_ids))
-        .order_by(table.c.customer_id)
-        .with_for_update()
+    query = sa.select(table).where(table.c.customer_id == customer_id).with_for_update()
+    return (await session.execute(query)).first()
+
+
+async def upsert_insights(
+    session: AsyncSession, customer_id: uuid.UUID, at_column: str, values: dict[str, Any]
+) -> Any:
+    """Apply one insight unless a newer one of the same kind was applied already; the row
+    after it, or None when it was older."""
+    table = table_of(CustomerInsights)
+    row = {"customer_id": customer_id, **values}
+    statement = insert(table).values(row)
+    existing_at = table.c[at_column]
+    result = await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[table.c.customer_id],
+            set_={name: statement.excluded[name] for name in values},
+            where=sa.or_(existing_at.is_(None), existing_at <= statement.excluded[at_column]),
+        ).returning(*table.c)
     )
-    return {row.customer_id: dict(row._mapping) for row in await session.execute(query)}
-
-
-def _newer(at: str) -> str:
-    return f"(i.{at} IS NULL OR i.{at} <= excluded.{at})"
-
-
-# Every kind written only if it is at least as new as the stored one: the rows were locked and
-# folded in Python, so this only matters for a row another transaction inserted meanwhile.
-UPSERT_INSIGHTS = f"""
-INSERT INTO customer_insights AS i ({", ".join(INSIGHT_COLUMNS)})
-SELECT {", ".join(INSIGHT_COLUMNS)} FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(
-    customer_id uuid, tier text, tier_changed_at timestamptz, lifecycle_stage text,
-    lifecycle_changed_at timestamptz, churn_risk_score int, churn_risk_level text,
-    churn_risk_reasons jsonb, churn_risk_changed_at timestamptz)
-ON CONFLICT (customer_id) DO UPDATE SET
-    {
-    ", ".join(
-        f"{c} = CASE WHEN {_newer(at)} THEN excluded.{c} ELSE i.{c} END"
-        for at, cs in INSIGHT_KINDS.items()
-        for c in (*cs, at)
-    )
-}
-"""
-
-
-async def upsert_insights(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Write the customers' insights rows (`INSIGHT_COLUMNS`) in one statement."""
-
-    def plain(value: Any) -> Any:
-        return value.isoformat() if isinstance(value, datetime) else value
-
-    payload = [{c: plain(row.get(c)) for c in INSIGHT_COLUMNS} for row in rows]
-    await session.execute(sa.text(UPSERT_INSIGHTS), {"rows": json.dumps(payload, default=str)})
-
-
-# What `customer.updated` carries of a customer (`service.dimensions`).
-DIMENSION_COLUMNS = (
-    "kind",
-    "customer_number",
-    "industry",
-    "region",
-    "company_size",
-    "source_channel",
-    "owner_id",
-    "tags",
-    "language",
-    "preferred_channel",
-    "status",
-    "important_dates",
-)
-
-
-async def touch_customers(
-    session: AsyncSession, customer_ids: Sequence[uuid.UUID], at: datetime
-) -> list[dict[str, Any]]:
-    """Move `updated_at` of those customers still in the archive (not merged away, not
-    erased); their ids and dimensions."""
-    table = table_of(Customer)
-    statement = (
-        sa.update(table)
-        .where(
-            table.c.id.in_(customer_ids),
-            table.c.status != "merged",
-            table.c.erased_at.is_(None),
-        )
-        .values(updated_at=at)
-        .returning(table.c.id, *(table.c[c] for c in DIMENSION_COLUMNS))
-    )
-    return [dict(row._mapping) for row in await session.execute(statement)]
+    return result.first()
 
 
 # -- hot paths: hand-written statements on the request's asyncpg connection (`ctx.db()`) -------

@@ -1499,60 +1499,40 @@ async def _insert_batch(
 VISIBLE_INSIGHTS = ("tier", "lifecycle_stage", "churn_risk_level")
 
 
-# One insight: (customer id, the kind's time column, the values it sets, that time included).
-Insight = tuple[uuid.UUID, str, dict[str, Any]]
-
-
 async def apply_insight(
     ctx: RequestContext, customer_id: uuid.UUID, at_column: str, values: dict[str, Any]
 ) -> None:
-    """Apply one analytics insight (see `apply_insights`)."""
-    await apply_insights(ctx, [(customer_id, at_column, values)])
-
-
-async def apply_insights(ctx: RequestContext, insights: Sequence[Insight]) -> None:
-    """Apply analytics insights in their order, each unless a newer one of its kind was. Each
-    customer whose tier, lifecycle stage or churn level ends up different gets its `updated_at`
-    moved and one `customer.updated` naming those fields. Four statements however many: lock
-    the customers' rows, write them, move `updated_at`, publish."""
+    """Apply one analytics insight unless a newer one of its kind was; on a visible change,
+    move `updated_at` and publish `customer.updated` naming the changed insight fields."""
     session = ctx.session
-    insights = [(uuid.UUID(str(c)), at, values) for c, at, values in insights]
-    before = await repo.lock_insights(session, sorted({c for c, _, _ in insights}))
-    after = {c: dict(row) for c, row in before.items()}
-    applied: set[uuid.UUID] = set()
-    for customer_id, at_column, values in insights:
-        row = after.setdefault(customer_id, dict.fromkeys(repo.INSIGHT_COLUMNS))
-        row["customer_id"] = customer_id
-        if row[at_column] is None or row[at_column] <= values[at_column]:
-            row.update(values)
-            applied.add(customer_id)
-    if not applied:
-        return  # each older than what was applied
-    await repo.upsert_insights(session, [after[c] for c in sorted(applied)])
-    changed = {}
-    for customer_id in sorted(applied):
-        old = before.get(customer_id, {})
-        names = [n for n in VISIBLE_INSIGHTS if after[customer_id][n] != old.get(n)]
-        if names:
-            changed[customer_id] = names
+    before = await repo.lock_insights(session, customer_id)
+    after = await repo.upsert_insights(session, customer_id, at_column, values)
+    if after is None:
+        return  # older than what was applied
+    changed = [
+        name
+        for name in VISIBLE_INSIGHTS
+        if name in values and getattr(after, name) != (getattr(before, name) if before else None)
+    ]
     if not changed:
         return
+    customer = await repo.get_customer(session, customer_id, for_update=True)
+    if customer is None or customer.status == "merged" or customer.erased_at is not None:
+        return
     at = ctx.now()
-    touched = await repo.touch_customers(session, list(changed), at)
+    customer.updated_at = at
+    await session.flush()
     await ctx.outbox.emit(
         session,
-        *(
-            CustomerUpdated(
-                customer_id=row["id"],
-                occurred_at=at,
-                changed_fields=changed[row["id"]],
-                dimensions=dimensions(row),
-                insights=CustomerInsightValues(
-                    tier=after[row["id"]]["tier"],
-                    lifecycle_stage=after[row["id"]]["lifecycle_stage"],
-                    churn_risk_level=after[row["id"]]["churn_risk_level"],
-                ),
-            )
-            for row in touched
+        CustomerUpdated(
+            customer_id=customer.id,
+            occurred_at=at,
+            changed_fields=changed,
+            dimensions=dimensions(customer),
+            insights=CustomerInsightValues(
+                tier=after.tier,
+                lifecycle_stage=after.lifecycle_stage,
+                churn_risk_level=after.churn_risk_level,
+            ),
         ),
     )

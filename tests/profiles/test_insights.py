@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -13,9 +11,7 @@ import httpx
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from services.profiles import service
 from services.profiles.config import Settings
-from shared.context import RequestContext
 from shared.contracts.analytics import (
     CustomerChurnRiskChanged,
     CustomerLifecycleChanged,
@@ -134,77 +130,12 @@ async def test_a_visible_insight_change_moves_updated_at_and_publishes_customer_
             {"cid": cid},
         )
         updates = [CustomerUpdated.model_validate(r.data) for r in rows]
-    # One update per customer per consumer batch, naming what changed in it: however the four
-    # events fell into batches, each visible field is named once (the second churn event
-    # stays within its level).
-    named = sorted(name for u in updates for name in u.changed_fields)
-    assert named == ["churn_risk_level", "lifecycle_stage", "tier"]
+    assert [u.changed_fields for u in updates] == [
+        ["tier"],
+        ["churn_risk_level"],
+        ["lifecycle_stage"],
+    ]
     last = updates[-1].insights
     assert last is not None
     assert (last.tier, last.lifecycle_stage, last.churn_risk_level) == ("B", "repeat", "high")
     assert updates[-1].dimensions.customer_number == customer["customer_number"]
-
-
-async def test_a_batch_of_insights_is_folded_in_order_with_one_update_per_customer(
-    app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str], session_of: Callable[[], Any]
-) -> None:
-    a = (await create_customer(client, admin))["id"]
-    b = (await create_customer(client, admin))["id"]
-    unknown = uuid.uuid4()  # analytics knows a customer profiles never had: no update
-    at = datetime.now(UTC)
-
-    def tier(customer: Any, value: str, when: datetime) -> service.Insight:
-        return customer, "tier_changed_at", {"tier": value, "tier_changed_at": when}
-
-    batch = [
-        tier(a, "B", at),
-        tier(a, "C", at - timedelta(hours=1)),  # older than the one applied: ignored
-        (a, "lifecycle_changed_at", {"lifecycle_stage": "repeat", "lifecycle_changed_at": at}),
-        tier(b, "A", at),
-        tier(b, "A", at + timedelta(seconds=1)),  # newer, same tier: its time is kept
-        tier(unknown, "A", at),
-    ]
-    async with session_of() as session:
-        await service.apply_insights(RequestContext.system(session, app.state), batch)
-
-    async def updates() -> dict[str, list[list[str]]]:
-        async with app.state.engine.connect() as conn:
-            rows = await conn.execute(
-                sa.text(
-                    "SELECT subject, data FROM outbox WHERE type = 'kehu.customer.updated.v1' "
-                    "AND subject = ANY(:ids) ORDER BY id"
-                ),
-                {"ids": [a, b, str(unknown)]},
-            )
-            found: dict[str, list[list[str]]] = {}
-            for row in rows:
-                found.setdefault(row.subject, []).append(row.data["changed_fields"])
-            return found
-
-    assert await updates() == {a: [["tier", "lifecycle_stage"]], b: [["tier"]]}
-    async with app.state.engine.connect() as conn:
-        stored = {
-            str(r.customer_id): r
-            for r in await conn.execute(
-                sa.text(
-                    "SELECT customer_id, tier, tier_changed_at, lifecycle_stage "
-                    "FROM customer_insights WHERE customer_id = ANY(:ids)"
-                ),
-                {"ids": [a, b, str(unknown)]},
-            )
-        }
-    assert (stored[a].tier, stored[a].tier_changed_at, stored[a].lifecycle_stage) == (
-        "B",
-        at,
-        "repeat",
-    )
-    assert (stored[b].tier, stored[b].tier_changed_at) == ("A", at + timedelta(seconds=1))
-    assert stored[str(unknown)].tier == "A"
-
-    # The same tier again, newer: stored, but nothing visible changed.
-    async with session_of() as session:
-        ctx = RequestContext.system(session, app.state)
-        await service.apply_insights(ctx, [tier(a, "B", at + timedelta(minutes=1))])
-    assert await updates() == {a: [["tier", "lifecycle_stage"]], b: [["tier"]]}
-    body = (await client.get(f"/customers/{a}", headers=admin)).json()
-    assert (body["insights"]["tier"], body["insights"]["lifecycle_stage"]) == ("B", "repeat")

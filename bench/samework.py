@@ -272,10 +272,14 @@ def blind(value: str | None, purpose: str) -> str | None:
 
 CREATE_SQL = """
 WITH dup AS (
-    SELECT id, customer_number, owner_id, email_index = $11 AS e, phone_index = $12 AS p,
-           name_index = $14 AS n
-    FROM customers
-    WHERE (email_index = $11 OR phone_index = $12 OR name_index = $14) AND status <> 'merged'
+    SELECT id, customer_number, owner_id, e, p, n FROM (
+        SELECT id, customer_number, owner_id, created_at, email_index = $11 AS e,
+               phone_index = $12 AS p, name_index = $14 AS n
+        FROM customers
+        WHERE (email_index = $11 OR phone_index = $12 OR name_index = $14)
+              AND status <> 'merged'
+        OFFSET 0
+    ) candidates
     ORDER BY created_at, id LIMIT 5
 ), ref AS (
     SELECT id, customer_number FROM customers

@@ -382,11 +382,16 @@ OUTBOX_INSERT = (
 # audit entry. Returns the created row, or the conflicting ones.
 CREATE_CUSTOMER = f"""
 WITH dup AS (
-    SELECT id, customer_number, owner_id, email_index = $11 AS e, phone_index = $12 AS p,
-           name_index = $14 AS n
-    FROM customers
-    WHERE (email_index = $11 OR phone_index = $12 OR name_index = $14) AND status <> 'merged'
-          AND NOT $27
+    -- OFFSET 0 keeps the ORDER BY ... LIMIT out of the scan's plan: a generic plan walked the
+    -- created_at index through every customer, looking for five that match.
+    SELECT id, customer_number, owner_id, e, p, n FROM (
+        SELECT id, customer_number, owner_id, created_at, email_index = $11 AS e,
+               phone_index = $12 AS p, name_index = $14 AS n
+        FROM customers
+        WHERE (email_index = $11 OR phone_index = $12 OR name_index = $14)
+              AND status <> 'merged' AND NOT $27
+        OFFSET 0
+    ) candidates
     ORDER BY created_at, id LIMIT 5
 ), ref AS (
     SELECT id, customer_number FROM customers

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -222,8 +223,18 @@ async def test_management_report_as_json_and_as_html(
 ) -> None:
     c1, c2, _ = scenario
     headers = auth(token("manager"))
-    # c2 overtakes c1: a tier move inside this month's report.
-    await analytics_db.apply([purchase(c2, "5000", at=days_ago(1))])
+    # Inside this month however early in it the test runs (the scenario's dates reach ten days
+    # back, into last month on the 1st to the 10th): a second ago, or the month's first instant.
+    inside = max(NOW - timedelta(seconds=1), NOW.replace(day=1, hour=0, minute=0, second=0))
+    ago = (NOW - inside).total_seconds() / 86_400
+    await analytics_db.apply(
+        [
+            purchase(c2, "5000", at=inside),  # c2 overtakes c1: a tier move this month
+            survey(c1, {"overall": 5}, at=inside),
+            *complaint(c2, "ana", "care", ago, first_response_s=60, resolution_s=None),
+            contact(c1, "bo", ago),
+        ]
+    )
     await analytics_db.rerank()
     params = {"period": "month", "at": NOW.isoformat()}
     response = await client.get("/reports/management", params=params, headers=headers)

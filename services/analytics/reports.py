@@ -41,6 +41,8 @@ REPORT_DEFINITIONS = {
     "complaints": "Complaints received in the period, as in GET /complaints/stats.",
     "churn": "Churn-risk changes published in the period: customers whose level became high "
     "(from lower or none), with their owners; and those whose level left high.",
+    "staff": "The staff figures as in GET /staff/performance, with `to` the period's end, or "
+    "now while the period runs (a follow-up due later this month is not overdue yet).",
     **{f"staff.{k}": v for k, v in q.DEFINITIONS.items()},
 }
 
@@ -333,7 +335,10 @@ async def management_report(ctx: RequestContext, period: str, at: datetime) -> s
         nps_target=settings.target_nps,
         complaints=complaints,
         churn=await _churn(session, since, until, settings.churn_high_from),
-        staff=await _staff_groups(ctx, "assignee", since, until),
+        # As of now while the period runs: "overdue now" and revisit compliance are measured
+        # at `to`, and at the end of a month still under way every follow-up due later in it
+        # would count as overdue already.
+        staff=await _staff_groups(ctx, "assignee", since, min(until, ctx.now())),
         definitions=REPORT_DEFINITIONS,
     )
 

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from services.analytics.reports import report_period
 from shared.contracts import complaints as cc
 from shared.contracts import interactions as ic
 from tests.analytics.conftest import AnalyticsDb
@@ -227,12 +228,16 @@ async def test_management_report_as_json_and_as_html(
     # back, into last month on the 1st to the 10th): a second ago, or the month's first instant.
     inside = max(NOW - timedelta(seconds=1), NOW.replace(day=1, hour=0, minute=0, second=0))
     ago = (NOW - inside).total_seconds() / 86_400
+    # Due halfway between now and the month's end: not overdue yet, in a month still running.
+    month_end = report_period("month", NOW)[2]
+    later = -(month_end - NOW).total_seconds() / 2 / 86_400
     await analytics_db.apply(
         [
             purchase(c2, "5000", at=inside),  # c2 overtakes c1: a tier move this month
             survey(c1, {"overall": 5}, at=inside),
             *complaint(c2, "ana", "care", ago, first_response_s=60, resolution_s=None),
             contact(c1, "bo", ago),
+            *followup(c1, "bo", due=later),
         ]
     )
     await analytics_db.rerank()
@@ -248,7 +253,11 @@ async def test_management_report_as_json_and_as_html(
     overall = next(d for d in report["satisfaction"] if d["dimension"] == "overall")
     assert overall["target_pct"] == 95.0 and overall["count"] >= 1
     assert report["complaints"]["received"] >= 1
-    assert {g["key"] for g in report["staff"]} >= {"ana", "bo"}
+    staff = {g["key"]: g for g in report["staff"]}
+    assert set(staff) >= {"ana", "bo"}
+    # bo's follow-ups: one cancelled, one due in five days, one due later this month.
+    assert staff["bo"]["followups_overdue_now"] == 0
+    assert staff["ana"]["followups_overdue_now"] == 1
     assert "staff.followups_completed" in report["definitions"]
 
     page = await client.get(

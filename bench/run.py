@@ -196,6 +196,18 @@ def run_http_raw(report: Report, env: dict[str, str]) -> None:
         stop(process)
 
 
+def busy_text(cpu: dict[str, float]) -> str:
+    """Cores busy by owner, busiest first, with the total: "1.31 (profiles 0.58, ...)"."""
+    shown = ", ".join(f"{name} {cores:.2f}" for name, cores in cpu.items() if cores >= 0.02)
+    return f"{sum(cpu.values()):.2f} ({shown})"
+
+
+def spread(row: dict[str, Any], prefix: str = "") -> str:
+    """ " [lowest-highest]" of a path's paced runs' p99s, when there were several."""
+    runs = row.get(f"{prefix}p99_ms_at_half_runs") or []
+    return f" [{min(runs):.1f}-{max(runs):.1f}]" if len(runs) > 1 else ""
+
+
 def hot_table(report: Report) -> list[str]:
     """The hot paths: product vs same-work baseline, before/after, p99 at half, 1 -> 2 workers."""
     if not report.hot:
@@ -217,7 +229,9 @@ def hot_table(report: Report) -> list[str]:
         f"{TARGET_RATIO}x); before = {report.hot_meta.get('before') or 'not measured'}. "
         f"p99 at half of Kehu's maximum rate: 16 wrk connections pacing their requests to that "
         f"rate in total (target < {TARGET_P99_MS:.0f} ms), and the baseline's p99 at that "
-        "same rate beside it (what the machine gives without Kehu). "
+        "same rate beside it (what the machine gives without Kehu); with several paced runs "
+        "each (alternating, each from no consumer lag and no pending re-rank), the median "
+        "run's p99 and the lowest and highest in brackets. "
         "2 workers: `KEHU_WORKERS=2`, scaling = 2-worker / 1-worker maximum.",
         "",
         "| path | baseline req/s | Kehu req/s | ratio | before | >= 0.6x | p99 at half (rate) "
@@ -228,13 +242,13 @@ def hot_table(report: Report) -> list[str]:
         ratio = row.get("ratio")
         p99 = row.get("p99_ms_at_half")
         floor = row.get("baseline_p99_ms_at_half")
-        bare = "" if floor is None else f"; baseline {floor:.1f} ms"
+        bare = "" if floor is None else f"; baseline {floor:.1f} ms{spread(row, 'baseline_')}"
         lines.append(
             f"| {row['path']} | {num(row['baseline_rps'])} | {num(row['kehu_rps'])} | "
             f"{num(ratio, '.2f')}x | {num(row.get('before_ratio'), '.2f')}"
             f"{'x' if row.get('before_ratio') is not None else ''} | "
             f"{ok(None if ratio is None else ratio >= TARGET_RATIO)} | "
-            f"{num(p99, '.1f')} ms ({num(row.get('half_rate'))}/s{bare}) | "
+            f"{num(p99, '.1f')} ms{spread(row)} ({num(row.get('half_rate'))}/s{bare}) | "
             f"{ok(None if p99 is None else p99 < TARGET_P99_MS)} | "
             f"{num(row.get('kehu_rps_2_workers'))} | {num(row.get('scaling_1_to_2'), '.2f')}x |"
         )
@@ -251,6 +265,19 @@ def hot_table(report: Report) -> list[str]:
     ]
     if errors:
         lines += ["", "Errors:", *[f"- {e}" for e in errors]]
+    cpu = [
+        f"{r['path']}: Kehu's run {busy_text(r['cpu_at_half'])}; "
+        f"the baseline's {busy_text(r['baseline_cpu_at_half'])}"
+        for r in report.hot
+        if r.get("cpu_at_half") and r.get("baseline_cpu_at_half")
+    ]
+    if cpu:
+        lines += [
+            "",
+            f"CPU in use during the paced runs (cores busy of {os.cpu_count()}: the services by "
+            "name, PostgreSQL, the broker, the kernel's threads such as writeback, and wrk):",
+            *[f"- {c}" for c in cpu],
+        ]
     if profiles:
         lines += ["", "Profiles of the paths below target:", *[f"- {p}" for p in profiles]]
     return [*lines, ""]

@@ -210,9 +210,33 @@ async def service_endpoints(report: Report, env: dict[str, str]) -> None:
         services.stop()
 
 
-async def drained(client: Any, urls: list[str], timeout: float = 300) -> int:
+# The analytics re-rank: pending (`due_at` set) or running (its session advisory lock held;
+# a bigint key below 2**32 shows in pg_locks as objid with objsubid 1).
+RERANK_BUSY_SQL = """
+SELECT (SELECT due_at IS NOT NULL FROM recompute_state WHERE name = 'rerank')
+    OR EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+               AND classid = 0 AND objid = {key}::oid AND objsubid = 1
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+"""
+
+
+async def analytics_connection(env: dict[str, str] | os._Environ[str]) -> Any:
+    """An asyncpg connection to the analytics database (read the re-rank's state with it)."""
+    import asyncpg
+
+    dsn = make_url(env["DATABASE_URL"]).set(database="kehu_analytics")
+    return await asyncpg.connect(dsn.render_as_string(hide_password=False))
+
+
+async def drained(client: Any, urls: list[str], timeout: float = 300, analytics: Any = None) -> int:
     """Wait until the consumers of every service in `urls` report no lag three polls running
-    (a re-rank's tier wave can follow a moment of zero lag); the last total lag seen."""
+    (a re-rank's tier wave can follow a moment of zero lag); the last total lag seen.
+
+    With `analytics` (an asyncpg connection to its database), also until no re-rank is pending
+    or running: a debounced re-rank is a background job, not a consumer, and the backlog a
+    saturated run leaves includes the re-rank its events asked for."""
+    from services.analytics.recompute import RERANK_LOCK
+
     lag, quiet = -1, 0
     deadline = time.monotonic() + timeout
     while quiet < 3 and time.monotonic() < deadline:
@@ -220,7 +244,10 @@ async def drained(client: Any, urls: list[str], timeout: float = 300) -> int:
         for url in urls:
             checks = (await client.get(f"{url}/health/ready")).json()["checks"]
             lag += sum(c.get("lag", 0) for n, c in checks.items() if n.startswith("consumer:"))
-        quiet = quiet + 1 if lag == 0 else 0
+        busy = analytics is not None and bool(
+            await analytics.fetchval(RERANK_BUSY_SQL.format(key=RERANK_LOCK))
+        )
+        quiet = quiet + 1 if lag == 0 and not busy else 0
         await asyncio.sleep(1)
     return lag
 
@@ -234,7 +261,6 @@ async def freshness(
     for (one query for all pending customers every 10 ms; polling the analytics API instead
     would load the very process whose consumer is being timed).
     """
-    import asyncpg
     import httpx
 
     interactions = services.urls["interactions"]
@@ -243,22 +269,14 @@ async def freshness(
     failed = 0
     delays: list[float] = []
     pending: dict[uuid.UUID, float] = {}  # sampled customer -> when its purchase was accepted
-    dsn = make_url(os.environ["DATABASE_URL"]).set(database="kehu_analytics")
-    facts = await asyncpg.connect(dsn.render_as_string(hide_password=False))
+    facts = await analytics_connection(os.environ)
     limits = httpx.Limits(max_connections=64)
     async with httpx.AsyncClient(headers=headers, timeout=30, limits=limits) as client:
         # Steady state first: the earlier scenarios leave a backlog (the import alone is
         # 10,000 customers, then a re-rank's wave of first tiers for every service to consume),
-        # and freshness behind a backlog measures the backlog. No re-rank pending...
-        for _ in range(600):
-            if (
-                await facts.fetchval("SELECT due_at FROM recompute_state WHERE name = 'rerank'")
-                is None
-            ):
-                break
-            await asyncio.sleep(0.2)
-        # ...and every consumer caught up.
-        lag = await drained(client, list(services.urls.values()))
+        # and freshness behind a backlog measures the backlog: no re-rank pending or running,
+        # every consumer caught up.
+        lag = await drained(client, list(services.urls.values()), analytics=facts)
         done = asyncio.Event()
 
         async def poll() -> None:

@@ -130,16 +130,22 @@ async def find_duplicates(
     email_hit = Customer.email_index == email_key if email_key else sa.false()
     phone_hit = Customer.phone_index == phone_key if phone_key else sa.false()
     name_hit: Any = Customer.name_index == name_key if name_key else sa.false()
+    matches = sa.select(
+        Customer.id, email_hit.label("e"), phone_hit.label("p"), name_hit.label("n")
+    ).where(sa.or_(email_hit, phone_hit, name_hit), Customer.status != "merged")
+    if exclude:
+        matches = matches.where(Customer.id.not_in(exclude))
+    if owner_id is not None:
+        matches = matches.where(Customer.owner_id == owner_id)
+    # OFFSET 0 keeps the ORDER BY ... LIMIT out of the matching scan's plan (as in
+    # CREATE_CUSTOMER): a generic plan could walk the created_at index through every customer.
+    found = matches.offset(0).subquery()
     query = (
-        sa.select(Customer, email_hit.label("e"), phone_hit.label("p"), name_hit.label("n"))
-        .where(sa.or_(email_hit, phone_hit, name_hit), Customer.status != "merged")
+        sa.select(Customer, found.c.e, found.c.p, found.c.n)
+        .join(found, found.c.id == Customer.id)
         .order_by(Customer.created_at, Customer.id)
         .limit(limit)
     )
-    if exclude:
-        query = query.where(Customer.id.not_in(exclude))
-    if owner_id is not None:
-        query = query.where(Customer.owner_id == owner_id)
     result = []
     for customer, e, p, n in (await session.execute(query)).all():
         matched = [

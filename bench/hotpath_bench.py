@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -141,6 +142,7 @@ def paced(
     CPU each part of the machine used meanwhile (`cpu`: cores busy, by `cpu_owner`)."""
     env = {**path.wrk_env(token), "BENCH_RATE": str(rate), "BENCH_CONNECTIONS": str(connections)}
     before, started = cpu_times(), time.monotonic()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk, once it has exited
     result: dict[str, Any] = wrk(
         url + "/",
         seconds=max(seconds, 5),
@@ -149,6 +151,9 @@ def paced(
         env=env,
     )
     after, elapsed = cpu_times(), time.monotonic() - started
+    done = resource.getrusage(resource.RUSAGE_CHILDREN)
+    after["wrk"] = done.ru_utime + done.ru_stime
+    before["wrk"] = children.ru_utime + children.ru_stime
     busy = {name: (after[name] - before.get(name, 0.0)) / elapsed for name in after}
     result["cpu"] = {name: round(c, 2) for name, c in sorted(busy.items(), key=lambda x: -x[1])}
     return result
@@ -181,8 +186,6 @@ def cpu_owner(process: psutil.Process) -> str | None:
         return "postgres"
     if name.startswith(("kworker", "jbd2", "ksoftirqd", "kswapd")):
         return "kernel"
-    if name == "wrk":
-        return "wrk"
     if "tansu" in command:
         return "broker"
     if "bench.samework" in command:
@@ -190,7 +193,7 @@ def cpu_owner(process: psutil.Process) -> str | None:
     found = re.search(r"services\.(\w+)\.main", command)
     if found:
         return found.group(1)
-    return None  # the bench itself, the shell, idle tools: left out
+    return None  # the bench itself, the shell, idle tools, wrk (its own count): left out
 
 
 def cpu_times() -> dict[str, float]:

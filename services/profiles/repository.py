@@ -320,6 +320,27 @@ async def lock_insights(session: AsyncSession, customer_id: uuid.UUID) -> Any:
     return (await session.execute(query)).first()
 
 
+# The columns `service.dimensions` reads: none of them sealed.
+DIMENSION_COLUMNS = (
+    *("kind", "customer_number", "industry", "region", "company_size", "source_channel"),
+    *("owner_id", "tags", "language", "preferred_channel", "status", "important_dates"),
+)
+
+
+async def touch_customer(session: AsyncSession, customer_id: uuid.UUID, at: datetime) -> Any:
+    """Move a live customer's `updated_at` (not merged away, not erased) in one statement; its
+    dimension columns, or None. No sealed column is read, so nothing is decrypted."""
+    table = table_of(Customer)
+    result = await session.execute(
+        sa.update(table)
+        .where(table.c.id == customer_id, table.c.status != "merged", table.c.erased_at.is_(None))
+        .values(updated_at=at)
+        .returning(*(table.c[name] for name in DIMENSION_COLUMNS))
+    )
+    row = result.first()
+    return None if row is None else dict(row._mapping)
+
+
 async def upsert_insights(
     session: AsyncSession, customer_id: uuid.UUID, at_column: str, values: dict[str, Any]
 ) -> Any:

@@ -1516,16 +1516,14 @@ async def apply_insight(
     ]
     if not changed:
         return
-    customer = await repo.get_customer(session, customer_id, for_update=True)
-    if customer is None or customer.status == "merged" or customer.erased_at is not None:
-        return
     at = ctx.now()
-    customer.updated_at = at
-    await session.flush()
+    customer = await repo.touch_customer(session, customer_id, at)
+    if customer is None:  # unknown, merged away or erased
+        return
     await ctx.outbox.emit(
         session,
         CustomerUpdated(
-            customer_id=customer.id,
+            customer_id=customer_id,
             occurred_at=at,
             changed_fields=changed,
             dimensions=dimensions(customer),

@@ -181,7 +181,8 @@ async def test_the_staff_table_and_the_management_report_show_an_agents_real_mon
         await expect(panel.get_by_test_id("report-period")).to_contain_text("This month")
         # Tier movements as analytics counted them when the console asked: between the report
         # read before the page and one read after it (a debounced re-rank can give a customer
-        # created moments ago, this test's own included, its first tier in between).
+        # created moments ago, this test's own included, its first tier in between, or move
+        # another test's customer either way).
         after = await stack.clients["analytics"].get(
             "/reports/management", params={"period": "month"}
         )
@@ -189,8 +190,8 @@ async def test_the_staff_table_and_the_management_report_show_an_agents_real_mon
         for name in ("up", "down", "new"):
             figure = panel.locator(f"[data-section=tier_movements] [data-figure={name}]")
             shown = int(await figure.inner_text())
-            low, high = report["tier_movements"][name], after.json()["tier_movements"][name]
-            assert low <= shown <= high, (name, low, shown, high)
+            reads = report["tier_movements"][name], after.json()["tier_movements"][name]
+            assert min(reads) <= shown <= max(reads), (name, reads, shown)
         # The complaints and satisfaction of the month, at least this agent's, as analytics
         # counts them (nothing else writes while this test runs).
         complaints = report["complaints"]

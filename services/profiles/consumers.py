@@ -7,7 +7,9 @@ fields, so a system syncing with `updated_since` sees the change.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,43 +29,45 @@ SUBJECT = "system:profiles-consumer"
 ContextOf = Callable[[AsyncSession], RequestContext]
 
 
-def handlers(context_of: ContextOf) -> dict[str, EventHandler]:
-    """The handlers, each working through the context `context_of(session)` builds."""
+# An insight: (customer, the time column of its kind, the columns it sets).
+Insight = tuple[uuid.UUID, str, dict[str, Any]]
 
-    async def tier_changed(session: AsyncSession, event: CloudEvent) -> None:
-        e = CustomerTierChanged.model_validate(event.data)
-        await service.apply_insight(
-            context_of(session),
-            e.customer_id,
-            "tier_changed_at",
-            {"tier": e.tier, "tier_changed_at": e.occurred_at},
-        )
 
-    async def lifecycle_changed(session: AsyncSession, event: CloudEvent) -> None:
-        e = CustomerLifecycleChanged.model_validate(event.data)
-        await service.apply_insight(
-            context_of(session),
-            e.customer_id,
-            "lifecycle_changed_at",
-            {"lifecycle_stage": e.stage, "lifecycle_changed_at": e.occurred_at},
-        )
+def tier(data: dict[str, Any]) -> Insight:
+    e = CustomerTierChanged.model_validate(data)
+    return e.customer_id, "tier_changed_at", {"tier": e.tier, "tier_changed_at": e.occurred_at}
 
-    async def churn_risk_changed(session: AsyncSession, event: CloudEvent) -> None:
-        e = CustomerChurnRiskChanged.model_validate(event.data)
-        await service.apply_insight(
-            context_of(session),
-            e.customer_id,
-            "churn_risk_changed_at",
-            {
-                "churn_risk_score": e.score,
-                "churn_risk_level": e.level,
-                "churn_risk_reasons": e.reasons,
-                "churn_risk_changed_at": e.occurred_at,
-            },
-        )
 
-    return {
-        CustomerTierChanged.event_type(): tier_changed,
-        CustomerLifecycleChanged.event_type(): lifecycle_changed,
-        CustomerChurnRiskChanged.event_type(): churn_risk_changed,
+def lifecycle(data: dict[str, Any]) -> Insight:
+    e = CustomerLifecycleChanged.model_validate(data)
+    values = {"lifecycle_stage": e.stage, "lifecycle_changed_at": e.occurred_at}
+    return e.customer_id, "lifecycle_changed_at", values
+
+
+def churn_risk(data: dict[str, Any]) -> Insight:
+    e = CustomerChurnRiskChanged.model_validate(data)
+    values = {
+        "churn_risk_score": e.score,
+        "churn_risk_level": e.level,
+        "churn_risk_reasons": e.reasons,
+        "churn_risk_changed_at": e.occurred_at,
     }
+    return e.customer_id, "churn_risk_changed_at", values
+
+
+INSIGHTS: dict[str, Callable[[dict[str, Any]], Insight]] = {
+    CustomerTierChanged.event_type(): tier,
+    CustomerLifecycleChanged.event_type(): lifecycle,
+    CustomerChurnRiskChanged.event_type(): churn_risk,
+}
+
+
+def handlers(context_of: ContextOf) -> dict[str, EventHandler]:
+    """One handler for every insight event, working through the context `context_of(session)`
+    builds: the event's insight applied by `service.apply_insight`."""
+
+    async def apply(session: AsyncSession, event: CloudEvent) -> None:
+        customer_id, at_column, values = INSIGHTS[event.type](event.data)
+        await service.apply_insight(context_of(session), customer_id, at_column, values)
+
+    return dict.fromkeys(INSIGHTS, apply)

@@ -102,7 +102,13 @@ class Stack:
                 process.kill()
 
     def pid_of(self, service: str) -> int:
-        return self.processes[service].pid
+        """The process that serves the service's requests (its API process when split)."""
+        supervisor = psutil.Process(self.processes[service].pid)
+        for child in supervisor.children():
+            with contextlib.suppress(psutil.Error):
+                if child.environ().get("KEHU_ROLE") == "api":
+                    return child.pid
+        return supervisor.pid
 
 
 def start_baseline(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
@@ -191,8 +197,8 @@ def cpu_owner(process: psutil.Process) -> str | None:
     if "bench.samework" in command:
         return "baseline"
     found = re.search(r"services\.(\w+)\.main", command)
-    if found:
-        return found.group(1)
+    if found:  # a split service's worker process serves only its health, on a Unix socket
+        return f"{found.group(1)} worker" if " --uds " in command else found.group(1)
     return None  # the bench itself, the shell, idle tools, wrk (its own count): left out
 
 

@@ -13,8 +13,10 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
@@ -37,6 +39,7 @@ from shared.outbox import Outbox, OutboxRelay, read_feed, wake_relay_on_commit
 from shared.privacy import Privacy
 from shared.problems import install_handlers, problem_responses
 from shared.settings import ServiceSettings
+from shared.wake import WORKER_SOCKET, WakeSender, listen_for_wakes
 
 logger = logging.getLogger("kehu.app")
 
@@ -109,6 +112,10 @@ def health_router() -> APIRouter:
     return router
 
 
+def _failure(exc: BaseException) -> dict[str, Any]:
+    return {"status": "fail", "error": f"{type(exc).__name__}: {exc}"[:300]}
+
+
 async def readiness_checks(app: FastAPI) -> dict[str, dict[str, Any]]:
     checks: dict[str, dict[str, Any]] = {}
     try:
@@ -116,7 +123,14 @@ async def readiness_checks(app: FastAPI) -> dict[str, dict[str, Any]]:
             await asyncio.wait_for(conn.execute(sa.text("SELECT 1")), 3)
         checks["database"] = {"status": "pass"}
     except Exception as exc:
-        checks["database"] = {"status": "fail", "error": f"{type(exc).__name__}: {exc}"[:300]}
+        checks["database"] = _failure(exc)
+    settings: ServiceSettings = app.state.settings
+    if settings.role == "api":
+        # The broker and the consumers are the worker's: its own readiness, read over its
+        # socket when it runs beside this process (shared.serve); else its own probes say.
+        if settings.run_dir is not None:
+            checks.update(await worker_checks(settings.run_dir))
+        return checks
     relay: OutboxRelay = app.state.relay
     broker_ok = await relay.broker_reachable()
     checks["broker"] = {"status": "pass" if broker_ok else "fail", "error": relay.last_error}
@@ -124,6 +138,18 @@ async def readiness_checks(app: FastAPI) -> dict[str, dict[str, Any]]:
         ok, detail = runner.healthy()
         checks[f"consumer:{runner.group_id}"] = {"status": "pass" if ok else "fail", **detail}
     return checks
+
+
+async def worker_checks(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """The readiness checks of the service's worker process, but its database check."""
+    transport = httpx.AsyncHTTPTransport(uds=str(run_dir / WORKER_SOCKET))
+    try:
+        async with httpx.AsyncClient(transport=transport, timeout=5) as client:
+            body = (await client.get("http://worker/health/ready")).json()
+        checks = {name: check for name, check in body["checks"].items() if name != "database"}
+    except Exception as exc:
+        return {"worker": _failure(exc)}
+    return {"worker": {"status": "pass"}, **checks}
 
 
 def events_router(outbox: sa.Table) -> APIRouter:
@@ -224,7 +250,10 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
             app.state.clock = SYSTEM_CLOCK
         app.state.outbox = Outbox(spec.outbox, f"/kehu/{spec.name}")
         app.state.relay = relay = OutboxRelay(settings, engine, spec.outbox, set(spec.publishes))
-        wake_relay_on_commit(spec.outbox, relay.wake)  # a commit that wrote events wakes it
+        background = settings.role != "api"  # relay, consumers and schedulers run here
+        # A commit that wrote events wakes the relay: this process's own, or its worker's.
+        sender = WakeSender(settings.run_dir) if settings.run_dir and not background else None
+        wake_relay_on_commit(spec.outbox, relay.wake if background else sender)
         app.state.consumers = [
             ConsumerRunner(
                 settings,
@@ -237,6 +266,7 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
                 batch_types=c.batch_types,
             )
             for c in spec.consumers
+            if background
         ]
 
         async def refresh_metrics() -> None:
@@ -246,10 +276,14 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
                 metrics.OUTBOX_OLDEST_AGE.labels(spec.name).set(age or 0)
 
         app.state.refresh_metrics = refresh_metrics
-        relay.start()
+        wakes = None
+        if background:
+            relay.start()
+            if settings.run_dir is not None:  # the API processes beside it wake its relay
+                wakes = await listen_for_wakes(settings.run_dir, relay.wake)
         for runner in app.state.consumers:
             runner.start()
-        tasks = [asyncio.create_task(task(app)) for task in spec.background]
+        tasks = [asyncio.create_task(task(app)) for task in spec.background if background]
         settle_heap()
         try:
             yield
@@ -261,6 +295,10 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
                 await _bounded("background jobs", asyncio.wait(tasks), bound)
             for runner in app.state.consumers:
                 await _bounded(f"consumer {runner.group_id}", runner.stop(), bound)
+            if wakes is not None:
+                wakes.close()
+            if sender is not None:
+                sender.close()
             await _bounded("outbox relay", relay.stop(), bound)
             await _bounded("database pool", engine.dispose(), bound)
             metrics.process_stopped()

@@ -154,7 +154,7 @@ class RequestContext:
         if at_commit:
             self.outbox.written(self.session)
         else:
-            self.app_state.relay.wake()
+            self.outbox.wake()
 
     def in_transaction(self) -> bool:
         """Whether the request's session began a transaction (an Idempotency-Key's claim, ORM

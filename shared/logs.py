@@ -41,3 +41,6 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # httpx logs every request at INFO (the API's readiness asks its worker on each probe);
+    # the callers log what matters about their calls themselves.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -139,7 +139,12 @@ _RELAY_WAKERS: dict[sa.Table, Any] = {}
 
 
 def wake_relay_on_commit(table: sa.Table, wake: Any) -> None:
-    _RELAY_WAKERS[table] = wake
+    """`wake` is called after each commit that wrote rows of `table` (None: nothing to wake,
+    the relay that publishes them polls)."""
+    if wake is None:
+        _RELAY_WAKERS.pop(table, None)
+    else:
+        _RELAY_WAKERS[table] = wake
 
 
 @sa.event.listens_for(Session, "after_commit")
@@ -174,6 +179,12 @@ class Outbox:
         elif isinstance(session, Session):
             session.info[WAKE_KEY] = wake
         # A bare connection has no after-commit hook: the relay's polling picks its rows up.
+
+    def wake(self) -> None:
+        """Wake the relay at once, for rows already committed."""
+        wake = _RELAY_WAKERS.get(self.table)
+        if wake is not None:
+            wake()
 
     def row(self, contract: EventContract) -> dict[str, Any]:
         """The outbox row of one event (for statements that insert it themselves)."""

@@ -5,14 +5,30 @@ service runs the same way everywhere:
 
 - `KEHU_WORKERS` uvicorn worker processes share the port. Unset, it is 1 in dev and test and
   the CPUs this process may use (its CPU affinity, capped by a cgroup CPU quota) otherwise.
-- With more than one worker, Prometheus metrics are aggregated across the processes
-  (prometheus_client's multiprocess mode): `PROMETHEUS_MULTIPROC_DIR` is the directory the
-  workers write their samples to; a fresh one per service start unless it is set, and emptied
-  at start either way (the client's rule: stale files of dead processes would count).
+- With more than one process (a split service, below, always has two), Prometheus metrics are
+  aggregated across them (prometheus_client's multiprocess mode): `PROMETHEUS_MULTIPROC_DIR`
+  is the directory the processes write their samples to; a fresh one per service start unless
+  it is set, and emptied at start either way (the client's rule: stale files of dead processes
+  would count).
 
-Each worker runs the whole service, relay, consumers and schedulers included: the relay
-serialises on an advisory lock, consumers share their group's partitions, and every scheduler
-claims its work in the database, so N workers act like N replicas.
+The processes split the work (`KEHU_ROLE`):
+
+- unset (`split`): the `KEHU_WORKERS` processes on the port only serve requests (role `api`),
+  and one more process (role `worker`) runs the outbox relay, the consumers and the schedulers,
+  so no request waits on its event loop behind a relay pass, a consumer batch or a scheduler's
+  sweep (the operating system shares the CPUs between the processes instead, and the worker
+  runs niced, `WORKER_NICE`, so requests go first when the CPUs are saturated). The API
+  processes wake the worker's relay after a commit that wrote events (`shared.wake`, a Unix
+  datagram socket) and their readiness includes the worker's (broker, consumers), read over its
+  HTTP socket; both sockets live in a fresh run directory. If either side exits, the other is
+  stopped and this command exits, so a supervisor restarts the whole service.
+- `all`: every process on the port runs the whole service, as N replicas would (the relay
+  serialises on an advisory lock, consumers share their group's partitions, every scheduler
+  claims its work in the database).
+- `api` or `worker`: only that part, on the port (one process for `worker`): for deployments
+  that scale the two apart; the API's relay wake-ups are then left to the worker's polling.
+
+The console has no background work: it always runs as `all`.
 """
 
 from __future__ import annotations
@@ -23,7 +39,10 @@ import os
 import shutil
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+
+from shared.wake import WORKER_SOCKET
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -54,10 +73,20 @@ def workers_from_env(environ: dict[str, str] | os._Environ[str] = os.environ) ->
     return 1 if environ.get("KEHU_ENV", "dev") in ("dev", "test") else cpu_count()
 
 
-def prepare_metrics_dir(service: str, workers: int, environ: dict[str, str]) -> str | None:
-    """Set up (and empty) the multiprocess metrics directory when several workers run, or
-    when the environment names one (then the workers use it whatever their number)."""
-    if workers < 2 and not environ.get(MULTIPROC_ENV):
+ROLES = ("split", "all", "api", "worker")
+
+
+def role_from_env(environ: dict[str, str] | os._Environ[str] = os.environ) -> str:
+    role = (environ.get("KEHU_ROLE") or "split").strip()
+    if role not in ROLES:
+        raise ValueError(f"KEHU_ROLE must be one of {', '.join(ROLES)}, not {role!r}")
+    return role
+
+
+def prepare_metrics_dir(service: str, processes: int, environ: dict[str, str]) -> str | None:
+    """Set up (and empty) the multiprocess metrics directory when several processes run, or
+    when the environment names one (then the processes use it whatever their number)."""
+    if processes < 2 and not environ.get(MULTIPROC_ENV):
         return None
     path = environ.get(MULTIPROC_ENV) or tempfile.mkdtemp(prefix=f"kehu-metrics-{service}-")
     target = Path(path)
@@ -75,18 +104,16 @@ KEEP_ALIVE_S = 75
 
 
 def uvicorn_args(
-    service: str, host: str, port: int, workers: int, extra: list[str] | None = None
+    service: str, bind: list[str], workers: int, extra: list[str] | None = None
 ) -> list[str]:
+    """uvicorn serving `service` on `bind` (`--host H --port P` or `--uds PATH`)."""
     return [
         sys.executable,
         "-m",
         "uvicorn",
         f"services.{service}.main:create_app",
         "--factory",
-        "--host",
-        host,
-        "--port",
-        str(port),
+        *bind,
         "--workers",
         str(workers),
         "--log-level",
@@ -98,6 +125,23 @@ def uvicorn_args(
     ]
 
 
+# The worker process's niceness. With CPU to spare it changes nothing; when requests saturate
+# the CPUs they go first, and the relay and consumers take larger batches a little later
+# (weight 110 against the API's 1024 in Linux's scheduler), as when both shared one event loop.
+WORKER_NICE = 10
+
+
+@dataclass
+class Command:
+    args: list[str]
+    env: dict[str, str]
+    nice: int = 0
+
+
+# Plain FastAPI apps, not built on `shared.app`: nothing for a worker process to run.
+WITHOUT_BACKGROUND = frozenset({"console"})
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m shared.serve")
     parser.add_argument("service")
@@ -105,23 +149,67 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--proxy-headers", action="store_true")
     args = parser.parse_args(argv)
-    workers = workers_from_env()
+    role = role_from_env()
+    if role == "split" and args.service in WITHOUT_BACKGROUND:
+        role = "all"
+    workers = 1 if role == "worker" else workers_from_env()
     environ = dict(os.environ)
-    metrics_dir = prepare_metrics_dir(args.service, workers, environ)
+    split = role == "split"
+    metrics_dir = prepare_metrics_dir(args.service, workers + split, environ)
     extra = ["--proxy-headers"] if args.proxy_headers else []
-    command = uvicorn_args(args.service, args.host, args.port, workers, extra)
-    if metrics_dir is None or MULTIPROC_ENV in os.environ:
-        os.execvpe(command[0], command, environ)  # nothing of ours to clean up afterwards
-    # A directory we made: run uvicorn as a child so it can be removed when it stops.
+    port = ["--host", args.host, "--port", str(args.port)]
+    if not split:
+        environ["KEHU_ROLE"] = role
+        command = uvicorn_args(args.service, port, workers, extra)
+        if metrics_dir is None or MULTIPROC_ENV in os.environ:
+            os.execvpe(command[0], command, environ)  # nothing of ours to clean up afterwards
+        # A directory we made: run uvicorn as a child so it can be removed when it stops.
+        sys.exit(supervise([Command(command, environ)], [metrics_dir]))
+    run_dir = tempfile.mkdtemp(prefix=f"kehu-{args.service}-")
+    environ["KEHU_RUN_DIR"] = run_dir
+    worker_socket = ["--uds", str(Path(run_dir) / WORKER_SOCKET)]
+    commands = [
+        Command(
+            uvicorn_args(args.service, worker_socket, 1),
+            {**environ, "KEHU_ROLE": "worker"},
+            nice=WORKER_NICE,
+        ),
+        Command(uvicorn_args(args.service, port, workers, extra), {**environ, "KEHU_ROLE": "api"}),
+    ]
+    own = [run_dir] if MULTIPROC_ENV in os.environ else [run_dir, metrics_dir]
+    sys.exit(supervise(commands, [d for d in own if d]))
+
+
+def supervise(commands: list[Command], scratch: list[str]) -> int:
+    """Run the commands as children until one exits or a stop signal comes, stop the others,
+    remove the `scratch` directories. The exit code is that of the child that exited first, or
+    when stopped by a signal, the first non-zero one of the children."""
     import signal
     import subprocess
+    import time
 
-    process = subprocess.Popen(command, env=environ)
+    processes = [
+        subprocess.Popen(
+            c.args, env=c.env, preexec_fn=(lambda n=c.nice: os.nice(n)) if c.nice else None
+        )
+        for c in commands
+    ]
+    stop: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda s, _f: process.send_signal(s))
-    code = process.wait()
-    shutil.rmtree(metrics_dir, ignore_errors=True)
-    sys.exit(code)
+        signal.signal(sig, lambda s, _f: stop.append(s))
+    exited: list[subprocess.Popen[bytes]] = []
+    while not stop and not exited:
+        time.sleep(0.2)
+        exited = [p for p in processes if p.poll() is not None]
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(stop[0] if stop else signal.SIGTERM)
+    for process in processes:
+        process.wait()
+    codes = [process.returncode for process in exited or processes]
+    for directory in scratch:
+        shutil.rmtree(directory, ignore_errors=True)
+    return next((code for code in codes if code), 0)
 
 
 if __name__ == "__main__":

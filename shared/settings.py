@@ -87,6 +87,13 @@ class ServiceSettings(BaseSettings):
     # Tansu answers a fetch after about fetch_max_wait/4; keep it low for snappy pipelines.
     kafka_fetch_max_wait_ms: int = Field(100, validation_alias="KEHU_KAFKA_FETCH_MAX_WAIT_MS")
 
+    # What this process runs (see shared.serve): `all` serves requests and runs the relay,
+    # consumers and schedulers; `api` only serves requests; `worker` runs the background work
+    # (its HTTP server answers health and metrics). `KEHU_RUN_DIR` is where a service's API
+    # processes find its worker (its wake and health sockets), when they run split.
+    role: Literal["all", "api", "worker"] = Field("all", validation_alias="KEHU_ROLE")
+    run_dir: Path | None = Field(None, validation_alias="KEHU_RUN_DIR")
+
     outbox_batch_size: int = 500
     outbox_poll_interval_s: float = 1.0
     # After a wake-up the relay waits this long, so one pass takes the events of the commits

@@ -35,6 +35,9 @@ def test_each_process_is_counted_for_the_part_of_the_machine_it_serves() -> None
     assert owner("python", "python", "-m", "uvicorn", "bench.samework:app") == "baseline"
     served = ("python", "-m", "uvicorn", "services.profiles.main:create_app", "--factory")
     assert owner("python", *served) == "profiles"
+    # A split service's worker process (shared.serve): served on its run directory's socket.
+    worker = (*served, "--uds", "/tmp/kehu-profiles-x/worker.sock")
+    assert owner("python", *worker) == "profiles worker"
     assert owner("python", "python", "-m", "bench") is None  # the bench itself: left out
     assert owner("bash", "bash") is None
     assert cpu_owner(FakeProcess("python", gone=True)) is None  # type: ignore[arg-type]

@@ -59,9 +59,48 @@ def test_workers_default_to_one_in_dev_and_to_the_cpus_in_production() -> None:
 
 
 def test_serving_passes_the_worker_count_to_uvicorn() -> None:
-    args = serve.uvicorn_args("profiles", "0.0.0.0", 8000, 4)
+    args = serve.uvicorn_args("profiles", ["--host", "0.0.0.0", "--port", "8000"], 4)
     assert args[args.index("--workers") + 1] == "4"
+    assert args[args.index("--port") + 1] == "8000"
     assert "services.profiles.main:create_app" in args
+
+
+def test_a_service_runs_split_unless_told_otherwise() -> None:
+    assert serve.role_from_env({}) == "split"
+    for role in ("split", "all", "api", "worker"):
+        assert serve.role_from_env({"KEHU_ROLE": role}) == role
+    with pytest.raises(ValueError, match="KEHU_ROLE"):
+        serve.role_from_env({"KEHU_ROLE": "everything"})
+
+
+def test_only_services_built_on_the_shared_app_get_a_worker_process() -> None:
+    """A worker process runs the relay, consumers and schedulers of `shared.app`; a plain
+    FastAPI app (the console) has none, so it is served whole."""
+    for main in sorted((ROOT / "services").glob("*/main.py")):
+        service = main.parent.name
+        built_on_shared_app = "create_service_app(" in main.read_text()
+        assert (service in serve.WITHOUT_BACKGROUND) == (not built_on_shared_app), service
+
+
+def test_supervision_stops_the_other_processes_when_one_exits(tmp_path: Path) -> None:
+    """The worker and the API processes live and die together: the first to exit stops the
+    others, its code is the service's, the scratch directories go; the worker runs niced."""
+    scratch = tmp_path / "run"
+    scratch.mkdir()
+    marker = tmp_path / "niceness"
+    sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
+    failing = [
+        sys.executable,
+        "-c",
+        f"import os, sys; open({str(marker)!r}, 'w').write(str(os.nice(0))); sys.exit(5)",
+    ]
+    code = serve.supervise(
+        [serve.Command(sleeper, dict(os.environ)), serve.Command(failing, dict(os.environ), 7)],
+        [str(scratch)],
+    )
+    assert code == 5
+    assert marker.read_text() == str(os.nice(0) + 7)
+    assert not scratch.exists()
 
 
 def test_several_workers_get_an_emptied_metrics_directory(tmp_path: Path) -> None:

@@ -5,15 +5,18 @@ service runs the same way everywhere:
 
 - `KEHU_WORKERS` uvicorn worker processes share the port. Unset, it is 1 in dev and test and
   the CPUs this process may use (its CPU affinity, capped by a cgroup CPU quota) otherwise.
-- With more than one process (a split service, below, always has two), Prometheus metrics are
+- With more than one process (a split service, below, has at least two), Prometheus metrics are
   aggregated across them (prometheus_client's multiprocess mode): `PROMETHEUS_MULTIPROC_DIR`
   is the directory the processes write their samples to; a fresh one per service start unless
   it is set, and emptied at start either way (the client's rule: stale files of dead processes
   would count).
 
-The processes split the work (`KEHU_ROLE`):
+What each process runs (`KEHU_ROLE`):
 
-- unset (`split`): the `KEHU_WORKERS` processes on the port only serve requests (role `api`),
+- unset (`all`): every process on the port runs the whole service, as N replicas would (the
+  relay serialises on an advisory lock, consumers share their group's partitions, every
+  scheduler claims its work in the database).
+- `split`: the `KEHU_WORKERS` processes on the port only serve requests (role `api`),
   and one more process (role `worker`) runs the outbox relay, the consumers and the schedulers,
   so no request waits on its event loop behind a relay pass, a consumer batch or a scheduler's
   sweep (the operating system shares the CPUs between the processes instead, and the worker
@@ -21,10 +24,10 @@ The processes split the work (`KEHU_ROLE`):
   processes wake the worker's relay after a commit that wrote events (`shared.wake`, a Unix
   datagram socket) and their readiness includes the worker's (broker, consumers), read over its
   HTTP socket; both sockets live in a fresh run directory. If either side exits, the other is
-  stopped and this command exits, so a supervisor restarts the whole service.
-- `all`: every process on the port runs the whole service, as N replicas would (the relay
-  serialises on an advisory lock, consumers share their group's partitions, every scheduler
-  claims its work in the database).
+  stopped and this command exits, so a supervisor restarts the whole service. Not the
+  default: in `make bench` it lowered the median latency at half the maximum rate, but not
+  the p99 reliably, and it lowered the maximum rate of profiles' writes (bench/closing-note.md):
+  background work in its own process no longer waits while requests saturate the event loop.
 - `api` or `worker`: only that part, on the port (one process for `worker`): for deployments
   that scale the two apart; the API's relay wake-ups are then left to the worker's polling.
 
@@ -77,7 +80,7 @@ ROLES = ("split", "all", "api", "worker")
 
 
 def role_from_env(environ: dict[str, str] | os._Environ[str] = os.environ) -> str:
-    role = (environ.get("KEHU_ROLE") or "split").strip()
+    role = (environ.get("KEHU_ROLE") or "all").strip()
     if role not in ROLES:
         raise ValueError(f"KEHU_ROLE must be one of {', '.join(ROLES)}, not {role!r}")
     return role

@@ -127,13 +127,15 @@ def published(customer_id: str) -> tuple[int | None, Any] | None:
 
 
 def test_split_service_serves_on_api_processes_and_relays_on_its_worker() -> None:
-    """By default a service runs as API processes and one worker process (shared.serve): the
-    API's readiness includes the worker's broker and consumer checks; an API commit wakes the
+    """With `KEHU_ROLE=split` a service runs as API processes and one worker process: the API's
+    readiness includes the worker's broker and consumer checks; an API commit wakes the
     worker's relay across the processes (the relays here poll only every 120 s, so only the
     wake-up can publish the event within the test); and when the worker dies the whole
     service stops, for its supervisor to restart it."""
     port = free_port()
-    process = serve("profiles", port, KEHU_WORKERS="1", OUTBOX_POLL_INTERVAL_S="120")
+    process = serve(
+        "profiles", port, KEHU_ROLE="split", KEHU_WORKERS="1", OUTBOX_POLL_INTERVAL_S="120"
+    )
     url = f"http://127.0.0.1:{port}"
     children: list[psutil.Process] = []
     try:

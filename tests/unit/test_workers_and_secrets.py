@@ -65,8 +65,8 @@ def test_serving_passes_the_worker_count_to_uvicorn() -> None:
     assert "services.profiles.main:create_app" in args
 
 
-def test_a_service_runs_split_unless_told_otherwise() -> None:
-    assert serve.role_from_env({}) == "split"
+def test_a_service_runs_whole_processes_unless_told_to_split() -> None:
+    assert serve.role_from_env({}) == "all"
     for role in ("split", "all", "api", "worker"):
         assert serve.role_from_env({"KEHU_ROLE": role}) == role
     with pytest.raises(ValueError, match="KEHU_ROLE"):

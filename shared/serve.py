@@ -129,8 +129,8 @@ def uvicorn_args(
 
 
 # The worker process's niceness. With CPU to spare it changes nothing; when requests saturate
-# the CPUs they go first, and the relay and consumers take larger batches a little later
-# (weight 110 against the API's 1024 in Linux's scheduler), as when both shared one event loop.
+# the CPUs its Python gets weight 110 against the API's 1024 in Linux's scheduler (the SQL it
+# sends runs in PostgreSQL at full priority all the same).
 WORKER_NICE = 10
 
 
@@ -191,15 +191,15 @@ def supervise(commands: list[Command], scratch: list[str]) -> int:
     import subprocess
     import time
 
+    stop: list[int] = []  # handled before any child starts, so none is left behind
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda s, _f: stop.append(s))
     processes = [
         subprocess.Popen(
             c.args, env=c.env, preexec_fn=(lambda n=c.nice: os.nice(n)) if c.nice else None
         )
         for c in commands
     ]
-    stop: list[int] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda s, _f: stop.append(s))
     exited: list[subprocess.Popen[bytes]] = []
     while not stop and not exited:
         time.sleep(0.2)

@@ -1,6 +1,6 @@
 """A service's API processes wake its worker process's relay, on one machine.
 
-`shared.serve` runs a service as API processes (`KEHU_ROLE=api`: requests only) beside one
+With `KEHU_ROLE=split`, `shared.serve` runs a service as API processes (requests only) beside one
 worker process (`KEHU_ROLE=worker`: outbox relay, consumers, schedulers), so no request waits on
 its event loop behind a relay pass, a consumer batch or a scheduler's sweep. An API process's
 commit that wrote outbox rows sends one datagram to the worker's wake socket (a Unix datagram

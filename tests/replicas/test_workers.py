@@ -20,6 +20,7 @@ from services.profiles.config import Settings as ProfilesSettings
 from shared.auth import issue_token
 from shared.devstack import ROOT, free_port
 from shared.serve import WORKER_NICE
+from tests.conftest import scratch_database
 from tests.profiles.factories import customer_payload
 
 pytestmark = pytest.mark.timeout(180)
@@ -107,9 +108,9 @@ def wait_ready(url: str, timeout: float = 90) -> dict[str, Any]:
     raise TimeoutError(f"{url} not ready after {timeout}s: {body}")
 
 
-def published(customer_id: str) -> tuple[int | None, Any] | None:
+def published(database: str, customer_id: str) -> tuple[int | None, Any] | None:
     """The feed position and publication time of the customer's `created` event."""
-    url = make_url(ProfilesSettings().sqlalchemy_url).set(drivername="postgresql")
+    url = make_url(database).set(drivername="postgresql")
 
     async def read() -> tuple[int | None, Any] | None:
         conn = await asyncpg.connect(url.render_as_string(hide_password=False))
@@ -126,15 +127,28 @@ def published(customer_id: str) -> tuple[int | None, Any] | None:
     return asyncio.run(read())
 
 
-def test_split_service_serves_on_api_processes_and_relays_on_its_worker() -> None:
+async def test_split_service_serves_on_api_processes_and_relays_on_its_worker() -> None:
     """With `KEHU_ROLE=split` a service runs as API processes and one worker process: the API's
     readiness includes the worker's broker and consumer checks; an API commit wakes the
     worker's relay across the processes (the relays here poll only every 120 s, so only the
     wake-up can publish the event within the test); and when the worker dies the whole
-    service stops, for its supervisor to restart it."""
+    service stops, for its supervisor to restart it.
+
+    On a database of its own: the suite's in-process profiles app shares the default one, and
+    its relay may hold the relay lock in a transaction of the session's event loop."""
+    async with scratch_database("profiles") as database:
+        await asyncio.to_thread(run_split_service, database)
+
+
+def run_split_service(database: str) -> None:
     port = free_port()
     process = serve(
-        "profiles", port, KEHU_ROLE="split", KEHU_WORKERS="1", OUTBOX_POLL_INTERVAL_S="120"
+        "profiles",
+        port,
+        KEHU_ROLE="split",
+        KEHU_WORKERS="1",
+        OUTBOX_POLL_INTERVAL_S="120",
+        PROFILES_DATABASE_URL=database,
     )
     url = f"http://127.0.0.1:{port}"
     children: list[psutil.Process] = []
@@ -159,10 +173,10 @@ def test_split_service_serves_on_api_processes_and_relays_on_its_worker() -> Non
         assert response.status_code == 201, response.text
         customer_id = response.json()["id"]
         deadline = time.monotonic() + 30
-        state = published(customer_id)
+        state = published(database, customer_id)
         while time.monotonic() < deadline and not (state and state[1]):
             time.sleep(0.2)
-            state = published(customer_id)
+            state = published(database, customer_id)
         assert state is not None and state[0] is not None and state[1] is not None, state
 
         roles["worker"].kill()

@@ -221,13 +221,18 @@ class ServiceProcess:
         self.process = None
 
 
-def wait_ready(url: str, timeout: float = 90) -> None:
+def wait_ready(url: str, timeout: float = 90, probe: str = "ready") -> dict[str, Any]:
+    """The body of `/health/<probe>` once it answers 200 (`ready`: database, broker, consumer
+    group joined; `live`: up and answering)."""
     deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/health/ready", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
+            response = httpx.get(f"{url}/health/{probe}", timeout=5)
+            body = response.json()
+            if response.status_code == 200:
+                return body
+        except (httpx.HTTPError, ValueError):
             pass
         time.sleep(0.3)
-    raise TimeoutError(f"{url} not ready after {timeout}s")
+    raise TimeoutError(f"{url} not {probe} after {timeout}s: {body}")

@@ -21,6 +21,7 @@ from shared.auth import issue_token
 from shared.devstack import ROOT, free_port
 from shared.serve import WORKER_NICE
 from tests.conftest import scratch_database
+from tests.helpers import wait_ready
 from tests.profiles.factories import customer_payload
 
 pytestmark = pytest.mark.timeout(180)
@@ -34,26 +35,14 @@ def requests_counted(text: str, route: str) -> float:
     )
 
 
-def wait_alive(url: str, timeout: float = 90) -> None:
-    """Up and answering (readiness would also wait for the consumer group's rebalance)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health/live", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} not alive after {timeout}s")
-
-
 def test_two_workers_serve_one_port_and_report_metrics_together() -> None:
     port = free_port()
     process = serve("complaints", port, KEHU_WORKERS="2")
     url = f"http://127.0.0.1:{port}"
     workers: list[psutil.Process] = []
     try:
-        wait_alive(url)
+        # Live, not ready: readiness would also wait for the consumer group's rebalance.
+        wait_ready(url, probe="live")
         workers = [
             p
             for p in psutil.Process(process.pid).children(recursive=True)
@@ -91,21 +80,6 @@ def serve(service: str, port: int, **extra: str) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-
-
-def wait_ready(url: str, timeout: float = 90) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    body: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        try:
-            response = httpx.get(f"{url}/health/ready", timeout=10)
-            body = response.json()
-            if response.status_code == 200:
-                return body
-        except (httpx.HTTPError, ValueError):
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} not ready after {timeout}s: {body}")
 
 
 def published(database: str, customer_id: str) -> tuple[int | None, Any] | None:

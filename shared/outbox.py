@@ -27,6 +27,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
@@ -160,12 +161,25 @@ def _forget_rolled_back_rows(session: Session) -> None:
     session.info.pop(WAKE_KEY, None)
 
 
+# The columns an emitted row sets (`Outbox._row`), in the order its statements name them.
+ROW_COLUMNS = ("event_id", "type", "source", "subject", "partition_key", "topic", "time", "data")
+
+
 class Outbox:
     """Emits events into one service's outbox table, inside the caller's transaction."""
 
     def __init__(self, table: sa.Table, source: str) -> None:
         self.table = table
         self.source = source
+        # Several rows as one JSON document: one cached statement whatever their number (a
+        # multi-row VALUES is compiled anew for every call, ~8 ms for 50 rows).
+        self._from_json = sa.text(
+            f"INSERT INTO {table.name} ({', '.join(ROW_COLUMNS)}) "
+            f"SELECT {', '.join(f'x.{name}' for name in ROW_COLUMNS)} "
+            "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(event_id uuid, type text, "
+            "source text, subject text, partition_key text, topic text, time timestamptz, "
+            "data jsonb)"
+        )
 
     def written(self, session: AsyncSession | AsyncConnection | Session) -> None:
         """Note that `session`'s transaction wrote outbox rows: its commit wakes the relay.
@@ -208,8 +222,10 @@ class Outbox:
         if not events:
             return
         rows = [self._row(e) for e in events]
-        if len(rows) <= 50:  # one multi-row statement, no ORM bulk-insert machinery
+        if len(rows) == 1:  # a request's event: the cached single-row insert
             await session.execute(sa.insert(self.table).values(rows))
+        elif len(rows) <= 50:  # a consumer batch's: one document, one statement
+            await session.execute(self._from_json, {"rows": orjson.dumps(rows).decode()})
         else:  # imports and re-ranks: executemany keeps each statement's parameters bounded
             await session.execute(sa.insert(self.table), rows)
         self.written(session)

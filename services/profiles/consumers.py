@@ -7,14 +7,14 @@ fields, so a system syncing with `updated_since` sees the change.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.profiles import service
-from shared.consumer import EventHandler
+from services.profiles.service import Insight
+from shared.consumer import BatchHandler, EventHandler, in_steps
 from shared.context import RequestContext
 from shared.contracts.analytics import (
     CustomerChurnRiskChanged,
@@ -27,10 +27,6 @@ GROUP_ID = "profiles"
 SUBJECT = "system:profiles-consumer"
 
 ContextOf = Callable[[AsyncSession], RequestContext]
-
-
-# An insight: (customer, the time column of its kind, the columns it sets).
-Insight = tuple[uuid.UUID, str, dict[str, Any]]
 
 
 def tier(data: dict[str, Any]) -> Insight:
@@ -63,11 +59,23 @@ INSIGHTS: dict[str, Callable[[dict[str, Any]], Insight]] = {
 
 
 def handlers(context_of: ContextOf) -> dict[str, EventHandler]:
-    """One handler for every insight event, working through the context `context_of(session)`
-    builds: the event's insight applied by `service.apply_insight`."""
+    """One handler for every insight event: the event alone through `batch_handler`."""
+    batch = batch_handler(context_of)
 
     async def apply(session: AsyncSession, event: CloudEvent) -> None:
-        customer_id, at_column, values = INSIGHTS[event.type](event.data)
-        await service.apply_insight(context_of(session), customer_id, at_column, values)
+        await batch(session, [event])
 
     return dict.fromkeys(INSIGHTS, apply)
+
+
+def batch_handler(context_of: ContextOf) -> BatchHandler:
+    """A fetched batch's insight events applied together, in order, by
+    `service.apply_insights` in the context `context_of(session)` builds."""
+
+    async def apply(session: AsyncSession, events: list[CloudEvent]) -> None:
+        insights: list[Insight] = []
+        async for step in in_steps(events):
+            insights += [INSIGHTS[event.type](event.data) for event in step]
+        await service.apply_insights(context_of(session), insights)
+
+    return apply

@@ -59,7 +59,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             publishes=[CUSTOMERS_TOPIC],
             consumers=[
                 ConsumerSpec(
-                    consumers.GROUP_ID, [ANALYTICS_TOPIC], consumers.handlers(consumer_context)
+                    consumers.GROUP_ID,
+                    [ANALYTICS_TOPIC],
+                    consumers.handlers(consumer_context),
+                    # A fetched batch's insights in four statements, not four per event.
+                    batch_handler=consumers.batch_handler(consumer_context),
+                    batch_types=set(consumers.INSIGHTS),
                 )
             ],
             openapi_tags=OPENAPI_TAGS,

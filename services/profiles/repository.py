@@ -9,8 +9,8 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.profiles import protection
@@ -313,11 +313,63 @@ async def consent_history(
     return list(rows.scalars())
 
 
-async def lock_insights(session: AsyncSession, customer_id: uuid.UUID) -> Any:
-    """The customer's insights row as it is, locked until the transaction ends (or None)."""
+# Each kind of insight: the columns it sets, its time column last. A kind is applied only if it
+# is at least as new as the one applied before it (`service.apply_insights`, `write_insights`).
+INSIGHT_KINDS: dict[str, tuple[str, ...]] = {
+    "tier_changed_at": ("tier", "tier_changed_at"),
+    "lifecycle_changed_at": ("lifecycle_stage", "lifecycle_changed_at"),
+    "churn_risk_changed_at": (
+        "churn_risk_score",
+        "churn_risk_level",
+        "churn_risk_reasons",
+        "churn_risk_changed_at",
+    ),
+}
+INSIGHT_COLUMNS = tuple(name for columns in INSIGHT_KINDS.values() for name in columns)
+
+
+async def lock_insights(
+    session: AsyncSession, customer_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """The customers' insights rows as they are, locked until the transaction ends, in id
+    order (so two batches over the same customers cannot deadlock); absent ones left out."""
     table = table_of(CustomerInsights)
-    query = sa.select(table).where(table.c.customer_id == customer_id).with_for_update()
-    return (await session.execute(query)).first()
+    query = (
+        sa.select(table)
+        .where(table.c.customer_id.in_(sorted(set(customer_ids))))
+        .order_by(table.c.customer_id)
+        .with_for_update()
+    )
+    return {row.customer_id: dict(row._mapping) for row in await session.execute(query)}
+
+
+def _insights_from_json() -> sa.TextClause:
+    """One statement for any number of insights rows, handed over as one JSON document (so
+    neither the statement nor its compiled form grows with the batch). Each kind replaces
+    the stored one only if it is at least as new."""
+    columns = ", ".join(INSIGHT_COLUMNS)
+    updates = ", ".join(
+        f"{name} = CASE WHEN t.{at} IS NULL OR t.{at} <= EXCLUDED.{at} "
+        f"THEN EXCLUDED.{name} ELSE t.{name} END"
+        for at, names in INSIGHT_KINDS.items()
+        for name in names
+    )
+    return sa.text(
+        f"INSERT INTO customer_insights AS t (customer_id, {columns}) "
+        f"SELECT customer_id, {columns} FROM jsonb_populate_recordset("
+        "NULL::customer_insights, CAST(:rows AS jsonb)) "
+        f"ON CONFLICT (customer_id) DO UPDATE SET {updates}"
+    )
+
+
+INSIGHTS_FROM_JSON = _insights_from_json()
+
+
+async def write_insights(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Insights rows (customer_id and every insight column, one row per customer) in one
+    statement. A kind stored by a writer that got in first with a newer value stays."""
+    if rows:
+        await session.execute(INSIGHTS_FROM_JSON, {"rows": orjson.dumps(rows).decode()})
 
 
 # The columns `service.dimensions` reads: none of them sealed.
@@ -327,37 +379,25 @@ DIMENSION_COLUMNS = (
 )
 
 
-async def touch_customer(session: AsyncSession, customer_id: uuid.UUID, at: datetime) -> Any:
-    """Move a live customer's `updated_at` (not merged away, not erased) in one statement; its
-    dimension columns, or None. No sealed column is read, so nothing is decrypted."""
+async def touch_customers(
+    session: AsyncSession, customer_ids: Sequence[uuid.UUID], at: datetime
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """Move live customers' `updated_at` (not merged away, not erased) in one statement; each
+    one's dimension columns. No sealed column is read, so nothing is decrypted."""
+    if not customer_ids:
+        return {}
     table = table_of(Customer)
     result = await session.execute(
         sa.update(table)
-        .where(table.c.id == customer_id, table.c.status != "merged", table.c.erased_at.is_(None))
+        .where(
+            table.c.id.in_(sorted(set(customer_ids))),
+            table.c.status != "merged",
+            table.c.erased_at.is_(None),
+        )
         .values(updated_at=at)
-        .returning(*(table.c[name] for name in DIMENSION_COLUMNS))
+        .returning(table.c.id, *(table.c[name] for name in DIMENSION_COLUMNS))
     )
-    row = result.first()
-    return None if row is None else dict(row._mapping)
-
-
-async def upsert_insights(
-    session: AsyncSession, customer_id: uuid.UUID, at_column: str, values: dict[str, Any]
-) -> Any:
-    """Apply one insight unless a newer one of the same kind was applied already; the row
-    after it, or None when it was older."""
-    table = table_of(CustomerInsights)
-    row = {"customer_id": customer_id, **values}
-    statement = insert(table).values(row)
-    existing_at = table.c[at_column]
-    result = await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[table.c.customer_id],
-            set_={name: statement.excluded[name] for name in values},
-            where=sa.or_(existing_at.is_(None), existing_at <= statement.excluded[at_column]),
-        ).returning(*table.c)
-    )
-    return result.first()
+    return {row.id: {name: row._mapping[name] for name in DIMENSION_COLUMNS} for row in result}
 
 
 # -- hot paths: hand-written statements on the request's asyncpg connection (`ctx.db()`) -------

@@ -56,6 +56,7 @@ from services.profiles.schemas import (
     NeedUpdate,
 )
 from shared.audit import AUDIT_FROM_JSON, audit_json
+from shared.consumer import in_steps
 from shared.context import RequestContext
 from shared.contracts.customers import (
     ConsentChanged,
@@ -1499,38 +1500,58 @@ async def _insert_batch(
 VISIBLE_INSIGHTS = ("tier", "lifecycle_stage", "churn_risk_level")
 
 
+# An analytics insight: (customer, the time column of its kind, the columns it sets).
+Insight = tuple[uuid.UUID, str, dict[str, Any]]
+
+
+async def apply_insights(ctx: RequestContext, insights: Sequence[Insight]) -> None:
+    """Apply a batch of analytics insights, in order, each unless a newer one of its kind was.
+
+    Each insight that visibly changes its customer (`VISIBLE_INSIGHTS`) moves `updated_at` and
+    publishes a `customer.updated` naming the fields it changed, with the insights as they
+    stood after it. One statement each to lock the insights rows, write them and touch the
+    changed customers, and one per 50 events recorded."""
+    if not insights:
+        return
+    session = ctx.session
+    insights = [(uuid.UUID(str(c)), at_column, values) for c, at_column, values in insights]
+    stored = await repo.lock_insights(session, [customer_id for customer_id, _, _ in insights])
+    state = {customer_id: dict(row) for customer_id, row in stored.items()}
+    written: set[uuid.UUID] = set()
+    changes: list[tuple[uuid.UUID, list[str], dict[str, Any]]] = []
+    for customer_id, at_column, values in insights:
+        row = state.setdefault(customer_id, dict.fromkeys(repo.INSIGHT_COLUMNS, None))
+        if row[at_column] is not None and row[at_column] > values[at_column]:
+            continue  # older than what was applied
+        changed = [n for n in VISIBLE_INSIGHTS if n in values and values[n] != row[n]]
+        row.update(values)
+        written.add(customer_id)
+        if changed:
+            changes.append((customer_id, changed, {n: row[n] for n in VISIBLE_INSIGHTS}))
+    await repo.write_insights(session, [{**state[c], "customer_id": c} for c in sorted(written)])
+    if not changes:
+        return
+    at = ctx.now()
+    live = await repo.touch_customers(session, [c for c, _, _ in changes], at)
+    async for step in in_steps(changes):
+        await ctx.outbox.emit(
+            session,
+            *(
+                CustomerUpdated(
+                    customer_id=customer_id,
+                    occurred_at=at,
+                    changed_fields=changed,
+                    dimensions=dimensions(live[customer_id]),
+                    insights=CustomerInsightValues(**insights_after),
+                )
+                for customer_id, changed, insights_after in step
+                if customer_id in live  # not unknown, merged away or erased
+            ),
+        )
+
+
 async def apply_insight(
     ctx: RequestContext, customer_id: uuid.UUID, at_column: str, values: dict[str, Any]
 ) -> None:
-    """Apply one analytics insight unless a newer one of its kind was; on a visible change,
-    move `updated_at` and publish `customer.updated` naming the changed insight fields."""
-    session = ctx.session
-    before = await repo.lock_insights(session, customer_id)
-    after = await repo.upsert_insights(session, customer_id, at_column, values)
-    if after is None:
-        return  # older than what was applied
-    changed = [
-        name
-        for name in VISIBLE_INSIGHTS
-        if name in values and getattr(after, name) != (getattr(before, name) if before else None)
-    ]
-    if not changed:
-        return
-    at = ctx.now()
-    customer = await repo.touch_customer(session, customer_id, at)
-    if customer is None:  # unknown, merged away or erased
-        return
-    await ctx.outbox.emit(
-        session,
-        CustomerUpdated(
-            customer_id=customer_id,
-            occurred_at=at,
-            changed_fields=changed,
-            dimensions=dimensions(customer),
-            insights=CustomerInsightValues(
-                tier=after.tier,
-                lifecycle_stage=after.lifecycle_stage,
-                churn_risk_level=after.churn_risk_level,
-            ),
-        ),
-    )
+    """Apply one analytics insight (see `apply_insights`)."""
+    await apply_insights(ctx, [(customer_id, at_column, values)])

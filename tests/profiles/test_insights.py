@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -11,7 +13,11 @@ import httpx
 import sqlalchemy as sa
 from fastapi import FastAPI
 
+from services.profiles import repository as repo
+from services.profiles import service
 from services.profiles.config import Settings
+from services.profiles.service import Insight
+from shared.context import RequestContext
 from shared.contracts.analytics import (
     CustomerChurnRiskChanged,
     CustomerLifecycleChanged,
@@ -139,3 +145,129 @@ async def test_a_visible_insight_change_moves_updated_at_and_publishes_customer_
     assert last is not None
     assert (last.tier, last.lifecycle_stage, last.churn_risk_level) == ("B", "repeat", "high")
     assert updates[-1].dimensions.customer_number == customer["customer_number"]
+
+
+async def updates_of(app: FastAPI, customer_id: str) -> list[CustomerUpdated]:
+    async with app.state.engine.connect() as conn:
+        rows = await conn.execute(
+            sa.text(
+                "SELECT data FROM outbox WHERE type = 'kehu.customer.updated.v1' "
+                "AND subject = :cid ORDER BY id"
+            ),
+            {"cid": customer_id},
+        )
+        return [CustomerUpdated.model_validate(r.data) for r in rows]
+
+
+def tier(customer_id: Any, at: datetime, value: str) -> Insight:
+    return customer_id, "tier_changed_at", {"tier": value, "tier_changed_at": at}
+
+
+def lifecycle(customer_id: Any, at: datetime, stage: str) -> Insight:
+    return (
+        customer_id,
+        "lifecycle_changed_at",
+        {"lifecycle_stage": stage, "lifecycle_changed_at": at},
+    )
+
+
+def churn(customer_id: Any, at: datetime, score: int, level: str) -> Insight:
+    values = {
+        "churn_risk_score": score,
+        "churn_risk_level": level,
+        "churn_risk_reasons": ["no purchase"],
+        "churn_risk_changed_at": at,
+    }
+    return customer_id, "churn_risk_changed_at", values
+
+
+async def test_a_batch_of_insights_applies_in_order_with_one_update_per_visible_change(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    session_of: Callable[[], Any],
+) -> None:
+    """What a fetched batch does (`consumers.batch_handler`): events for several customers,
+    an older one after a newer one, a change within a level and an unknown customer."""
+    a = await create_customer(client, admin)
+    b = await create_customer(client, admin)
+    unknown = uuid.uuid4()
+    now = datetime.now(UTC)
+    async with session_of() as session:
+        await service.apply_insights(
+            RequestContext.system(session, app.state),
+            [
+                tier(a["id"], now, "A"),
+                lifecycle(b["id"], now, "loyal"),
+                tier(a["id"], now - timedelta(hours=1), "C"),  # older: ignored
+                churn(a["id"], now, 72, "high"),
+                churn(a["id"], now + timedelta(seconds=1), 80, "high"),  # within its level
+                tier(unknown, now, "B"),  # stored; no customer to update
+                lifecycle(b["id"], now + timedelta(seconds=1), "loyal"),  # the same stage
+            ],
+        )
+    body = (await client.get(f"/customers/{a['id']}", headers=admin)).json()
+    assert body["insights"] == {
+        "tier": "A",
+        "lifecycle_stage": None,
+        "churn_risk": {"score": 80, "level": "high", "reasons": ["no purchase"]},
+    }
+    assert body["updated_at"] > a["updated_at"]
+    updates = await updates_of(app, a["id"])
+    assert [u.changed_fields for u in updates] == [["tier"], ["churn_risk_level"]]
+    assert [(u.insights.tier, u.insights.churn_risk_level) for u in updates if u.insights] == [
+        ("A", None),
+        ("A", "high"),
+    ]
+    assert updates[0].dimensions.customer_number == a["customer_number"]
+    assert [u.changed_fields for u in await updates_of(app, b["id"])] == [["lifecycle_stage"]]
+    assert await updates_of(app, str(unknown)) == []
+    async with session_of() as session:
+        stored = await session.execute(
+            sa.text("SELECT tier FROM customer_insights WHERE customer_id = :id"), {"id": unknown}
+        )
+        assert stored.scalar_one() == "B"
+
+    # An older lifecycle stage in a later batch changes nothing and publishes nothing.
+    async with session_of() as session:
+        ctx = RequestContext.system(session, app.state)
+        await service.apply_insights(ctx, [lifecycle(b["id"], now - timedelta(days=1), "new")])
+    b_read = (await client.get(f"/customers/{b['id']}", headers=admin)).json()
+    assert b_read["insights"]["lifecycle_stage"] == "loyal"
+    assert len(await updates_of(app, b["id"])) == 1
+
+    # A newer tier in a later batch replaces the stored one and keeps the other kinds.
+    async with session_of() as session:
+        ctx = RequestContext.system(session, app.state)
+        await service.apply_insights(ctx, [tier(a["id"], now + timedelta(hours=1), "B")])
+    a_read = (await client.get(f"/customers/{a['id']}", headers=admin)).json()
+    assert a_read["insights"]["tier"] == "B"
+    assert a_read["insights"]["churn_risk"]["score"] == 80
+    last = (await updates_of(app, a["id"]))[-1]
+    assert last.changed_fields == ["tier"]
+    assert last.insights is not None
+    assert (last.insights.tier, last.insights.churn_risk_level) == ("B", "high")
+
+
+async def test_writing_insights_keeps_each_kind_that_is_newer_in_the_table(
+    app: FastAPI, session_of: Callable[[], Any]
+) -> None:
+    """The write's own guard, for a writer that got in between the lock and the write: each
+    kind is replaced only by one at least as new, the others still apply."""
+    customer_id, now = uuid.uuid4(), datetime.now(UTC)
+    empty = dict.fromkeys(repo.INSIGHT_COLUMNS)
+    async with session_of() as session:
+        await repo.write_insights(
+            session, [{**empty, "customer_id": customer_id, **tier(customer_id, now, "A")[2]}]
+        )
+    stale = {
+        **empty,
+        "customer_id": customer_id,
+        **tier(customer_id, now - timedelta(hours=1), "C")[2],
+        **lifecycle(customer_id, now, "repeat")[2],
+    }
+    async with session_of() as session:
+        await repo.write_insights(session, [stale])
+        row = (await repo.lock_insights(session, [customer_id]))[customer_id]
+    assert (row["tier"], row["tier_changed_at"]) == ("A", now)
+    assert row["lifecycle_stage"] == "repeat"

@@ -127,15 +127,7 @@ async def test_a_visible_insight_change_moves_updated_at_and_publishes_customer_
     listed = await client.get("/customers", params=since, headers=admin)
     assert cid in [c["id"] for c in listed.json()["items"]]
 
-    async with app.state.engine.connect() as conn:
-        rows = await conn.execute(
-            sa.text(
-                "SELECT data FROM outbox WHERE type = 'kehu.customer.updated.v1' "
-                "AND subject = :cid ORDER BY id"
-            ),
-            {"cid": cid},
-        )
-        updates = [CustomerUpdated.model_validate(r.data) for r in rows]
+    updates = await updates_of(app, cid)
     assert [u.changed_fields for u in updates] == [
         ["tier"],
         ["churn_risk_level"],

@@ -163,6 +163,12 @@ def _forget_rolled_back_rows(session: Session) -> None:
 
 # The columns an emitted row sets (`Outbox._row`), in the order its statements name them.
 ROW_COLUMNS = ("event_id", "type", "source", "subject", "partition_key", "topic", "time", "data")
+# Outbox rows read from a JSON array of `Outbox.row`s (`{param}`: the array's parameter), for
+# `Outbox.emit` and the hand-written statements that insert their events themselves.
+OUTBOX_ROWS = (
+    "FROM jsonb_to_recordset({param}::jsonb) AS x(event_id uuid, type text, source text, "
+    "subject text, partition_key text, topic text, time timestamptz, data jsonb)"
+)
 
 
 class Outbox:
@@ -176,9 +182,7 @@ class Outbox:
         self._from_json = sa.text(
             f"INSERT INTO {table.name} ({', '.join(ROW_COLUMNS)}) "
             f"SELECT {', '.join(f'x.{name}' for name in ROW_COLUMNS)} "
-            "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(event_id uuid, type text, "
-            "source text, subject text, partition_key text, topic text, time timestamptz, "
-            "data jsonb)"
+            + OUTBOX_ROWS.format(param="CAST(:rows AS jsonb)")
         )
 
     def written(self, session: AsyncSession | AsyncConnection | Session) -> None:

@@ -33,6 +33,7 @@ from services.complaints.models import (
 )
 from shared.audit import AUDIT_COLUMNS, AUDIT_ROWS_SELECT
 from shared.keyset import Keyset, SortKey
+from shared.outbox import OUTBOX_ROWS
 
 INFINITY: sa.ColumnElement[Any] = sa.literal_column("'infinity'::timestamptz")
 
@@ -637,10 +638,6 @@ CASE_COLUMNS = (
     "updated_at",
 )
 _FIRST = len(CASE_COLUMNS) + 1  # the parameters after the case's columns
-OUTBOX_ROWS = (
-    "FROM jsonb_to_recordset({param}::jsonb) AS x(event_id uuid, type text, source text, "
-    "subject text, partition_key text, topic text, time timestamptz, data jsonb)"
-)
 
 # A case, its intake transition, its events and its audit entry: one statement. The reference
 # is numbered here, last, so the counter row (locked until commit: no gaps, no repeats) is held

@@ -30,6 +30,7 @@ from services.interactions.models import (
 )
 from shared.audit import AUDIT_COLUMNS, AUDIT_ROWS_SELECT
 from shared.keyset import Keyset, SortKey, parse_datetime
+from shared.outbox import OUTBOX_ROWS
 
 M = TypeVar("M", bound=Model)
 # Merges can chain (A into B, later B into C); follow a few hops, never loop forever.
@@ -364,10 +365,6 @@ async def refresh_next_revisit(
 
 # -- hot writes: hand-written statements on the request's asyncpg connection ------------------
 
-OUTBOX_ROWS = (
-    "FROM jsonb_to_recordset({param}::jsonb) AS x(event_id uuid, type text, source text, "
-    "subject text, partition_key text, topic text, time timestamptz, data jsonb)"
-)
 OUTBOX_INSERT = (
     "INSERT INTO outbox (event_id, type, source, subject, partition_key, topic, time, data) "
     "SELECT x.event_id, x.type, x.source, x.subject, x.partition_key, x.topic, x.time, x.data"

@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     consumers.GROUP_ID,
                     [ANALYTICS_TOPIC],
                     consumers.handlers(consumer_context),
-                    # A fetched batch's insights in four statements, not four per event.
+                    # A fetched batch of insights in a few statements, not four per event.
                     batch_handler=consumers.batch_handler(consumer_context),
                     batch_types=set(consumers.INSIGHTS),
                 )

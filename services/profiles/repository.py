@@ -25,6 +25,7 @@ from services.profiles.models import (
 )
 from shared.audit import AUDIT_COLUMNS, AUDIT_ROWS_SELECT
 from shared.keyset import Keyset, SortKey, parse_datetime
+from shared.outbox import OUTBOX_ROWS
 
 SORTS: dict[str, tuple[Any, Any]] = {  # key: (column, parse a cursor value)
     "created_at": (Customer.created_at, parse_datetime),
@@ -435,10 +436,6 @@ async def lock_identity_keys_on(conn: asyncpg.Connection, keys: Sequence[str]) -
         )
 
 
-OUTBOX_ROWS = (
-    "FROM jsonb_to_recordset({param}::jsonb) AS x(event_id uuid, type text, source text, "
-    "subject text, partition_key text, topic text, time timestamptz, data jsonb)"
-)
 OUTBOX_INSERT = (
     "INSERT INTO outbox (event_id, type, source, subject, partition_key, topic, time, data)"
 )

@@ -1515,8 +1515,7 @@ async def apply_insights(ctx: RequestContext, insights: Sequence[Insight]) -> No
         return
     session = ctx.session
     insights = [(uuid.UUID(str(c)), at_column, values) for c, at_column, values in insights]
-    stored = await repo.lock_insights(session, [customer_id for customer_id, _, _ in insights])
-    state = {customer_id: dict(row) for customer_id, row in stored.items()}
+    state = await repo.lock_insights(session, [customer_id for customer_id, _, _ in insights])
     written: set[uuid.UUID] = set()
     changes: list[tuple[uuid.UUID, list[str], dict[str, Any]]] = []
     for customer_id, at_column, values in insights:

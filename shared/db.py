@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from decimal import Decimal
+from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, Request
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import (
@@ -72,3 +75,19 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def rows_json(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows as one JSON array of objects for `json(b)_to_recordset`, so a statement takes any
+    number of rows as one parameter (and stays one cached statement): uuids and datetimes as
+    orjson writes them (naive ones as UTC, as asyncpg takes them), decimals as their exact
+    text."""
+    return orjson.dumps(rows, default=json_default, option=orjson.OPT_NAIVE_UTC).decode()
+
+
+def json_default(value: Any) -> str:
+    """Decimals, and the uuids orjson leaves to us: asyncpg's own (ids read back, e.g. merge
+    survivors) subclass `uuid.UUID`, and orjson writes the exact class only."""
+    if isinstance(value, Decimal | uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

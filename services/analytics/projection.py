@@ -30,6 +30,7 @@ from shared.contracts import interactions as ic
 from shared.contracts.cases import CaseEvent
 from shared.contracts.common import CustomerEvent
 from shared.contracts.loyalty import LevelChanged
+from shared.db import json_default, rows_json
 from shared.events.envelope import CloudEvent
 from shared.events.registry import REGISTRY
 
@@ -468,7 +469,7 @@ def uuid_array_text(ids: Iterable[uuid.UUID]) -> str:
     """The text of a `uuid[]` (`{a,b}`), for PostgreSQL to parse: asyncpg checks and encodes
     the elements of an array parameter one by one in Python, ~1 us each."""
     # orjson writes ["a","b"]; uuids need no quotes in an array literal.
-    listed = orjson.dumps(list(ids), default=_as_text)[1:-1].replace(b'"', b"")
+    listed = orjson.dumps(list(ids), default=json_default)[1:-1].replace(b'"', b"")
     return "{" + listed.decode() + "}"
 
 
@@ -601,21 +602,6 @@ PURCHASES_UPSERT = sa.text(
         cancelled = purchases.cancelled OR excluded.cancelled
     """
 )
-
-
-def rows_json(rows: list[dict[str, Any]]) -> str:
-    """Rows as one JSON array of objects for `json_to_recordset`: uuids and datetimes as
-    orjson writes them (naive ones as UTC, as asyncpg takes them), decimals as their exact
-    text."""
-    return orjson.dumps(rows, default=_as_text, option=orjson.OPT_NAIVE_UTC).decode()
-
-
-def _as_text(value: Any) -> str:
-    # Decimals, and the uuids orjson leaves to us: asyncpg's own (ids read back, e.g. merge
-    # survivors) subclass `uuid.UUID`, and orjson writes the exact class only.
-    if isinstance(value, Decimal | uuid.UUID):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 async def _write_purchases(session: AsyncSession, rows: list[dict[str, Any]]) -> None:

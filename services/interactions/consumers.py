@@ -7,6 +7,7 @@ every handler upserts `customer_state` and ignores a change older than the one i
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -77,7 +78,7 @@ def _newer(column: Any, at: Any) -> sa.ColumnElement[bool]:
 
 def handlers(settings: Settings) -> dict[str, EventHandler]:
     async def one(session: AsyncSession, event: CloudEvent) -> None:
-        """Profile dimensions or a tier change alone: the set-based path with one event."""
+        """An event of the batched kinds alone: the set-based path with one event."""
         await _apply_run(session, settings, [event])
 
     async def merged(session: AsyncSession, event: CloudEvent) -> None:
@@ -143,37 +144,10 @@ def handlers(settings: Settings) -> dict[str, EventHandler]:
                 .on_conflict_do_update(index_elements=[s.customer_id], set_=values)
             )
 
-    # The service desk's cases, needs and consent changes: the timeline and case revisits.
-    async def case_received(session: AsyncSession, event: CloudEvent) -> None:
-        e = CaseReceived.model_validate(event.data)
-        changes = {"status": "received", "severity": e.severity, "channel": e.channel}
-        await desk.case_event(_system(session, settings), e, changes)
-
-    async def case_status(session: AsyncSession, event: CloudEvent) -> None:
-        e = CaseStatusChanged.model_validate(event.data)
-        await desk.case_event(_system(session, settings), e, {"status": e.to_status})
-
-    async def case_reopened(session: AsyncSession, event: CloudEvent) -> None:
-        e = CaseReopened.model_validate(event.data)
-        await desk.case_event(_system(session, settings), e, {"outcome": None})
-
-    async def case_closed(session: AsyncSession, event: CloudEvent) -> None:
-        e = CaseClosed.model_validate(event.data)
-        changes = {"status": "closed", "revisit_outcome": e.revisit_outcome}
-        await desk.case_event(_system(session, settings), e, changes)
-
     async def case_resolved(session: AsyncSession, event: CloudEvent) -> None:
+        """The outcome on the timeline and the case's revisit on the owner's agenda."""
         e = CaseResolved.model_validate(event.data)
         await desk.case_resolved(_system(session, settings), e)
-
-    async def need(session: AsyncSession, event: CloudEvent) -> None:
-        recorded = event.type == NeedRecorded.event_type()
-        e = (NeedRecorded if recorded else NeedUpdated).model_validate(event.data)
-        await desk.need_event(_system(session, settings), e, recorded)
-
-    async def consent(session: AsyncSession, event: CloudEvent) -> None:
-        e = ConsentChanged.model_validate(event.data)
-        await desk.consent_changed(_system(session, settings), e, event.id)
 
     return {
         CustomerCreated.event_type(): one,
@@ -181,15 +155,51 @@ def handlers(settings: Settings) -> dict[str, EventHandler]:
         CustomerMerged.event_type(): merged,
         CustomerErased.event_type(): erased,
         CustomerTierChanged.event_type(): one,
-        CaseReceived.event_type(): case_received,
-        CaseStatusChanged.event_type(): case_status,
-        CaseReopened.event_type(): case_reopened,
-        CaseClosed.event_type(): case_closed,
         CaseResolved.event_type(): case_resolved,
-        NeedRecorded.event_type(): need,
-        NeedUpdated.event_type(): need,
-        ConsentChanged.event_type(): consent,
+        # The service desk's cases, needs and consent changes on the timeline.
+        **dict.fromkeys(TIMELINE, one),
     }
+
+
+def _case_received(event: CloudEvent) -> desk.Entry:
+    e = CaseReceived.model_validate(event.data)
+    return desk.case_entry(e, {"status": "received", "severity": e.severity, "channel": e.channel})
+
+
+def _case_status(event: CloudEvent) -> desk.Entry:
+    e = CaseStatusChanged.model_validate(event.data)
+    return desk.case_entry(e, {"status": e.to_status})
+
+
+def _case_reopened(event: CloudEvent) -> desk.Entry:
+    return desk.case_entry(CaseReopened.model_validate(event.data), {"outcome": None})
+
+
+def _case_closed(event: CloudEvent) -> desk.Entry:
+    e = CaseClosed.model_validate(event.data)
+    return desk.case_entry(e, {"status": "closed", "revisit_outcome": e.revisit_outcome})
+
+
+def _need(event: CloudEvent) -> desk.Entry:
+    recorded = event.type == NeedRecorded.event_type()
+    e = (NeedRecorded if recorded else NeedUpdated).model_validate(event.data)
+    return desk.need_entry(e, recorded)
+
+
+def _consent(event: CloudEvent) -> desk.Entry:
+    return desk.consent_entry(ConsentChanged.model_validate(event.data), event.id)
+
+
+# What each event of another service's care puts on the timeline: one record's entry.
+TIMELINE: dict[str, Callable[[CloudEvent], desk.Entry]] = {
+    CaseReceived.event_type(): _case_received,
+    CaseStatusChanged.event_type(): _case_status,
+    CaseReopened.event_type(): _case_reopened,
+    CaseClosed.event_type(): _case_closed,
+    NeedRecorded.event_type(): _need,
+    NeedUpdated.event_type(): _need,
+    ConsentChanged.event_type(): _consent,
+}
 
 
 SCRUB: dict[Any, dict[str, Any]] = {
@@ -259,10 +269,16 @@ async def _merge_state(session: AsyncSession, old: uuid.UUID, survivor: uuid.UUI
     )
 
 
-# The high-volume events (every new customer; a re-rank's wave of tier changes) are applied
-# set-based, a few statements per batch; the rare ones (merge, erasure) one at a time.
+# The high-volume events (every new customer; a re-rank's wave of tier changes; every case,
+# need and consent change) are applied set-based, a few statements per batch; the rare ones
+# (merge, erasure, a resolved case's revisit) one at a time.
 BATCHED = frozenset(
-    {CustomerCreated.event_type(), CustomerUpdated.event_type(), CustomerTierChanged.event_type()}
+    {
+        CustomerCreated.event_type(),
+        CustomerUpdated.event_type(),
+        CustomerTierChanged.event_type(),
+        *TIMELINE,
+    }
 )
 
 
@@ -284,13 +300,18 @@ def batch_handler(settings: Settings, single: dict[str, EventHandler]) -> BatchH
 
 
 async def _apply_run(session: AsyncSession, settings: Settings, run: list[CloudEvent]) -> None:
-    """Dimensions and tiers touch different columns, so a run applies them in two statements;
-    within each, the newest event per customer wins, as the one-by-one guards would decide."""
+    """Dimensions, tiers and timeline records touch different columns and tables, so a run
+    applies each set-based; within each, the newest event per customer (per timeline record)
+    wins, as the one-by-one guards would decide."""
     s = CustomerState
     today = utcnow().date()
     dimensions: dict[uuid.UUID, dict[str, Any]] = {}
     tiers: dict[uuid.UUID, CustomerTierChanged] = {}
+    timeline: list[desk.Entry] = []
     for event in run:
+        if event.type in TIMELINE:
+            timeline.append(TIMELINE[event.type](event))
+            continue
         if event.type == CustomerTierChanged.event_type():
             t = CustomerTierChanged.model_validate(event.data)
             if t.customer_id not in tiers or tiers[t.customer_id].occurred_at <= t.occurred_at:
@@ -346,6 +367,7 @@ async def _apply_run(session: AsyncSession, settings: Settings, run: list[CloudE
             ],
         )
         await repo.refresh_next_revisit(session, settings, list(newest))
+    await desk.record(session, timeline)
 
 
 def consumer_spec(settings: Settings) -> ConsumerSpec:

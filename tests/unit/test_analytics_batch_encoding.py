@@ -9,7 +9,8 @@ from decimal import Decimal
 
 from asyncpg.pgproto.pgproto import UUID as AsyncpgUUID
 
-from services.analytics.projection import rows_json, uuid_array_text
+from services.analytics.projection import uuid_array_text
+from shared.db import rows_json
 
 
 def test_rows_json_keeps_decimals_exact_and_writes_uuids_and_times_as_text() -> None:

@@ -8,6 +8,7 @@ whatever the order of the events.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
@@ -15,7 +16,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel, Field
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.analytics import models as m
@@ -91,8 +92,13 @@ def _latest(t: sa.Table, x: Any, stamp: str, *cols: str) -> dict[str, Any]:
 
 
 async def write(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
+    if rows:
+        await session.execute(_upsert(), rows)
+
+
+@functools.cache
+def _upsert() -> Insert:
+    """Built once: building it (its EXCLUDED columns above all) cost more than running it."""
     t = m.case_facts
     stmt = insert(t)
     x = stmt.excluded
@@ -112,7 +118,7 @@ async def write(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     set_["type"], set_["subtype"] = x.type, x.subtype  # a re-typed case counts as its new type
     set_["first_response_breached"] = sa.or_(t.c.first_response_breached, x.first_response_breached)
     set_["resolution_breached"] = sa.or_(t.c.resolution_breached, x.resolution_breached)
-    await session.execute(stmt.on_conflict_do_update(index_elements=[t.c.case_id], set_=set_), rows)
+    return stmt.on_conflict_do_update(index_elements=[t.c.case_id], set_=set_)
 
 
 # -- the figures -------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ write-once fields coalesce, timestamps keep the latest, flags OR, counters add.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
@@ -17,7 +18,7 @@ from typing import Any, cast
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.analytics import cases
@@ -540,20 +541,9 @@ async def _write(session: AsyncSession, fold: _Fold, stale: bool) -> None:
             {"ids": uuid_array_text(fold.customers)},
         )
     if fold.dimensions:
-        set_ = _latest(f, "dimensions_at", *DIMENSION_COLUMNS)
-        set_["profile_known"] = sa.true()
-        await session.execute(
-            insert(f).on_conflict_do_update(index_elements=[f.c.customer_id], set_=set_),
-            list(fold.dimensions.values()),
-        )
+        await session.execute(_dimensions_upsert(), list(fold.dimensions.values()))
     if fold.levels:
-        await session.execute(
-            insert(f).on_conflict_do_update(
-                index_elements=[f.c.customer_id],
-                set_=_latest(f, "loyalty_level_at", "loyalty_level"),
-            ),
-            list(fold.levels.values()),
-        )
+        await session.execute(_levels_upsert(), list(fold.levels.values()))
     for customer_id, at in fold.archived.items():
         await session.execute(
             sa.update(f)
@@ -572,20 +562,46 @@ async def _write(session: AsyncSession, fold: _Fold, stale: bool) -> None:
         (m.survey_answers, fold.answers.values()),
     ):
         if rows:
-            await session.execute(insert(table).on_conflict_do_nothing(), list(rows))
+            await session.execute(_insert_new(table), list(rows))
     if fold.complaints:
         await _write_complaints(session, list(fold.complaints.values()))
     if fold.followups:
         await _write_followups(session, list(fold.followups.values()))
     if fold.agent_teams:
-        t = m.agent_teams
-        await session.execute(
-            insert(t).on_conflict_do_update(
-                index_elements=[t.c.agent_id],
-                set_=_latest(t, "assigned_at", "team"),
-            ),
-            list(fold.agent_teams.values()),
-        )
+        await session.execute(_agent_teams_upsert(), list(fold.agent_teams.values()))
+
+
+# The batch writes' statements, built once: building one (its EXCLUDED columns above all) and
+# its cache key cost more than running it on a small batch.
+
+
+@functools.cache
+def _dimensions_upsert() -> Insert:
+    f = m.customer_facts
+    set_ = _latest(f, "dimensions_at", *DIMENSION_COLUMNS)
+    set_["profile_known"] = sa.true()
+    return insert(f).on_conflict_do_update(index_elements=[f.c.customer_id], set_=set_)
+
+
+@functools.cache
+def _levels_upsert() -> Insert:
+    f = m.customer_facts
+    return insert(f).on_conflict_do_update(
+        index_elements=[f.c.customer_id], set_=_latest(f, "loyalty_level_at", "loyalty_level")
+    )
+
+
+@functools.cache
+def _agent_teams_upsert() -> Insert:
+    t = m.agent_teams
+    return insert(t).on_conflict_do_update(
+        index_elements=[t.c.agent_id], set_=_latest(t, "assigned_at", "team")
+    )
+
+
+@functools.cache
+def _insert_new(table: sa.Table) -> Insert:
+    return insert(table).on_conflict_do_nothing()
 
 
 # The batch's purchases as one JSON document, expanded into rows by PostgreSQL: one statement
@@ -609,6 +625,11 @@ async def _write_purchases(session: AsyncSession, rows: list[dict[str, Any]]) ->
 
 
 async def _write_followups(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    await session.execute(_followups_upsert(), rows)
+
+
+@functools.cache
+def _followups_upsert() -> Insert:
     fu = m.followups
     stmt = insert(fu)
     x = stmt.excluded
@@ -620,9 +641,7 @@ async def _write_followups(session: AsyncSession, rows: list[dict[str, Any]]) ->
     # A follow-up is completed, overdue or cancelled once: the first time recorded stays.
     for col in ("completed_at", "overdue_at", "cancelled_at"):
         set_[col] = sa.func.coalesce(fu.c[col], x[col])
-    await session.execute(
-        stmt.on_conflict_do_update(index_elements=[fu.c.followup_id], set_=set_), rows
-    )
+    return stmt.on_conflict_do_update(index_elements=[fu.c.followup_id], set_=set_)
 
 
 async def erase_customer(
@@ -695,6 +714,11 @@ async def erase_customer(
 
 
 async def _write_complaints(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    await session.execute(_complaints_upsert(), rows)
+
+
+@functools.cache
+def _complaints_upsert() -> Insert:
     c = m.complaints
     stmt = insert(c)
     x = stmt.excluded
@@ -731,9 +755,7 @@ async def _write_complaints(session: AsyncSession, rows: list[dict[str, Any]]) -
     set_["resolution_breached"] = sa.or_(c.c.resolution_breached, x.resolution_breached)
     set_["reopen_count"] = c.c.reopen_count + x.reopen_count
     set_["escalation_level"] = sa.func.greatest(c.c.escalation_level, x.escalation_level)
-    await session.execute(
-        stmt.on_conflict_do_update(index_elements=[c.c.complaint_id], set_=set_), rows
-    )
+    return stmt.on_conflict_do_update(index_elements=[c.c.complaint_id], set_=set_)
 
 
 async def request_rerank(session: AsyncSession, settings: Settings) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
 from aiokafka.protocol.group import LeaveGroupRequest
+from aiokafka.protocol.metadata import MetadataRequest
 
 from shared.settings import ServiceSettings
 
@@ -93,3 +94,18 @@ async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
         except Exception as exc:  # best effort, as aiokafka's own LeaveGroup is
             logger.info("LeaveGroup failed: %s", exc)
     await consumer.stop()
+
+
+async def missing_topics(producer: AIOKafkaProducer, topics: Collection[str]) -> set[str]:
+    """Which of these topics the broker does not have. Asks about these topics only (not the
+    whole cluster's metadata, which every relay pass would decode) and without letting the
+    broker create them, which would hide that they were lost."""
+    client = producer.client
+    node_id = client.get_random_node()
+    if node_id is None:  # no broker known yet: the whole cluster's metadata finds one
+        return set(topics) - set((await client.fetch_all_metadata()).topics())
+    request = MetadataRequest(sorted(topics), allow_auto_topic_creation=False)
+    response = await client.send(node_id, request)
+    answered = {topic: error_code for error_code, topic, *_ in response.topics}
+    unknown = UnknownTopicOrPartitionError.errno
+    return {t for t in topics if answered.get(t, unknown) == unknown}

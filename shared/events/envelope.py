@@ -96,22 +96,51 @@ _validate_envelope = CloudEvent.__pydantic_validator__.validate_python
 
 def to_kafka(event: CloudEvent) -> tuple[bytes | None, bytes, Headers]:
     """Binary content mode: (key, value, headers)."""
+    return binary_record(
+        id=event.id,
+        source=event.source,
+        type=event.type,
+        time=event.time,
+        subject=event.subject,
+        partitionkey=event.partitionkey,
+        sequence=event.sequence,
+        value=json.dumps(event.data, separators=(",", ":"), default=str).encode(),
+        specversion=event.specversion,
+        datacontenttype=event.datacontenttype,
+    )
+
+
+def binary_record(
+    *,
+    id: str,
+    source: str,
+    type: str,
+    time: datetime,
+    subject: str | None,
+    partitionkey: str | None,
+    sequence: str | None,
+    value: bytes,
+    specversion: str = "1.0",
+    datacontenttype: str = "application/json",
+) -> tuple[bytes | None, bytes, Headers]:
+    """An event's binary-mode record from its attributes and its data's JSON as it is (the
+    outbox relay sends the JSON PostgreSQL stored, without decoding it)."""
     headers: Headers = [
-        ("ce_specversion", event.specversion.encode()),
-        ("ce_id", event.id.encode()),
-        ("ce_source", event.source.encode()),
-        ("ce_type", event.type.encode()),
-        ("ce_time", event.time.isoformat().encode()),
-        ("content-type", event.datacontenttype.encode()),
+        ("ce_specversion", specversion.encode()),
+        ("ce_id", id.encode()),
+        ("ce_source", source.encode()),
+        ("ce_type", type.encode()),
+        ("ce_time", time.isoformat().encode()),
+        ("content-type", datacontenttype.encode()),
     ]
-    if event.subject:
-        headers.append(("ce_subject", event.subject.encode()))
-    if event.partitionkey:
-        headers.append(("ce_partitionkey", event.partitionkey.encode()))
-    if event.sequence:
-        headers.append(("ce_sequence", event.sequence.encode()))
-    key = event.partitionkey.encode() if event.partitionkey else None
-    return key, json.dumps(event.data, separators=(",", ":"), default=str).encode(), headers
+    if subject:
+        headers.append(("ce_subject", subject.encode()))
+    if partitionkey:
+        headers.append(("ce_partitionkey", partitionkey.encode()))
+    if sequence:
+        headers.append(("ce_sequence", sequence.encode()))
+    key = partitionkey.encode() if partitionkey else None
+    return key, value, headers
 
 
 class MalformedEvent(ValueError):

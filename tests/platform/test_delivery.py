@@ -18,7 +18,7 @@ from shared.consumer import DECODE_STEP, ConsumerRunner, dlq_topic
 from shared.db import create_engine
 from shared.devstack import TansuBroker, free_port
 from shared.events.envelope import CloudEvent
-from shared.kafka import new_producer
+from shared.kafka import ensure_topics, missing_topics, new_producer
 from shared.outbox import Outbox, OutboxRelay
 from tests.conftest import settings_for
 from tests.helpers import eventually, header, make_contract, read_topic, unique_topic
@@ -398,3 +398,22 @@ async def test_parked_event_replays_once_the_cause_is_fixed(
     finally:
         await runner.stop()
     assert await count_effects(consumer_engine) == {0: 1, 1: 1, 2: 1}
+
+
+async def test_the_relays_topic_check_names_a_missing_topic_and_does_not_create_it(
+    producer_side: Any,
+) -> None:
+    """What the relay asks before marking a batch published: of the batch's topics, the ones
+    the broker does not have (after a restart of its memory storage), without the question
+    itself creating them (which would hide the loss)."""
+    settings, _ = producer_side
+    present, lost = unique_topic(), unique_topic()
+    await ensure_topics(settings, [present])
+    producer = new_producer(settings)
+    await producer.start()
+    try:
+        assert await missing_topics(producer, {present, lost}) == {lost}
+        assert await missing_topics(producer, {present}) == set()
+        assert lost not in (await producer.client.fetch_all_metadata()).topics()
+    finally:
+        await producer.stop()

@@ -257,12 +257,14 @@ class ConsumerRunner:
         step is short (unpacking and decoding `DECODE_STEP` records, well under a millisecond
         of Python) so that batch's statements resume as soon as their results arrive, instead of
         after the whole batch was unpacked and decoded. The batch is what the consumer holds
-        once the first records arrive, up to `consumer_batch_size`."""
+        once the first records arrive and what follows within `consumer_linger_ms`, up to
+        `consumer_batch_size`."""
         limit = self.settings.consumer_batch_size
         records: list[ConsumerRecord[Any, Any]] = []
         offsets: dict[TopicPartition, int] = {}
         decoded: list[tuple[ConsumerRecord[Any, Any], CloudEvent | MalformedEvent]] = []
         fetched = await consumer.getmany(timeout_ms=1000, max_records=min(DECODE_STEP, limit))
+        linger_until = time.monotonic() + self.settings.consumer_linger_ms / 1000
         while fetched:
             step: list[ConsumerRecord[Any, Any]] = []
             for tp, part in fetched.items():
@@ -280,9 +282,11 @@ class ConsumerRunner:
             if len(records) >= limit:
                 break
             await asyncio.sleep(0)
-            # What the consumer already holds (fetched in the background), without waiting.
+            # What the consumer holds (fetched in the background), and what arrives until the
+            # linger ends; past it, nothing is waited for.
+            wait_ms = max(0, round((linger_until - time.monotonic()) * 1000))
             fetched = await consumer.getmany(
-                timeout_ms=0, max_records=min(DECODE_STEP, limit - len(records))
+                timeout_ms=wait_ms, max_records=min(DECODE_STEP, limit - len(records))
             )
         return _Batch(records, offsets, decoded)
 

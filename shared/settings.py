@@ -102,6 +102,10 @@ class ServiceSettings(BaseSettings):
     outbox_retention_days: int = 365
 
     consumer_batch_size: int = 500
+    # How long a consumer keeps taking records after the first ones of a batch arrive: steady
+    # traffic then comes in fewer, larger batches (one transaction, inbox insert and offset
+    # commit each), for at most this much more delay per hop. 0: take what has arrived.
+    consumer_linger_ms: int = Field(100, ge=0, le=5000, validation_alias="KEHU_CONSUMER_LINGER_MS")
     consumer_max_retries: int = 3
     consumer_stall_after_s: float = 60.0
 

@@ -235,17 +235,21 @@ class Outbox:
         self.written(session)
 
 
+def attributes_of(row: Any) -> dict[str, Any]:
+    """An outbox row's CloudEvents attributes, all but its data."""
+    return {
+        "id": str(row.event_id),
+        "source": row.source,
+        "type": row.type,
+        "subject": row.subject,
+        "partitionkey": row.partition_key,
+        "time": row.time,
+        "sequence": str(row.position) if row.position is not None else None,
+    }
+
+
 def row_to_event(row: Any) -> CloudEvent:
-    return CloudEvent(
-        id=str(row.event_id),
-        source=row.source,
-        type=row.type,
-        subject=row.subject,
-        partitionkey=row.partition_key,
-        time=row.time,
-        sequence=str(row.position) if row.position is not None else None,
-        data=row.data,
-    )
+    return CloudEvent(**attributes_of(row), data=row.data)
 
 
 # Rows sent between two yields to the event loop (about a millisecond of Python).
@@ -414,14 +418,7 @@ class OutboxRelay:
                     await asyncio.sleep(0)
                 for row in rows[start : start + SEND_STEP]:
                     key, value, headers = binary_record(
-                        id=str(row.event_id),
-                        source=row.source,
-                        type=row.type,
-                        time=row.time,
-                        subject=row.subject,
-                        partitionkey=row.partition_key,
-                        sequence=str(row.position),
-                        value=row.data.encode(),
+                        **attributes_of(row), value=row.data.encode()
                     )
                     futures.append(
                         await producer.send(row.topic, value=value, key=key, headers=headers)

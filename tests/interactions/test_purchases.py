@@ -113,6 +113,23 @@ async def test_refund_larger_than_the_purchase_is_422_and_changes_nothing(
     assert await events(app, "purchase.refunded", purchase_id=purchase["id"]) == []
 
 
+async def test_a_time_with_no_utc_equivalent_is_422_not_a_server_error(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    """Found by the fuzzer: year 1 at +22:02 is before the first instant UTC can name."""
+    purchase = (await client.post("/purchases", json=purchase_body(), headers=admin)).json()
+    response = await client.post(
+        f"/purchases/{purchase['id']}/refunds",
+        json={"amount": "1.00", "occurred_at": "0001-01-01T19:59:56.946395+22:02"},
+        headers=admin,
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == PROBLEM
+    assert [e["field"] for e in response.json()["errors"]] == ["body.occurred_at"]
+    after = (await client.get(f"/purchases/{purchase['id']}", headers=admin)).json()
+    assert after["refunded_amount"] == "0.0000"
+
+
 async def test_partial_refunds_return_proportional_margin_and_stop_at_the_amount(
     app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -13,7 +12,7 @@ from services.analytics import service
 from services.analytics.errors import NoRebuild, RebuildRunning
 from services.analytics.rebuild import start_job
 from shared.context import RequestContext, context
-from shared.contracts.common import Tier
+from shared.contracts.common import Tier, UtcInstant
 from shared.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from shared.problems import problem_responses
 
@@ -29,7 +28,7 @@ Cursor = Annotated[
     str | None, Query(description="`next_cursor` of the previous page; omit for the first.")
 ]
 From = Annotated[
-    datetime | None,
+    UtcInstant | None,
     Query(
         alias="from",
         description="Start of the period (inclusive, ISO 8601). Default: `to` minus the window.",
@@ -37,7 +36,7 @@ From = Annotated[
     ),
 ]
 To = Annotated[
-    datetime | None,
+    UtcInstant | None,
     Query(alias="to", description="End of the period (exclusive, ISO 8601). Default: now."),
 ]
 

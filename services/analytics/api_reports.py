@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query
@@ -12,6 +11,7 @@ from services.analytics import reports, service
 from services.analytics import schemas as s
 from services.analytics.api import From, Reader, To
 from services.analytics.staff import DEFINITIONS, StaffGroupBy
+from shared.contracts.common import UtcInstant
 from shared.problems import problem_responses
 
 router = APIRouter(tags=["staff"])
@@ -73,7 +73,7 @@ async def get_management_report(
         Literal["week", "month"], Query(description="A calendar week (Monday) or month, UTC.")
     ] = "week",
     at: Annotated[
-        datetime | None,
+        UtcInstant | None,
         Query(
             description="Any instant in the period to report (default now).",
             examples=["2026-11-20T00:00:00Z"],

@@ -8,7 +8,7 @@ endpoints, so the report and `GET /satisfaction` / `GET /complaints/stats` alway
 from __future__ import annotations
 
 import calendar
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -21,6 +21,7 @@ from services.analytics import staff as q
 from services.analytics.errors import InvalidPeriod
 from shared.context import RequestContext
 from shared.contracts.analytics import CustomerChurnRiskChanged, CustomerTierChanged
+from shared.contracts.common import in_utc
 
 # The management report lists this many of the customers newly at high churn risk (highest
 # scores first); it counts and groups all of them.
@@ -114,17 +115,26 @@ def _round(value: float | None) -> float | None:
 
 def report_period(period: str, at: datetime) -> tuple[datetime, datetime, datetime]:
     """(previous start, start, end) of the week or month containing `at` (UTC)."""
-    at = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
+    if period not in ("week", "month"):
+        raise InvalidPeriod(f"Unknown period {period!r}: use week or month")
+    try:
+        return _period_bounds(period, in_utc(at))
+    except (OverflowError, ValueError):  # the first or last period of the calendar
+        raise InvalidPeriod(
+            f"The {period} containing `at` and the one before it must lie within years 1-9999",
+            at=at.isoformat(),
+        ) from None
+
+
+def _period_bounds(period: str, at: datetime) -> tuple[datetime, datetime, datetime]:
     day = at.replace(hour=0, minute=0, second=0, microsecond=0)
     if period == "week":
         start = day - timedelta(days=day.weekday())
         return start - timedelta(days=7), start, start + timedelta(days=7)
-    if period == "month":
-        start = day.replace(day=1)
-        end = start + timedelta(days=calendar.monthrange(start.year, start.month)[1])
-        before = start - timedelta(days=1)
-        return before.replace(day=1), start, end
-    raise InvalidPeriod(f"Unknown period {period!r}: use week or month")
+    start = day.replace(day=1)
+    end = start + timedelta(days=calendar.monthrange(start.year, start.month)[1])
+    before = start - timedelta(days=1)
+    return before.replace(day=1), start, end
 
 
 async def _tier_movements(

@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.contracts.common import CUSTOMER_ID_EXAMPLE, Money, Tier
+from shared.contracts.common import CUSTOMER_ID_EXAMPLE, Money, Tier, UtcDatetime
 from shared.contracts.interactions import Channel, FollowupKind
 
-
-def _in_utc(value: datetime) -> datetime:
-    # A time near the calendar's ends with a large offset has no UTC equivalent: a 422 that
-    # says so, not the OverflowError pydantic would let through as a 500.
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("date and time out of range once converted to UTC") from None
-
-
-# Times must carry a zone; they are stored and returned in UTC.
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 Direction = Literal["inbound", "outbound"]
 FollowupStatus = Literal["open", "done", "cancelled"]
 PurchaseStatus = Literal["placed", "paid", "delivered", "cancelled"]

@@ -8,10 +8,10 @@ from uuid import UUID
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from shared.contracts.analytics import LifecycleStage
-from shared.contracts.common import CUSTOMER_ID_EXAMPLE, Tier
+from shared.contracts.common import CUSTOMER_ID_EXAMPLE, Tier, UtcDatetime
 from shared.contracts.customers import ConsentPurpose, CustomerKind, ImportantDate, NeedStatus
 from shared.gdpr import GdprDocument
 
@@ -380,7 +380,7 @@ class ConsentChange(BaseModel):
         description="Through which channel the customer gave or withdrew it.",
         examples=["web_form"],
     )
-    occurred_at: AwareDatetime | None = Field(
+    occurred_at: UtcDatetime | None = Field(
         None,
         description="When the customer did it, with a time zone; defaults to now.",
         examples=["2026-11-20T09:30:00+08:00"],

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
 
+from shared.contracts.common import UtcInstant
+
 EventTypePattern = Annotated[
     str,
     StringConstraints(pattern=r"^[a-z0-9_.*]{1,200}$"),
@@ -158,7 +160,7 @@ class DeliveryDetail(DeliveryRead):
 class ReplayRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    since: datetime = Field(
+    since: UtcInstant = Field(
         description="Replay every delivery of this subscription created at or after this "
         "time, whatever its status.",
         examples=["2026-11-20T00:00:00Z"],

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import Field, PlainSerializer
+from pydantic import AfterValidator, AwareDatetime, Field, PlainSerializer
 
 from shared.events.registry import EventContract
 
@@ -20,6 +20,25 @@ Money = Annotated[
     Field(max_digits=18, decimal_places=4, examples=["1250.00"]),
 ]
 Tier = Literal["A", "B", "C"]
+
+
+def in_utc(value: datetime) -> datetime:
+    """The same instant in UTC; a time without an offset is read as UTC. A time near the
+    calendar's ends with a large offset (`0001-01-01T00:00:00+05:00`) has no UTC equivalent: a
+    ValueError pydantic turns into a 422 naming the field, not the OverflowError it would let
+    through as a 500 (or asyncpg would raise on the query)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("date and time out of range once converted to UTC") from None
+
+
+# Times from callers, in bodies and query strings, stored and compared in UTC. UtcDatetime must
+# carry an offset; UtcInstant may omit it (then it is UTC), for filters that always took both.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(in_utc)]
+UtcInstant = Annotated[datetime, AfterValidator(in_utc)]
 
 
 class CustomerEvent(EventContract):

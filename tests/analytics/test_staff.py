@@ -269,6 +269,15 @@ async def test_management_report_as_json_and_as_html(
     assert "Satisfaction against target" in page.text
     bad = await client.get("/reports/management", params={"period": "year"}, headers=headers)
     assert bad.status_code == 422
+    # The week before year 1 and the month after 9999-12 are not on the calendar: a 422 that
+    # names `at`, not the 500 an OverflowError gave.
+    for edge in (
+        {"period": "week", "at": "0001-01-01T00:00:00Z"},
+        {"period": "month", "at": "9999-12-31T23:00:00Z"},
+    ):
+        beyond = await client.get("/reports/management", params=edge, headers=headers)
+        assert beyond.status_code == 422, beyond.text
+        assert beyond.json()["at"] == edge["at"].replace("Z", "+00:00")
 
 
 async def test_the_management_report_counts_every_customer_newly_at_high_risk_and_lists_50(

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from tests.interactions.factories import events, interaction_body, iso, now
@@ -89,6 +90,18 @@ async def test_list_filters_by_customer_channel_and_time_newest_first(
         headers=admin,
     )
     assert [i["channel"] for i in windowed.json()["items"]] == ["phone", "email"]
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [("/interactions", "from"), ("/interactions", "to"), ("/followups", "due_from")],
+)
+async def test_a_time_filter_with_no_utc_equivalent_is_422_naming_it(
+    client: httpx.AsyncClient, admin: dict[str, str], path: str, name: str
+) -> None:
+    response = await client.get(path, params={name: "0001-01-01T19:59:56+22:02"}, headers=admin)
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == [f"query.{name}"]
 
 
 async def test_bad_cursor_is_400(client: httpx.AsyncClient, admin: dict[str, str]) -> None:

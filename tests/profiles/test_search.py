@@ -137,6 +137,23 @@ async def test_updated_since_returns_only_later_changes(
     assert set(await ids(client, admin, owner_id=owner, created_from=b["created_at"])) == {b["id"]}
 
 
+async def test_time_filters_read_a_time_without_offset_as_utc_and_refuse_one_utc_cannot_name(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    owner = f"owner-{unique()}"
+    created = await create_customer(client, admin, owner_id=owner)
+    at = datetime.fromisoformat(created["created_at"]).astimezone(UTC)
+    naive = at.replace(tzinfo=None).isoformat()  # the same instant, written without "+00:00"
+    assert await ids(client, admin, owner_id=owner, created_from=naive) == [created["id"]]
+    assert await ids(client, admin, owner_id=owner, created_to=naive) == []
+    for name in ("created_from", "created_to", "updated_since", "updated_to"):
+        bad = await client.get(
+            "/customers", params={name: "0001-01-01T19:59:56+22:02"}, headers=admin
+        )
+        assert bad.status_code == 422, bad.text
+        assert [e["field"] for e in bad.json()["errors"]] == [f"query.{name}"]
+
+
 async def test_bad_cursor_is_400_and_bad_sort_is_422(
     client: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:

@@ -8,12 +8,12 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Query
-from pydantic import AwareDatetime
 
 from services.interactions import schemas
 from services.interactions.models import Followup, Interaction, Refund, Survey
 from services.interactions.service import settings_of
 from shared.context import RequestContext, context
+from shared.contracts.common import UtcDatetime
 from shared.http import etag_of
 from shared.pagination import MAX_LIMIT
 from shared.problems import problem_responses
@@ -41,9 +41,9 @@ Cursor = Annotated[
 ]
 CustomerFilter = Annotated[uuid.UUID | None, Query(description="Only this customer's records.")]
 Since = Annotated[
-    AwareDatetime | None, Query(alias="from", description="From this time (inclusive).")
+    UtcDatetime | None, Query(alias="from", description="From this time (inclusive).")
 ]
-Until = Annotated[AwareDatetime | None, Query(alias="to", description="Before this time.")]
+Until = Annotated[UtcDatetime | None, Query(alias="to", description="Before this time.")]
 
 ETAG_HEADER = {"ETag": {"description": "The resource's version; send it as If-Match to update."}}
 WRITE_ERRORS = problem_responses(401, 403, 409, 422)

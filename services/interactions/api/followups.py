@@ -8,7 +8,6 @@ from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Query, Response
-from pydantic import AwareDatetime
 
 from services.interactions import repository as repo
 from services.interactions import schemas, service
@@ -27,6 +26,7 @@ from services.interactions.api.common import (
     followup_read,
     shown,
 )
+from shared.contracts.common import UtcDatetime
 from shared.http import IdempotencyKeyHeader, IfMatch, check_if_match, set_etag
 from shared.idempotency import Reply, idempotent
 from shared.pagination import DEFAULT_LIMIT, Page
@@ -91,8 +91,8 @@ async def list_followups(
     status: schemas.FollowupStatus | None = None,
     kind: schemas.FollowupKind | None = None,
     overdue: Annotated[bool | None, Query(description="Only open ones past due (or not).")] = None,
-    due_from: AwareDatetime | None = None,
-    due_to: AwareDatetime | None = None,
+    due_from: UtcDatetime | None = None,
+    due_to: UtcDatetime | None = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> Page[schemas.FollowupRead]:

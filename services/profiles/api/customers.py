@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Query, Response
@@ -30,7 +29,7 @@ from services.profiles.schemas import (
 )
 from shared.context import RequestContext
 from shared.contracts.analytics import LifecycleStage
-from shared.contracts.common import Tier
+from shared.contracts.common import Tier, UtcInstant
 from shared.contracts.customers import CustomerKind
 from shared.http import IdempotencyKeyHeader, IfMatch, etag_of, model_response, set_etag
 from shared.idempotency import Reply, idempotent
@@ -131,17 +130,17 @@ async def list_customers(
         list[CustomerStatus] | None,
         Query(description="Default: active and archived (merged records are hidden)."),
     ] = None,
-    created_from: Annotated[datetime | None, Query(description="created_at >= this.")] = None,
-    created_to: Annotated[datetime | None, Query(description="created_at < this.")] = None,
+    created_from: Annotated[UtcInstant | None, Query(description="created_at >= this.")] = None,
+    created_to: Annotated[UtcInstant | None, Query(description="created_at < this.")] = None,
     updated_since: Annotated[
-        datetime | None,
+        UtcInstant | None,
         Query(
             description="Incremental sync: only customers changed at or after this instant. "
             "Use with `sort=updated_at`, and pass the last item's `updated_at` (minus a few "
             "seconds of overlap) next time."
         ),
     ] = None,
-    updated_to: Annotated[datetime | None, Query(description="updated_at < this.")] = None,
+    updated_to: Annotated[UtcInstant | None, Query(description="updated_at < this.")] = None,
     sort: Annotated[SortKey, Query(description="Sort key; `-` for descending.")] = "-created_at",
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,

@@ -27,7 +27,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
@@ -35,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
 from shared import metrics
+from shared.db import rows_json
 from shared.events.envelope import CloudEvent, binary_record
 from shared.events.registry import EventContract
 from shared.kafka import ensure_topics, missing_topics, new_producer
@@ -229,7 +229,7 @@ class Outbox:
         if len(rows) == 1:  # a request's event: the cached single-row insert
             await session.execute(sa.insert(self.table).values(rows))
         elif len(rows) <= 50:  # a consumer batch's: one document, one statement
-            await session.execute(self._from_json, {"rows": orjson.dumps(rows).decode()})
+            await session.execute(self._from_json, {"rows": rows_json(rows)})
         else:  # imports and re-ranks: executemany keeps each statement's parameters bounded
             await session.execute(sa.insert(self.table), rows)
         self.written(session)

@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +23,7 @@ from services.profiles.models import (
     table_of,
 )
 from shared.audit import AUDIT_COLUMNS, AUDIT_ROWS_SELECT
+from shared.db import rows_json
 from shared.keyset import Keyset, SortKey, parse_datetime
 from shared.outbox import OUTBOX_ROWS
 
@@ -370,7 +370,7 @@ async def write_insights(session: AsyncSession, rows: Sequence[dict[str, Any]]) 
     """Insights rows (customer_id and every insight column, one row per customer) in one
     statement. A kind stored by a writer that got in first with a newer value stays."""
     if rows:
-        await session.execute(INSIGHTS_FROM_JSON, {"rows": orjson.dumps(rows).decode()})
+        await session.execute(INSIGHTS_FROM_JSON, {"rows": rows_json(rows)})
 
 
 # The columns `service.dimensions` reads: none of them sealed.

@@ -19,6 +19,10 @@ def router() -> APIRouter:
 
 Reader = Annotated[RequestContext, context("customers:read")]
 Writer = Annotated[RequestContext, context("customers:write")]
+# The hot writes (create, update): the checks of `Writer` as a plain dependency, with a session
+# only when the write asks for one (its transaction, the Idempotency-Key's claim); an update on
+# its own autocommitted connection makes none (see `shared.context.context(lazy=True)`).
+HotWriter = Annotated[RequestContext, context("customers:write", lazy=True)]
 PiiReader = Annotated[RequestContext, context("customers:read", "pii:read")]
 # A hot read on its own autocommitted connection: the checks of `Reader` for less per request
 # (a plain dependency, no session unless asked for; see `shared.context.read_context`).

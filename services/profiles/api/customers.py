@@ -12,6 +12,7 @@ from services.profiles.api.common import (
     Cursor,
     CustomerId,
     HotReader,
+    HotWriter,
     Limit,
     PiiReader,
     Reader,
@@ -57,7 +58,7 @@ async def changed(ctx: RequestContext, response: Response, customer: Any) -> Cus
     },
 )
 async def create_customer(
-    ctx: Writer,
+    ctx: HotWriter,
     data: CustomerCreate,
     idempotency_key: IdempotencyKeyHeader = None,
     allow_duplicate: Annotated[
@@ -208,7 +209,7 @@ async def get_customer(ctx: HotReader, customer_id: CustomerId) -> Response:
     responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def update_customer(
-    ctx: Writer,
+    ctx: HotWriter,
     customer_id: CustomerId,
     patch: CustomerUpdate,
     if_match: IfMatch = None,

@@ -318,7 +318,6 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
     )
     install_handlers(app)
     install_openapi(app)
-    install_docs_pages(app)
     # Request id, body size, rate limit and metrics in one layer (shared.edge).
     app.add_middleware(
         EdgeMiddleware,
@@ -337,5 +336,7 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
     if spec.gdpr is not None:
         app.include_router(gdpr_router(spec.gdpr))
     app.include_router(health_router())
+    # The docs pages after the API: a request is matched against the routes in order.
+    install_docs_pages(app)
     app.add_route("/metrics", metrics.metrics_endpoint, include_in_schema=False)
     return app

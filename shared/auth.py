@@ -208,7 +208,8 @@ class TokenVerifier:
         return Principal(str(claims["sub"]), claims.get("role"), scopes_for(claims)), claims
 
 
-_bearer = HTTPBearer(auto_error=False, description="A JWT from your identity provider")
+BEARER_DESCRIPTION = "A JWT from your identity provider"
+_bearer = HTTPBearer(auto_error=False, description=BEARER_DESCRIPTION)
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 

@@ -58,6 +58,10 @@ class EdgeMiddleware:
         self.service = service
         self.sizes = BodySizeLimitMiddleware(app, max_bytes, overrides)
         self.limiter = RateLimitMiddleware(app, rate, burst)
+        # The request counter and latency histogram of each (method, route, status), looked up
+        # once: `labels()` checks and joins its values under a lock on every call. Bounded by
+        # the routes, their methods and the statuses they answer.
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -123,12 +127,18 @@ class EdgeMiddleware:
                 await _too_large(edge_send, limit)
         finally:
             route: Any = scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            method = scope["method"]
-            metrics.HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
-            metrics.HTTP_LATENCY.labels(self.service, method, template).observe(
-                time.perf_counter() - started_at
-            )
+            key = (scope["method"], getattr(route, "path", "unmatched"), status)
+            series = self._series.get(key)
+            if series is None:
+                series = self._series[key] = self._series_of(*key)
+            series[0].inc()
+            series[1].observe(time.perf_counter() - started_at)
+
+    def _series_of(self, method: str, template: str, status: int) -> tuple[Any, Any]:
+        return (
+            metrics.HTTP_REQUESTS.labels(self.service, method, template, str(status)),
+            metrics.HTTP_LATENCY.labels(self.service, method, template),
+        )
 
     def _wait(self, scope: Scope, path: str) -> float:
         """Seconds the client must wait (0: go ahead); health, metrics and docs never wait."""

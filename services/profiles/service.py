@@ -572,9 +572,9 @@ async def _update_customer(
         if name in requested and requested[name] is None:
             requested[name] = empty()
     changes = diff({name: current[name] for name in requested}, requested)
-    session = ctx.session
+    # `ctx.session` only where a check needs it: on the lazy context, asking for it makes one.
     if "external_ref" in changes and requested["external_ref"] is not None:
-        other = await repo.by_external_ref(session, requested["external_ref"])
+        other = await repo.by_external_ref(ctx.session, requested["external_ref"])
         if other is not None and other.id != customer_id:
             raise Conflict(
                 f"external_ref {requested['external_ref']!r} is already customer {other.id}",
@@ -587,9 +587,9 @@ async def _update_customer(
             conn, identity_keys(current["kind"], None, None, new_email, new_phone)
         )
         await reject_duplicates(
-            session,
+            ctx.session,
             await repo.find_duplicates(
-                session,
+                ctx.session,
                 kind=current["kind"],
                 display_name=None,
                 company_name=None,

@@ -54,13 +54,18 @@ class Stack:
     root: Path = ROOT
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
+    # Each service's run directory: its relay listens there for the wake datagram
+    # (`shared.wake`) the baseline sends after a write, as the product's own commits wake it.
+    run_dirs: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> None:
         log_dir = Path(tempfile.gettempdir()) / "kehu-bench-logs"
         log_dir.mkdir(exist_ok=True)
-        env = {**self.env, "KEHU_WORKERS": str(self.workers), "PYTHONPATH": str(self.root)}
+        common = {**self.env, "KEHU_WORKERS": str(self.workers), "PYTHONPATH": str(self.root)}
         for name in SERVICES:
             port = free_port()
+            self.run_dirs[name] = tempfile.mkdtemp(prefix=f"kehu-bench-{name}-")
+            env = {**common, "KEHU_RUN_DIR": self.run_dirs[name]}
             with (log_dir / f"{name}-{self.workers}w.log").open("a") as log:
                 serve = [sys.executable, "-m", "shared.serve", name, "--port", str(port)]
                 if not (self.root / "shared" / "serve.py").exists():  # an older product
@@ -92,6 +97,10 @@ class Stack:
                             break
                     await asyncio.sleep(0.2)
 
+    def relay_run_dirs(self) -> str:
+        """BENCH_RELAY_RUN_DIRS for the baseline: `service=directory`, comma-separated."""
+        return ",".join(f"{name}={path}" for name, path in self.run_dirs.items())
+
     def stop(self) -> None:
         for process in self.processes.values():
             process.terminate()
@@ -100,6 +109,8 @@ class Stack:
                 process.wait(30)
             except subprocess.TimeoutExpired:
                 process.kill()
+        for run_dir in self.run_dirs.values():
+            shutil.rmtree(run_dir, ignore_errors=True)
 
     def pid_of(self, service: str) -> int:
         """The process that serves the service's requests (its API process when split)."""
@@ -347,7 +358,7 @@ async def hot_paths(report: Report, env: dict[str, str], options: dict[str, Any]
     headers = {"Authorization": f"Bearer {token}"}
     stack = Stack(env, 1, product_root)
     stack.start()
-    baseline, baseline_url = start_baseline(env)
+    baseline, baseline_url = start_baseline({**env, "BENCH_RELAY_RUN_DIRS": stack.relay_run_dirs()})
     results: list[dict[str, Any]] = []
 
     async def settled(timeout: float) -> None:

@@ -223,7 +223,9 @@ def hot_table(report: Report) -> list[str]:
         "## Hot paths against same-work baselines",
         "",
         "Each baseline (`bench/samework.py`) is FastAPI + asyncpg doing exactly the path's "
-        "statements, checks and crypto on the same databases; both measured with "
+        "statements, checks and crypto on the same databases, and wakes the product's relay "
+        "after each write as the product's commits do (so both sides' events reach the broker "
+        "and the consumers at the same pace); both measured with "
         f"wrk {report.hot_meta.get('wrk', '')}, {report.hot_meta.get('seconds', '')} s each, "
         "one worker, in this run. Ratio = Kehu / baseline (target >= "
         f"{TARGET_RATIO}x); before = {report.hot_meta.get('before') or 'not measured'}. "

@@ -15,7 +15,6 @@ from services.profiles.api.common import (
     HotWriter,
     Limit,
     PiiReader,
-    Reader,
     Writer,
 )
 from services.profiles.api.common import (
@@ -103,7 +102,7 @@ SortKey = Literal[
     responses=problem_responses(400, 401, 403, 422),
 )
 async def list_customers(
-    ctx: Reader,
+    ctx: HotReader,
     q: Annotated[
         str | None,
         Query(

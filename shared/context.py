@@ -436,6 +436,15 @@ class _LazyContext(HTTPBearer):
         return ctx
 
 
+def builds_context(call: Any) -> bool:
+    """Whether a dependency's callable is one `context()` returns: the request context's, so
+    the operation's writes are audited and committed once (the security walk checks every
+    write route with it)."""
+    return isinstance(call, _LazyContext) or (
+        getattr(call, "__qualname__", "") == "context.<locals>._build"
+    )
+
+
 def read_context(*scopes: str) -> Any:
     """Dependency: the context of a hot read, for an endpoint that reads on
     `ctx.db(transaction=False)` (its own pooled connection in autocommit): `context(*scopes,

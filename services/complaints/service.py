@@ -433,7 +433,7 @@ async def register(
     # no Idempotency-Key (whose claimed row must commit with the case) it runs in autocommit,
     # so no BEGIN and COMMIT round trips and the reference counter's row is locked for that
     # one statement only.
-    keyed = ctx.session.in_transaction()
+    keyed = ctx.in_transaction()  # not ctx.session: on the lazy context that makes one
     conn = await ctx.db(transaction=keyed)
     facts_row = await repo.intake_facts(conn, data.customer_id)
     config = await desk_config(ctx, conn, facts_row["config_version"])

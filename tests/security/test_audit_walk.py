@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
+from shared.context import builds_context
 from shared.migrate import SERVICES
 from tests.security.conftest import Stack
 from tests.security.stack import Operation, Seeded, headers, operations, request_of
@@ -25,8 +26,7 @@ WRITE_OPS = [op for op in operations() if op.method in WRITES and not op.public]
 
 def _through_context(dependant: Dependant) -> bool:
     for dep in dependant.dependencies:
-        call = getattr(dep, "call", None)
-        if getattr(call, "__qualname__", "") == "context.<locals>._build":
+        if builds_context(getattr(dep, "call", None)):
             return True
         if _through_context(dep):
             return True

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from services.complaints import repository as repo
 from services.complaints import service, views
-from services.complaints.api.common import Reader, Writer
+from services.complaints.api.common import IntakeWriter, Reader, Writer
 from services.complaints.schemas import (
     CaseCreate,
     CaseRead,
@@ -38,7 +38,7 @@ router = APIRouter(tags=["cases"])
     responses=problem_responses(401, 403, 409, 422),
 )
 async def create_case(
-    body: CaseCreate, ctx: Writer, idempotency_key: IdempotencyKeyHeader = None
+    body: CaseCreate, ctx: IntakeWriter, idempotency_key: IdempotencyKeyHeader = None
 ) -> Any:
     """Register an inquiry, a service request (installation, repair, maintenance, other),
     a technical-support request, a suggestion, a complaint or a claim (claim, return or

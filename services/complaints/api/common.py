@@ -22,6 +22,10 @@ from shared.context import RequestContext, context
 
 Reader = Annotated[RequestContext, context("complaints:read")]
 Writer = Annotated[RequestContext, context("complaints:write")]
+# The intake (POST /complaints, POST /cases): the checks of `Writer` as one plain dependency,
+# with a session only when asked for (an Idempotency-Key's claim); the case is written in
+# autocommit on its own connection otherwise (see `shared.context.context(lazy=True)`).
+IntakeWriter = Annotated[RequestContext, context("complaints:write", lazy=True)]
 Configurer = Annotated[RequestContext, context("desk:configure")]
 
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from services.complaints import repository as repo
 from services.complaints import service, views
-from services.complaints.api.common import Reader, Writer
+from services.complaints.api.common import IntakeWriter, Reader, Writer
 from services.complaints.schemas import (
     CaseCreate,
     Category,
@@ -38,7 +38,7 @@ router = APIRouter(tags=["complaints"])
     responses=problem_responses(401, 403, 409, 422),
 )
 async def create_complaint(
-    body: ComplaintCreate, ctx: Writer, idempotency_key: IdempotencyKeyHeader = None
+    body: ComplaintCreate, ctx: IntakeWriter, idempotency_key: IdempotencyKeyHeader = None
 ) -> Any:
     """Register a complaint received through any channel (a complaint-type case: the same as
     `POST /cases` with `type: complaint`). Needs `complaints:write`.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -42,11 +42,8 @@ def period(
 def window(
     settings: Settings, since: datetime | None, until: datetime | None, now: datetime
 ) -> tuple[datetime, datetime]:
-    # A time without an offset is read as UTC.
-    if until is not None and until.tzinfo is None:
-        until = until.replace(tzinfo=UTC)
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
+    # `since` and `until` come in UTC: the API's `from` and `to` are `UtcInstant`s, which read
+    # a time without an offset as UTC.
     until = until or now
     try:
         since = since or until - timedelta(days=settings.window_days)

@@ -7,13 +7,13 @@ they access data in an `X-Purpose` header; it is recorded with the entry.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
+import orjson
 import sqlalchemy as sa
 from alembic import op
 from asgi_correlation_id import correlation_id
@@ -110,7 +110,7 @@ AUDIT_FROM_JSON_TEXT = sa.text(
 
 def audit_json(entries: list[dict[str, Any]]) -> str:
     """Entries (dicts of the audit columns) as the JSON array `AUDIT_ROWS_SELECT` reads."""
-    return json.dumps(entries, default=str)
+    return orjson.dumps(entries, default=str).decode()
 
 
 async def record(

@@ -14,6 +14,7 @@ test; production refuses to start without real keys.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -30,6 +31,9 @@ from sqlalchemy.types import TypeDecorator
 from shared.settings import create_once
 
 PREFIX = "k1"
+# The URL-safe base64 alphabet's two letters back to the standard one, for `binascii`
+# (`base64.urlsafe_b64decode` does the same through three Python calls per value).
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 
 
 class KeyringError(RuntimeError):
@@ -71,7 +75,7 @@ class Keyring:
         aead = self._aead.get(kid)
         if prefix != PREFIX or aead is None:
             raise KeyringError(f"unknown key id {kid!r}")
-        raw = base64.urlsafe_b64decode(payload)
+        raw = binascii.a2b_base64(payload.encode("ascii").translate(_FROM_URLSAFE))
         return aead.decrypt(raw[:12], raw[12:], self._context(context)).decode()
 
     def key_id(self, token: str) -> str:

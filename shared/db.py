@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
@@ -39,9 +40,20 @@ class Base(DeclarativeBase):
     __abstract__ = True
 
 
+def json_loads(text: str | bytes) -> Any:
+    """JSON read by orjson (several times faster than `json` on the pages' JSON columns and
+    sealed documents), and by `json` where orjson refuses what PostgreSQL stores: an integer
+    beyond 64 bits."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def create_engine(settings: ServiceSettings) -> AsyncEngine:
     return create_async_engine(
         settings.sqlalchemy_url,
+        json_deserializer=json_loads,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_overflow,
         pool_pre_ping=settings.db_pool_pre_ping,

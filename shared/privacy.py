@@ -78,6 +78,8 @@ def PERSON_NAME(value: Any, model: Any) -> Any:
 
 
 def _get(model: Any, name: str) -> Any:
+    if type(model) is dict:  # the common case, without the ABC check
+        return model.get(name)
     return model.get(name) if isinstance(model, Mapping) else getattr(model, name, None)
 
 

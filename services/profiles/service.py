@@ -71,6 +71,7 @@ from shared.contracts.customers import (
     NeedUpdated,
 )
 from shared.crypto import keyring
+from shared.db import json_loads
 from shared.http import check_if_match
 from shared.problems import Conflict, Forbidden, InvalidJson, Unprocessable, loads_json
 
@@ -220,7 +221,7 @@ def open_row(row: Mapping[str, Any]) -> dict[str, Any]:
     for name, empty in SEALED_JSON.items():
         sealed = values[name]
         values[name] = (
-            empty() if sealed is None else json.loads(ring.open(sealed, f"customers.{name}"))
+            empty() if sealed is None else json_loads(ring.open(sealed, f"customers.{name}"))
         )
     return values
 

@@ -60,3 +60,17 @@ def test_production_refuses_missing_keys_and_dev_generates_them(tmp_path: Path) 
 def test_masks() -> None:
     assert crypto.mask_email("alice@example.com") == "a***@example.com"
     assert crypto.mask_phone("+8613800138000") == "+86*******8000"
+
+
+def test_open_reads_the_url_safe_alphabet_and_refuses_a_damaged_payload() -> None:
+    keyring = ring(f"k1:{key()}")
+    # Enough values that the payloads use both letters only the URL-safe alphabet has.
+    tokens = {f"value {i} é": keyring.seal(f"value {i} é", "c") for i in range(200)}
+    payloads = "".join(t.split(".", 2)[2] for t in tokens.values())
+    assert "-" in payloads and "_" in payloads
+    assert all(keyring.open(token, "c") == plain for plain, token in tokens.items())
+    token = next(iter(tokens.values()))
+    with pytest.raises(ValueError):  # not base64 (padding), as base64's own decoder said
+        keyring.open(token[:-1], "c")
+    with pytest.raises(ValueError):  # not ASCII
+        keyring.open(token + "é", "c")

@@ -401,18 +401,14 @@ async def reject_duplicates(
     )
 
 
-async def create_customer(
-    ctx: RequestContext, data: CustomerCreate, allow_duplicate: bool
-) -> CustomerRead:
-    """A new customer: the identity locks, then one statement that checks external_ref and
-    look-alikes and only then inserts the customer, its history, its event and its audit."""
-    owner = owner_limit(ctx)
-    if owner is not None:
-        if data.owner_id not in (None, owner):
-            raise Forbidden("Agents may create only customers they own (owner_id)")
-        data = data.model_copy(update={"owner_id": owner})
-    values = data.model_dump(mode="json")
-    conn = await ctx.db()
+async def _insert_customer(
+    ctx: RequestContext,
+    conn: asyncpg.Connection,
+    data: CustomerCreate,
+    values: dict[str, Any],
+    allow_duplicate: bool,
+) -> tuple[list[asyncpg.Record], uuid.UUID, datetime]:
+    """`create_customer`'s identity locks and statement, in the caller's transaction."""
     await repo.lock_identity_keys_on(
         conn,
         identity_keys(data.kind, data.display_name, data.company_name, data.email, data.phone),
@@ -457,6 +453,29 @@ async def create_customer(
         json.dumps([ctx.outbox.row(event)], default=str),
         audit_json(audit),
     )
+    return rows, customer_id, at
+
+
+async def create_customer(
+    ctx: RequestContext, data: CustomerCreate, allow_duplicate: bool
+) -> CustomerRead:
+    """A new customer: the identity locks, then one statement that checks external_ref and
+    look-alikes and only then inserts the customer, its history, its event and its audit."""
+    owner = owner_limit(ctx)
+    if owner is not None:
+        if data.owner_id not in (None, owner):
+            raise Forbidden("Agents may create only customers they own (owner_id)")
+        data = data.model_copy(update={"owner_id": owner})
+    values = data.model_dump(mode="json")
+    # Without an Idempotency-Key (whose claim commits with the customer) the locks and the
+    # statement are a transaction of their own on the request's connection: no session.
+    keyed = ctx.in_transaction()
+    conn = await ctx.db(transaction=keyed)
+    if keyed:
+        rows, customer_id, at = await _insert_customer(ctx, conn, data, values, allow_duplicate)
+    else:
+        async with conn.transaction():
+            rows, customer_id, at = await _insert_customer(ctx, conn, data, values, allow_duplicate)
     found = {row["found"]: row for row in rows}
     if "external_ref" in found:
         existing = found["external_ref"]
@@ -485,7 +504,7 @@ async def create_customer(
             if r["found"] == "duplicate"
         ]
         await reject_duplicates(ctx.session, matches, owner)  # type: ignore[arg-type]
-    ctx.outbox.written(ctx.session)
+    ctx.wake_relay(at_commit=keyed)  # else committed by its own transaction
     created = found["created"]
     return read_of(
         {

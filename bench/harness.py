@@ -201,3 +201,44 @@ async def fixed_rate(
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
         "errors": errors,
     }
+
+
+# -- the database server in steady state -------------------------------------------------------
+
+# WAL segments made before anything is measured (16 MB each): about what one hot path writes,
+# both sides' runs together, with the consumers' work (1 GB for POST /customers).
+WARM_WAL_SEGMENTS = 128
+
+
+async def steady_wal(database_url: str, segments: int = WARM_WAL_SEGMENTS) -> float:
+    """Give a fresh cluster the WAL a server in service has: segments ready ahead of the
+    insert position. A new cluster has none, so every 16 MB of WAL the commit that crosses
+    into the next segment first creates it (16 MB of zeros and a flush) while every commit
+    behind it waits: at the write paths' half rates (5-7 MB of WAL a second) a stall every
+    2-3 s, as long as the disk takes, which alone sets a run's p99. A server in service
+    instead renames the segments each checkpoint frees. This makes `segments` of them and
+    lets a checkpoint free them (`checkpoint` between paths frees what each path wrote).
+    Returns the seconds it took."""
+    import asyncpg
+
+    started = time.monotonic()
+    conn = await asyncpg.connect(database_url)
+    try:
+        for _ in range(segments):
+            await conn.execute("SELECT pg_logical_emit_message(false, 'kehu-bench', 'warm')")
+            await conn.execute("SELECT pg_switch_wal()")
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()
+    return time.monotonic() - started
+
+
+async def checkpoint(database_url: str) -> None:
+    """A checkpoint: the WAL segments written since the last one become ready for reuse."""
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()

@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 import psutil
 
-from bench.harness import BENCH_DIR, Report, wrk
+from bench.harness import BENCH_DIR, Report, checkpoint, wrk
 from bench.hotpaths import HotPath, prepare_paths
 from shared.devstack import ROOT, free_port, wait_for_port
 
@@ -380,7 +380,9 @@ async def hot_paths(report: Report, env: dict[str, str], options: dict[str, Any]
             if options.get("path") and options["path"] not in path.name:
                 continue
             print(f"  {path.name}", flush=True)
-            await settled(60)  # steady state: no backlog
+            # Steady state: the WAL the last path wrote ready for reuse (`steady_wal`), no backlog.
+            await checkpoint(env["DATABASE_URL"])
+            await settled(60)
             base, product = interleaved(path, baseline_url, token, seconds, rounds)
             half = max(10.0, product["rps"] / 2)
             # Latency in steady state: the saturated rounds leave the stack a backlog (every

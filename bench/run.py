@@ -26,7 +26,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy.engine import make_url
 
-from bench.harness import BENCH_DIR, Figure, Report, start_uvicorn, stop, wrk
+from bench.harness import BENCH_DIR, Figure, Report, start_uvicorn, steady_wal, stop, wrk
 from bench.hotpath_bench import (
     TARGET_P99_MS,
     TARGET_RATIO,
@@ -409,6 +409,7 @@ async def main_async(args: argparse.Namespace) -> int:
             admin = await asyncpg.connect(database_url)
             await admin.execute("CREATE DATABASE kehu_bench")
             await admin.close()
+            print(f"WAL segments made ready in {await steady_wal(database_url):.1f} s", flush=True)
             if not args.no_raw:
                 await run_raw(report, dsn, bootstrap)
                 run_http_raw(report, {**env, "BENCH_DSN": dsn})

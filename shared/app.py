@@ -230,6 +230,8 @@ def settle_heap() -> None:
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+    if not any(isinstance(c, metrics.GcTimer) for c in gc.callbacks):
+        gc.callbacks.append(metrics.GcTimer())  # kehu_gc_pause_seconds
 
 
 def create_service_app(spec: ServiceSpec) -> FastAPI:

@@ -34,6 +34,13 @@ HTTP_LATENCY = Histogram(
     ["service", "method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+# The cyclic collector's passes: every request in flight on the process waits for each one.
+GC_PAUSE = Histogram(
+    "kehu_gc_pause_seconds",
+    "Cyclic garbage collector passes, by generation",
+    ["generation"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
 OUTBOX_PUBLISHED = Counter("kehu_outbox_published_total", "Events published", ["service"])
 # The backlog is one database's: whichever process measured last is right for all.
 OUTBOX_BACKLOG = Gauge(
@@ -62,6 +69,20 @@ CONSUMER_LAST_PROGRESS = Gauge(
     ["group"],
     multiprocess_mode="livemax",
 )
+
+
+class GcTimer:
+    """Times each collection into `GC_PAUSE` (a `gc.callbacks` entry)."""
+
+    def __init__(self) -> None:
+        self._started = 0.0
+        self._series = [GC_PAUSE.labels(str(g)) for g in range(3)]
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self._series[info["generation"]].observe(time.perf_counter() - self._started)
 
 
 def multiprocess_dir() -> str | None:

@@ -371,8 +371,7 @@ def identity_keys(
     return [k for k in keys if k]
 
 
-async def reject_duplicates(
-    session: AsyncSession,
+def reject_duplicates(
     matches: list[tuple[Customer, list[str]]],
     owner_scope: str | None = None,
 ) -> None:
@@ -503,7 +502,7 @@ async def create_customer(
             for r in rows
             if r["found"] == "duplicate"
         ]
-        await reject_duplicates(ctx.session, matches, owner)  # type: ignore[arg-type]
+        reject_duplicates(matches, owner)  # type: ignore[arg-type]
     ctx.wake_relay(at_commit=keyed)  # else committed by its own transaction
     created = found["created"]
     return read_of(
@@ -606,8 +605,7 @@ async def _update_customer(
         await repo.lock_identity_keys_on(
             conn, identity_keys(current["kind"], None, None, new_email, new_phone)
         )
-        await reject_duplicates(
-            ctx.session,
+        reject_duplicates(
             await repo.find_duplicates(
                 ctx.session,
                 kind=current["kind"],

@@ -215,7 +215,7 @@ async def steady_wal(database_url: str, segments: int = WARM_WAL_SEGMENTS) -> fl
     insert position. A new cluster has none, so every 16 MB of WAL the commit that crosses
     into the next segment first creates it (16 MB of zeros and a flush) while every commit
     behind it waits: at the write paths' half rates (5-7 MB of WAL a second) a stall every
-    2-3 s, as long as the disk takes, which alone sets a run's p99. A server in service
+    2-3 s, as long as the disk takes, often enough to set a run's p99. A server in service
     instead renames the segments each checkpoint frees. This makes `segments` of them and
     lets a checkpoint free them (`checkpoint` between paths frees what each path wrote).
     Returns the seconds it took."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -400,61 +401,6 @@ def reject_duplicates(
     )
 
 
-async def _insert_customer(
-    ctx: RequestContext,
-    conn: asyncpg.Connection,
-    data: CustomerCreate,
-    values: dict[str, Any],
-    allow_duplicate: bool,
-) -> tuple[list[asyncpg.Record], uuid.UUID, datetime]:
-    """`create_customer`'s identity locks and statement, in the caller's transaction."""
-    await repo.lock_identity_keys_on(
-        conn,
-        identity_keys(data.kind, data.display_name, data.company_name, data.email, data.phone),
-    )
-    at = ctx.now()
-    customer_id = uuid.uuid4()
-    derived = protection.derived(values)
-    created_values = {k: v for k, v in values.items() if v not in (None, [], {})}
-    history = keyring().seal(
-        json.dumps(diff({}, created_values), default=str), "customer_history.changes"
-    )
-    event = CustomerCreated(
-        customer_id=customer_id,
-        occurred_at=at,
-        dimensions=dimensions({**values, "customer_number": "", "status": "active"}),  # number: SQL
-    )
-    audit = ctx.change_entries(
-        "create", "customer", customer_id, customer_id, data.model_fields_set
-    )
-    rows = await repo.create_customer_row(
-        conn,
-        customer_id,
-        data.kind,
-        data.external_ref,
-        *(seal_column(n, values[n]) for n in ("display_name", "legal_name", "email", "phone")),
-        seal_column("addresses", values["addresses"]),
-        seal_column("notes", values["notes"]),
-        seal_column("custom_attributes", values["custom_attributes"]),
-        derived["email_index"],
-        derived["phone_index"],
-        derived["display_name_index"],
-        derived["name_index"],
-        derived["search_name"],
-        *(values[n] for n in ("company_name", "industry", "region", "company_size")),
-        *(values[n] for n in ("source_channel", "owner_id", "tags", "language")),
-        values["preferred_channel"],
-        json.dumps(values["important_dates"]),
-        at,
-        allow_duplicate,
-        ctx.actor,
-        history,
-        json.dumps([ctx.outbox.row(event)], default=str),
-        audit_json(audit),
-    )
-    return rows, customer_id, at
-
-
 async def create_customer(
     ctx: RequestContext, data: CustomerCreate, allow_duplicate: bool
 ) -> CustomerRead:
@@ -470,11 +416,52 @@ async def create_customer(
     # statement are a transaction of their own on the request's connection: no session.
     keyed = ctx.in_transaction()
     conn = await ctx.db(transaction=keyed)
-    if keyed:
-        rows, customer_id, at = await _insert_customer(ctx, conn, data, values, allow_duplicate)
-    else:
-        async with conn.transaction():
-            rows, customer_id, at = await _insert_customer(ctx, conn, data, values, allow_duplicate)
+    async with contextlib.nullcontext() if keyed else conn.transaction():
+        await repo.lock_identity_keys_on(
+            conn,
+            identity_keys(data.kind, data.display_name, data.company_name, data.email, data.phone),
+        )
+        at = ctx.now()
+        customer_id = uuid.uuid4()
+        derived = protection.derived(values)
+        created_values = {k: v for k, v in values.items() if v not in (None, [], {})}
+        history = keyring().seal(
+            json.dumps(diff({}, created_values), default=str), "customer_history.changes"
+        )
+        event = CustomerCreated(
+            customer_id=customer_id,
+            occurred_at=at,
+            # The customer number is assigned by the statement.
+            dimensions=dimensions({**values, "customer_number": "", "status": "active"}),
+        )
+        audit = ctx.change_entries(
+            "create", "customer", customer_id, customer_id, data.model_fields_set
+        )
+        rows = await repo.create_customer_row(
+            conn,
+            customer_id,
+            data.kind,
+            data.external_ref,
+            *(seal_column(n, values[n]) for n in ("display_name", "legal_name", "email", "phone")),
+            seal_column("addresses", values["addresses"]),
+            seal_column("notes", values["notes"]),
+            seal_column("custom_attributes", values["custom_attributes"]),
+            derived["email_index"],
+            derived["phone_index"],
+            derived["display_name_index"],
+            derived["name_index"],
+            derived["search_name"],
+            *(values[n] for n in ("company_name", "industry", "region", "company_size")),
+            *(values[n] for n in ("source_channel", "owner_id", "tags", "language")),
+            values["preferred_channel"],
+            json.dumps(values["important_dates"]),
+            at,
+            allow_duplicate,
+            ctx.actor,
+            history,
+            json.dumps([ctx.outbox.row(event)], default=str),
+            audit_json(audit),
+        )
     found = {row["found"]: row for row in rows}
     if "external_ref" in found:
         existing = found["external_ref"]

@@ -161,6 +161,32 @@ def wrk(
     return result
 
 
+async def open_loop(
+    call: Callable[[int], Awaitable[bool]], rate: float, seconds: float
+) -> list[float]:
+    """Open-loop load: `call(i)` started every 1/`rate` s for `seconds`, whether the calls
+    before it have returned or not. Returns the latency (ms) of every call that returned True,
+    sorted, each counted from when it was due, so a stall counts against every call it delayed
+    (no coordinated omission)."""
+    latencies: list[float] = []
+    started = time.perf_counter()
+
+    async def one(i: int, due: float) -> None:
+        if await call(i):
+            latencies.append((time.perf_counter() - due) * 1000)
+
+    tasks = []
+    for i in range(int(rate * seconds)):
+        due = started + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i, due)))
+    await asyncio.gather(*tasks)
+    latencies.sort()
+    return latencies
+
+
 async def fixed_rate(
     send: Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]],
     base_url: str,
@@ -168,33 +194,22 @@ async def fixed_rate(
     seconds: float = 6.0,
 ) -> dict[str, float]:
     """Open-loop load at `rate` req/s: latency percentiles without coordinated omission."""
-    latencies: list[float] = []
     errors = 0
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=10) as client:
-        started = time.perf_counter()
-        total = int(rate * seconds)
-        tasks = []
 
-        async def one(i: int, scheduled: float) -> None:
+        async def one(i: int) -> bool:
             nonlocal errors
             try:
                 response = await send(client, i)
             except httpx.HTTPError:
                 errors += 1
-                return
-            latencies.append((time.perf_counter() - scheduled) * 1000)
+                return False
             if response.status_code >= 400:
                 errors += 1
+            return True
 
-        for i in range(total):
-            scheduled = started + i / rate
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i, scheduled)))
-        await asyncio.gather(*tasks)
-    latencies.sort()
+        latencies = await open_loop(one, rate, seconds)
     return {
         "rate": rate,
         "p50_ms": statistics.median(latencies),
@@ -227,9 +242,9 @@ async def steady_wal(database_url: str, segments: int = WARM_WAL_SEGMENTS) -> fl
         for _ in range(segments):
             await conn.execute("SELECT pg_logical_emit_message(false, 'kehu-bench', 'warm')")
             await conn.execute("SELECT pg_switch_wal()")
-        await conn.execute("CHECKPOINT")
     finally:
         await conn.close()
+    await checkpoint(database_url)
     return time.monotonic() - started
 
 

@@ -5,8 +5,9 @@ Runs one commit load on a throwaway embedded PostgreSQL twice, each time on a ne
 write paths write per request at half rate, with what the consumers write back), for
 `SECONDS`. The first cluster is fresh; the second is prepared by `bench.harness.steady_wal`
 (segments made, then a checkpoint that frees them for reuse). It prints each run's commit
-latency percentiles and WAL rate. On a fresh cluster, the commit that fills a 16 MB segment
-first creates the next one (written and flushed) while every commit behind it waits.
+latency percentiles (each from when the commit was due: `bench.harness.open_loop`) and WAL
+rate. On a fresh cluster, the commit that fills a 16 MB segment first creates the next one
+(written and flushed) while every commit behind it waits.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import asyncpg
 
-from bench.harness import steady_wal
+from bench.harness import open_loop, steady_wal
 from shared.devstack import EmbeddedPostgres, free_port
 
 RATE = 300
@@ -31,37 +32,30 @@ async def commit_load(url: str) -> dict[str, float]:
     """`RATE` commits a second for `SECONDS`; their latency percentiles (ms) and WAL MB/s."""
     pool = await asyncpg.create_pool(url, min_size=CONNECTIONS, max_size=CONNECTIONS)
     assert pool is not None
-    latencies: list[float] = []
 
-    async def commit() -> None:
-        started = time.perf_counter()
+    async def commit(i: int) -> bool:
         async with pool.acquire() as conn:
             # 20,000 random hex digits: too random for TOAST to compress, ~20 KB of WAL.
             await conn.execute("INSERT INTO load (pad) VALUES ($1)", os.urandom(10_000).hex())
-        latencies.append(time.perf_counter() - started)
+        return True
 
     try:
         async with pool.acquire() as conn:
             await conn.execute("CREATE TABLE load (id bigserial PRIMARY KEY, pad text)")
             start_lsn = await conn.fetchval("SELECT pg_current_wal_lsn()")
-        tasks = []
         began = time.monotonic()
-        for i in range(RATE * SECONDS):  # open loop: one commit every 1/RATE s, answered or not
-            await asyncio.sleep(max(0.0, began + i / RATE - time.monotonic()))
-            tasks.append(asyncio.create_task(commit()))
-        await asyncio.gather(*tasks)
+        latencies = await open_loop(commit, RATE, SECONDS)
         elapsed = time.monotonic() - began
         async with pool.acquire() as conn:
             wal = await conn.fetchval("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)", start_lsn)
     finally:
         await pool.close()
-    latencies.sort()
     n = len(latencies)
     return {
-        "p50": latencies[n // 2] * 1e3,
-        "p99": latencies[int(n * 0.99)] * 1e3,
-        "p99.9": latencies[int(n * 0.999)] * 1e3,
-        "max": latencies[-1] * 1e3,
+        "p50": latencies[n // 2],
+        "p99": latencies[int(n * 0.99)],
+        "p99.9": latencies[int(n * 0.999)],
+        "max": latencies[-1],
         "wal_mb_per_s": float(wal) / elapsed / 2**20,
     }
 

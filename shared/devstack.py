@@ -108,8 +108,8 @@ def _ensure_pg_user() -> str | None:
 # 12 -> 8 s, slowest consumer batch beside it 2.3 -> 0.8 s). A checkpoint keeps at least
 # min_wal_size of the WAL it frees as segments to reuse, even after a quiet spell: when none is
 # ready, the commit that needs the next segment creates it (16 MB written and flushed) with every
-# other commit waiting: commits' p99 at 300/s was 10-32 ms on a server without segments to reuse
-# and 1.4-1.7 ms with them (`python -m bench.wal_stalls`).
+# other commit waiting: commits' p99 at 300/s was 43-131 ms on a server without segments to reuse
+# and 3.2-5.6 ms with them (`python -m bench.wal_stalls`).
 WRITE_LOAD_SETTINGS: dict[str, str] = {
     "max_connections": "300",
     "min_wal_size": "1GB",

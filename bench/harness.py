@@ -248,6 +248,38 @@ async def steady_wal(database_url: str, segments: int = WARM_WAL_SEGMENTS) -> fl
     return time.monotonic() - started
 
 
+async def analyze(database_url: str) -> list[str]:
+    """ANALYZE every database of the product (`kehu_*`); the databases analyzed.
+
+    What a server in service has from autovacuum: statistics for the tables' present size.
+    Each pooled connection keeps the generic plan its prepared statement settled on after five
+    runs, until the tables' statistics change; a plan made
+    while a table held a page or two is a sequential scan, and it stays one as the table grows
+    until autovacuum next analyzes it. Measured on POST /customers after the seeding, in paced
+    runs: the duplicate check read 135 pages per create on average (up to 1,500) instead of 4,
+    and PostgreSQL spent 2.3-3.1 ms of CPU per create instead of the baseline's 1.3-1.7;
+    analyzed first, 1.2-1.4 ms."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        names = await conn.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'kehu\\_%' ORDER BY datname"
+        )
+    finally:
+        await conn.close()
+    for (name,) in names:
+        conn = await asyncpg.connect(
+            make_url(database_url).set(database=name).render_as_string(hide_password=False)
+        )
+        try:
+            await conn.execute("ANALYZE")
+        finally:
+            await conn.close()
+    return [name for (name,) in names]
+
+
 async def checkpoint(database_url: str) -> None:
     """A checkpoint: the WAL segments written since the last one become ready for reuse."""
     import asyncpg

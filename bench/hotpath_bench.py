@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 import psutil
 
-from bench.harness import BENCH_DIR, Report, checkpoint, wrk
+from bench.harness import BENCH_DIR, Report, analyze, checkpoint, wrk
 from bench.hotpaths import HotPath, prepare_paths
 from shared.devstack import ROOT, free_port, wait_for_port
 
@@ -361,7 +361,7 @@ async def hot_paths(report: Report, env: dict[str, str], options: dict[str, Any]
     baseline, baseline_url = start_baseline({**env, "BENCH_RELAY_RUN_DIRS": stack.relay_run_dirs()})
     results: list[dict[str, Any]] = []
 
-    async def settled(timeout: float) -> None:
+    async def settled(stack: Stack, timeout: float) -> None:
         """Until every consumer of the stack reports no lag and analytics has no re-rank
         pending or running (at most `timeout` s)."""
         analytics = await analytics_connection(env)
@@ -372,6 +372,14 @@ async def hot_paths(report: Report, env: dict[str, str], options: dict[str, Any]
         finally:
             await analytics.close()
 
+    async def steady(stack: Stack) -> None:
+        """The state a server in service is in before each path: the WAL the last path wrote
+        ready for reuse (`checkpoint`, see `steady_wal`), no backlog, and statistics for the
+        tables' present size (`analyze`: the seeding and each path grow them many times over)."""
+        await checkpoint(env["DATABASE_URL"])
+        await settled(stack, 60)
+        await analyze(env["DATABASE_URL"])
+
     try:
         await stack.ready()
         async with httpx.AsyncClient(headers=headers, timeout=30) as client:
@@ -380,9 +388,7 @@ async def hot_paths(report: Report, env: dict[str, str], options: dict[str, Any]
             if options.get("path") and options["path"] not in path.name:
                 continue
             print(f"  {path.name}", flush=True)
-            # Steady state: the WAL the last path wrote ready for reuse (`steady_wal`), no backlog.
-            await checkpoint(env["DATABASE_URL"])
-            await settled(60)
+            await steady(stack)
             base, product = interleaved(path, baseline_url, token, seconds, rounds)
             half = max(10.0, product["rps"] / 2)
             # Latency in steady state: the saturated rounds leave the stack a backlog (every
@@ -395,7 +401,7 @@ async def hot_paths(report: Report, env: dict[str, str], options: dict[str, Any]
             for i in range(rounds):
                 order = [("product", path.base_url), ("baseline", baseline_url)]
                 for name, url in order if i % 2 == 0 else order[::-1]:
-                    await settled(120)
+                    await settled(stack, 120)
                     runs[name].append(paced(path, url, token, half, seconds))
             latency, floor = over_runs(runs["product"]), over_runs(runs["baseline"])
             results.append(
@@ -438,6 +444,7 @@ async def hot_paths(report: Report, env: dict[str, str], options: dict[str, Any]
                 row = next((r for r in results if r["path"] == path.name), None)
                 if row is None:
                     continue
+                await steady(two)
                 scaled = load(path, path.base_url, token, seconds)
                 row["kehu_rps_2_workers"] = scaled["rps"]
                 row["scaling_1_to_2"] = scaled["rps"] / row["kehu_rps"] if row["kehu_rps"] else None

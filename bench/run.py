@@ -229,14 +229,17 @@ def hot_table(report: Report) -> list[str]:
         f"wrk {report.hot_meta.get('wrk', '')}, {report.hot_meta.get('seconds', '')} s each, "
         "one worker, in this run, on a PostgreSQL server whose WAL segments are ready for "
         "reuse as in a server in service (made and checkpointed before the run, and a "
-        "checkpoint before each path). Ratio = Kehu / baseline (target >= "
+        "checkpoint before each path), and whose tables are analyzed before each path, as "
+        "autovacuum keeps a server in service (`bench.harness.analyze`: the seeding and each "
+        "path grow them many times over). Ratio = Kehu / baseline (target >= "
         f"{TARGET_RATIO}x); before = {report.hot_meta.get('before') or 'not measured'}. "
         f"p99 at half of Kehu's maximum rate: 16 wrk connections pacing their requests to that "
         f"rate in total (target < {TARGET_P99_MS:.0f} ms), and the baseline's p99 at that "
         "same rate beside it (what the machine gives without Kehu); with several paced runs "
         "each (alternating, each from no consumer lag and no pending re-rank), the median "
         "run's p99 and the lowest and highest in brackets. "
-        "2 workers: `KEHU_WORKERS=2`, scaling = 2-worker / 1-worker maximum.",
+        "2 workers: `KEHU_WORKERS=2`, one run per path from the same steady state, "
+        "scaling = 2-worker / 1-worker maximum.",
         "",
         "| path | baseline req/s | Kehu req/s | ratio | before | >= 0.6x | p99 at half (rate) "
         "| < 25 ms | 2 workers req/s | scaling 1 -> 2 |",

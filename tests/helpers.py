@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,29 @@ async def read_topic(
             for part in batch.values():
                 records.extend(part)
         return records
+    finally:
+        await consumer.stop()
+
+
+async def start_group_at_end(bootstrap: str, group_id: str, topics: Iterable[str]) -> None:
+    """Commit `group_id`'s offsets at the topics' present ends, so a consumer of that new
+    group starts with what comes next instead of replaying every earlier suite's events (the
+    product's consumers start from the earliest offset, and late in a run that replay can take
+    longer than a test waits). A topic that does not exist yet has nothing to skip."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        tps = [
+            TopicPartition(topic, partition)
+            for topic in sorted(set(topics))
+            for partition in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        if tps:
+            consumer.assign(tps)
+            await consumer.commit(await consumer.end_offsets(tps))
     finally:
         await consumer.stop()
 

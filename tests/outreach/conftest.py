@@ -26,6 +26,7 @@ from services.complaints.config import Settings as ComplaintsSettings
 from services.complaints.main import create_app as complaints_app
 from services.interactions.config import Settings as InteractionsSettings
 from services.interactions.main import create_app as interactions_app
+from services.outreach import consumers
 from services.outreach.channels import signature, signed_headers, verify_signature
 from services.outreach.config import ProviderSettings
 from services.outreach.config import Settings as OutreachSettings
@@ -41,7 +42,7 @@ from shared.events.registry import EventContract
 from shared.outbox import build_event
 from shared.settings import ServiceSettings
 from tests.conftest import scratch_database
-from tests.helpers import eventually
+from tests.helpers import eventually, start_group_at_end
 from tests.profiles.test_data_protection import running
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -311,6 +312,11 @@ async def world() -> AsyncIterator[World]:
         settings.wechat_url = urls["provider"] + "/wechat"
         settings.wechat_secret = SMS_SECRET
         settings.loyalty_url = urls["provider"]
+        # The world's own events only: replaying the whole run's history through outreach's
+        # handlers took longer than a test waits for its customer, late in a full run.
+        await start_group_at_end(
+            settings.kafka_bootstrap_servers, settings.consumer_group, consumers.topics(settings)
+        )
         urls["outreach"] = await stack.enter_async_context(running(outreach, lifespan="on"))
         settings.public_base_url = urls["outreach"]
         profiles_settings.outreach_url = urls["outreach"]  # its GDPR peer

@@ -253,12 +253,11 @@ async def analyze(database_url: str) -> list[str]:
 
     What a server in service has from autovacuum: statistics for the tables' present size.
     Each pooled connection keeps the generic plan its prepared statement settled on after five
-    runs, until the tables' statistics change; a plan made
-    while a table held a page or two is a sequential scan, and it stays one as the table grows
-    until autovacuum next analyzes it. Measured on POST /customers after the seeding, in paced
-    runs: the duplicate check read 135 pages per create on average (up to 1,500) instead of 4,
-    and PostgreSQL spent 2.3-3.1 ms of CPU per create instead of the baseline's 1.3-1.7;
-    analyzed first, 1.2-1.4 ms."""
+    runs until the tables' statistics change; a plan made while a table held a page or two is
+    a sequential scan, and it stays one as the table grows until autovacuum next analyzes it.
+    Measured on POST /customers after the seeding, in paced runs: the duplicate check read 135
+    pages per create on average (up to 1,500) instead of 4, and PostgreSQL spent 2.3-3.1 ms of
+    CPU per create instead of the baseline's 1.3-1.7; analyzed first, 1.2-1.4 ms."""
     import asyncpg
     from sqlalchemy.engine import make_url
 

@@ -29,7 +29,7 @@ async def test_analyze_gives_each_product_database_current_statistics(
         analyzed = await analyze(os.environ["DATABASE_URL"])
 
         assert name in analyzed
-        assert all(db.startswith("kehu_") for db in analyzed)
+        assert "postgres" not in analyzed  # the server's own databases are not the product's
         after = await conn.fetchval("SELECT reltuples FROM pg_class WHERE relname = 'grown'")
         last = await conn.fetchval(
             "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'grown'"
